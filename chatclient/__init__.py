@@ -1,0 +1,1 @@
+"""The project's Python client: the wire protocol (``protocol``) and key storage (``keystore``)."""

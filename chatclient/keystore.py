@@ -1,0 +1,166 @@
+"""Private keys at rest (PROTOCOL.md §3): the passphrase-locked keystore record.
+
+The same JSON is the browser's IndexedDB record and the key file, so a keystore locked
+by ``static/chat/keystore.js`` unlocks here and back. Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+
+from Crypto.Cipher import AES
+from Crypto.PublicKey import RSA
+from Crypto.Random import get_random_bytes
+
+from .protocol import (
+    IV_BYTES,
+    TAG_BYTES,
+    DeviceKeys,
+    ProtocolError,
+    b64decode,
+    b64encode,
+    import_public_key,
+    spki_of,
+)
+
+KIND = "e2ee-chat-keystore"
+KDF_NAME = "PBKDF2-SHA256"
+DEFAULT_ITERATIONS = 600_000
+MIN_ITERATIONS = 100_000
+MAX_ITERATIONS = 10_000_000
+SALT_BYTES = 16
+
+
+class KeystoreError(Exception):
+    """A keystore record that is malformed, out of bounds or holds the wrong keys."""
+
+
+class WrongPassphrase(KeystoreError):
+    """The passphrase does not open the record (or the record's ciphertext was altered)."""
+
+
+def derive_kek(passphrase: str, salt: bytes, iterations: int) -> bytes:
+    """PBKDF2-HMAC-SHA256 of the UTF-8 of the passphrase's NFC form, 32 bytes."""
+    secret = unicodedata.normalize("NFC", passphrase).encode()
+    return hashlib.pbkdf2_hmac("sha256", secret, salt, iterations, 32)
+
+
+def keystore_aad(user_id: int, device_id: int) -> bytes:
+    """``e2ee-chat/v1/keystore|<user_id>|<device_id>`` as UTF-8."""
+    return f"e2ee-chat/v1/keystore|{user_id}|{device_id}".encode()
+
+
+def _check_kdf(iterations: object, salt: bytes) -> int:
+    if type(iterations) is not int or not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
+        raise KeystoreError(f"iterations must be {MIN_ITERATIONS}..{MAX_ITERATIONS}")
+    if len(salt) < SALT_BYTES:
+        raise KeystoreError(f"salt must be at least {SALT_BYTES} bytes")
+    return iterations
+
+
+def _check_id(value: object, name: str) -> int:
+    if type(value) is not int:
+        raise KeystoreError(f"{name} must be an integer")
+    return value
+
+
+def lock_keystore(
+    device_keys: DeviceKeys,
+    *,
+    user_id: int,
+    username: str,
+    device_id: int,
+    passphrase: str,
+    iterations: int = DEFAULT_ITERATIONS,
+    salt: bytes | None = None,
+    iv: bytes | None = None,
+) -> dict:
+    """Encrypt ``device_keys`` under ``passphrase`` into a §3 record.
+
+    ``salt`` (16 bytes) and ``iv`` (12 bytes) are fresh random unless given.
+    """
+    salt = get_random_bytes(SALT_BYTES) if salt is None else salt
+    iv = get_random_bytes(IV_BYTES) if iv is None else iv
+    _check_kdf(iterations, salt)
+    _check_id(user_id, "user_id")
+    _check_id(device_id, "device_id")
+    if len(iv) != IV_BYTES:
+        raise KeystoreError("iv must be 12 bytes")
+    secrets = {
+        "enc_pkcs8": b64encode(device_keys.enc_private.export_key("DER", pkcs=8)),
+        "sig_pkcs8": b64encode(device_keys.sig_private.export_key("DER", pkcs=8)),
+    }
+    cipher = AES.new(derive_kek(passphrase, salt, iterations), AES.MODE_GCM, nonce=iv)
+    cipher.update(keystore_aad(user_id, device_id))
+    body, tag = cipher.encrypt_and_digest(json.dumps(secrets, separators=(",", ":")).encode())
+    return {
+        "v": 1,
+        "kind": KIND,
+        "user_id": user_id,
+        "username": username,
+        "device_id": device_id,
+        "enc_kid": device_keys.enc_kid,
+        "sig_kid": device_keys.sig_kid,
+        "kdf": {"name": KDF_NAME, "iterations": iterations, "salt": b64encode(salt)},
+        "iv": b64encode(iv),
+        "ct": b64encode(body + tag),
+    }
+
+
+def _import_private(pkcs8_b64: object) -> RSA.RsaKey:
+    try:
+        key = RSA.import_key(b64decode(pkcs8_b64))
+        import_public_key(spki_of(key))
+    except (ProtocolError, ValueError, IndexError, TypeError) as exc:
+        raise KeystoreError("keystore holds an unusable key") from exc
+    if not key.has_private():
+        raise KeystoreError("keystore holds a public key")
+    return key
+
+
+def unlock_keystore(record: dict, passphrase: str) -> DeviceKeys:
+    """Decrypt a §3 record and return its keys.
+
+    Refuses a malformed record, iterations outside 100,000..10,000,000 and keys that do
+    not match ``enc_kid``/``sig_kid`` (``KeystoreError``); a failed decryption is
+    ``WrongPassphrase``. Unknown extra fields in the record are ignored.
+    """
+    try:
+        if (
+            record["v"] != 1
+            or type(record["v"]) is not int
+            or record["kind"] != KIND
+            or record["kdf"]["name"] != KDF_NAME
+        ):
+            raise KeystoreError("not a v1 e2ee-chat keystore")
+        user_id = _check_id(record["user_id"], "user_id")
+        device_id = _check_id(record["device_id"], "device_id")
+        salt = b64decode(record["kdf"]["salt"])
+        iterations = _check_kdf(record["kdf"]["iterations"], salt)
+        iv = b64decode(record["iv"], IV_BYTES)
+        sealed = b64decode(record["ct"])
+    except (KeyError, TypeError, ProtocolError) as exc:
+        raise KeystoreError("malformed keystore record") from exc
+    if len(sealed) < TAG_BYTES:
+        raise KeystoreError("keystore ct is shorter than the GCM tag")
+    cipher = AES.new(derive_kek(passphrase, salt, iterations), AES.MODE_GCM, nonce=iv)
+    cipher.update(keystore_aad(user_id, device_id))
+    try:
+        data = cipher.decrypt_and_verify(sealed[:-TAG_BYTES], sealed[-TAG_BYTES:])
+    except ValueError as exc:
+        raise WrongPassphrase("wrong passphrase") from exc
+    try:
+        secrets = json.loads(data)
+        keys = DeviceKeys(
+            enc_private=_import_private(secrets["enc_pkcs8"]),
+            sig_private=_import_private(secrets["sig_pkcs8"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeystoreError("keystore plaintext is malformed") from exc
+    if keys.enc_kid != record["enc_kid"] or keys.sig_kid != record["sig_kid"]:
+        raise KeystoreError("keystore keys do not match enc_kid/sig_kid")
+    if keys.enc_kid == keys.sig_kid:
+        raise KeystoreError("encryption and signing keys must differ")
+    return keys
