@@ -11,7 +11,6 @@ import json
 import unicodedata
 
 from Crypto.Cipher import AES
-from Crypto.PublicKey import RSA
 from Crypto.Random import get_random_bytes
 
 from .protocol import (
@@ -21,8 +20,7 @@ from .protocol import (
     ProtocolError,
     b64decode,
     b64encode,
-    import_public_key,
-    spki_of,
+    device_keys_from_pkcs8,
 )
 
 KIND = "e2ee-chat-keystore"
@@ -109,17 +107,6 @@ def lock_keystore(
     }
 
 
-def _import_private(pkcs8_b64: object) -> RSA.RsaKey:
-    try:
-        key = RSA.import_key(b64decode(pkcs8_b64))
-        import_public_key(spki_of(key))
-    except (ProtocolError, ValueError, IndexError, TypeError) as exc:
-        raise KeystoreError("keystore holds an unusable key") from exc
-    if not key.has_private():
-        raise KeystoreError("keystore holds a public key")
-    return key
-
-
 def unlock_keystore(record: dict, passphrase: str) -> DeviceKeys:
     """Decrypt a §3 record and return its keys.
 
@@ -153,14 +140,11 @@ def unlock_keystore(record: dict, passphrase: str) -> DeviceKeys:
         raise WrongPassphrase("wrong passphrase") from exc
     try:
         secrets = json.loads(data)
-        keys = DeviceKeys(
-            enc_private=_import_private(secrets["enc_pkcs8"]),
-            sig_private=_import_private(secrets["sig_pkcs8"]),
+        keys = device_keys_from_pkcs8(
+            b64decode(secrets["enc_pkcs8"]), b64decode(secrets["sig_pkcs8"])
         )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise KeystoreError("keystore plaintext is malformed") from exc
+    except (ValueError, KeyError, TypeError, ProtocolError) as exc:
+        raise KeystoreError("keystore plaintext does not hold a device's keys") from exc
     if keys.enc_kid != record["enc_kid"] or keys.sig_kid != record["sig_kid"]:
         raise KeystoreError("keystore keys do not match enc_kid/sig_kid")
-    if keys.enc_kid == keys.sig_kid:
-        raise KeystoreError("encryption and signing keys must differ")
     return keys

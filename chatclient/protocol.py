@@ -169,6 +169,23 @@ class DeviceKeys:
         return self.sig_private.public_key()
 
 
+def device_keys_from_pkcs8(enc_pkcs8: bytes, sig_pkcs8: bytes) -> DeviceKeys:
+    """Import a device's two PKCS#8 DER private keys; unusable keys are ``invalid_key``."""
+    try:
+        keys = DeviceKeys(
+            enc_private=RSA.import_key(enc_pkcs8), sig_private=RSA.import_key(sig_pkcs8)
+        )
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ProtocolError("invalid_key", "not an RSA private key") from exc
+    if not (keys.enc_private.has_private() and keys.sig_private.has_private()):
+        raise ProtocolError("invalid_key", "not an RSA private key")
+    import_public_key(keys.enc_spki)
+    import_public_key(keys.sig_spki)
+    if keys.enc_kid == keys.sig_kid:
+        raise ProtocolError("invalid_key", "encryption and signing keys must differ")
+    return keys
+
+
 def generate_device_keys(bits: int = DEFAULT_KEY_BITS) -> DeviceKeys:
     """Two fresh RSA key pairs of ``bits`` bits with e = 65537."""
     if bits not in ALLOWED_KEY_BITS:

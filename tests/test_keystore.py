@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from functools import cache
 from pathlib import Path
 
 import pytest
-from Crypto.PublicKey import RSA
 
 from chatclient.keystore import (
     KeystoreError,
@@ -17,7 +15,7 @@ from chatclient.keystore import (
     lock_keystore,
     unlock_keystore,
 )
-from chatclient.protocol import DeviceKeys, b64decode, b64encode
+from chatclient.protocol import DeviceKeys, b64decode, b64encode, device_keys_from_pkcs8
 
 VECTORS = Path(__file__).parent / "vectors"
 FAST = 100_000  # the lowest count readers accept; keeps the tests quick
@@ -27,10 +25,7 @@ FAST = 100_000  # the lowest count readers accept; keeps the tests quick
 def fixed_keys() -> dict[str, DeviceKeys]:
     stored = json.loads((VECTORS / "keys.json").read_text())
     return {
-        name: DeviceKeys(
-            enc_private=RSA.import_key(base64.b64decode(entry["enc_pkcs8"])),
-            sig_private=RSA.import_key(base64.b64decode(entry["sig_pkcs8"])),
-        )
+        name: device_keys_from_pkcs8(b64decode(entry["enc_pkcs8"]), b64decode(entry["sig_pkcs8"]))
         for name, entry in stored.items()
     }
 

@@ -24,6 +24,7 @@ from chatclient.protocol import (
     b64decode,
     b64encode,
     compute_kid,
+    device_keys_from_pkcs8,
     device_proof_message,
     generate_device_keys,
     import_public_key,
@@ -49,10 +50,7 @@ CMID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 def fixed_keys() -> dict[str, DeviceKeys]:
     stored = json.loads((VECTORS / "keys.json").read_text())
     return {
-        name: DeviceKeys(
-            enc_private=RSA.import_key(base64.b64decode(entry["enc_pkcs8"])),
-            sig_private=RSA.import_key(base64.b64decode(entry["sig_pkcs8"])),
-        )
+        name: device_keys_from_pkcs8(b64decode(entry["enc_pkcs8"]), b64decode(entry["sig_pkcs8"]))
         for name, entry in stored.items()
     }
 
@@ -194,6 +192,16 @@ def test_import_public_key_refuses_non_rsa():
     spki = ECC.generate(curve="P-256").public_key().export_key(format="DER")
     with pytest.raises(ProtocolError):
         import_public_key(spki)
+
+
+def test_device_keys_from_pkcs8():
+    alice = fixed_keys()["alice"]
+    enc, sig = (k.export_key("DER", pkcs=8) for k in (alice.enc_private, alice.sig_private))
+    assert device_keys_from_pkcs8(enc, sig) == alice
+    for pair in [(enc, enc), (alice.enc_spki, sig), (b"junk", sig)]:
+        with pytest.raises(ProtocolError) as exc:
+            device_keys_from_pkcs8(*pair)
+        assert exc.value.code == "invalid_key"
 
 
 # --- device proof ------------------------------------------------------------------------

@@ -11,7 +11,6 @@ deterministic. Tamper cases change one field each; every implementation must rej
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from pathlib import Path
@@ -19,13 +18,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from Crypto.PublicKey import RSA  # noqa: E402
-
 from chatclient.keystore import lock_keystore  # noqa: E402
 from chatclient.protocol import (  # noqa: E402
     DeviceKeys,
     b64decode,
     b64encode,
+    device_keys_from_pkcs8,
     generate_device_keys,
     seal_envelope,
 )
@@ -76,10 +74,7 @@ def load_keys(new: bool) -> dict[str, DeviceKeys]:
         )
     stored = json.loads(path.read_text())
     return {
-        name: DeviceKeys(
-            enc_private=RSA.import_key(base64.b64decode(entry["enc_pkcs8"])),
-            sig_private=RSA.import_key(base64.b64decode(entry["sig_pkcs8"])),
-        )
+        name: device_keys_from_pkcs8(b64decode(entry["enc_pkcs8"]), b64decode(entry["sig_pkcs8"]))
         for name, entry in stored.items()
     }
 
