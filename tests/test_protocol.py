@@ -422,3 +422,10 @@ def test_vector_tampers_are_rejected():
                 device_keys=keys["bob"],
                 sig_public=keys[vector["sender"]].sig_public,
             )
+
+
+def test_device_proof_vector_verifies():
+    vector = load("device_proof.json")
+    keys = fixed_keys()[vector["device"]]
+    args = (vector["user_id"], vector["enc_kid"], vector["sig_kid"], vector["proof"])
+    assert verify_device_proof(keys.sig_public, *args)

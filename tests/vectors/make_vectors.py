@@ -5,8 +5,10 @@
 ``keys.json`` holds fixed 2048-bit test keys (PKCS#8 base64; test use only) and is
 kept unless ``--new-keys``. ``envelope.json`` fixes K and the IV, so its iv/ct/kc are
 deterministic; the wrapped keys and signature are one randomized instance that every
-implementation must open. ``keystore.json`` fixes salt and IV, so locking is
-deterministic. Tamper cases change one field each; every implementation must reject them.
+implementation must open; its tamper cases change one field each and every
+implementation must reject them. ``keystore.json`` fixes salt and IV, so locking is
+deterministic. ``device_proof.json`` is one (randomized) proof every implementation
+verifies.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from chatclient.protocol import (  # noqa: E402
     device_keys_from_pkcs8,
     generate_device_keys,
     seal_envelope,
+    sign_device_proof,
 )
 
 DEVICES = {"alice": (1, 11), "bob": (2, 21)}  # name: (user_id, device_id)
@@ -161,8 +164,22 @@ def keystore_vector(keys: dict[str, DeviceKeys]) -> dict:
     }
 
 
+def device_proof_vector(keys: dict[str, DeviceKeys]) -> dict:
+    alice = keys["alice"]
+    user_id = DEVICES["alice"][0]
+    return {
+        "description": "alice's proof of possession; every implementation must verify it",
+        "device": "alice",
+        "user_id": user_id,
+        "enc_kid": alice.enc_kid,
+        "sig_kid": alice.sig_kid,
+        "proof": sign_device_proof(alice, user_id),
+    }
+
+
 def main() -> None:
     keys = load_keys(new="--new-keys" in sys.argv[1:])
+    write("device_proof.json", device_proof_vector(keys))
     write("envelope.json", envelope_vector(keys))
     write("keystore.json", keystore_vector(keys))
 

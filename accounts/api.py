@@ -1,0 +1,57 @@
+"""The JSON API of accounts: session and users (PROTOCOL §4)."""
+
+from django.contrib.auth import authenticate, login, logout
+from django.middleware.csrf import get_token
+from ninja import Router, Status
+
+from .actions import register_user
+from .auth import anyone_with_csrf, session_auth
+from .errors import ActionError
+from .models import User
+from .schemas import Credentials, SessionOut, UserList, UserOut, session_user
+
+router = Router(tags=["accounts"])
+
+
+@router.get("/session/", response=SessionOut, auth=None)
+def get_session(request):
+    """The logged-in user or null; sets the `csrftoken` cookie."""
+    get_token(request)
+    user = request.user
+    return {"user": session_user(user) if user.is_authenticated else None}
+
+
+@router.post("/session/", response=UserOut, auth=anyone_with_csrf)
+def create_session(request, body: Credentials):
+    """Log in. Failed logins are throttled per username and per client address."""
+    user = authenticate(request, username=body.username, password=body.password)
+    if user is None:
+        if getattr(request, "axes_locked_out", False):
+            raise ActionError("rate_limited", "Too many failed logins; try again later.")
+        raise ActionError("invalid_credentials", "Wrong username or password.")
+    login(request, user)
+    return {"user": session_user(user)}
+
+
+@router.delete("/session/", response={204: None}, auth=anyone_with_csrf)
+def delete_session(request):
+    """Log out (also fine when not logged in)."""
+    logout(request)
+    return Status(204, None)
+
+
+@router.post("/users/", response={201: UserOut}, auth=anyone_with_csrf)
+def create_user(request, body: Credentials):
+    """Register (when registration is open) and log in."""
+    user = register_user(body.username, body.password)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return Status(201, {"user": session_user(user)})
+
+
+@router.get("/users/", response=UserList, auth=session_auth)
+def search_users(request, q: str = ""):
+    """Active users whose name starts with `q` (case-insensitive), at most 20."""
+    users = User.objects.filter(is_active=True, username__istartswith=q[:150]).order_by("username")[
+        :20
+    ]
+    return {"users": [user.as_ref() for user in users]}

@@ -1,0 +1,72 @@
+"""Wiring of the HTTP API: the apps' routers, the JSON parser and PROTOCOL error bodies."""
+
+from django.http import HttpRequest
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
+
+from accounts import api as accounts_api
+from accounts.errors import ActionError
+from accounts.wire import loads_strict
+from keys import api as keys_api
+from messaging import api as messaging_api
+
+CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "bad_request",
+    413: "too_large",
+    429: "rate_limited",
+}
+
+
+class StrictJSONParser(Parser):
+    """JSON bodies with duplicated keys are refused like any malformed body."""
+
+    def parse_body(self, request: HttpRequest):
+        return loads_strict(request.body)
+
+
+api = NinjaAPI(
+    title="e2ee chat",
+    version="1",
+    description="HTTP API of PROTOCOL §4. The server stores ciphertext and public keys only.",
+    parser=StrictJSONParser(),
+    urls_namespace="api",
+)
+api.add_router("/", accounts_api.router)
+api.add_router("/", keys_api.router)
+api.add_router("/", messaging_api.router)
+
+
+def error_response(request, code: str, detail: str, status: int, **extra):
+    return api.create_response(
+        request, {"error": {"code": code, "detail": detail, **extra}}, status=status
+    )
+
+
+@api.exception_handler(ActionError)
+def on_action_error(request, exc: ActionError):
+    return error_response(request, exc.code, exc.detail, exc.status, **exc.extra)
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request, exc: ValidationError):
+    fields: dict[str, list[str]] = {}
+    for error in exc.errors:
+        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
+        fields.setdefault(where, []).append(error.get("msg", "invalid"))
+    return error_response(request, "bad_request", "Invalid request.", 400, fields=fields)
+
+
+@api.exception_handler(AuthenticationError)
+def on_not_authenticated(request, exc):
+    return error_response(request, "not_authenticated", "Log in first.", 401)
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request, exc: HttpError):
+    status = exc.status_code
+    return error_response(request, CODE_BY_STATUS.get(status, "bad_request"), str(exc), status)

@@ -1,0 +1,58 @@
+"""Declared shapes of the device registry API (PROTOCOL §4)."""
+
+from ninja import Schema
+from pydantic import Field
+
+from accounts.schemas import StrictIn, UserRef
+from accounts.wire import iso_utc
+from chatclient import protocol
+
+B64_MAX = 4096  # a 4096-bit SPKI is 550 bytes; a PSS signature 512.
+
+
+class DeviceIn(StrictIn):
+    name: str = Field(min_length=1, max_length=100)
+    enc_spki: str = Field(max_length=B64_MAX)
+    sig_spki: str = Field(max_length=B64_MAX)
+    proof: str = Field(max_length=B64_MAX)
+
+
+class OwnDeviceOut(Schema):
+    id: int
+    name: str
+    enc_spki: str
+    sig_spki: str
+    enc_kid: str
+    sig_kid: str
+    proof: str
+    created: str
+    revoked: str | None
+
+
+class DeviceList(Schema):
+    devices: list[OwnDeviceOut]
+
+
+class UserDevices(Schema):
+    user: UserRef
+    devices: list[OwnDeviceOut]
+
+
+class KeyLookup(Schema):
+    device: OwnDeviceOut
+    user: UserRef
+
+
+def device_dict(device) -> dict:
+    """A device as PROTOCOL §4 shows it (public keys in base64)."""
+    return {
+        "id": device.pk,
+        "name": device.name,
+        "enc_spki": protocol.b64encode(bytes(device.enc_spki)),
+        "sig_spki": protocol.b64encode(bytes(device.sig_spki)),
+        "enc_kid": device.enc_kid,
+        "sig_kid": device.sig_kid,
+        "proof": device.proof,
+        "created": iso_utc(device.created),
+        "revoked": iso_utc(device.revoked),
+    }

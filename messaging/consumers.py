@@ -1,0 +1,227 @@
+"""The chat WebSocket (PROTOCOL §5): one consumer per socket, bound to one device."""
+
+import logging
+from urllib.parse import parse_qs
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from accounts.errors import ActionError
+from accounts.models import User
+from keys.models import Device
+
+from . import actions, presence, queries, realtime
+from .frames import parse_frame
+from .ratelimit import FrameLimiter
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NOT_LOGGED_IN = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_FLOOD = 4429
+
+
+def _device_id(query_string: bytes) -> int | None:
+    values = parse_qs(query_string.decode("latin-1")).get("device", [])
+    if len(values) == 1 and values[0].isdigit() and len(values[0]) <= 18:
+        return int(values[0])
+    return None
+
+
+def _check_device(user_id: int, device_id: int | None) -> Device | None:
+    """The device if it is active, the user's, and the user is active."""
+    if device_id is None:
+        return None
+    return (
+        Device.objects.active().filter(pk=device_id, user_id=user_id, user__is_active=True).first()
+    )
+
+
+def _session_user_id(scope) -> int | None:
+    """The user id in the session even when the account is no longer active."""
+    session = scope.get("session")
+    try:
+        return int(session["_auth_user_id"]) if session is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """Authenticated socket of one device: validates every frame and relays ciphertext.
+
+    Database work happens in one thread hop per frame (inside the actions/queries it
+    calls), so the per-message `aclose_old_connections` hop of Channels is skipped.
+    """
+
+    user: User | None = None
+    device: Device | None = None
+    registered = False
+
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def connect(self):
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            inactive = _session_user_id(self.scope) is not None
+            await self.close(code=CLOSE_FORBIDDEN if inactive else CLOSE_NOT_LOGGED_IN)
+            return
+        device_id = _device_id(self.scope.get("query_string", b""))
+        if device_id is not None:
+            # Join first, then check: a revocation in between still reaches this socket.
+            await self.channel_layer.group_add(realtime.user_group(user.pk), self.channel_name)
+            await self.channel_layer.group_add(realtime.device_group(device_id), self.channel_name)
+        device = await database_sync_to_async(_check_device)(user.pk, device_id)
+        if device is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.user, self.device = user, device
+        self.limiter = FrameLimiter(
+            settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST, settings.WS_FLOOD_CLOSE_AFTER
+        )
+        came_online, online = await database_sync_to_async(self._register)()
+        self.registered = True
+        presence.ensure_heartbeat()
+        for user_id, username in online:
+            await self.send_frame(
+                {"type": "presence", "user": username, "user_id": user_id, "online": True}
+            )
+        if came_online:
+            await self._announce_presence(True)
+
+    def _register(self):
+        came_online = presence.register(self.channel_name, self.user.pk, self.device.pk)
+        online_ids = presence.online_among(queries.co_member_ids(self.user.pk))
+        online = list(User.objects.filter(pk__in=online_ids).values_list("pk", "username"))
+        return came_online, online
+
+    async def _announce_presence(self, online: bool) -> None:
+        co_members = await database_sync_to_async(queries.co_member_ids)(self.user.pk)
+        frame = {
+            "type": "presence",
+            "user": self.user.username,
+            "user_id": self.user.pk,
+            "online": online,
+        }
+        await realtime.send_to_users(co_members, frame)
+
+    async def disconnect(self, code):
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            await self.channel_layer.group_discard(realtime.user_group(user.pk), self.channel_name)
+            device_id = _device_id(self.scope.get("query_string", b""))
+            if device_id is not None:
+                await self.channel_layer.group_discard(
+                    realtime.device_group(device_id), self.channel_name
+                )
+        if self.registered:
+            self.registered = False
+            went_offline = await database_sync_to_async(presence.unregister)(
+                self.channel_name, self.user.pk
+            )
+            if went_offline:
+                await self._announce_presence(False)
+
+    # --- frames from the client ---------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.device is None:
+            return
+        if not self.limiter.allow():
+            await self.send_error(ActionError("rate_limited", "Too many frames; slow down."))
+            if self.limiter.flooding:
+                await self.close(code=CLOSE_FLOOD)
+            return
+        try:
+            if text_data is None:
+                raise ActionError("bad_request", "Frames are JSON text.")
+            if (
+                len(text_data) * 4 > settings.MAX_FRAME_BYTES
+                and len(text_data.encode()) > settings.MAX_FRAME_BYTES
+            ):
+                raise ActionError(
+                    "too_large", f"A frame is at most {settings.MAX_FRAME_BYTES} bytes."
+                )
+            frame = parse_frame(text_data)
+            await getattr(self, f"on_{frame.type}")(frame)
+        except ActionError as error:
+            await self.send_error(error)
+        except Exception:
+            logger.exception("frame handling failed")
+            await self.send_error(ActionError("internal_error", "The server failed on this frame."))
+
+    async def on_send(self, frame):
+        try:
+            outcome = await actions.asend_message(
+                self.user,
+                frame.conversation,
+                frame.client_msg_id,
+                frame.envelope.model_dump(),
+                device=self.device,
+            )
+        except ActionError as error:
+            error.extra.setdefault("client_msg_id", frame.client_msg_id)
+            raise
+        await self.send_frame(outcome.ack())
+
+    async def on_sync(self, frame):
+        cursors = {int(key): value for key, value in frame.cursors.items()}
+        pages = await database_sync_to_async(queries.sync_pages)(
+            self.user, cursors, settings.SYNC_BATCH_LIMIT
+        )
+        synced, has_more = {}, {}
+        for conversation_id, messages, more, cursor in pages:
+            if isinstance(messages, ActionError):
+                await self.send_error(messages)
+                continue
+            for message in messages:
+                await self.send_frame({"type": "message", "message": message})
+            synced[str(conversation_id)] = cursor
+            has_more[str(conversation_id)] = more
+        await self.send_frame({"type": "synced", "cursors": synced, "has_more": has_more})
+
+    async def on_typing(self, frame):
+        members = await database_sync_to_async(self._typing_recipients)(frame.conversation)
+        typing = {
+            "type": "typing",
+            "conversation": frame.conversation,
+            "user": self.user.username,
+            "user_id": self.user.pk,
+        }
+        await realtime.send_to_users(members, typing)
+
+    def _typing_recipients(self, conversation_id: int) -> list[int]:
+        queries.require_membership(self.user, conversation_id, current=True)
+        return [uid for uid in queries.current_member_ids(conversation_id) if uid != self.user.pk]
+
+    async def on_read(self, frame):
+        await actions.amark_read(self.user, frame.conversation, frame.up_to)
+
+    async def on_ping(self, frame):
+        await self.send_frame({"type": "pong"})
+
+    # --- events from the channel layer ------------------------------------------------
+
+    async def chat_frame(self, event):
+        if self.device is not None:
+            await self.send(text_data=event["text"])
+
+    async def chat_close(self, event):
+        self.device = None
+        await self.close(code=event["code"])
+
+    # --- helpers --------------------------------------------------------------------
+
+    async def send_frame(self, frame: dict) -> None:
+        await self.send(text_data=realtime.encode(frame))
+
+    async def send_error(self, error: ActionError) -> None:
+        await self.send_frame({"type": "error", **error.as_dict()})

@@ -1,0 +1,73 @@
+"""Who is online, across processes: one `Connection` row per open socket.
+
+Each process refreshes `seen` on its own rows every `HEARTBEAT_SECONDS` in one UPDATE;
+rows of a process that died stop counting after `STALE_SECONDS` and are purged later.
+"""
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from .models import Connection
+
+WORKER_ID = uuid.uuid4().hex
+HEARTBEAT_SECONDS = 30
+STALE_SECONDS = 90
+PURGE_AFTER = timedelta(days=1)
+
+_heartbeat_task: asyncio.Task | None = None
+
+
+def _fresh():
+    return Connection.objects.filter(seen__gte=timezone.now() - timedelta(seconds=STALE_SECONDS))
+
+
+def register(channel_name: str, user_id: int, device_id: int) -> bool:
+    """Record an open socket; True when it is the user's only live one (she came online)."""
+    Connection.objects.update_or_create(
+        channel_name=channel_name,
+        defaults={
+            "user_id": user_id,
+            "device_id": device_id,
+            "worker": WORKER_ID,
+            "seen": timezone.now(),
+        },
+    )
+    return _fresh().filter(user_id=user_id).count() == 1
+
+
+def unregister(channel_name: str, user_id: int) -> bool:
+    """Forget a closed socket; True when the user has no live socket left (she went offline)."""
+    Connection.objects.filter(channel_name=channel_name).delete()
+    return not _fresh().filter(user_id=user_id).exists()
+
+
+def online_among(user_ids) -> set[int]:
+    return set(
+        _fresh().filter(user_id__in=list(user_ids)).values_list("user_id", flat=True).distinct()
+    )
+
+
+def refresh_worker() -> None:
+    """Mark this process's sockets as seen now and purge long-dead rows."""
+    now = timezone.now()
+    Connection.objects.filter(worker=WORKER_ID).update(seen=now)
+    Connection.objects.filter(seen__lt=now - PURGE_AFTER).delete()
+
+
+async def _heartbeat() -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        await database_sync_to_async(refresh_worker)()
+
+
+def ensure_heartbeat() -> None:
+    """Start this process's heartbeat task once (from inside the event loop)."""
+    global _heartbeat_task
+    loop = asyncio.get_running_loop()
+    task = _heartbeat_task
+    if task is None or task.done() or task.get_loop() is not loop:
+        _heartbeat_task = loop.create_task(_heartbeat())

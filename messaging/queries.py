@@ -1,0 +1,185 @@
+"""Read-side queries of messaging: access checks, lists, history and sync pages."""
+
+from django.db.models import Count, F, Q
+
+from accounts.errors import ActionError
+from accounts.models import User
+from keys.models import Device
+
+from .models import Conversation, Membership, Message
+from .wire import conversation_dict, message_dict
+
+
+def require_membership(user, conversation_id: int, *, current: bool) -> Membership:
+    """The user's membership (current, or former too when `current` is False).
+
+    Raises `not_found` for an unknown conversation and `not_member` otherwise.
+    """
+    membership = (
+        Membership.objects.select_related("conversation", "conversation__owner")
+        .filter(conversation_id=conversation_id, user=user)
+        .first()
+    )
+    if membership is None or (current and not membership.is_current):
+        if not Conversation.objects.filter(pk=conversation_id).exists():
+            raise ActionError("not_found", "No such conversation.")
+        raise ActionError("not_member", "You are not a member of this conversation.")
+    return membership
+
+
+def current_member_ids(conversation_id: int) -> list[int]:
+    return list(
+        Membership.objects.current()
+        .filter(conversation_id=conversation_id)
+        .values_list("user_id", flat=True)
+    )
+
+
+def current_members(conversation_id: int) -> list[User]:
+    return list(
+        User.objects.filter(
+            memberships__conversation_id=conversation_id, memberships__left_seq__isnull=True
+        ).order_by("memberships__joined", "id")
+    )
+
+
+def active_device_kids(conversation_id: int) -> dict[str, int]:
+    """enc kid -> user id, for every active device of every current member."""
+    rows = Device.objects.active().filter(
+        user__memberships__conversation_id=conversation_id,
+        user__memberships__left_seq__isnull=True,
+    )
+    return dict(rows.values_list("enc_kid", "user_id"))
+
+
+def co_member_ids(user_id: int) -> set[int]:
+    """Users who share a current conversation with this one (herself excluded)."""
+    conversation_ids = (
+        Membership.objects.current().filter(user_id=user_id).values("conversation_id")
+    )
+    return set(
+        Membership.objects.current()
+        .filter(conversation_id__in=conversation_ids)
+        .exclude(user_id=user_id)
+        .values_list("user_id", flat=True)
+    )
+
+
+def unread_count(membership: Membership) -> int:
+    """Messages of others after the read mark (and before leaving, for a former member)."""
+    messages = Message.objects.filter(
+        conversation_id=membership.conversation_id, seq__gt=membership.read_up_to
+    ).exclude(sender_id=membership.user_id)
+    if membership.left_seq is not None:
+        messages = messages.filter(seq__lte=membership.left_seq)
+    return messages.count()
+
+
+def conversation_view(membership: Membership, members: list[User] | None = None) -> dict:
+    """One conversation as its (current or former) member sees it."""
+    conversation = membership.conversation
+    if members is None:
+        members = current_members(conversation.pk)
+    return conversation_dict(
+        conversation, members, unread=unread_count(membership), read_up_to=membership.read_up_to
+    )
+
+
+def conversations_for(user) -> list[dict]:
+    """Every conversation the user is or was in, newest activity first, in four queries."""
+    memberships = list(
+        Membership.objects.filter(user=user)
+        .select_related("conversation", "conversation__owner")
+        .order_by("-conversation__last_activity", "-conversation_id")
+    )
+    ids = [m.conversation_id for m in memberships]
+    members: dict[int, list[User]] = {cid: [] for cid in ids}
+    current = (
+        Membership.objects.current()
+        .filter(conversation_id__in=ids)
+        .select_related("user")
+        .order_by("joined", "user_id")
+    )
+    for row in current:
+        members[row.conversation_id].append(row.user)
+    unread = dict(
+        Message.objects.filter(
+            Q(conversation__memberships__left_seq__isnull=True)
+            | Q(seq__lte=F("conversation__memberships__left_seq")),
+            conversation__memberships__user=user,
+            seq__gt=F("conversation__memberships__read_up_to"),
+        )
+        .exclude(sender=user)
+        .values("conversation_id")
+        .annotate(n=Count("id"))
+        .values_list("conversation_id", "n")
+    )
+    return [
+        conversation_dict(
+            m.conversation,
+            members[m.conversation_id],
+            unread=unread.get(m.conversation_id, 0),
+            read_up_to=m.read_up_to,
+        )
+        for m in memberships
+    ]
+
+
+def readable_messages(membership: Membership):
+    """The messages this member may read: all, or up to `left_seq` for a former member."""
+    messages = Message.objects.filter(conversation_id=membership.conversation_id).select_related(
+        "sender"
+    )
+    if membership.left_seq is not None:
+        messages = messages.filter(seq__lte=membership.left_seq)
+    return messages
+
+
+def history_page(
+    membership: Membership, before_seq: int | None, limit: int
+) -> tuple[list[dict], bool]:
+    """Up to `limit` messages below `before_seq` (the newest when None), ascending."""
+    messages = readable_messages(membership)
+    if before_seq is not None:
+        messages = messages.filter(seq__lt=before_seq)
+    page = list(messages.order_by("-seq")[: limit + 1])
+    has_more = len(page) > limit
+    page = page[:limit]
+    page.reverse()
+    return [message_dict(m, m.sender.username) for m in page], has_more
+
+
+def messages_after(membership: Membership, after_seq: int, limit: int) -> tuple[list[dict], bool]:
+    """Up to `limit` messages with seq above `after_seq`, ascending, and whether more exist."""
+    page = list(
+        readable_messages(membership).filter(seq__gt=after_seq).order_by("seq")[: limit + 1]
+    )
+    has_more = len(page) > limit
+    return [message_dict(m, m.sender.username) for m in page[:limit]], has_more
+
+
+def sync_pages(user, cursors: dict[int, int], limit: int) -> list[tuple[int, object, bool, int]]:
+    """For each (conversation, cursor): (id, messages or ActionError, has_more, new cursor).
+
+    A conversation the user was never in gets `not_member`; a cursor above `last_seq`
+    yields nothing and keeps the cursor.
+    """
+    memberships = {
+        m.conversation_id: m
+        for m in Membership.objects.filter(
+            user=user, conversation_id__in=list(cursors)
+        ).select_related("conversation")
+    }
+    pages = []
+    for conversation_id, cursor in cursors.items():
+        membership = memberships.get(conversation_id)
+        if membership is None:
+            error = ActionError("not_member", "You are not a member of this conversation.")
+            error.extra["conversation"] = conversation_id
+            pages.append((conversation_id, error, False, cursor))
+            continue
+        messages, has_more = messages_after(membership, cursor, limit)
+        pages.append(
+            (conversation_id, messages, has_more, messages[-1]["seq"] if messages else cursor)
+        )
+    return pages

@@ -1,0 +1,29 @@
+"""Turn the lower layers' signals into frames and socket closes."""
+
+from django.dispatch import receiver
+
+from accounts.signals import user_deactivated
+from keys.signals import device_added, device_revoked
+
+from . import queries, realtime
+
+
+def _tell_device_change(user) -> None:
+    frame = {"type": "devices_changed", "user": user.username, "user_id": user.pk}
+    realtime.send_to_users_sync(queries.co_member_ids(user.pk) | {user.pk}, frame)
+
+
+@receiver(device_added)
+def on_device_added(sender, device, **kwargs):
+    _tell_device_change(device.user)
+
+
+@receiver(device_revoked)
+def on_device_revoked(sender, device, **kwargs):
+    realtime.close_device_sockets_sync(device.pk)
+    _tell_device_change(device.user)
+
+
+@receiver(user_deactivated)
+def on_user_deactivated(sender, user, **kwargs):
+    realtime.close_user_sockets_sync(user.pk)

@@ -1,0 +1,141 @@
+"""Declared shapes of the messaging API and of the envelope (PROTOCOL §2, §4).
+
+The same models validate HTTP bodies and WebSocket frames (see `frames`).
+"""
+
+import re
+from typing import Annotated, Literal
+
+from ninja import Schema
+from pydantic import AfterValidator, ConfigDict, Field
+
+from accounts.errors import ActionError
+from accounts.schemas import StrictIn, UserRef
+from chatclient import protocol
+
+DB_INT_MAX = 2**63 - 1
+KID_PATTERN = re.compile(r"[0-9a-f]{64}")
+MAX_KEYS_PER_ENVELOPE = 10_000
+
+ObjectId = Annotated[int, Field(ge=1, le=DB_INT_MAX, strict=True)]
+Seq = Annotated[int, Field(ge=0, le=DB_INT_MAX, strict=True)]
+
+
+def check_b64(value: str, length: int | None = None) -> str:
+    """Canonical padded base64 (of `length` bytes when given), else ValueError."""
+    try:
+        protocol.b64decode(value, length=length)
+    except protocol.ProtocolError as exc:
+        raise ValueError(exc.detail) from exc
+    return value
+
+
+def canonical_b64(length: int | None = None) -> AfterValidator:
+    return AfterValidator(lambda value: check_b64(value, length))
+
+
+def check_client_msg_id(value: str) -> str:
+    if not protocol.is_client_msg_id(value):
+        raise ValueError("client_msg_id must be a lowercase canonical UUID")
+    return value
+
+
+def check_kid(value: str) -> str:
+    if not KID_PATTERN.fullmatch(value):
+        raise ValueError("a kid is 64 lowercase hex digits")
+    return value
+
+
+ClientMsgId = Annotated[str, AfterValidator(check_client_msg_id)]
+Kid = Annotated[str, AfterValidator(check_kid)]
+
+
+def check_wrapped_keys(value: dict[str, str]) -> dict[str, str]:
+    if not value:
+        raise ValueError("keys must not be empty")
+    if len(value) > MAX_KEYS_PER_ENVELOPE:
+        raise ValueError("too many keys")
+    for kid, wrapped in value.items():
+        check_kid(kid)
+        check_b64(wrapped)
+    return value
+
+
+class Envelope(Schema):
+    """Exactly the fields of PROTOCOL §2; anything else is refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    v: Literal[1]
+    iv: Annotated[str, canonical_b64(12)]
+    ct: Annotated[str, canonical_b64()]
+    kc: Annotated[str, canonical_b64(32)]
+    keys: Annotated[dict[str, str], AfterValidator(check_wrapped_keys)]
+    sig_kid: Kid
+    sig: Annotated[str, canonical_b64()]
+
+
+class SendIn(StrictIn):
+    client_msg_id: ClientMsgId
+    envelope: Envelope
+
+
+class ConversationIn(StrictIn):
+    members: list[Annotated[str, Field(min_length=1, max_length=150)]] = Field(max_length=1000)
+    title: Annotated[str, Field(max_length=200)] | None = None
+    kind: Literal["direct", "group"] | None = None
+
+
+class MemberIn(StrictIn):
+    username: str = Field(min_length=1, max_length=150)
+
+
+class ConversationOut(Schema):
+    id: int
+    kind: str
+    title: str | None
+    members: list[UserRef]
+    owner: UserRef | None
+    last_seq: int
+    unread: int
+    created: str
+    last_activity: str
+    read_up_to: int
+
+
+class ConversationList(Schema):
+    conversations: list[ConversationOut]
+
+
+class ConversationWrapped(Schema):
+    conversation: ConversationOut
+
+
+class MessageOut(Schema):
+    id: int
+    conversation: int
+    seq: int
+    sender_id: int
+    sender: str
+    sender_device: int
+    client_msg_id: str
+    created: str
+    envelope: dict
+
+
+class MessageWrapped(Schema):
+    message: MessageOut
+
+
+class MessagePage(Schema):
+    messages: list[MessageOut]
+    has_more: bool
+
+
+def validation_error(exc) -> ActionError:
+    """A pydantic ValidationError as `bad_request` with per-field messages."""
+    fields: dict[str, list[str]] = {}
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        fields.setdefault(where, []).append(error["msg"])
+    return ActionError("bad_request", "Invalid request.", fields=fields)

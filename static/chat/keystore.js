@@ -1,0 +1,163 @@
+/**
+ * Private keys at rest (PROTOCOL.md §3): the passphrase-locked keystore record.
+ *
+ * Twin of chatclient/keystore.py. The same JSON is the IndexedDB record and the key
+ * file, so a record locked here unlocks in the Python client and back.
+ * @module keystore
+ */
+
+import { IV_BYTES, TAG_BYTES, b64decode, b64encode, deviceKeysFromPkcs8 } from './protocol.js';
+
+const subtle = globalThis.crypto.subtle;
+const encoder = new TextEncoder();
+
+export const KIND = 'e2ee-chat-keystore';
+export const KDF_NAME = 'PBKDF2-SHA256';
+export const DEFAULT_ITERATIONS = 600000;
+export const MIN_ITERATIONS = 100000;
+export const MAX_ITERATIONS = 10000000;
+export const SALT_BYTES = 16;
+
+/** A keystore record that is malformed, out of bounds or holds the wrong keys. */
+export class KeystoreError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'KeystoreError';
+  }
+}
+
+/** The passphrase does not open the record (or the record's ciphertext was altered). */
+export class WrongPassphrase extends KeystoreError {
+  constructor(message = 'wrong passphrase') {
+    super(message);
+    this.name = 'WrongPassphrase';
+  }
+}
+
+/**
+ * The AES-256-GCM key from PBKDF2-HMAC-SHA256 of the UTF-8 of the passphrase's NFC form.
+ * @returns {Promise<CryptoKey>} non-extractable
+ */
+export async function deriveKek(passphrase, salt, iterations) {
+  const secret = await subtle.importKey('raw', encoder.encode(passphrase.normalize('NFC')), 'PBKDF2', false, ['deriveKey']);
+  return subtle.deriveKey(
+    { name: 'PBKDF2', hash: 'SHA-256', salt, iterations },
+    secret,
+    { name: 'AES-GCM', length: 256 },
+    false,
+    ['encrypt', 'decrypt'],
+  );
+}
+
+/** `e2ee-chat/v1/keystore|<userId>|<deviceId>` as UTF-8. @returns {Uint8Array} */
+export function keystoreAad(userId, deviceId) {
+  return encoder.encode(`e2ee-chat/v1/keystore|${userId}|${deviceId}`);
+}
+
+function checkKdf(iterations, salt) {
+  if (!Number.isInteger(iterations) || iterations < MIN_ITERATIONS || iterations > MAX_ITERATIONS) {
+    throw new KeystoreError(`iterations must be ${MIN_ITERATIONS}..${MAX_ITERATIONS}`);
+  }
+  if (salt.length < SALT_BYTES) throw new KeystoreError(`salt must be at least ${SALT_BYTES} bytes`);
+  return iterations;
+}
+
+function checkId(value, name) {
+  if (!Number.isSafeInteger(value)) throw new KeystoreError(`${name} must be an integer`);
+  return value;
+}
+
+function gcm(iv, userId, deviceId) {
+  return { name: 'AES-GCM', iv, additionalData: keystoreAad(userId, deviceId), tagLength: TAG_BYTES * 8 };
+}
+
+/**
+ * Encrypt `deviceKeys` (extractable private keys) under `passphrase` into a §3 record.
+ * `salt` (16 bytes) and `iv` (12 bytes) are fresh random unless given.
+ * @returns {Promise<object>}
+ */
+export async function lockKeystore(
+  deviceKeys,
+  {
+    userId,
+    username,
+    deviceId,
+    passphrase,
+    iterations = DEFAULT_ITERATIONS,
+    salt = globalThis.crypto.getRandomValues(new Uint8Array(SALT_BYTES)),
+    iv = globalThis.crypto.getRandomValues(new Uint8Array(IV_BYTES)),
+  },
+) {
+  checkKdf(iterations, salt);
+  checkId(userId, 'user_id');
+  checkId(deviceId, 'device_id');
+  if (iv.length !== IV_BYTES) throw new KeystoreError('iv must be 12 bytes');
+  const secrets = {
+    enc_pkcs8: b64encode(await subtle.exportKey('pkcs8', deviceKeys.encPrivate)),
+    sig_pkcs8: b64encode(await subtle.exportKey('pkcs8', deviceKeys.sigPrivate)),
+  };
+  const kek = await deriveKek(passphrase, salt, iterations);
+  const ct = await subtle.encrypt(gcm(iv, userId, deviceId), kek, encoder.encode(JSON.stringify(secrets)));
+  return {
+    v: 1,
+    kind: KIND,
+    user_id: userId,
+    username,
+    device_id: deviceId,
+    enc_kid: deviceKeys.encKid,
+    sig_kid: deviceKeys.sigKid,
+    kdf: { name: KDF_NAME, iterations, salt: b64encode(salt) },
+    iv: b64encode(iv),
+    ct: b64encode(ct),
+  };
+}
+
+function parseRecord(record) {
+  try {
+    if (record.v !== 1 || record.kind !== KIND || record.kdf.name !== KDF_NAME) {
+      throw new KeystoreError('not a v1 e2ee-chat keystore');
+    }
+    const salt = b64decode(record.kdf.salt);
+    return {
+      userId: checkId(record.user_id, 'user_id'),
+      deviceId: checkId(record.device_id, 'device_id'),
+      salt,
+      iterations: checkKdf(record.kdf.iterations, salt),
+      iv: b64decode(record.iv, IV_BYTES),
+      sealed: b64decode(record.ct),
+    };
+  } catch (error) {
+    if (error instanceof KeystoreError) throw error;
+    throw new KeystoreError('malformed keystore record');
+  }
+}
+
+/**
+ * Decrypt a §3 record into DeviceKeys whose private keys are non-extractable. Refuses a
+ * malformed record, iterations outside 100,000..10,000,000 and keys that do not match
+ * `enc_kid`/`sig_kid` (KeystoreError); a failed decryption is WrongPassphrase. Unknown
+ * extra fields in the record are ignored.
+ * @returns {Promise<import('./protocol.js').DeviceKeys>}
+ */
+export async function unlockKeystore(record, passphrase) {
+  const { userId, deviceId, salt, iterations, iv, sealed } = parseRecord(record);
+  if (sealed.length < TAG_BYTES) throw new KeystoreError('keystore ct is shorter than the GCM tag');
+  const kek = await deriveKek(passphrase, salt, iterations);
+  let data;
+  try {
+    data = await subtle.decrypt(gcm(iv, userId, deviceId), kek, sealed);
+  } catch {
+    throw new WrongPassphrase();
+  }
+  let keys;
+  try {
+    const secrets = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
+    keys = await deviceKeysFromPkcs8(b64decode(secrets.enc_pkcs8), b64decode(secrets.sig_pkcs8));
+  } catch {
+    throw new KeystoreError("keystore plaintext does not hold a device's keys");
+  }
+  if (keys.encKid !== record.enc_kid || keys.sigKid !== record.sig_kid) {
+    throw new KeystoreError('keystore keys do not match enc_kid/sig_kid');
+  }
+  return keys;
+}

@@ -1,0 +1,33 @@
+"""Shared fixtures: real processes (tests.support), device keys, in-process chat users."""
+
+import itertools
+
+import pytest
+
+from chatclient import protocol
+
+pytest_plugins = ["tests.support.fixtures"]
+
+_key_pool: list[protocol.DeviceKeys] = []
+_key_counter = itertools.count()
+
+
+def fresh_device_keys() -> protocol.DeviceKeys:
+    """A new 2048-bit device key pair set (the smallest PROTOCOL allows: tests stay fast)."""
+    return protocol.generate_device_keys(2048)
+
+
+@pytest.fixture
+def device_keys():
+    """Factory of distinct device keys, reused across tests of one session (keys are unique
+    per database, and every test gets a fresh database)."""
+    used: list[int] = []
+
+    def make() -> protocol.DeviceKeys:
+        index = len(used)
+        used.append(index)
+        while len(_key_pool) <= index:
+            _key_pool.append(fresh_device_keys())
+        return _key_pool[index]
+
+    return make

@@ -1,0 +1,136 @@
+"""In-process chat users for tests: Django's test client (CSRF enforced) and Channels'
+WebsocketCommunicator against the real ASGI application, database and channel layer."""
+
+import json
+from dataclasses import dataclass, field
+
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from chatclient import protocol
+from chatsite.asgi import application
+
+ORIGIN = b"http://127.0.0.1"
+
+
+class ApiClient:
+    """JSON calls to /api/ as one browser session, sending X-CSRFToken like a real client."""
+
+    def __init__(self):
+        self.http = Client(enforce_csrf_checks=True, HTTP_HOST="127.0.0.1")
+        self.http.get("/api/session/")
+
+    @property
+    def csrf(self) -> str:
+        return self.http.cookies["csrftoken"].value
+
+    def call(self, method: str, path: str, body=None, raw: bytes | None = None):
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        kwargs = {"content_type": "application/json", "HTTP_X_CSRFTOKEN": self.csrf}
+        response = (
+            getattr(self.http, method.lower())(path, data=data, **kwargs)
+            if data is not None
+            else getattr(self.http, method.lower())(path, **kwargs)
+        )
+        response.json_body = (
+            response.json()
+            if response.content and response["Content-Type"].startswith("application/json")
+            else None
+        )
+        return response
+
+    def get(self, path):
+        return self.call("GET", path)
+
+    def post(self, path, body=None, raw=None):
+        return self.call("POST", path, body, raw)
+
+    def delete(self, path):
+        return self.call("DELETE", path)
+
+
+@dataclass
+class ChatUser:
+    """A registered, logged-in user with one registered device."""
+
+    username: str
+    api: ApiClient
+    user_id: int
+    keys: protocol.DeviceKeys | None = None
+    device_id: int | None = None
+    devices: dict = field(default_factory=dict)
+
+    def register_device(self, keys: protocol.DeviceKeys, name: str = "test device") -> dict:
+        response = self.api.post("/api/devices/", device_body(self.user_id, keys, name))
+        assert response.status_code == 201, response.content
+        self.keys, self.device_id = keys, response.json_body["id"]
+        return response.json_body
+
+    def socket(self, device_id: int | None = None, origin: bytes = ORIGIN) -> WebsocketCommunicator:
+        cookie = f"sessionid={self.api.http.cookies['sessionid'].value}".encode()
+        return WebsocketCommunicator(
+            application,
+            f"/ws/chat/?device={device_id or self.device_id}",
+            headers=[(b"origin", origin), (b"cookie", cookie), (b"host", b"127.0.0.1")],
+        )
+
+
+def device_body(user_id: int, keys: protocol.DeviceKeys, name: str = "test device") -> dict:
+    return {
+        "name": name,
+        "enc_spki": protocol.b64encode(keys.enc_spki),
+        "sig_spki": protocol.b64encode(keys.sig_spki),
+        "proof": protocol.sign_device_proof(keys, user_id),
+    }
+
+
+def register(username: str, password: str = "correct horse battery staple") -> ChatUser:
+    api = ApiClient()
+    response = api.post("/api/users/", {"username": username, "password": password})
+    assert response.status_code == 201, response.content
+    return ChatUser(username=username, api=api, user_id=response.json_body["user"]["id"])
+
+
+def recipient_keys(viewer: ChatUser, conversation: dict) -> dict:
+    """enc kid -> public key for every active device of the conversation's members."""
+    keys = {}
+    for member in conversation["members"]:
+        listing = viewer.api.get(f"/api/users/{member['username']}/devices/").json_body
+        for device in listing["devices"]:
+            keys[device["enc_kid"]] = protocol.import_public_key(
+                protocol.b64decode(device["enc_spki"])
+            )
+    return keys
+
+
+def seal(
+    sender: ChatUser,
+    conversation: dict,
+    text: str,
+    client_msg_id: str | None = None,
+    recipients=None,
+):
+    """(client_msg_id, envelope) of a text message from `sender` to the conversation."""
+    client_msg_id = client_msg_id or protocol.new_client_msg_id()
+    envelope = protocol.seal_envelope(
+        protocol.text_message(text),
+        conversation_id=conversation["id"],
+        sender_id=sender.user_id,
+        client_msg_id=client_msg_id,
+        sender_keys=sender.keys,
+        recipient_keys=recipients
+        if recipients is not None
+        else recipient_keys(sender, conversation),
+    )
+    return client_msg_id, envelope
+
+
+def open_message(reader: ChatUser, message: dict, sender_keys: protocol.DeviceKeys) -> dict:
+    return protocol.open_envelope(
+        message["envelope"],
+        conversation_id=message["conversation"],
+        sender_id=message["sender_id"],
+        client_msg_id=message["client_msg_id"],
+        device_keys=reader.keys,
+        sig_public=sender_keys.sig_public,
+    )
