@@ -7,6 +7,7 @@ from ninja import Router, Status
 from .actions import register_user
 from .auth import anyone_with_csrf, session_auth
 from .errors import ActionError
+from .lockout import DETAIL
 from .models import User
 from .schemas import Credentials, SessionOut, UserList, UserOut, session_user
 
@@ -27,7 +28,7 @@ def create_session(request, body: Credentials):
     user = authenticate(request, username=body.username, password=body.password)
     if user is None:
         if getattr(request, "axes_locked_out", False):
-            raise ActionError("rate_limited", "Too many failed logins; try again later.")
+            raise ActionError("rate_limited", DETAIL)
         raise ActionError("invalid_credentials", "Wrong username or password.")
     login(request, user)
     return {"user": session_user(user)}

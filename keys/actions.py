@@ -34,7 +34,11 @@ def register_device(user, *, name: str, enc_spki: str, sig_spki: str, proof: str
     if enc_der == sig_der:
         raise ActionError("invalid_key", "The encryption and signing keys must differ.")
     enc_kid, sig_kid = protocol.compute_kid(enc_der), protocol.compute_kid(sig_der)
-    if not protocol.verify_device_proof(sig_key, user.pk, enc_kid, sig_kid, proof):
+    try:
+        verified = protocol.verify_device_proof(sig_key, user.pk, enc_kid, sig_kid, proof)
+    except protocol.ProtocolError as exc:
+        raise ActionError(exc.code, f"proof: {exc.detail}") from exc
+    if not verified:
         raise ActionError("bad_proof", "The proof of possession does not verify.")
     kids = [enc_kid, sig_kid]
     if Device.objects.filter(Q(enc_kid__in=kids) | Q(sig_kid__in=kids)).exists():

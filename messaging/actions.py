@@ -225,13 +225,16 @@ def store_message(
     if stored is not None:
         return stored
     signer = _signing_device(sender, envelope["sig_kid"], device)
-    verified = protocol.verify_envelope_signature(
-        envelope,
-        conversation_id=conversation_id,
-        sender_id=sender.pk,
-        client_msg_id=client_msg_id,
-        sig_public=signing_key(bytes(signer.sig_spki)),
-    )
+    try:
+        verified = protocol.verify_envelope_signature(
+            envelope,
+            conversation_id=conversation_id,
+            sender_id=sender.pk,
+            client_msg_id=client_msg_id,
+            sig_public=signing_key(bytes(signer.sig_spki)),
+        )
+    except protocol.ProtocolError as exc:
+        raise ActionError(exc.code, exc.detail) from exc
     if not verified:
         raise ActionError("bad_signature", "The envelope's signature does not verify.")
     try:

@@ -31,3 +31,25 @@ def device_keys():
         return _key_pool[index]
 
     return make
+
+
+@pytest.fixture
+def make_user(device_keys):
+    """Factory: a registered, logged-in user with one device (in-process client)."""
+    from tests.inprocess import register
+
+    def make(username: str, *, with_device: bool = True):
+        user = register(username)
+        if with_device:
+            user.register_device(device_keys())
+        return user
+
+    return make
+
+
+@pytest.fixture
+def trio(make_user):
+    """alice, bob and carol, each with a device; alice and bob share a direct conversation."""
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    direct = alice.api.post("/api/conversations/", {"members": ["bob"]}).json_body["conversation"]
+    return alice, bob, carol, direct
