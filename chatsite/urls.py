@@ -4,8 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 
 from chatsite.api import api
+from messaging import health
 
 urlpatterns = [
+    path("healthz", health.healthz),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("", include("accounts.urls")),

@@ -1,0 +1,172 @@
+"""Staff admin of users: list, search, devices inline, lifecycle actions.
+
+Every change of an account's life (create, deactivate, reactivate, revoke its devices)
+goes through `accounts.actions` / `keys.actions`, never a direct field write, so the
+signals fire and live sockets close; each one is written to Django's admin log.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import UserCreationForm
+from django.db import transaction
+from django.db.models import Count, Q
+
+from keys.actions import revoke_all_devices
+from keys.models import Device
+
+from .actions import deactivate_user, reactivate_user, register_user, validate_new_username
+from .errors import ActionError
+from .models import User
+
+
+class DeviceInline(admin.TabularInline):
+    """A user's devices, read-only: name, fingerprints (kids), created, revoked."""
+
+    model = Device
+    fields = ("name", "enc_kid", "sig_kid", "created", "revoked")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("-created",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class StaffUserCreationForm(UserCreationForm):
+    """Username and password twice; creation itself is `register_user(by_staff=True)`,
+    which works when REGISTRATION_OPEN is off."""
+
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ("username",)
+
+    def clean_username(self):
+        username = self.cleaned_data.get("username", "")
+        try:
+            validate_new_username(username)
+        except ActionError as error:
+            raise forms.ValidationError(
+                error.extra.get("fields", {}).get("username") or [error.detail]
+            ) from error
+        return username
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    add_form = StaffUserCreationForm
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("username", "password1", "password2")}),
+    )
+    list_display = (
+        "username",
+        "is_active",
+        "is_staff",
+        "active_devices",
+        "date_joined",
+        "last_login",
+    )
+    list_filter = ("is_active", "is_staff", "is_superuser")
+    search_fields = ("username", "email", "first_name", "last_name")
+    ordering = ("username",)
+    inlines = [DeviceInline]
+    actions = ["deactivate_selected", "reactivate_selected", "revoke_all_devices_of_selected"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(active_device_count=Count("devices", filter=Q(devices__revoked__isnull=True)))
+        )
+
+    @admin.display(description="active devices", ordering="active_device_count")
+    def active_devices(self, obj):
+        return obj.active_device_count
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting would drop devices without the revocation signal (sockets stay open)
+        # and is refused anyway for anyone who sent a message: deactivate instead.
+        return False
+
+    # --- create and change through the actions ----------------------------------------
+
+    def save_form(self, request, form, change):
+        if change:
+            return super().save_form(request, form, change)
+        return register_user(
+            form.cleaned_data["username"], form.cleaned_data["password1"], by_staff=True
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return  # saved by register_user in save_form
+        if "is_active" not in form.changed_data:
+            super().save_model(request, obj, form, change)
+            return
+        wanted = obj.is_active
+        if not wanted and obj.pk == request.user.pk:
+            obj.is_active = True
+            super().save_model(request, obj, form, change)
+            self.message_user(request, "You cannot deactivate yourself.", messages.ERROR)
+            return
+        # Store the other fields with the old flag, then flip it through the action so
+        # the signal fires (sockets close) exactly as for any other deactivation.
+        obj.is_active = not wanted
+        super().save_model(request, obj, form, change)
+        if wanted:
+            reactivate_user(obj)
+        else:
+            deactivate_user(obj)
+
+    # --- changelist actions ----------------------------------------------------------
+
+    @admin.action(permissions=["change"], description="Deactivate selected users (close sockets)")
+    def deactivate_selected(self, request, queryset):
+        done = 0
+        with transaction.atomic():
+            for user in queryset.select_for_update().order_by("pk"):
+                if user.pk == request.user.pk:
+                    self.message_user(request, "You cannot deactivate yourself.", messages.ERROR)
+                    continue
+                if not user.is_active:
+                    continue
+                deactivate_user(user)
+                self.log_change(request, user, "Deactivated by admin action.")
+                done += 1
+        self.message_user(request, f"Deactivated {done} user(s).", messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Reactivate selected users")
+    def reactivate_selected(self, request, queryset):
+        done = 0
+        with transaction.atomic():
+            for user in queryset.select_for_update().order_by("pk"):
+                if user.is_active:
+                    continue
+                reactivate_user(user)
+                self.log_change(request, user, "Reactivated by admin action.")
+                done += 1
+        self.message_user(request, f"Reactivated {done} user(s).", messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Revoke all devices of selected users")
+    def revoke_all_devices_of_selected(self, request, queryset):
+        total = 0
+        with transaction.atomic():
+            for user in queryset.order_by("pk"):
+                count = revoke_all_devices(user)
+                if count:
+                    self.log_change(
+                        request, user, f"Revoked all devices ({count}) by admin action."
+                    )
+                total += count
+        self.message_user(request, f"Revoked {total} device(s).", messages.SUCCESS)

@@ -1,0 +1,126 @@
+"""Staff admin of conversations and messages, as metadata only.
+
+The server holds ciphertext it cannot read; the admin shows who, where, which seq, how
+big and when, and never the envelope (it is not even loaded from the database).
+"""
+
+from django.contrib import admin
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
+from django.urls import reverse
+from django.utils.html import format_html
+
+from .models import Connection, Conversation, Membership, Message
+
+
+class ReadOnlyAdminMixin:
+    """No add, change or delete: these records are written by the chat only."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Membership
+    fields = ("user", "joined", "read_up_to", "left_seq")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("joined", "id")
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "title",
+        "member_list",
+        "message_count",
+        "last_activity",
+        "created",
+    )
+    list_filter = ("kind",)
+    search_fields = ("title", "memberships__user__username")
+    fields = (
+        "kind",
+        "title",
+        "owner",
+        "created",
+        "last_activity",
+        "last_seq",
+        "message_count",
+        "messages_link",
+    )
+    readonly_fields = fields
+    inlines = [MembershipInline]
+    ordering = ("-last_activity",)
+
+    def get_queryset(self, request):
+        counts = (
+            Message.objects.filter(conversation=OuterRef("pk"))
+            .order_by()
+            .values("conversation")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        current = Membership.objects.current().select_related("user").order_by("joined", "id")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner")
+            .annotate(n_messages=Subquery(counts, output_field=IntegerField()))
+            .prefetch_related(Prefetch("memberships", queryset=current, to_attr="current_members"))
+        )
+
+    @admin.display(description="members")
+    def member_list(self, obj):
+        return ", ".join(m.user.username for m in obj.current_members)
+
+    @admin.display(description="messages", ordering="n_messages")
+    def message_count(self, obj):
+        return obj.n_messages or 0
+
+    @admin.display(description="message metadata")
+    def messages_link(self, obj):
+        url = reverse("admin:messaging_message_changelist") + f"?conversation__id__exact={obj.pk}"
+        return format_html('<a href="{}">sender, seq, size and time of each message</a>', url)
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Message metadata. The envelope (ciphertext, wrapped keys, signature) is never shown."""
+
+    list_display = ("id", "conversation", "seq", "sender", "sender_device", "size", "created")
+    list_select_related = ("conversation", "sender", "sender_device")
+    search_fields = ("sender__username", "=conversation__id")
+    fields = (
+        "conversation",
+        "seq",
+        "sender",
+        "sender_device",
+        "client_msg_id",
+        "size",
+        "created",
+    )
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("envelope")
+
+
+@admin.register(Connection)
+class ConnectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Open WebSockets, for presence (rows of a crashed worker go stale)."""
+
+    list_display = ("channel_name", "user", "device", "worker", "opened", "seen")
+    list_select_related = ("user", "device")
+    search_fields = ("user__username", "=worker")
+    fields = list_display
+    readonly_fields = fields
