@@ -1,0 +1,270 @@
+"""HTTP side of PROTOCOL §4: a cookie session with CSRF, one method per endpoint.
+
+Requests run in a worker thread (``urllib`` through ``asyncio.to_thread``), so every
+method is a coroutine. Success returns the parsed JSON (``None`` for 204); an error body
+raises ``ChatApiError``; a server that cannot be reached raises ``ServerUnreachable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import http.cookiejar
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from .errors import ChatApiError, ServerUnreachable
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    429: "rate_limited",
+}
+_COOKIE_FIELDS = ("name", "value", "domain", "path", "secure", "expires")
+
+
+def normalize_base_url(url: str) -> str:
+    """``http(s)://host[:port][/prefix]`` without a trailing slash; anything else is ValueError."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"server URL must be http:// or https://, got {url!r}")
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _quote(segment: str | int) -> str:
+    return urllib.parse.quote(str(segment), safe="")
+
+
+class ChatSession:
+    """A logged-in (or not yet) HTTP session with one server.
+
+    Holds the cookie jar (``sessionid``, ``csrftoken``); fetches the CSRF cookie with
+    ``GET /api/session/`` before the first unsafe request and sends it as
+    ``X-CSRFToken`` along with an ``Origin`` of the server's own origin.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self.base_url = normalize_base_url(base_url)
+        parts = urllib.parse.urlsplit(self.base_url)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.timeout = timeout
+        self.jar = http.cookiejar.CookieJar()
+        self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    # --- cookies and persistence ---------------------------------------------------------
+
+    def cookie(self, name: str) -> str | None:
+        """The value of a cookie the server set, or None."""
+        for cookie in self.jar:
+            if cookie.name == name:
+                return cookie.value
+        return None
+
+    @property
+    def csrf_token(self) -> str | None:
+        return self.cookie("csrftoken")
+
+    def cookie_header(self, path: str = "/ws/chat/") -> str:
+        """The ``Cookie`` header a request to ``path`` would carry (for the WebSocket)."""
+        request = urllib.request.Request(self.base_url + path)
+        self.jar.add_cookie_header(request)
+        return request.unredirected_hdrs.get("Cookie", "")
+
+    def export_state(self) -> dict:
+        """JSON-able state (server URL and cookies) for ``from_state``; it holds the session
+        secret, so store it like a password (0600)."""
+        cookies = [{field: getattr(c, field) for field in _COOKIE_FIELDS} for c in self.jar]
+        for entry, cookie in zip(cookies, self.jar, strict=True):
+            entry["domain_specified"] = cookie.domain_specified
+            entry["domain_initial_dot"] = cookie.domain_initial_dot
+        return {"server": self.base_url, "cookies": cookies}
+
+    @classmethod
+    def from_state(cls, state: dict, *, timeout: float = 30.0) -> ChatSession:
+        """A session restored from ``export_state``; expired cookies are dropped."""
+        session = cls(state["server"], timeout=timeout)
+        for entry in state.get("cookies", []):
+            cookie = http.cookiejar.Cookie(
+                version=0,
+                name=entry["name"],
+                value=entry["value"],
+                port=None,
+                port_specified=False,
+                domain=entry["domain"],
+                domain_specified=entry.get("domain_specified", False),
+                domain_initial_dot=entry.get("domain_initial_dot", False),
+                path=entry.get("path") or "/",
+                path_specified=True,
+                secure=bool(entry.get("secure")),
+                expires=entry.get("expires"),
+                discard=False,
+                comment=None,
+                comment_url=None,
+                rest={},
+            )
+            session.jar.set_cookie(cookie)
+        session.jar.clear_expired_cookies()
+        return session
+
+    # --- transport ---------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, data: bytes | None, headers: dict) -> tuple[int, bytes]:
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.read()
+        except urllib.error.URLError as error:
+            raise ServerUnreachable(self.base_url, error.reason) from error
+        except (OSError, http.client.HTTPException) as error:
+            raise ServerUnreachable(self.base_url, error) from error
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, Any] | None = None,
+    ) -> Any:
+        """Send one API request; returns parsed JSON (None for an empty body).
+
+        ``path`` starts with ``/api/``. Unsafe methods get the CSRF cookie first if
+        missing. Raises ``ChatApiError`` for 4xx/5xx, ``ServerUnreachable`` otherwise.
+        """
+        method = method.upper()
+        if method in UNSAFE_METHODS and self.csrf_token is None:
+            await self.request("GET", "/api/session/")
+        headers = {"Accept": "application/json"}
+        if method in UNSAFE_METHODS:
+            headers.update(
+                {
+                    "X-CSRFToken": self.csrf_token or "",
+                    "Origin": self.origin,
+                    "Referer": self.base_url + "/",
+                }
+            )
+        data = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            headers["Content-Type"] = "application/json"
+        url = self.base_url + path
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        status, raw = await asyncio.to_thread(self._send, method, url, data, headers)
+        parsed = None
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+        if status >= 400:
+            raise _api_error(status, parsed, raw)
+        return parsed
+
+    # --- session and users (§4) --------------------------------------------------------
+
+    async def get_session(self) -> dict | None:
+        """``GET /api/session/``: the logged-in user ``{"id","username","is_staff"}`` or None."""
+        return (await self.request("GET", "/api/session/"))["user"]
+
+    async def login(self, username: str, password: str) -> dict:
+        """``POST /api/session/``; returns the user."""
+        body = {"username": username, "password": password}
+        return (await self.request("POST", "/api/session/", body))["user"]
+
+    async def logout(self) -> None:
+        """``DELETE /api/session/``."""
+        await self.request("DELETE", "/api/session/")
+
+    async def register(self, username: str, password: str) -> dict:
+        """``POST /api/users/``: register and log in; returns the user."""
+        body = {"username": username, "password": password}
+        return (await self.request("POST", "/api/users/", body))["user"]
+
+    async def search_users(self, prefix: str) -> list[dict]:
+        """``GET /api/users/?q=``: active users whose name starts with ``prefix``."""
+        return (await self.request("GET", "/api/users/", query={"q": prefix}))["users"]
+
+    # --- devices and keys ----------------------------------------------------------------
+
+    async def register_device(self, name: str, enc_spki: str, sig_spki: str, proof: str) -> dict:
+        """``POST /api/devices/`` (base64 SPKIs and proof); returns the new device."""
+        body = {"name": name, "enc_spki": enc_spki, "sig_spki": sig_spki, "proof": proof}
+        return await self.request("POST", "/api/devices/", body)
+
+    async def my_devices(self) -> list[dict]:
+        """``GET /api/devices/``: my devices, revoked ones included."""
+        return (await self.request("GET", "/api/devices/"))["devices"]
+
+    async def revoke_device(self, device_id: int) -> None:
+        """``DELETE /api/devices/<id>/``."""
+        await self.request("DELETE", f"/api/devices/{int(device_id)}/")
+
+    async def user_devices(self, username: str, *, include_revoked: bool = False) -> dict:
+        """``GET /api/users/<username>/devices/``: ``{"user", "devices"}``."""
+        query = {"include_revoked": 1} if include_revoked else None
+        return await self.request("GET", f"/api/users/{_quote(username)}/devices/", query=query)
+
+    async def lookup_key(self, kid: str) -> dict:
+        """``GET /api/keys/<kid>/``: ``{"device", "user"}``, revoked devices included."""
+        return await self.request("GET", f"/api/keys/{_quote(kid)}/")
+
+    # --- conversations and messages ------------------------------------------------------
+
+    async def conversations(self) -> list[dict]:
+        """``GET /api/conversations/``."""
+        return (await self.request("GET", "/api/conversations/"))["conversations"]
+
+    async def create_conversation(
+        self, members: list[str], *, title: str | None = None, kind: str | None = None
+    ) -> dict:
+        """``POST /api/conversations/``: the direct one with one member (existing or new),
+        else a new group; ``kind="group"`` forces a group."""
+        body: dict[str, Any] = {"members": list(members), "title": title}
+        if kind is not None:
+            body["kind"] = kind
+        return (await self.request("POST", "/api/conversations/", body))["conversation"]
+
+    async def add_member(self, conversation_id: int, username: str) -> dict:
+        """``POST /api/conversations/<id>/members/`` (owner only); returns the conversation."""
+        path = f"/api/conversations/{int(conversation_id)}/members/"
+        return (await self.request("POST", path, {"username": username}))["conversation"]
+
+    async def remove_member(self, conversation_id: int, username: str) -> None:
+        """``DELETE /api/conversations/<id>/members/<username>/``."""
+        path = f"/api/conversations/{int(conversation_id)}/members/{_quote(username)}/"
+        await self.request("DELETE", path)
+
+    async def history(
+        self, conversation_id: int, *, before_seq: int | None = None, limit: int | None = None
+    ) -> dict:
+        """``GET .../messages/``: ``{"messages": [ascending seq], "has_more"}``."""
+        path = f"/api/conversations/{int(conversation_id)}/messages/"
+        return await self.request("GET", path, query={"before_seq": before_seq, "limit": limit})
+
+    async def send_message(self, conversation_id: int, client_msg_id: str, envelope: dict) -> dict:
+        """``POST .../messages/``: store one envelope; returns the message (also on a replay)."""
+        path = f"/api/conversations/{int(conversation_id)}/messages/"
+        body = {"client_msg_id": client_msg_id, "envelope": envelope}
+        return (await self.request("POST", path, body))["message"]
+
+
+def _api_error(status: int, parsed: Any, raw: bytes) -> ChatApiError:
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        extra = {k: v for k, v in error.items() if k not in ("code", "detail")}
+        return ChatApiError(status, error["code"], str(error.get("detail", "")), extra)
+    code = CODE_BY_STATUS.get(status, "server_error" if status >= 500 else "bad_request")
+    text = raw[:200].decode("utf-8", "replace").strip() if raw else ""
+    return ChatApiError(status, code, f"HTTP {status}" + (f": {text}" if text else ""))
