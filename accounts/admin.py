@@ -108,6 +108,10 @@ class UserAdmin(DjangoUserAdmin):
             form.cleaned_data["username"], form.cleaned_data["password1"], by_staff=True
         )
 
+    def save_related(self, request, form, formsets, change):
+        if change:  # a new user has no inlines or m2m yet (register_user saved it)
+            super().save_related(request, form, formsets, change)
+
     def save_model(self, request, obj, form, change):
         if not change:
             return  # saved by register_user in save_form

@@ -1,0 +1,376 @@
+"""Staff admin: each action, its entry in the admin log and its effect on live sockets.
+
+In-process: Django's test client as a logged-in superuser, Channels' communicators as
+the chat users' sockets, the in-memory channel layer in between.
+"""
+
+import time
+from html.parser import HTMLParser
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.test import Client, override_settings
+
+from accounts.models import User
+from keys.models import Device
+from messaging.models import Message
+from tests.inprocess import ApiClient, seal
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "correct horse battery staple"
+CLOSE_WITHIN = 1.0  # seconds: "their sockets close within a second"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def staff_client() -> Client:
+    admin_user = User.objects.create_superuser("root", password="admin root password 1")
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+def run_action(client: Client, changelist: str, action: str, pks) -> None:
+    response = client.post(
+        changelist,
+        {"action": action, "_selected_action": [str(pk) for pk in pks], "index": "0"},
+    )
+    assert response.status_code == 302, response.content[:2000]
+
+
+def logged(obj, text: str, flag: int = CHANGE) -> bool:
+    return LogEntry.objects.filter(
+        object_id=str(obj.pk), action_flag=flag, change_message__contains=text
+    ).exists()
+
+
+def can_log_in(username: str) -> bool:
+    response = ApiClient().post("/api/session/", {"username": username, "password": PASSWORD})
+    return response.status_code == 200
+
+
+async def open_socket(user):
+    ws = user.socket()
+    connected, code = await ws.connect(timeout=5)
+    assert connected, code
+    return ws
+
+
+async def wait_close(ws, within: float = CLOSE_WITHIN) -> tuple[int, float]:
+    """(close code, seconds waited); frames before the close are skipped."""
+    started = time.monotonic()
+    while True:
+        left = within - (time.monotonic() - started)
+        assert left > 0, "socket not closed in time"
+        output = await ws.receive_output(timeout=left)
+        if output["type"] == "websocket.close":
+            return output.get("code"), time.monotonic() - started
+
+
+async def wait_frame(ws, frame_type: str, within: float = CLOSE_WITHIN) -> dict:
+    started = time.monotonic()
+    while True:
+        left = within - (time.monotonic() - started)
+        assert left > 0, f"no {frame_type} frame in time"
+        frame = await ws.receive_json_from(timeout=left)
+        if frame["type"] == frame_type:
+            return frame
+
+
+async def still_open(ws) -> bool:
+    """True if the socket answers a ping (so it was not closed)."""
+    await ws.send_json_to({"type": "ping"})
+    try:
+        await wait_frame(ws, "pong", within=2)
+    except AssertionError:
+        return False
+    return True
+
+
+class FormFields(HTMLParser):
+    """The submittable fields of one <form> of a page, as a browser would post them."""
+
+    def __init__(self, form_id: str):
+        super().__init__()
+        self.form_id, self.inside, self.select = form_id, False, None
+        self.data: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.inside = a.get("id") == self.form_id
+        elif not self.inside or "name" not in a and tag != "option":
+            return
+        elif tag == "input":
+            kind = a.get("type", "text")
+            if kind in {"submit", "button", "file"} or (
+                kind in {"checkbox", "radio"} and "checked" not in a
+            ):
+                return
+            default = "on" if kind in {"checkbox", "radio"} else ""
+            self.data.setdefault(a["name"], []).append(a.get("value", default))
+        elif tag == "select":
+            self.select = a["name"]
+            self.data.setdefault(self.select, [])
+        elif tag == "option" and self.select and "selected" in a:
+            self.data[self.select].append(a.get("value", ""))
+        elif tag == "textarea":
+            self.data.setdefault(a["name"], []).append("")
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self.select = None
+
+
+def form_data(html: bytes, form_id: str) -> dict[str, list[str]]:
+    parser = FormFields(form_id)
+    parser.feed(html.decode())
+    assert parser.data, f"form {form_id} not found"
+    return parser.data
+
+
+# --------------------------------------------------------------------------- users
+
+
+async def test_user_list_search_and_devices_inline(make_user):
+    alice = await sync_to_async(make_user)("alice")
+    await sync_to_async(make_user)("bob")
+    staff = await sync_to_async(staff_client)()
+    listing = await sync_to_async(staff.get)("/admin/accounts/user/?q=ali")
+    assert listing.status_code == 200
+    assert b"alice" in listing.content and b">bob<" not in listing.content
+    device = await Device.objects.aget(user_id=alice.user_id)
+    page = await sync_to_async(staff.get)(f"/admin/accounts/user/{alice.user_id}/change/")
+    assert page.status_code == 200
+    for shown in (device.name, device.enc_kid, device.sig_kid):
+        assert shown.encode() in page.content
+
+
+async def test_deactivate_action_closes_sockets_and_blocks_login(make_user):
+    alice = await sync_to_async(make_user)("alice")
+    bob = await sync_to_async(make_user)("bob")
+    staff = await sync_to_async(staff_client)()
+    a_ws, b_ws = await open_socket(alice), await open_socket(bob)
+    try:
+        await sync_to_async(run_action)(
+            staff, "/admin/accounts/user/", "deactivate_selected", [alice.user_id]
+        )
+        code, waited = await wait_close(a_ws)
+        assert code == 4403 and waited < CLOSE_WITHIN
+        assert await still_open(b_ws)
+        user = await User.objects.aget(pk=alice.user_id)
+        assert not user.is_active
+        assert await sync_to_async(logged)(user, "Deactivated")
+        assert not await sync_to_async(can_log_in)("alice")
+        # Her old session is dead too: a new socket is refused.
+        ws = alice.socket()
+        connected, _ = await ws.connect(timeout=5)
+        assert connected and (await wait_close(ws))[0] == 4403
+    finally:
+        await b_ws.disconnect()
+
+
+async def test_reactivate_action_lets_the_user_log_in_again(make_user):
+    await sync_to_async(make_user)("alice", with_device=False)
+    staff = await sync_to_async(staff_client)()
+    user = await User.objects.aget(username="alice")
+    await sync_to_async(run_action)(
+        staff, "/admin/accounts/user/", "deactivate_selected", [user.pk]
+    )
+    assert not await sync_to_async(can_log_in)("alice")
+    await sync_to_async(run_action)(
+        staff, "/admin/accounts/user/", "reactivate_selected", [user.pk]
+    )
+    await user.arefresh_from_db()
+    assert user.is_active
+    assert await sync_to_async(logged)(user, "Reactivated")
+    assert await sync_to_async(can_log_in)("alice")
+
+
+async def test_staff_cannot_deactivate_themselves():
+    staff = await sync_to_async(staff_client)()
+    root = await User.objects.aget(username="root")
+    await sync_to_async(run_action)(
+        staff, "/admin/accounts/user/", "deactivate_selected", [root.pk]
+    )
+    await root.arefresh_from_db()
+    assert root.is_active
+
+
+async def test_revoke_all_devices_action(make_user, device_keys):
+    alice = await sync_to_async(make_user)("alice")
+    bob = await sync_to_async(make_user)("bob")
+    await sync_to_async(alice.api.post)("/api/conversations/", {"members": ["bob"]})
+    first = alice.device_id
+    await sync_to_async(alice.register_device)(device_keys(), "second")
+    staff = await sync_to_async(staff_client)()
+    a1, a2 = await open_socket_for(alice, first), await open_socket(alice)
+    b_ws = await open_socket(bob)
+    try:
+        await sync_to_async(run_action)(
+            staff, "/admin/accounts/user/", "revoke_all_devices_of_selected", [alice.user_id]
+        )
+        assert (await wait_close(a1))[0] == 4403
+        assert (await wait_close(a2))[0] == 4403
+        changed = await wait_frame(b_ws, "devices_changed")
+        assert changed["user"] == "alice"
+        assert not await Device.objects.active().filter(user_id=alice.user_id).aexists()
+        user = await User.objects.aget(pk=alice.user_id)
+        assert user.is_active  # only the devices are gone
+        assert await sync_to_async(logged)(user, "Revoked all devices (2)")
+    finally:
+        await b_ws.disconnect()
+
+
+async def open_socket_for(user, device_id):
+    ws = user.socket(device_id)
+    connected, code = await ws.connect(timeout=5)
+    assert connected, code
+    return ws
+
+
+async def test_change_form_deactivation_goes_through_the_action(make_user):
+    alice = await sync_to_async(make_user)("alice")
+    staff = await sync_to_async(staff_client)()
+    url = f"/admin/accounts/user/{alice.user_id}/change/"
+    page = await sync_to_async(staff.get)(url)
+    data = form_data(page.content, "user_form")
+    assert data.pop("is_active") == ["on"]
+    data["first_name"] = ["Alice"]
+    a_ws = await open_socket(alice)
+    response = await sync_to_async(staff.post)(url, {**data, "_save": "Save"})
+    assert response.status_code == 302, response.content[:3000]
+    assert (await wait_close(a_ws))[0] == 4403
+    user = await User.objects.aget(pk=alice.user_id)
+    assert not user.is_active and user.first_name == "Alice"
+    assert await sync_to_async(logged)(user, "Active")
+    assert not await sync_to_async(can_log_in)("alice")
+    # And back on through the same form.
+    page = await sync_to_async(staff.get)(url)
+    data = form_data(page.content, "user_form")
+    data["is_active"] = ["on"]
+    response = await sync_to_async(staff.post)(url, {**data, "_save": "Save"})
+    assert response.status_code == 302
+    assert await sync_to_async(can_log_in)("alice")
+
+
+@override_settings(REGISTRATION_OPEN=False)
+def test_staff_create_users_when_registration_is_closed():
+    refused = ApiClient().post("/api/users/", {"username": "dave", "password": PASSWORD})
+    assert refused.status_code == 403
+    staff = staff_client()
+    response = staff.post(
+        "/admin/accounts/user/add/",
+        {"username": "carol", "password1": PASSWORD, "password2": PASSWORD, "_save": "Save"},
+    )
+    assert response.status_code == 302, response.content[:3000]
+    carol = User.objects.get(username="carol")
+    assert carol.is_active and not carol.is_staff
+    assert logged(carol, "", ADDITION)
+    assert can_log_in("carol")
+    # The action's checks hold here too: taken names in any case, weak passwords.
+    for username, password in (("CAROL", PASSWORD), ("erin", "123")):
+        again = staff.post(
+            "/admin/accounts/user/add/",
+            {"username": username, "password1": password, "password2": password},
+        )
+        assert again.status_code == 200  # the form again, with its errors
+    assert User.objects.count() == 2
+
+
+def test_users_and_devices_cannot_be_deleted_in_admin(make_user):
+    alice = make_user("alice")
+    staff = staff_client()
+    device = Device.objects.get(user_id=alice.user_id)
+    assert staff.get(f"/admin/accounts/user/{alice.user_id}/delete/").status_code == 403
+    assert staff.get(f"/admin/keys/device/{device.pk}/delete/").status_code == 403
+    assert staff.get("/admin/keys/device/add/").status_code == 403
+    # A device's own page is read-only (no form to save).
+    page = staff.get(f"/admin/keys/device/{device.pk}/change/")
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+
+
+# --------------------------------------------------------------------------- devices
+
+
+async def test_device_search_by_fingerprint_and_revoke_action(make_user, device_keys):
+    alice = await sync_to_async(make_user)("alice")
+    bob = await sync_to_async(make_user)("bob")
+    await sync_to_async(alice.api.post)("/api/conversations/", {"members": ["bob"]})
+    kept = alice.device_id
+    await sync_to_async(alice.register_device)(device_keys(), "laptop")
+    laptop = await Device.objects.aget(pk=alice.device_id)
+    staff = await sync_to_async(staff_client)()
+    found = await sync_to_async(staff.get)(f"/admin/keys/device/?q={laptop.sig_kid[:12]}")
+    assert b"laptop" in found.content and found.content.count(b'name="_selected_action"') == 1
+    found = await sync_to_async(staff.get)(f"/admin/keys/device/?q={laptop.enc_kid}")
+    assert found.content.count(b'name="_selected_action"') == 1
+
+    kept_ws, laptop_ws = await open_socket_for(alice, kept), await open_socket(alice)
+    b_ws = await open_socket(bob)
+    try:
+        await sync_to_async(run_action)(
+            staff, "/admin/keys/device/", "revoke_selected", [laptop.pk]
+        )
+        assert (await wait_close(laptop_ws))[0] == 4403
+        assert (await wait_frame(b_ws, "devices_changed"))["user"] == "alice"
+        assert (await wait_frame(kept_ws, "devices_changed"))["user"] == "alice"
+        assert await still_open(kept_ws)
+        await laptop.arefresh_from_db()
+        assert laptop.revoked is not None
+        assert await sync_to_async(logged)(laptop, "Revoked")
+        assert not await Device.objects.filter(pk=kept, revoked__isnull=False).aexists()
+    finally:
+        await kept_ws.disconnect()
+        await b_ws.disconnect()
+
+
+# --------------------------------------------------------------------------- conversations
+
+
+def test_conversations_and_messages_are_metadata_only(trio):
+    alice, bob, carol, direct = trio
+    group = alice.api.post("/api/conversations/", {"members": ["bob", "carol"], "title": "Team"})
+    group = group.json_body["conversation"]
+    envelopes = []
+    for conversation, text in ((direct, "one"), (direct, "two"), (group, "three")):
+        msg_id, envelope = seal(alice, conversation, text)
+        sent = alice.api.post(
+            f"/api/conversations/{conversation['id']}/messages/",
+            {"client_msg_id": msg_id, "envelope": envelope},
+        )
+        assert sent.status_code == 201, sent.json_body
+        envelopes.append(envelope)
+    staff = staff_client()
+
+    listing = staff.get("/admin/messaging/conversation/")
+    assert listing.status_code == 200
+    text = listing.content.decode()
+    assert "Team" in text and "alice, bob, carol" in text and "alice, bob" in text
+    assert "group" in text and "direct" in text
+
+    page = staff.get(f"/admin/messaging/conversation/{direct['id']}/change/")
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    assert f"?conversation__id__exact={direct['id']}".encode() in page.content
+
+    messages = staff.get(f"/admin/messaging/message/?conversation__id__exact={direct['id']}")
+    assert messages.status_code == 200
+    assert messages.content.count(b'class="field-seq"') == 2
+    one = Message.objects.get(conversation_id=direct["id"], seq=1)
+    detail = staff.get(f"/admin/messaging/message/{one.pk}/change/")
+    assert detail.status_code == 200
+    assert str(one.size).encode() in detail.content and b"alice" in detail.content
+    for response in (listing, page, messages, detail):
+        body = response.content.decode()
+        assert "envelope" not in body.lower()
+        for envelope in envelopes:
+            for secret in (envelope["ct"], envelope["sig"], *envelope["keys"].values()):
+                assert secret[:24] not in body
+    for url in ("/admin/messaging/message/add/", f"/admin/messaging/message/{one.pk}/delete/"):
+        assert staff.get(url).status_code == 403
+    assert staff.get(f"/admin/messaging/conversation/{direct['id']}/delete/").status_code == 403
