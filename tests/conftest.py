@@ -53,3 +53,9 @@ def trio(make_user):
     alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
     direct = alice.api.post("/api/conversations/", {"members": ["bob"]}).json_body["conversation"]
     return alice, bob, carol, direct
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Argon2 is the production hasher (see test_accounts_api); tests hash cheaply."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -23,7 +23,8 @@ def test_session_starts_anonymous_and_sets_csrf_cookie():
     assert api.csrf
 
 
-def test_register_logs_in_and_session_shows_user():
+def test_register_logs_in_and_session_shows_user(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
     alice = register("alice")
     session = alice.api.get("/api/session/").json_body
     assert session == {"user": {"id": alice.user_id, "username": "alice", "is_staff": False}}
@@ -102,12 +103,20 @@ def test_user_search_needs_login_and_matches_prefix():
     found = alice.api.get("/api/users/?q=al").json_body["users"]
     assert [u["username"] for u in found] == ["alice", "alina"]
     User.objects.filter(username="alina").update(is_active=False)
-    assert [u["username"] for u in alice.api.get("/api/users/?q=al").json_body["users"]] == ["alice"]
+    assert [u["username"] for u in alice.api.get("/api/users/?q=al").json_body["users"]] == [
+        "alice"
+    ]
 
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{not json", b"[]", b'{"username": 5, "password": "x"}', b'{"username": "a"}', b'{"username": "a", "username": "b", "password": "x"}'],
+    [
+        b"{not json",
+        b"[]",
+        b'{"username": 5, "password": "x"}',
+        b'{"username": "a"}',
+        b'{"username": "a", "username": "b", "password": "x"}',
+    ],
 )
 def test_malformed_bodies_are_bad_request(raw):
     response = ApiClient().post("/api/session/", raw=raw)
