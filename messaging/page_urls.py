@@ -6,4 +6,5 @@ from . import pages
 
 urlpatterns = [
     path("", pages.chat_app, name="chat"),
+    path("security/", pages.chat_app, name="security"),
 ]

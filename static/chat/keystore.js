@@ -136,10 +136,11 @@ function parseRecord(record) {
  * Decrypt a §3 record into DeviceKeys whose private keys are non-extractable. Refuses a
  * malformed record, iterations outside 100,000..10,000,000 and keys that do not match
  * `enc_kid`/`sig_kid` (KeystoreError); a failed decryption is WrongPassphrase. Unknown
- * extra fields in the record are ignored.
+ * extra fields in the record are ignored. `extractable` (only for re-locking, as
+ * changePassphrase does) leaves the private keys extractable.
  * @returns {Promise<import('./protocol.js').DeviceKeys>}
  */
-export async function unlockKeystore(record, passphrase) {
+export async function unlockKeystore(record, passphrase, { extractable = false } = {}) {
   const { userId, deviceId, salt, iterations, iv, sealed } = parseRecord(record);
   if (sealed.length < TAG_BYTES) throw new KeystoreError('keystore ct is shorter than the GCM tag');
   const kek = await deriveKek(passphrase, salt, iterations);
@@ -152,7 +153,7 @@ export async function unlockKeystore(record, passphrase) {
   let keys;
   try {
     const secrets = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
-    keys = await deviceKeysFromPkcs8(b64decode(secrets.enc_pkcs8), b64decode(secrets.sig_pkcs8));
+    keys = await deviceKeysFromPkcs8(b64decode(secrets.enc_pkcs8), b64decode(secrets.sig_pkcs8), { extractable });
   } catch {
     throw new KeystoreError("keystore plaintext does not hold a device's keys");
   }
@@ -160,4 +161,20 @@ export async function unlockKeystore(record, passphrase) {
     throw new KeystoreError('keystore keys do not match enc_kid/sig_kid');
   }
   return keys;
+}
+
+/**
+ * The same keys and ids locked under `newPassphrase` with a fresh salt and iv (at least
+ * DEFAULT_ITERATIONS). A wrong `oldPassphrase` is WrongPassphrase; nothing is changed.
+ * @returns {Promise<object>} the new §3 record
+ */
+export async function changePassphrase(record, oldPassphrase, newPassphrase) {
+  const keys = await unlockKeystore(record, oldPassphrase, { extractable: true });
+  return lockKeystore(keys, {
+    userId: record.user_id,
+    username: record.username,
+    deviceId: record.device_id,
+    passphrase: newPassphrase,
+    iterations: Math.max(DEFAULT_ITERATIONS, record.kdf.iterations),
+  });
 }

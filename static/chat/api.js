@@ -1,0 +1,79 @@
+/**
+ * The JSON API of PROTOCOL §4 over fetch: same-origin session cookie, X-CSRFToken on
+ * unsafe methods, errors as ApiError carrying the §6 code.
+ * @module api
+ */
+
+/** An API error: `status` (HTTP), `code` (§6 code), `detail`, and the whole `body`. */
+export class ApiError extends Error {
+  constructor(status, code, detail, body) {
+    super(detail || code);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+    this.body = body;
+  }
+}
+
+function cookie(name) {
+  for (const part of document.cookie.split(';')) {
+    const [key, ...rest] = part.trim().split('=');
+    if (key === name) return decodeURIComponent(rest.join('='));
+  }
+  return '';
+}
+
+/** Call the API; resolves the parsed JSON body (null for 204), rejects with ApiError. */
+export async function request(method, path, body = undefined) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (!['GET', 'HEAD'].includes(method)) headers['X-CSRFToken'] = cookie('csrftoken');
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'network', 'The server cannot be reached.');
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data?.error ?? {};
+    throw new ApiError(response.status, error.code ?? `http_${response.status}`, error.detail ?? response.statusText, data);
+  }
+  return data;
+}
+
+const get = (path) => request('GET', path);
+const enc = encodeURIComponent;
+
+export const api = {
+  session: () => get('/api/session/'),
+  logout: () => request('DELETE', '/api/session/'),
+  searchUsers: (q) => get(`/api/users/?q=${enc(q)}`),
+  myDevices: () => get('/api/devices/'),
+  registerDevice: (body) => request('POST', '/api/devices/', body),
+  revokeDevice: (id) => request('DELETE', `/api/devices/${enc(id)}/`),
+  userDevices: (username, includeRevoked = false) =>
+    get(`/api/users/${enc(username)}/devices/${includeRevoked ? '?include_revoked=1' : ''}`),
+  keyOwner: (kid) => get(`/api/keys/${enc(kid)}/`),
+  conversations: () => get('/api/conversations/'),
+  createConversation: (members, { title = null, kind = undefined } = {}) =>
+    request('POST', '/api/conversations/', kind ? { members, title, kind } : { members, title }),
+  addMember: (id, username) => request('POST', `/api/conversations/${enc(id)}/members/`, { username }),
+  removeMember: (id, username) => request('DELETE', `/api/conversations/${enc(id)}/members/${enc(username)}/`),
+  history: (id, { beforeSeq = null, limit = 50 } = {}) =>
+    get(`/api/conversations/${enc(id)}/messages/?limit=${limit}${beforeSeq ? `&before_seq=${beforeSeq}` : ''}`),
+  send: (id, clientMsgId, envelope) =>
+    request('POST', `/api/conversations/${enc(id)}/messages/`, { client_msg_id: clientMsgId, envelope }),
+};

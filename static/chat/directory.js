@@ -1,0 +1,96 @@
+/**
+ * Users' device lists with their public keys, as the server reports them, each checked
+ * here before use: the kids are recomputed from the SPKI and the proof of possession
+ * (PROTOCOL §1) is verified. Devices that fail are kept out of every list.
+ * @module directory
+ */
+
+import { api } from './api.js';
+import { b64decode, computeKid, importEncryptionKey, importSigningKey, verifyDeviceProof } from './protocol.js';
+
+export class Directory {
+  constructor() {
+    /** username -> Promise<{user, devices: [...all, revoked included], rejected: [...]}> */
+    this.entries = new Map();
+    this.encKeys = new Map();
+    this.sigKeys = new Map();
+  }
+
+  /** The user's devices (revoked ones included), fetched once unless `force`. */
+  load(username, { force = false } = {}) {
+    if (force || !this.entries.has(username)) {
+      const pending = this.fetch(username);
+      this.entries.set(username, pending);
+      pending.catch(() => this.entries.delete(username));
+    }
+    return this.entries.get(username);
+  }
+
+  async fetch(username) {
+    const { user, devices } = await api.userDevices(username, true);
+    const checked = await Promise.all(devices.map((device) => this.check(user, device)));
+    return {
+      user,
+      devices: devices.filter((_, i) => checked[i]),
+      rejected: devices.filter((_, i) => !checked[i]),
+    };
+  }
+
+  async check(user, device) {
+    try {
+      const encSpki = b64decode(device.enc_spki);
+      const sigSpki = b64decode(device.sig_spki);
+      const [encKid, sigKid] = await Promise.all([computeKid(encSpki), computeKid(sigSpki)]);
+      if (encKid !== device.enc_kid || sigKid !== device.sig_kid) return false;
+      const sigPublic = await this.signingKey(device);
+      return await verifyDeviceProof(sigPublic, user.id, encKid, sigKid, device.proof);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Active devices of the user that passed the checks. */
+  async active(username, options) {
+    const entry = await this.load(username, options);
+    return { user: entry.user, devices: entry.devices.filter((d) => !d.revoked), rejected: entry.rejected.filter((d) => !d.revoked) };
+  }
+
+  encryptionKey(device) {
+    if (!this.encKeys.has(device.enc_kid)) {
+      this.encKeys.set(device.enc_kid, importEncryptionKey(b64decode(device.enc_spki)));
+    }
+    return this.encKeys.get(device.enc_kid);
+  }
+
+  signingKey(device) {
+    if (!this.sigKeys.has(device.sig_kid)) {
+      this.sigKeys.set(device.sig_kid, importSigningKey(b64decode(device.sig_spki)));
+    }
+    return this.sigKeys.get(device.sig_kid);
+  }
+
+  /**
+   * The verification key for a stored message: the sender's device named by
+   * `sender_device`, holding `envelope.sig_kid`, owned by `sender_id`, and active when
+   * the message was created. Refetches once when the device is unknown. Null if none.
+   */
+  async senderKey(message) {
+    for (const force of [false, true]) {
+      let entry;
+      try {
+        entry = await this.load(message.sender, { force });
+      } catch {
+        return null;
+      }
+      if (entry.user.id !== message.sender_id) return null;
+      const device = entry.devices.find((d) => d.id === message.sender_device && d.sig_kid === message.envelope?.sig_kid);
+      if (device) {
+        const created = Date.parse(message.created);
+        if (Date.parse(device.created) > created + 1000) return null;
+        if (device.revoked && Date.parse(device.revoked) < created) return null;
+        return this.signingKey(device);
+      }
+    }
+    return null;
+  }
+}

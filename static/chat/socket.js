@@ -1,0 +1,132 @@
+/**
+ * The chat WebSocket (PROTOCOL §5) of this device: connects, keeps alive with ping,
+ * reconnects with exponential backoff and jitter, and reports its state.
+ * Events: `state` (detail {state, retryAt}), `open`, `frame` (detail: the frame), `fatal` (detail: close code).
+ * @module socket
+ */
+
+const PING_EVERY = 25000;
+const SILENCE_LIMIT = 70000;
+const MAX_BACKOFF = 30000;
+
+export class ChatSocket extends EventTarget {
+  constructor(deviceId) {
+    super();
+    this.deviceId = deviceId;
+    this.ws = null;
+    this.state = 'idle';
+    this.attempt = 0;
+    this.timer = null;
+    this.pinger = null;
+    this.lastFrame = 0;
+    this.stopped = false;
+    this.onOnline = () => this.state === 'waiting' && this.connect();
+  }
+
+  get url() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${scheme}//${location.host}/ws/chat/?device=${encodeURIComponent(this.deviceId)}`;
+  }
+
+  start() {
+    this.stopped = false;
+    window.addEventListener('online', this.onOnline);
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    window.removeEventListener('online', this.onOnline);
+    clearTimeout(this.timer);
+    clearInterval(this.pinger);
+    if (this.ws) this.ws.close(1000);
+    this.setState('closed');
+  }
+
+  setState(state, retryAt = null) {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryAt, attempt: this.attempt } }));
+  }
+
+  connect() {
+    clearTimeout(this.timer);
+    if (this.stopped) return;
+    this.setState('connecting');
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch {
+      this.retry();
+      return;
+    }
+    this.ws = ws;
+    ws.addEventListener('open', () => {
+      if (ws !== this.ws) return;
+      this.attempt = 0;
+      this.lastFrame = Date.now();
+      clearInterval(this.pinger);
+      this.pinger = setInterval(() => this.keepAlive(), PING_EVERY);
+      this.setState('online');
+      this.dispatchEvent(new Event('open'));
+    });
+    ws.addEventListener('message', (event) => {
+      if (ws !== this.ws) return;
+      this.lastFrame = Date.now();
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (frame && typeof frame === 'object' && frame.type !== 'pong') {
+        this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
+      }
+    });
+    ws.addEventListener('close', (event) => {
+      if (ws !== this.ws) return;
+      clearInterval(this.pinger);
+      this.ws = null;
+      if (this.stopped) return;
+      if (event.code === 4401 || event.code === 4403) {
+        this.setState('closed');
+        this.dispatchEvent(new CustomEvent('fatal', { detail: event.code }));
+        return;
+      }
+      this.retry();
+    });
+  }
+
+  retry() {
+    this.attempt += 1;
+    const base = Math.min(MAX_BACKOFF, 500 * 2 ** Math.min(this.attempt - 1, 6));
+    const delay = base / 2 + Math.random() * (base / 2);
+    const retryAt = Date.now() + delay;
+    this.setState('waiting', retryAt);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Reconnect now (the user pressed "retry"). */
+  retryNow() {
+    if (this.state === 'waiting') this.connect();
+  }
+
+  keepAlive() {
+    if (Date.now() - this.lastFrame > SILENCE_LIMIT && this.ws) {
+      this.ws.close(4000);
+      return;
+    }
+    this.send({ type: 'ping' });
+  }
+
+  /** Send a frame if connected; false if not (the caller keeps it for later). */
+  send(frame) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /** Drop the connection as if the network failed (tests and the "reconnect" button). */
+  drop() {
+    if (this.ws) this.ws.close(4000);
+  }
+}

@@ -1,0 +1,413 @@
+/**
+ * The chat screen: the sidebar (me, connection state, search, conversation list) and
+ * the conversation pane (header, trust warnings, message log with paging, typing,
+ * composer). Reads state from ChatApp and re-renders on its `change` events.
+ * Message text is only ever set with textContent.
+ * @module ui/chat-view
+ */
+
+import { api } from '../api.js';
+import { avatar, fingerprint, fullTime, h, replace, shortTime, toast } from './dom.js';
+import { confirmDialog, membersDialog, newGroupDialog } from './dialogs.js';
+
+const CONNECTION_TEXT = {
+  idle: 'Starting…',
+  connecting: 'Connecting…',
+  online: 'Connected',
+  waiting: 'Offline',
+  closed: 'Disconnected',
+};
+
+export class ChatView {
+  constructor(root, app, { navigate }) {
+    this.root = root;
+    this.app = app;
+    this.navigate = navigate;
+    this.elements = new Map();
+    this.build();
+    app.addEventListener('change', (event) => this.onChange(event.detail));
+    this.renderList();
+    this.renderConnection();
+    this.renderPane();
+    this.countdown = setInterval(() => this.app.connection.state === 'waiting' && this.renderConnection(), 1000);
+  }
+
+  build() {
+    const me = this.app.me;
+    this.connectionEl = h('div.connection', { role: 'status', 'aria-live': 'polite', id: 'connection-state' });
+    this.searchInput = h('input', { id: 'conv-search', type: 'search', placeholder: 'Search or start a chat', autocomplete: 'off', 'aria-label': 'Search conversations and people' });
+    this.searchInput.addEventListener('input', () => this.onSearch());
+    this.searchInput.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        this.searchInput.value = '';
+        this.onSearch();
+      }
+    });
+    this.peopleEl = h('ul.people-results', { 'aria-label': 'People', hidden: true });
+    this.listEl = h('ul.conv-list', { 'aria-label': 'Conversations' });
+    this.notifyButton = h('button.icon-button', { type: 'button', onclick: () => this.toggleNotifications() });
+    const logoutForm = h('form', { method: 'post', action: '/logout/' },
+      h('input', { type: 'hidden', name: 'csrfmiddlewaretoken', value: document.querySelector('[name=csrfmiddlewaretoken]')?.value ?? '' }),
+      h('button.icon-button', { type: 'submit', 'aria-label': 'Log out', title: 'Log out' }, '⎋'));
+    this.sidebar = h('aside.sidebar', { 'aria-label': 'Conversations' },
+      h('header.sidebar-head', {},
+        h('div.me', {}, avatar(me.username), h('div', {}, h('div.me-name', {}, me.username), this.connectionEl)),
+        h('nav.toolbar', { 'aria-label': 'Main' },
+          h('button.icon-button', { type: 'button', 'aria-label': 'New group', title: 'New group', onclick: () => this.newGroup() }, '＋'),
+          this.notifyButton,
+          h('a.icon-button', { href: '/security/', 'aria-label': 'Security and devices', title: 'Security and devices', id: 'security-link' }, '🛡'),
+          logoutForm)),
+      h('div.search', {}, this.searchInput),
+      this.peopleEl,
+      this.listEl);
+    this.pane = h('section.pane', { 'aria-label': 'Conversation' });
+    this.layout = h('div.chat-layout', {}, this.sidebar, this.pane);
+    replace(this.root, this.layout);
+    this.renderNotifyButton();
+    document.addEventListener('keydown', (e) => {
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 'k') {
+        e.preventDefault();
+        this.searchInput.focus();
+      }
+    });
+  }
+
+  onChange({ what, id }) {
+    if (what === 'list' || what === 'presence') this.renderList();
+    if (what === 'connection') this.renderConnection();
+    if (what === 'fatal') this.renderFatal();
+    if (what === 'navigate') this.navigate(`/?c=${id}`);
+    const open = this.app.openId;
+    if (what === 'open') this.renderPane();
+    else if (open !== null && id === open) {
+      if (what === 'messages' || what === 'older') this.renderMessages(what === 'older');
+      if (what === 'typing') this.renderTyping();
+      if (what === 'conversation') this.renderPane();
+    }
+    if (open !== null && (what === 'presence' || what === 'trust')) this.renderHeaderAndAlerts();
+  }
+
+  // --- sidebar -------------------------------------------------------------------------------
+
+  renderConnection() {
+    const { state, retryAt } = this.app.connection;
+    this.connectionEl.dataset.state = state;
+    const wait = retryAt ? Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) : 0;
+    const text = state === 'waiting' ? `Offline · retrying in ${wait} s` : CONNECTION_TEXT[state] ?? state;
+    replace(this.connectionEl, h('span.dot', { 'aria-hidden': 'true' }), text,
+      state === 'waiting' && h('button.link.small', { type: 'button', onclick: () => this.app.socket.retryNow() }, 'Retry now'));
+  }
+
+  renderFatal() {
+    const code = this.app.fatal;
+    const message = code === 4401 ? 'You were logged out.' : 'This device was revoked or your account was disabled.';
+    replace(this.pane, h('div.empty', {}, h('h2', {}, 'Disconnected'), h('p', {}, message),
+      code === 4401 ? h('a.button.primary', { href: '/login/' }, 'Log in again') : h('a.button.primary', { href: '/' }, 'Reload')));
+  }
+
+  renderNotifyButton() {
+    const on = this.app.notifier.enabled;
+    this.notifyButton.textContent = on ? '🔔' : '🔕';
+    this.notifyButton.setAttribute('aria-label', on ? 'Desktop notifications on (turn off)' : 'Desktop notifications off (turn on)');
+    this.notifyButton.title = this.notifyButton.getAttribute('aria-label');
+    this.notifyButton.setAttribute('aria-pressed', String(on));
+  }
+
+  async toggleNotifications() {
+    if (this.app.notifier.enabled) await this.app.notifier.disable();
+    else if (!(await this.app.notifier.enable())) toast('Notifications are blocked by the browser.', 'error');
+    this.renderNotifyButton();
+  }
+
+  onSearch() {
+    this.renderList();
+    clearTimeout(this.searchTimer);
+    const q = this.searchInput.value.trim();
+    if (!q) {
+      this.peopleEl.hidden = true;
+      return;
+    }
+    this.searchTimer = setTimeout(async () => {
+      try {
+        const { users } = await api.searchUsers(q);
+        const people = users.filter((u) => u.username !== this.app.me.username);
+        this.peopleEl.hidden = false;
+        replace(this.peopleEl, h('li.section-label', {}, 'People'),
+          people.length ? people.map((u) => h('li', {}, h('button.person', { type: 'button', onclick: () => this.startDirect(u.username), 'aria-label': `Chat with ${u.username}` }, avatar(u.username), h('span', {}, u.username))))
+            : h('li.muted', {}, 'No one found'));
+      } catch {
+        /* offline */
+      }
+    }, 150);
+  }
+
+  async startDirect(username) {
+    try {
+      const conv = await this.app.startDirect(username);
+      this.searchInput.value = '';
+      this.onSearch();
+      this.navigate(`/?c=${conv.id}`);
+    } catch (error) {
+      toast(error.detail ?? error.message, 'error');
+    }
+  }
+
+  async newGroup() {
+    const result = await newGroupDialog({ me: this.app.me });
+    if (!result) return;
+    try {
+      const conv = await this.app.createGroup(result.title, result.members);
+      this.navigate(`/?c=${conv.id}`);
+    } catch (error) {
+      toast(error.detail ?? error.message, 'error');
+    }
+  }
+
+  renderList() {
+    const q = this.searchInput.value.trim().toLowerCase();
+    const convs = this.app.list().filter((c) => !q || this.app.titleOf(c).toLowerCase().includes(q) || c.members.some((m) => m.username.toLowerCase().includes(q)));
+    if (!convs.length) {
+      replace(this.listEl, h('li.muted.empty-list', {}, q ? 'No conversation matches.' : 'No conversations yet. Search for someone to start one.'));
+      return;
+    }
+    replace(this.listEl, convs.map((conv) => {
+      const title = this.app.titleOf(conv);
+      const peer = this.app.peerOf(conv);
+      const online = peer && this.app.online.has(peer);
+      const alerts = this.app.trust.pending(conv.members.map((m) => m.username)).length;
+      const current = conv.id === this.app.openId;
+      return h('li', {}, h('a.conv-item', {
+        href: `/?c=${conv.id}`,
+        'aria-current': current ? 'page' : undefined,
+        dataset: { id: conv.id },
+        onclick: (e) => {
+          e.preventDefault();
+          this.navigate(`/?c=${conv.id}`);
+        },
+      },
+      h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { 'aria-label': online ? 'online' : 'offline', role: 'img' })),
+      h('span.conv-main', {},
+        h('span.conv-title', {}, title),
+        h('span.conv-sub', {}, conv.left ? 'You left' : conv.kind === 'group' ? `${conv.members.length} members` : online ? 'Online' : 'Direct chat')),
+      h('span.conv-side', {},
+        h('time.conv-time', { datetime: conv.last_activity ?? '' }, shortTime(conv.last_activity)),
+        alerts ? h('span.badge.badge-warn', { 'aria-label': 'Security warning', title: 'Security warning' }, '!') : null,
+        conv.unread ? h('span.badge', { 'aria-label': `${conv.unread} unread` }, String(conv.unread)) : null)));
+    }));
+  }
+
+  // --- the conversation pane ---------------------------------------------------------------
+
+  renderPane() {
+    const conv = this.app.get(this.app.openId);
+    this.layout.dataset.view = conv ? 'conversation' : 'list';
+    this.renderList();
+    this.elements.clear();
+    if (!conv) {
+      replace(this.pane, h('div.empty', {}, h('div.empty-mark', { 'aria-hidden': 'true' }, '🔒'), h('h2', {}, 'End-to-end encrypted chat'),
+        h('p', {}, 'Pick a conversation, or search for someone to start one. Messages are encrypted in this browser; the server sees only ciphertext.')));
+      return;
+    }
+    this.headerEl = h('header.pane-head');
+    this.alertsEl = h('div.alerts', { 'aria-live': 'polite' });
+    this.messagesEl = h('div.messages', { role: 'log', 'aria-label': `Messages with ${this.app.titleOf(conv)}`, tabindex: 0, 'aria-live': 'polite' });
+    this.messagesEl.addEventListener('scroll', () => this.onScroll());
+    this.typingEl = h('div.typing', { 'aria-live': 'polite' });
+    this.composer = this.buildComposer(conv);
+    replace(this.pane, this.headerEl, this.alertsEl, this.messagesEl, this.typingEl, this.composer);
+    this.renderHeaderAndAlerts();
+    this.renderMessages(false, true);
+    this.renderTyping();
+    if (window.matchMedia('(min-width: 760px)').matches) this.textarea?.focus();
+  }
+
+  renderHeaderAndAlerts() {
+    const conv = this.app.get(this.app.openId);
+    if (!conv || !this.headerEl) return;
+    const peer = this.app.peerOf(conv);
+    const online = peer && this.app.online.has(peer);
+    const title = this.app.titleOf(conv);
+    const sub = conv.kind === 'group'
+      ? conv.members.map((m) => m.username).join(', ')
+      : online ? 'Online' : 'Offline';
+    replace(this.headerEl,
+      h('button.icon-button.back', { type: 'button', 'aria-label': 'Back to conversations', onclick: () => this.navigate('/') }, '←'),
+      h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { role: 'img', 'aria-label': online ? 'online' : 'offline' })),
+      h('div.pane-title', {}, h('h2', { id: 'pane-title' }, title), h('div.pane-sub', {}, sub)),
+      conv.kind === 'group' && h('button.secondary.small', { type: 'button', onclick: () => membersDialog({ app: this.app, conv }) }, 'Members'));
+    const alerts = this.app.trust.pending(conv.members.map((m) => m.username));
+    const blocking = alerts.some((a) => a.kind === 'replaced');
+    if (!alerts.length) {
+      replace(this.alertsEl);
+    } else {
+      replace(this.alertsEl, h(`div.callout.${blocking ? 'callout-danger' : 'callout-warn'}.trust-alert`, { role: 'alert' },
+        h('strong', {}, blocking ? 'Security keys changed. Sending is paused.' : 'Devices in this conversation changed.'),
+        h('ul', {}, alerts.map((a) => h('li', {}, describeAlert(a, this.app.me.username)))),
+        h('p', {}, blocking
+          ? 'A device that was known before now shows different keys. This can mean someone is intercepting your messages. Check the new fingerprint with the person before you accept it.'
+          : 'Messages are now also encrypted for these devices. If you did not expect this, check with the person.'),
+        h('div.callout-actions', {},
+          h(`button.${blocking ? 'danger' : 'primary'}.small`, { type: 'button', onclick: async () => {
+            if (blocking && !(await confirmDialog({ title: 'Accept new keys?', message: 'Only accept if you have checked the new fingerprints with the person. The device’s “verified” mark is cleared.', confirm: 'Accept new keys', danger: true }))) return;
+            await this.app.acknowledge(conv);
+          } }, blocking ? 'Accept new keys' : 'Acknowledge'),
+          h('a.small', { href: '/security/' }, 'Review fingerprints'))));
+    }
+    this.updateComposerState();
+  }
+
+  buildComposer(conv) {
+    this.textarea = h('textarea', { id: 'composer-input', rows: 1, placeholder: conv.left ? 'You are no longer a member' : 'Message', 'aria-label': 'Message', maxlength: 16000, disabled: conv.left });
+    this.sendButton = h('button.send', { type: 'submit', 'aria-label': 'Send', title: 'Send (Enter)' }, '➤');
+    const form = h('form.composer', { 'aria-label': 'Write a message' }, this.textarea, this.sendButton);
+    const submit = () => {
+      const text = this.textarea.value;
+      if (!text.trim() || this.sendButton.disabled) return;
+      this.textarea.value = '';
+      this.autosize();
+      this.stickToBottom = true;
+      this.app.sendText(conv, text).catch((error) => toast(error.message, 'error'));
+    };
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      submit();
+    });
+    this.textarea.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        submit();
+      }
+    });
+    this.textarea.addEventListener('input', () => {
+      this.autosize();
+      if (this.textarea.value) this.app.typing(conv);
+    });
+    return form;
+  }
+
+  autosize() {
+    const t = this.textarea;
+    t.rows = Math.min(8, Math.max(1, t.value.split('\n').length));
+  }
+
+  updateComposerState() {
+    const conv = this.app.get(this.app.openId);
+    if (!conv || !this.textarea) return;
+    const blocked = conv.members.some((m) => this.app.trust.blocked(m.username));
+    this.textarea.disabled = conv.left;
+    this.sendButton.disabled = conv.left || blocked;
+    this.textarea.placeholder = conv.left ? 'You are no longer a member' : blocked ? 'Sending is paused until you review the key change' : 'Message';
+  }
+
+  renderTyping() {
+    const conv = this.app.get(this.app.openId);
+    if (!conv || !this.typingEl) return;
+    const who = this.app.typingIn(conv);
+    this.typingEl.textContent = who.length ? `${who.join(', ')} ${who.length === 1 ? 'is' : 'are'} typing…` : '';
+  }
+
+  onScroll() {
+    const el = this.messagesEl;
+    const conv = this.app.get(this.app.openId);
+    if (conv && el.scrollTop < 300 && conv.hasMore && !conv.loading) {
+      this.app.loadOlder(conv).catch(() => toast('Could not load older messages.', 'error'));
+    }
+  }
+
+  renderMessages(older = false, first = false) {
+    const conv = this.app.get(this.app.openId);
+    if (!conv || !this.messagesEl) return;
+    const el = this.messagesEl;
+    const nearBottom = first || this.stickToBottom || el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+    const fromBottom = el.scrollHeight - el.scrollTop;
+    const { stored, pending } = this.app.items(conv);
+    const nodes = [];
+    if (!conv.loaded) nodes.push(h('div.history-edge', {}, 'Loading messages…'));
+    else if (conv.hasMore) nodes.push(h('div.history-edge', {}, conv.loading ? 'Loading older messages…' : h('button.link', { type: 'button', onclick: () => this.app.loadOlder(conv) }, 'Load older messages')));
+    else nodes.push(h('div.history-edge', {}, 'Start of the conversation · end-to-end encrypted'));
+    let lastDay = null;
+    let lastSender = null;
+    const used = new Set();
+    for (const item of stored) {
+      const day = new Date(item.created).toDateString();
+      if (day !== lastDay) {
+        nodes.push(h('div.day', { role: 'separator' }, new Date(item.created).toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' })));
+        lastDay = day;
+        lastSender = null;
+      }
+      const showSender = conv.kind === 'group' && !item.own && lastSender !== item.sender;
+      lastSender = item.sender;
+      const delivery = item.own ? this.app.deliveryOf(conv, item) : null;
+      const key = `s${item.seq}`;
+      const sig = `${item.status}|${delivery}|${showSender}`;
+      let node = this.elements.get(key);
+      if (!node || node.dataset.sig !== sig) {
+        node = messageNode(item, { delivery, showSender });
+        node.dataset.sig = sig;
+        this.elements.set(key, node);
+      }
+      used.add(key);
+      nodes.push(node);
+    }
+    for (const item of pending) {
+      const key = `p${item.client_msg_id}`;
+      const sig = `${item.state}|${item.error ?? ''}|${item.notice ?? ''}`;
+      let node = this.elements.get(key);
+      if (!node || node.dataset.sig !== sig) {
+        node = pendingNode(item, conv, this.app);
+        node.dataset.sig = sig;
+        this.elements.set(key, node);
+      }
+      used.add(key);
+      nodes.push(node);
+    }
+    for (const key of [...this.elements.keys()]) if (!used.has(key)) this.elements.delete(key);
+    el.replaceChildren(...nodes);
+    if (older && !first) el.scrollTop = el.scrollHeight - fromBottom;
+    else if (nearBottom) el.scrollTop = el.scrollHeight;
+    this.stickToBottom = false;
+    if (conv.loaded && conv.hasMore && el.scrollHeight <= el.clientHeight + 10 && !conv.loading) {
+      this.app.loadOlder(conv).catch(() => {});
+    }
+  }
+}
+
+function describeAlert(alert, me) {
+  const who = alert.username === me ? 'You' : alert.username;
+  const name = alert.device.name ? `“${alert.device.name}”` : `device ${alert.device.id}`;
+  if (alert.kind === 'added') return `${who} added a new device ${name} (fingerprint ${fingerprint(alert.device.sig_kid).slice(0, 19)}…).`;
+  if (alert.kind === 'removed') return `${who} removed the device ${name}.`;
+  return `The keys of ${alert.username}’s device ${name} were replaced (new fingerprint ${fingerprint(alert.device.sig_kid).slice(0, 19)}…).`;
+}
+
+const FAILED_TEXT = {
+  failed: 'This message could not be decrypted or verified.',
+  not_for_device: 'This message was not encrypted for this device.',
+  unsupported: 'This message uses a format this app cannot show.',
+  replay: 'A repeated copy of an earlier message (possible replay); not shown.',
+};
+
+function messageNode(item, { delivery, showSender }) {
+  const ok = item.status === 'ok';
+  const bubble = h(`div.bubble${ok ? '' : '.bubble-failed'}`, {},
+    ok ? h('p.msg-text', {}, item.text) : h('p.msg-text.msg-failed', { title: item.reason ?? '' }, h('span', { 'aria-hidden': 'true' }, '⚠ '), FAILED_TEXT[item.status] ?? FAILED_TEXT.failed),
+    h('span.meta', {},
+      h('time', { datetime: item.created, title: fullTime(item.created) }, shortTime(item.created)),
+      item.own && h(`span.status.status-${delivery}`, { 'aria-label': delivery === 'read' ? 'Read' : 'Sent', title: delivery === 'read' ? 'Read' : 'Sent' }, delivery === 'read' ? '✓✓' : '✓')));
+  return h(`div.msg.${item.own ? 'own' : 'other'}`, { dataset: { seq: item.seq, state: item.status, delivery: delivery ?? '' } },
+    showSender && h('div.msg-sender', {}, item.sender),
+    bubble);
+}
+
+function pendingNode(item, conv, app) {
+  const failed = item.state === 'failed' || item.state === 'blocked';
+  return h(`div.msg.own.pending${failed ? '.send-failed' : ''}`, { dataset: { state: item.state, delivery: 'pending', clientMsgId: item.client_msg_id } },
+    h('div.bubble', {},
+      h('p.msg-text', {}, item.text ?? ''),
+      h('span.meta', {},
+        item.notice && !failed ? h('span.notice', {}, item.notice, ' ') : null,
+        failed ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { 'aria-label': 'Sending', title: 'Sending' }, '🕓'))),
+    failed && h('div.pending-actions', {},
+      item.state === 'failed' && h('button.link.small', { type: 'button', onclick: () => app.retryFailed(conv, item.client_msg_id) }, 'Retry'),
+      h('button.link.small', { type: 'button', onclick: () => app.discardPending(conv, item.client_msg_id) }, 'Discard')));
+}
