@@ -1,0 +1,308 @@
+"""The chat WebSocket (PROTOCOL §5): closes, bad frames, typing, read, presence, sync,
+device and membership changes, rate limits. Real ASGI app, database and channel layer."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from accounts.actions import deactivate_user
+from accounts.models import User
+from keys.actions import revoke_device
+from keys.models import Device
+from messaging.models import Membership, Message
+from tests.inprocess import seal
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def next_of(ws, kind, timeout=5):
+    """The next frame of this type, skipping other frames."""
+    while True:
+        frame = await ws.receive_json_from(timeout=timeout)
+        if frame["type"] == kind:
+            return frame
+
+
+async def connected(*sockets):
+    for ws in sockets:
+        ok, _ = await ws.connect()
+        assert ok
+    return sockets
+
+
+async def closed_with(ws, code, timeout=1.0):
+    """The socket is closed by the server with `code` within `timeout` seconds."""
+    while True:
+        output = await asyncio.wait_for(ws.output_queue.get(), timeout)
+        if output["type"] == "websocket.close":
+            assert output.get("code") == code
+            return
+
+
+async def test_anonymous_gets_4401(trio):
+    alice = trio[0]
+    ws = alice.socket()
+    ws.scope["headers"] = [h for h in ws.scope["headers"] if h[0] != b"cookie"]
+    assert (await ws.connect())[0]
+    await closed_with(ws, 4401)
+
+
+@pytest.mark.parametrize("which", ["other_users", "missing", "garbage", "revoked", "deactivated"])
+async def test_forbidden_device_or_account_gets_4403(trio, which):
+    alice, bob, _, _ = trio
+    device_id = alice.device_id
+    if which == "other_users":
+        device_id = bob.device_id
+    elif which == "revoked":
+        await sync_to_async(revoke_device)(await Device.objects.aget(pk=alice.device_id))
+    elif which == "deactivated":
+        await User.objects.filter(pk=alice.user_id).aupdate(is_active=False)
+    ws = alice.socket(device_id)
+    if which in ("missing", "garbage"):
+        ws.scope["query_string"] = b"" if which == "missing" else b"device=1;drop"
+    assert (await ws.connect())[0]
+    await closed_with(ws, 4403)
+
+
+async def test_foreign_origin_is_refused_at_handshake(trio):
+    ws = trio[0].socket(origin=b"https://evil.example")
+    connected_ok, _ = await ws.connect()
+    assert not connected_ok
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("{oops", "bad_request"),
+        ("[1, 2]", "bad_request"),
+        ('{"type": 5}', "bad_request"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "typing", "conversation": "1"}', "bad_request"),
+        ('{"type": "typing", "conversation": true}', "bad_request"),
+        ('{"type": "read", "conversation": 1, "up_to": -1}', "bad_request"),
+        ('{"type": "read", "conversation": 1, "up_to": 1e400}', "bad_request"),
+        ('{"type": "read", "conversation": 1, "up_to": 99999999999999999999999}', "bad_request"),
+        ('{"type": "sync", "cursors": {"abc": 1}}', "bad_request"),
+        ('{"type": "sync", "cursors": [1]}', "bad_request"),
+        ('{"type": "ping", "type": "send"}', "bad_request"),
+        ("[" * 100_000 + "]" * 100_000, "bad_request"),
+        ('{"type": "ping", "pad": "' + "x" * 300_000 + '"}', "too_large"),
+        ('{"type": "typing", "conversation": 424242}', "not_found"),
+    ],
+    ids=lambda value: value[:40] if isinstance(value, str) else value,
+)
+async def test_bad_frames_get_error_and_socket_stays_open(trio, text, code):
+    (ws,) = await connected(trio[0].socket())
+    await ws.send_to(text_data=text)
+    error = await next_of(ws, "error")
+    assert error["code"] == code and error["detail"]
+    await ws.send_to(bytes_data=b"\x00\x01")
+    assert (await next_of(ws, "error"))["code"] == "bad_request"
+    await ws.send_json_to({"type": "ping", "extra": "ignored"})
+    assert await next_of(ws, "pong") == {"type": "pong"}
+    assert await Message.objects.acount() == 0
+    await ws.disconnect()
+
+
+async def test_typing_reaches_other_members_only(trio):
+    alice, bob, carol, direct = trio
+    a_ws, b_ws, c_ws = await connected(alice.socket(), bob.socket(), carol.socket())
+    await a_ws.send_json_to({"type": "typing", "conversation": direct["id"]})
+    typing = await next_of(b_ws, "typing")
+    assert typing == {
+        "type": "typing",
+        "conversation": direct["id"],
+        "user": "alice",
+        "user_id": alice.user_id,
+    }
+    await asyncio.sleep(0.2)
+    for ws in (a_ws, c_ws):
+        while not await ws.receive_nothing(timeout=0.1):
+            assert (await ws.receive_json_from())["type"] != "typing"
+    await c_ws.send_json_to({"type": "typing", "conversation": direct["id"]})
+    assert (await next_of(c_ws, "error"))["code"] == "not_member"
+    for ws in (a_ws, b_ws, c_ws):
+        await ws.disconnect()
+
+
+async def send_over(ws, user, conversation, text):
+    msg_id, envelope = await sync_to_async(seal)(user, conversation, text)
+    await ws.send_json_to(
+        {
+            "type": "send",
+            "conversation": conversation["id"],
+            "client_msg_id": msg_id,
+            "envelope": envelope,
+        }
+    )
+    return await next_of(ws, "ack")
+
+
+async def test_read_mark_is_stored_and_told_to_every_member(trio):
+    alice, bob, _, direct = trio
+    a_ws, b_ws = await connected(alice.socket(), bob.socket())
+    for text in ("one", "two", "three"):
+        await send_over(a_ws, alice, direct, text)
+    await b_ws.send_json_to({"type": "read", "conversation": direct["id"], "up_to": 99})
+    expected = {
+        "type": "read",
+        "conversation": direct["id"],
+        "user": "bob",
+        "user_id": bob.user_id,
+        "up_to": 3,
+    }
+    assert await next_of(a_ws, "read") == expected
+    assert await next_of(b_ws, "read") == expected
+    membership = await Membership.objects.aget(user_id=bob.user_id, conversation_id=direct["id"])
+    assert membership.read_up_to == 3
+    await b_ws.send_json_to(
+        {"type": "read", "conversation": direct["id"], "up_to": 1}
+    )  # never goes back
+    assert await a_ws.receive_nothing(timeout=0.3)
+    assert (await Membership.objects.aget(pk=membership.pk)).read_up_to == 3
+    await a_ws.disconnect()
+    await b_ws.disconnect()
+
+
+async def test_presence_on_connect_first_open_and_last_close(trio):
+    alice, bob, carol, _ = trio
+    (a_ws,) = await connected(alice.socket())
+    b_ws, b2_ws = bob.socket(), bob.socket()
+    await connected(b_ws)
+    assert await next_of(a_ws, "presence") == {
+        "type": "presence",
+        "user": "bob",
+        "user_id": bob.user_id,
+        "online": True,
+    }
+    assert (await next_of(b_ws, "presence"))["user"] == "alice"  # who is online, told on connect
+    await connected(b2_ws)  # a second connection is not news
+    (c_ws,) = await connected(carol.socket())  # carol shares nothing with alice
+    assert await a_ws.receive_nothing(timeout=0.3)
+    await b_ws.disconnect()
+    assert await a_ws.receive_nothing(timeout=0.3)
+    await b2_ws.disconnect()
+    assert await next_of(a_ws, "presence") == {
+        "type": "presence",
+        "user": "bob",
+        "user_id": bob.user_id,
+        "online": False,
+    }
+    await a_ws.disconnect()
+    await c_ws.disconnect()
+
+
+async def test_sync_sends_exactly_the_missing_messages_in_order(trio):
+    alice, bob, carol, direct = trio
+    (a_ws,) = await connected(alice.socket())
+    for i in range(5):
+        await send_over(a_ws, alice, direct, f"before {i}")
+    for i in range(20):  # bob is offline
+        await send_over(a_ws, alice, direct, f"while away {i}")
+    (b_ws,) = await connected(bob.socket())
+    other = await sync_to_async(carol.api.post)("/api/conversations/", {"members": ["alice"]})
+    foreign = other.json_body["conversation"]["id"]
+    cursors = {str(direct["id"]): 5, str(foreign): 0}
+    await b_ws.send_json_to({"type": "sync", "cursors": cursors})
+    seqs, errors = [], []
+    while True:
+        frame = await b_ws.receive_json_from(timeout=5)
+        if frame["type"] == "synced":
+            break
+        if frame["type"] == "message":
+            seqs.append(frame["message"]["seq"])
+        if frame["type"] == "error":
+            errors.append(frame)
+    assert seqs == list(range(6, 26))
+    assert [(e["code"], e["conversation"]) for e in errors] == [("not_member", foreign)]
+    assert frame == {
+        "type": "synced",
+        "cursors": {str(direct["id"]): 25},
+        "has_more": {str(direct["id"]): False},
+    }
+    await b_ws.send_json_to({"type": "sync", "cursors": {str(direct["id"]): 40}})
+    assert await next_of(b_ws, "synced") == {
+        "type": "synced",
+        "cursors": {str(direct["id"]): 40},
+        "has_more": {str(direct["id"]): False},
+    }
+    await a_ws.disconnect()
+    await b_ws.disconnect()
+
+
+async def test_sync_pages_at_500(trio, settings):
+    settings.SYNC_BATCH_LIMIT = 3
+    alice, bob, _, direct = trio
+    (a_ws,) = await connected(alice.socket())
+    for i in range(5):
+        await send_over(a_ws, alice, direct, f"m{i}")
+    await a_ws.send_json_to({"type": "sync", "cursors": {str(direct["id"]): 0}})
+    synced = await next_of(a_ws, "synced")
+    assert synced == {
+        "type": "synced",
+        "cursors": {str(direct["id"]): 3},
+        "has_more": {str(direct["id"]): True},
+    }
+    await a_ws.disconnect()
+
+
+async def test_revoking_a_device_closes_its_socket_and_tells_members(trio, device_keys):
+    alice, bob, _, _ = trio
+    a_ws, b_ws = await connected(alice.socket(), bob.socket())
+    await next_of(b_ws, "presence")
+    device = await Device.objects.aget(pk=alice.device_id)
+    await sync_to_async(revoke_device)(device)
+    await closed_with(a_ws, 4403, timeout=1.0)
+    assert await next_of(b_ws, "devices_changed", timeout=1) == {
+        "type": "devices_changed",
+        "user": "alice",
+        "user_id": alice.user_id,
+    }
+    await sync_to_async(alice.register_device)(device_keys())
+    assert (await next_of(b_ws, "devices_changed", timeout=1))["user"] == "alice"
+    await b_ws.disconnect()
+
+
+async def test_deactivating_a_user_closes_her_sockets_within_a_second(trio):
+    alice, bob, _, _ = trio
+    (a_ws,) = await connected(alice.socket())
+    user = await User.objects.aget(pk=alice.user_id)
+    await sync_to_async(deactivate_user)(user)
+    await closed_with(a_ws, 4403, timeout=1.0)
+
+
+async def test_conversation_frames_on_create_add_and_remove(trio):
+    alice, bob, carol, _ = trio
+    a_ws, b_ws, c_ws = await connected(alice.socket(), bob.socket(), carol.socket())
+    group = (
+        await sync_to_async(alice.api.post)(
+            "/api/conversations/", {"members": ["bob"], "kind": "group", "title": "g"}
+        )
+    ).json_body["conversation"]
+    for ws in (a_ws, b_ws):
+        frame = await next_of(ws, "conversation")
+        assert frame["conversation"]["id"] == group["id"]
+    await sync_to_async(alice.api.post)(
+        f"/api/conversations/{group['id']}/members/", {"username": "carol"}
+    )
+    joined = await next_of(c_ws, "conversation")
+    assert {m["username"] for m in joined["conversation"]["members"]} == {"alice", "bob", "carol"}
+    await sync_to_async(alice.api.delete)(f"/api/conversations/{group['id']}/members/carol/")
+    removed = await next_of(c_ws, "conversation")
+    assert {m["username"] for m in removed["conversation"]["members"]} == {"alice", "bob"}
+    for ws in (a_ws, b_ws, c_ws):
+        await ws.disconnect()
+
+
+async def test_rate_limit_then_flood_close(trio):
+    (ws,) = await connected(trio[0].socket())
+    for _ in range(60):
+        await ws.send_to(text_data='{"type": "ping"}')
+    replies = [json.loads(await ws.receive_from()) for _ in range(60)]
+    assert sum(r["type"] == "pong" for r in replies) >= 50
+    assert any(r.get("code") == "rate_limited" for r in replies)
+    for _ in range(300):
+        await ws.send_to(text_data='{"type": "ping"}')
+    await closed_with(ws, 4429, timeout=5)
