@@ -1,0 +1,291 @@
+"""The `chat-client` command against a live daphne + Redis, each command a subprocess.
+
+`listen` runs as a long-lived subprocess; one test restarts the server under it and
+checks that every message arrives exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from chatclient import keystore
+
+pytestmark = pytest.mark.processes
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "chatclient.cli"]
+
+
+class Cli:
+    """Runs `chat-client` for one profile directory against one server."""
+
+    def __init__(self, base_url: str, directory: Path, *, passphrase: str, password: str):
+        self.base_url = base_url
+        self.dir = directory
+        self.passphrase = passphrase
+        self.password = password
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CHAT_"))}
+        env.update(
+            CHAT_SERVER=self.base_url,
+            CHAT_KEY_BITS="2048",
+            CHAT_PASSPHRASE=self.passphrase,
+            CHAT_PASSWORD=self.password,
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [*CLI, "--config-dir", str(self.dir), *args]
+
+    def run(self, *args: str, stdin: str = "", ok: bool = True, **env: str):
+        done = subprocess.run(
+            self.argv(*args),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env(**env),
+            cwd=REPO,
+            timeout=60,
+        )
+        if ok:
+            assert done.returncode == 0, f"{args}: {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def fails(self, *args: str, **env: str) -> str:
+        """Run a command that must fail; returns its one error line."""
+        done = self.run(*args, ok=False, **env)
+        assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("chat-client: error: "), done.stderr
+        return lines[0].removeprefix("chat-client: error: ")
+
+    def listen(self, *args: str) -> Listener:
+        proc = subprocess.Popen(
+            self.argv("listen", "--json", *args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=self.env(),
+            cwd=REPO,
+        )
+        return Listener(proc)
+
+
+class Listener:
+    """A running `chat-client listen --json`: its JSON lines arrive on a queue."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.lines: queue.Queue = queue.Queue()
+        self.events: list[dict] = []
+        self.stderr: list[str] = []
+        threading.Thread(target=self._read_out, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read_out(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+
+    def _read_err(self) -> None:
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def wait_for(self, predicate, timeout: float = 30.0) -> dict:
+        """The next event matching ``predicate`` (all events are kept in ``events``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.proc.poll() is not None:
+                raise AssertionError(
+                    f"no matching event; exit {self.proc.poll()}; seen {self.events}; "
+                    f"stderr {''.join(self.stderr)}"
+                )
+            try:
+                event = self.lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            self.events.append(event)
+            if predicate(event):
+                return event
+
+    def connected(self, timeout: float = 30.0) -> dict:
+        return self.wait_for(
+            lambda e: e == {"event": "status", "state": "connected", "detail": ""}, timeout
+        )
+
+    def messages(self) -> list[dict]:
+        return [e for e in self.events if e["event"] == "message"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def server(live_stack):
+    return live_stack()
+
+
+@pytest.fixture
+def people(server, tmp_path):
+    """alice and bob, registered, each with a device set up."""
+    made = {}
+    for name in ("alice", "bob"):
+        cli = Cli(
+            server.base_url, tmp_path / name, passphrase=f"{name} pass", password=f"{name}-pw-Xy7!q"
+        )
+        assert "registered and logged in" in cli.run("register", name).stdout
+        out = cli.run("device", "setup", "--name", f"{name} cli").stdout
+        assert "registered; key file" in out
+        made[name] = cli
+    return made
+
+
+def test_files_are_private_and_key_file_is_protocol_section_3(people):
+    alice = people["alice"]
+    assert stat.S_IMODE(alice.dir.stat().st_mode) == 0o700
+    for name in ("session.json", "keystore.json"):
+        assert stat.S_IMODE((alice.dir / name).stat().st_mode) == 0o600, name
+    record = json.loads((alice.dir / "keystore.json").read_text())
+    assert set(record) == {
+        "v", "kind", "user_id", "username", "device_id", "enc_kid", "sig_kid", "kdf", "iv", "ct",
+    }  # fmt: skip
+    assert record["kind"] == "e2ee-chat-keystore" and record["username"] == "alice"
+    assert record["kdf"]["name"] == "PBKDF2-SHA256" and record["kdf"]["iterations"] >= 600_000
+    keys = keystore.unlock_keystore(record, "alice pass")
+    assert keys.enc_private.size_in_bits() == 2048
+    with pytest.raises(keystore.WrongPassphrase):
+        keystore.unlock_keystore(record, "other")
+
+
+def test_send_history_and_listen(people):
+    alice, bob = people["alice"], people["bob"]
+    listener = bob.listen()
+    try:
+        listener.connected()
+        assert alice.run("send", "bob", "hello bob").stdout.startswith("sent [")
+        alice.run("send", "@bob", stdin="from stdin\nline two\n")
+        first = listener.wait_for(lambda e: e["event"] == "message")
+        second = listener.wait_for(lambda e: e["event"] == "message")
+        assert (first["text"], first["status"], first["sender"]) == ("hello bob", "ok", "alice")
+        assert second["text"] == "from stdin\nline two"
+        assert (first["seq"], second["seq"]) == (1, 2)
+        # bob answers with the conversation id; alice reads the history.
+        bob.run("send", str(first["conversation"]), "hi alice")
+        own = listener.wait_for(lambda e: e["event"] == "message" and e["own"])
+        assert own["text"] == "hi alice"
+    finally:
+        listener.stop()
+    history = alice.run("history", "bob").stdout.splitlines()
+    assert [line.split("] ", 1)[-1] for line in history] == [
+        "alice: hello bob",
+        "alice: from stdin",
+        "    line two",
+        "bob: hi alice",
+    ]
+    listing = alice.run("conversations").stdout
+    assert "direct with bob" in listing and "last #3" in listing
+    state = json.loads((bob.dir / "state.json").read_text())
+    assert state["cursors"] == {str(first["conversation"]): 3}
+    assert stat.S_IMODE((bob.dir / "state.json").stat().st_mode) == 0o600
+
+
+def test_listen_survives_a_server_restart_without_loss_or_repeats(server, people):
+    alice, bob = people["alice"], people["bob"]
+    listener = bob.listen()
+    expected = []
+
+    def send(text: str) -> None:
+        alice.run("send", "bob", text)
+        expected.append(text)
+
+    try:
+        listener.connected()
+        for i in range(3):
+            send(f"before {i}")
+        listener.wait_for(lambda e: e.get("text") == "before 2")
+        server.restart()
+        # Sent while the listener is still backing off: these must come by sync.
+        for i in range(3):
+            send(f"during {i}")
+        listener.wait_for(lambda e: e["event"] == "status" and e["state"] == "disconnected")
+        listener.connected(timeout=60)
+        for i in range(3):
+            send(f"after {i}")
+        listener.wait_for(lambda e: e.get("text") == "after 2", timeout=60)
+        time.sleep(1.0)  # room for any duplicate to show up
+        while not listener.lines.empty():
+            listener.events.append(listener.lines.get())
+    finally:
+        listener.stop()
+    messages = listener.messages()
+    assert [m["text"] for m in messages] == expected
+    assert [m["seq"] for m in messages] == list(range(1, len(expected) + 1))
+    assert len({m["id"] for m in messages}) == len(expected)
+    assert all(m["status"] == "ok" for m in messages)
+
+
+def test_a_new_contact_device_is_reported_and_gets_the_message(people, tmp_path, server):
+    alice, bob = people["alice"], people["bob"]
+    alice.run("send", "bob", "one")
+    bob2 = Cli(server.base_url, tmp_path / "bob2", passphrase="bob second", password=bob.password)
+    bob2.run("login", "bob")
+    bob2.run("device", "setup", "--name", "bob laptop")
+    done = alice.run("send", "bob", "two")
+    assert "bob's devices changed (1 added, 0 removed)" in done.stderr
+    # Both of bob's devices can read the new message; the new one not the old one.
+    history = bob2.run("history", "alice").stdout.splitlines()
+    assert history[-1].endswith("alice: two")
+    assert "could not be decrypted or verified" in history[0]
+    assert bob.run("history", "alice").stdout.splitlines()[-1].endswith("alice: two")
+    fingerprints = alice.run("fingerprints", "bob").stdout
+    assert fingerprints.count("bob  device") == 2
+
+
+def test_device_import_of_a_key_file(people, tmp_path, server):
+    bob = people["bob"]
+    people["alice"].run("send", "bob", "for the imported key")
+    exported = tmp_path / "bob-key.json"
+    bob.run("device", "export", str(exported))
+    other = Cli(server.base_url, tmp_path / "bob-import", passphrase="wrong", password=bob.password)
+    other.run("login", "bob")
+    assert other.fails("device", "import", str(exported)) == "wrong passphrase for the key file"
+    other.passphrase = bob.passphrase
+    assert "imported device" in other.run("device", "import", str(exported)).stdout
+    assert other.run("history", "alice").stdout.strip().endswith("alice: for the imported key")
+
+
+def test_one_line_errors(people, tmp_path, server):
+    alice = people["alice"]
+    assert alice.fails("send", "nobody", "hi") == "unknown user: nobody"
+    assert alice.fails("fingerprints", "nobody") == "unknown user: nobody"
+    assert (
+        alice.fails("history", "bob", CHAT_PASSPHRASE="nope") == "wrong passphrase for the key file"
+    )
+    down = alice.fails("conversations", CHAT_SERVER="http://127.0.0.1:9")
+    assert down.startswith("cannot reach the server at http://127.0.0.1:9")
+    fresh = Cli(server.base_url, tmp_path / "fresh", passphrase="x", password="y")
+    assert fresh.fails("conversations").startswith("not logged in")
+    assert fresh.fails("send", "bob", "x").startswith("this profile has no device key yet")
+    assert fresh.fails("login", "alice") == "wrong username or password"
+    alice.run("logout")
+    assert alice.fails("send", "bob", "hi").startswith("not logged in")
