@@ -1,0 +1,46 @@
+# Developer and CI entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help deps venv run test lint format check
+
+help:
+	@echo "make deps   - apt-install missing system programs (redis, postgresql, nginx, chromium, node)"
+	@echo "make venv   - create $(VENV) and pip install -e '.[test]'"
+	@echo "make run    - migrate, then serve on http://$(HOST):$(PORT) with daphne"
+	@echo "make test   - deps + venv, then pytest (not browser), node --test, pytest -m browser"
+	@echo "make lint   - ruff check + ruff format --check"
+	@echo "make check  - lint + test"
+
+deps:
+	bash scripts/install-system-deps.sh
+
+venv: $(STAMP)
+
+# Reinstalls when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	touch $(STAMP)
+
+run: deps venv
+	$(PY) manage.py migrate --noinput
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
+
+test: deps venv
+	PYTHON=$(PY) bash scripts/run-tests.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+check: lint test

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs the whole test suite in three stages, each under its own time budget:
+#   1. pytest -m "not browser" over tests/
+#   2. node --test over the test files in tests/js/ (skipped if there are none)
+#   3. pytest -m browser in its own process (Playwright's sync fixtures break
+#      pytest-asyncio tests that run after them); exit 5 (no tests) counts as success.
+# Every stage runs even if an earlier one failed. Ends with one summary line
+# "total: N passed, N failed, N skipped" and exits non-zero if any stage failed.
+# Extra arguments go to both pytest runs. Budgets (seconds): UNIT_BUDGET, JS_BUDGET,
+# BROWSER_BUDGET.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-.venv/bin/python}
+UNIT_BUDGET=${UNIT_BUDGET:-840}
+JS_BUDGET=${JS_BUDGET:-180}
+BROWSER_BUDGET=${BROWSER_BUDGET:-480}
+
+reports=$(mktemp -d)
+trap 'rm -rf "$reports"' EXIT
+failed=()
+
+# stage NAME BUDGET OK_CODES CMD...: runs CMD under `timeout`, records a failure
+# unless its exit code is in OK_CODES (space-separated).
+stage() {
+    local name=$1 budget=$2 ok=$3
+    shift 3
+    echo
+    echo "=== $name (budget ${budget}s): $*"
+    timeout --kill-after=30 "$budget" "$@"
+    local rc=$?
+    if [[ " $ok " == *" $rc "* ]]; then
+        echo "=== $name: ok (exit $rc)"
+    else
+        [ "$rc" = 124 ] && echo "=== $name: TIMED OUT after ${budget}s"
+        echo "=== $name: FAILED (exit $rc)"
+        failed+=("$name")
+        echo "$rc" >"$reports/$name.failed"
+    fi
+}
+
+stage unit "$UNIT_BUDGET" "0" \
+    "$PY" -m pytest -m "not browser" -rfEs --junitxml="$reports/unit.xml" tests/ "$@"
+
+js_files=()
+if [ -d tests/js ]; then
+    # node's own default test-file patterns, found here so any node version accepts them.
+    mapfile -t js_files < <(find tests/js -type f \( -name '*.test.js' -o -name '*.test.mjs' \
+        -o -name '*.test.cjs' -o -name '*-test.js' -o -name '*-test.mjs' -o -name '*_test.js' \
+        -o -name '*_test.mjs' -o -name 'test-*.js' -o -name 'test-*.mjs' -o -name 'test.js' \
+        -o -name 'test.mjs' \) -not -path '*/node_modules/*' | sort)
+fi
+if [ ${#js_files[@]} -gt 0 ]; then
+    stage js "$JS_BUDGET" "0" node --test \
+        --test-reporter=spec --test-reporter-destination=stdout \
+        --test-reporter=tap --test-reporter-destination="$reports/js.tap" "${js_files[@]}"
+else
+    echo
+    echo "=== js: no test files under tests/js, skipped"
+fi
+
+stage browser "$BROWSER_BUDGET" "0 5" \
+    "$PY" -m pytest -m browser -rfEs --junitxml="$reports/browser.xml" tests/ "$@"
+
+echo
+"$PY" scripts/test_summary.py "$reports"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "FAILED stages: ${failed[*]}"
+    exit 1
+fi
