@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from . import keystore, protocol
 from .directory import DeviceDirectory, DeviceSetChange, parse_time
@@ -150,7 +153,8 @@ class ChatClient:
 
         A message that fails any check comes back ``"unverified"`` with the reason; a
         second message with a shown (sender, client_msg_id) under another id comes back
-        ``"replay"``. ``ServerUnreachable`` still propagates (the message was not judged).
+        ``"replay"``. ``ServerUnreachable`` and transient API errors (5xx, 429) propagate:
+        the message was not judged and should be opened again later.
         """
         base = {
             "id": message.get("id"),
@@ -183,6 +187,8 @@ class ChatClient:
         except (UntrustedDevice, protocol.ProtocolError, KeyError, TypeError, ValueError) as exc:
             return IncomingMessage(**base, status=UNVERIFIED, error=_reason(exc))
         except ChatApiError as exc:
+            if exc.transient:
+                raise
             return IncomingMessage(**base, status=UNVERIFIED, error=f"key lookup failed: {exc}")
         first = self._shown.setdefault(key, base["id"])
         if first != base["id"]:
@@ -222,3 +228,22 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"malformed message (no {exc})"
     return str(exc) or type(exc).__name__
+
+
+async def connect(
+    server: str,
+    *,
+    username: str,
+    password: str,
+    key_file: str | os.PathLike,
+    passphrase: str,
+    **options,
+) -> ChatClient:
+    """Log in to ``server`` and unlock ``key_file`` (a §3 keystore, e.g. the CLI's or the
+    browser's export): the few lines a bot needs before ``messages()`` and ``send_text``."""
+    session = ChatSession(server)
+    await session.login(username, password)
+    record = json.loads(Path(key_file).read_text(encoding="utf-8"))
+    client = await ChatClient.unlock(session, record, passphrase, **options)
+    await client.check_login()
+    return client

@@ -22,6 +22,11 @@ class ChatApiError(ChatError):
         self.extra = dict(extra or {})
         super().__init__(f"{self.code}: {self.detail}")
 
+    @property
+    def transient(self) -> bool:
+        """Whether retrying later may succeed: rate limited or a server-side failure."""
+        return self.status == 429 or self.status >= 500 or self.code == "rate_limited"
+
 
 class ServerUnreachable(ChatError):
     """The server could not be reached (refused, timed out, DNS, TLS, connection dropped)."""

@@ -4,7 +4,8 @@ Per conversation the client keeps a cursor (the last seq handled). On every
 (re)connection it syncs all conversations from their cursors; live ``message`` frames
 are handled only in seq order - a frame past a gap is held and a ``sync`` fills the
 gap, so nothing is shown twice or skipped. A dropped connection is retried with
-exponential backoff (with jitter); 4401/4403 closes end the loop with ``SocketClosed``.
+exponential backoff (with jitter), as are 5xx and 429 answers; 4401/4403 closes end the
+loop with ``SocketClosed`` and other API errors (401, a refused Origin) propagate.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import random
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from .errors import ServerUnreachable, SocketClosed
+from .errors import ChatApiError, ServerUnreachable, SocketClosed
 from .events import ConversationChanged, ServerNotice, Status
 from .ws import ChatSocket
 
@@ -66,6 +67,10 @@ async def listen(client: ChatClient, *, since: str = "cursor") -> AsyncIterator:
             reason = str(error)
         except (ServerUnreachable, OSError, TimeoutError) as error:
             reason = str(error) or type(error).__name__
+        except ChatApiError as error:
+            if not error.transient:
+                raise
+            reason = str(error)
         delay = backoff.next()
         logger.info("disconnected (%s); retrying in %.1fs", reason, delay)
         yield Status("disconnected", reason, retry_in=delay)

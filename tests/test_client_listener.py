@@ -1,0 +1,79 @@
+"""The listener's ordering rules without a server: live frames out of seq order, gaps
+filled by sync, duplicates dropped, and the reconnect backoff."""
+
+from __future__ import annotations
+
+from chatclient.listener import MAX_GAP_SYNCS, Backoff, _Connection
+
+
+class FakeClient:
+    def __init__(self, cursors):
+        self.cursors = dict(cursors)
+        self.opened = []
+
+    def advance(self, conversation_id, seq):
+        self.cursors[conversation_id] = seq
+
+    async def open(self, message):
+        self.opened.append(message["seq"])
+        return message["seq"]
+
+
+class FakeSocket:
+    def __init__(self):
+        self.sent = []
+
+    async def send_frame(self, frame):
+        self.sent.append(frame)
+
+
+def message(conversation, seq):
+    return {"type": "message", "message": {"conversation": conversation, "seq": seq, "id": seq}}
+
+
+async def feed(connection, frame):
+    return [event async for event in connection.handle(frame)]
+
+
+def connection_for(cursors):
+    client = FakeClient(cursors)
+    connection = _Connection(client, new_at_last_seq=False)
+    connection.socket = FakeSocket()
+    return client, connection
+
+
+async def test_out_of_order_frames_are_held_until_the_gap_fills():
+    client, connection = connection_for({7: 0})
+    assert await feed(connection, message(7, 1)) == [1]
+    assert await feed(connection, message(7, 3)) == []
+    assert connection.socket.sent == [{"type": "sync", "cursors": {"7": 1}}]
+    assert await feed(connection, message(7, 2)) == [2, 3]
+    assert await feed(connection, message(7, 2)) == []  # a duplicate (sync overlap)
+    assert await feed(connection, message(7, 3)) == []
+    assert client.cursors == {7: 3} and client.opened == [1, 2, 3]
+
+
+async def test_a_gap_the_server_never_fills_is_skipped_after_some_syncs():
+    client, connection = connection_for({7: 0})
+    await feed(connection, message(7, 2))
+    events = []
+    for _ in range(MAX_GAP_SYNCS + 1):
+        events += await feed(connection, {"type": "synced", "cursors": {"7": 0}, "has_more": {}})
+    assert events == [2] and client.cursors == {7: 2}
+    assert len(connection.socket.sent) == MAX_GAP_SYNCS  # the first sync plus the retries
+
+
+async def test_unknown_conversation_is_read_from_the_start_and_has_more_resyncs():
+    client, connection = connection_for({})
+    assert await feed(connection, message(9, 1)) == [1]
+    await feed(connection, {"type": "synced", "cursors": {"9": 1}, "has_more": {"9": True}})
+    assert connection.socket.sent[-1] == {"type": "sync", "cursors": {"9": 1}}
+
+
+def test_backoff_grows_to_a_cap_and_resets():
+    backoff = Backoff(first=0.5, maximum=4.0)
+    delays = [backoff.next() for _ in range(8)]
+    assert 0.25 <= delays[0] <= 0.5 and all(d <= 4.0 for d in delays)
+    assert delays[-1] >= 2.0
+    backoff.reset()
+    assert backoff.next() <= 0.5
