@@ -9,6 +9,7 @@
 import { api } from '../api.js';
 import { avatar, fingerprint, fullTime, h, replace, shortTime, toast } from './dom.js';
 import { confirmDialog, membersDialog, newGroupDialog } from './dialogs.js';
+import { icon } from './icons.js';
 
 const CONNECTION_TEXT = {
   idle: 'Starting…',
@@ -48,14 +49,14 @@ export class ChatView {
     this.notifyButton = h('button.icon-button', { type: 'button', onclick: () => this.toggleNotifications() });
     const logoutForm = h('form', { method: 'post', action: '/logout/' },
       h('input', { type: 'hidden', name: 'csrfmiddlewaretoken', value: document.querySelector('[name=csrfmiddlewaretoken]')?.value ?? '' }),
-      h('button.icon-button', { type: 'submit', 'aria-label': 'Log out', title: 'Log out' }, '⎋'));
+      h('button.icon-button', { type: 'submit', 'aria-label': 'Log out', title: 'Log out' }, icon('logout')));
     this.sidebar = h('aside.sidebar', { 'aria-label': 'Conversations' },
       h('header.sidebar-head', {},
         h('div.me', {}, avatar(me.username), h('div', {}, h('div.me-name', {}, me.username), this.connectionEl)),
         h('nav.toolbar', { 'aria-label': 'Main' },
-          h('button.icon-button', { type: 'button', 'aria-label': 'New group', title: 'New group', onclick: () => this.newGroup() }, '＋'),
+          h('button.icon-button', { type: 'button', 'aria-label': 'New group', title: 'New group', onclick: () => this.newGroup() }, icon('users')),
           this.notifyButton,
-          h('a.icon-button', { href: '/security/', 'aria-label': 'Security and devices', title: 'Security and devices', id: 'security-link' }, '🛡'),
+          h('a.icon-button', { href: '/security/', 'aria-label': 'Security and devices', title: 'Security and devices', id: 'security-link' }, icon('shield')),
           logoutForm)),
       h('div.search', {}, this.searchInput),
       this.peopleEl,
@@ -107,7 +108,7 @@ export class ChatView {
 
   renderNotifyButton() {
     const on = this.app.notifier.enabled;
-    this.notifyButton.textContent = on ? '🔔' : '🔕';
+    replace(this.notifyButton, icon(on ? 'bell' : 'bellOff'));
     this.notifyButton.setAttribute('aria-label', on ? 'Desktop notifications on (turn off)' : 'Desktop notifications off (turn on)');
     this.notifyButton.title = this.notifyButton.getAttribute('aria-label');
     this.notifyButton.setAttribute('aria-pressed', String(on));
@@ -204,7 +205,7 @@ export class ChatView {
     this.renderList();
     this.elements.clear();
     if (!conv) {
-      replace(this.pane, h('div.empty', {}, h('div.empty-mark', { 'aria-hidden': 'true' }, '🔒'), h('h2', {}, 'End-to-end encrypted chat'),
+      replace(this.pane, h('div.empty', {}, h('div.empty-mark', { 'aria-hidden': 'true' }, icon('lock')), h('h2', {}, 'End-to-end encrypted chat'),
         h('p', {}, 'Pick a conversation, or search for someone to start one. Messages are encrypted in this browser; the server sees only ciphertext.')));
       return;
     }
@@ -231,7 +232,7 @@ export class ChatView {
       ? conv.members.map((m) => m.username).join(', ')
       : online ? 'Online' : 'Offline';
     replace(this.headerEl,
-      h('button.icon-button.back', { type: 'button', 'aria-label': 'Back to conversations', onclick: () => this.navigate('/') }, '←'),
+      h('button.icon-button.back', { type: 'button', 'aria-label': 'Back to conversations', onclick: () => this.navigate('/') }, icon('back')),
       h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { role: 'img', 'aria-label': online ? 'online' : 'offline' })),
       h('div.pane-title', {}, h('h2', { id: 'pane-title' }, title), h('div.pane-sub', {}, sub)),
       conv.kind === 'group' && h('button.secondary.small', { type: 'button', onclick: () => membersDialog({ app: this.app, conv }) }, 'Members'));
@@ -258,7 +259,7 @@ export class ChatView {
 
   buildComposer(conv) {
     this.textarea = h('textarea', { id: 'composer-input', rows: 1, placeholder: conv.left ? 'You are no longer a member' : 'Message', 'aria-label': 'Message', maxlength: 16000, disabled: conv.left });
-    this.sendButton = h('button.send', { type: 'submit', 'aria-label': 'Send', title: 'Send (Enter)' }, '➤');
+    this.sendButton = h('button.send', { type: 'submit', 'aria-label': 'Send', title: 'Send (Enter)' }, icon('send'));
     const form = h('form.composer', { 'aria-label': 'Write a message' }, this.textarea, this.sendButton);
     const submit = () => {
       const text = this.textarea.value;
@@ -390,10 +391,10 @@ const FAILED_TEXT = {
 function messageNode(item, { delivery, showSender }) {
   const ok = item.status === 'ok';
   const bubble = h(`div.bubble${ok ? '' : '.bubble-failed'}`, {},
-    ok ? h('p.msg-text', {}, item.text) : h('p.msg-text.msg-failed', { title: item.reason ?? '' }, h('span', { 'aria-hidden': 'true' }, '⚠ '), FAILED_TEXT[item.status] ?? FAILED_TEXT.failed),
+    ok ? h('p.msg-text', {}, item.text) : h('p.msg-text.msg-failed', { title: item.reason ?? '' }, icon('alert', 'icon-inline'), ' ', FAILED_TEXT[item.status] ?? FAILED_TEXT.failed),
     h('span.meta', {},
       h('time', { datetime: item.created, title: fullTime(item.created) }, shortTime(item.created)),
-      item.own && h(`span.status.status-${delivery}`, { 'aria-label': delivery === 'read' ? 'Read' : 'Sent', title: delivery === 'read' ? 'Read' : 'Sent' }, delivery === 'read' ? '✓✓' : '✓')));
+      item.own && h(`span.status.status-${delivery}`, { 'aria-label': delivery === 'read' ? 'Read' : 'Sent', title: delivery === 'read' ? 'Read' : 'Sent' }, icon(delivery === 'read' ? 'checks' : 'check', 'icon-inline'))));
   return h(`div.msg.${item.own ? 'own' : 'other'}`, { dataset: { seq: item.seq, state: item.status, delivery: delivery ?? '' } },
     showSender && h('div.msg-sender', {}, item.sender),
     bubble);
@@ -406,7 +407,7 @@ function pendingNode(item, conv, app) {
       h('p.msg-text', {}, item.text ?? ''),
       h('span.meta', {},
         item.notice && !failed ? h('span.notice', {}, item.notice, ' ') : null,
-        failed ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { 'aria-label': 'Sending', title: 'Sending' }, '🕓'))),
+        failed ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { 'aria-label': 'Sending', title: 'Sending' }, icon('clock', 'icon-inline')))),
     failed && h('div.pending-actions', {},
       item.state === 'failed' && h('button.link.small', { type: 'button', onclick: () => app.retryFailed(conv, item.client_msg_id) }, 'Retry'),
       h('button.link.small', { type: 'button', onclick: () => app.discardPending(conv, item.client_msg_id) }, 'Discard')));

@@ -6,11 +6,15 @@
 
 import { api } from '../api.js';
 import { avatar, h, replace, toast } from './dom.js';
+import { icon } from './icons.js';
+
+let modalCount = 0;
 
 function modal(title, ...body) {
-  const dialog = h('dialog.modal', { 'aria-labelledby': 'modal-title' },
-    h('header.modal-head', {}, h('h2', { id: 'modal-title' }, title),
-      h('button.icon-button', { type: 'button', 'aria-label': 'Close', onclick: () => dialog.close() }, '✕')),
+  const titleId = `modal-title-${++modalCount}`;
+  const dialog = h('dialog.modal', { 'aria-labelledby': titleId },
+    h('header.modal-head', {}, h('h2', { id: titleId }, title),
+      h('button.icon-button', { type: 'button', 'aria-label': 'Close', onclick: () => dialog.close() }, icon('close'))),
     ...body);
   dialog.addEventListener('close', () => dialog.remove());
   document.body.append(dialog);
@@ -70,7 +74,7 @@ export function newGroupDialog({ me }) {
     const title = h('input', { id: 'group-title', maxlength: 100, placeholder: 'e.g. Book club' });
     const chips = h('ul.chips', { 'aria-label': 'Members' });
     const errors = h('div.form-error', { role: 'alert', hidden: true });
-    const renderChips = () => replace(chips, chosen.map((name) => h('li.chip', {}, name, h('button.chip-remove', { type: 'button', 'aria-label': `Remove ${name}`, onclick: () => { chosen.splice(chosen.indexOf(name), 1); renderChips(); } }, '✕'))));
+    const renderChips = () => replace(chips, chosen.map((name) => h('li.chip', {}, name, h('button.chip-remove', { type: 'button', 'aria-label': `Remove ${name}`, onclick: () => { chosen.splice(chosen.indexOf(name), 1); renderChips(); } }, icon('close', 'icon-inline')))));
     const picker = userPicker({
       exclude: [me.username],
       id: 'group-search',

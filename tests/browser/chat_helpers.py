@@ -1,0 +1,114 @@
+"""Drive the browser app like a person: register, set up a device, chat."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Browser, Page, expect
+
+PASSWORD = "Login-pass-Quartz-91!"
+PASSPHRASE = "violet harbour kettle mountain"
+SETUP_TIMEOUT = 60_000
+LIVE_TIMEOUT = 15_000
+
+
+class ChatUser:
+    """One person with one browser context (its own IndexedDB, cookies and page)."""
+
+    def __init__(self, browser: Browser, base_url: str, username: str, *, viewport=None) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.username = username
+        self.context = browser.new_context(
+            base_url=base_url, viewport=viewport or {"width": 1200, "height": 800}
+        )
+        self.problems: list[str] = []
+        self.page = self.new_page()
+
+    def new_page(self) -> Page:
+        page = self.context.new_page()
+        page.on("pageerror", lambda error: self.problems.append(f"pageerror: {error}"))
+        page.on(
+            "console",
+            lambda msg: self.problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" or "Content Security Policy" in msg.text
+            else None,
+        )
+        page.on("dialog", lambda dialog: (self.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+        return page
+
+    def close(self) -> None:
+        self.context.close()
+
+    # --- accounts and device -------------------------------------------------------------
+
+    def register(self) -> ChatUser:
+        page = self.page
+        page.goto("/register/")
+        page.fill("#id_username", self.username)
+        page.fill("#id_password", PASSWORD)
+        page.fill("#id_password_again", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/$"))
+        return self
+
+    def login(self) -> ChatUser:
+        page = self.page
+        page.goto("/login/")
+        page.fill("#id_username", self.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/$"))
+        return self
+
+    def setup_device(self, passphrase: str = PASSPHRASE, name: str | None = None) -> ChatUser:
+        page = self.page
+        expect(page.get_by_role("heading", name="Set up this browser")).to_be_visible()
+        if name:
+            page.fill("#device-name", name)
+        page.get_by_label("Passphrase", exact=True).fill(passphrase)
+        page.get_by_label("Passphrase (again)").fill(passphrase)
+        page.check("#understand")
+        page.get_by_role("button", name="Set up this device").click()
+        page.wait_for_selector("body[data-ready=true]", timeout=SETUP_TIMEOUT)
+        return self
+
+    def unlock(self, passphrase: str = PASSPHRASE) -> ChatUser:
+        page = self.page
+        page.fill("#unlock-passphrase", passphrase)
+        page.get_by_role("button", name="Unlock").click()
+        return self
+
+    def start(self, passphrase: str = PASSPHRASE) -> ChatUser:
+        return self.register().setup_device(passphrase)
+
+    # --- chatting --------------------------------------------------------------------------
+
+    def open_direct(self, other: str) -> None:
+        page = self.page
+        page.fill("#conv-search", other)
+        page.get_by_role("button", name=f"Chat with {other}").click()
+        expect(page.locator("#pane-title")).to_have_text(other)
+
+    def open_conversation(self, title: str) -> None:
+        self.page.locator(".conv-item", has_text=title).first.click()
+        expect(self.page.locator("#pane-title")).to_have_text(title)
+
+    def send(self, text: str) -> None:
+        box = self.page.locator("#composer-input")
+        box.fill(text)
+        box.press("Enter")
+
+    def messages(self):
+        return self.page.locator(".messages .msg .msg-text")
+
+    def expect_message(self, text: str, timeout: int = LIVE_TIMEOUT) -> None:
+        expect(self.page.locator(".messages .msg .msg-text", has_text=text).first).to_be_visible(
+            timeout=timeout
+        )
+        expect(self.page.locator(".messages .msg .msg-text").filter(has_text=text)).to_have_count(1)
+
+    def expect_sent(self, text: str) -> None:
+        """The own message has left the outbox (acknowledged: sent or read)."""
+        item = self.page.locator(".msg.own", has_text=text)
+        expect(item).to_have_attribute("data-delivery", re.compile("sent|read"), timeout=LIVE_TIMEOUT)
