@@ -1,0 +1,183 @@
+"""The relay across real processes: redis-server and two daphne workers on loopback.
+
+Shows cross-process fan-out of message/typing/read/presence, gapless seq under
+concurrent senders (SQLite shared by two processes, and PostgreSQL), bursts beyond
+a channel's default capacity, idle sockets past channels_redis's old 5 s timeout,
+and that no stored row holds a plaintext.
+"""
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from chatclient import protocol
+from tests.live import live_user, next_of, recipients_of
+
+pytestmark = [pytest.mark.processes, pytest.mark.timeout(300)]
+
+
+async def test_two_workers_relay_message_typing_read_presence(live_stack, device_keys):
+    stack = live_stack(2)
+    left, right = stack.base_urls
+    alice = await live_user(left, "alice", device_keys())
+    bob = await live_user(right, "bob", device_keys())
+    direct = await alice.session.create_conversation(["bob"])
+    a_ws = await alice.socket()
+    b_ws = await bob.socket()
+    assert (await next_of(a_ws, "presence")) == {
+        "type": "presence",
+        "user": "bob",
+        "user_id": bob.user_id,
+        "online": True,
+    }
+
+    msg_id, envelope = await alice.seal(
+        direct, "across processes", await recipients_of(alice, direct)
+    )
+    await a_ws.send_frame(
+        {
+            "type": "send",
+            "conversation": direct["id"],
+            "client_msg_id": msg_id,
+            "envelope": envelope,
+        }
+    )
+    ack = await next_of(a_ws, "ack")
+    assert ack["seq"] == 1 and ack["client_msg_id"] == msg_id
+    message = (await next_of(b_ws, "message"))["message"]
+    assert message["id"] == ack["id"] and message["seq"] == 1
+    opened = protocol.open_envelope(
+        message["envelope"],
+        conversation_id=direct["id"],
+        sender_id=alice.user_id,
+        client_msg_id=msg_id,
+        device_keys=bob.keys,
+        sig_public=alice.keys.sig_public,
+    )
+    assert opened["text"] == "across processes"
+
+    await b_ws.send_frame({"type": "typing", "conversation": direct["id"]})
+    assert (await next_of(a_ws, "typing"))["user"] == "bob"
+    await b_ws.send_frame({"type": "read", "conversation": direct["id"], "up_to": 1})
+    assert (await next_of(a_ws, "read")) == {
+        "type": "read",
+        "conversation": direct["id"],
+        "user": "bob",
+        "user_id": bob.user_id,
+        "up_to": 1,
+    }
+    await b_ws.close()
+    assert (await next_of(a_ws, "presence"))["online"] is False
+    await a_ws.close()
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+async def test_concurrent_senders_get_gapless_seqs_and_every_copy(live_stack, device_keys, db):
+    """5 senders x 50 messages at once into one group across two workers -> seq 1..250,
+    no gap, no duplicate; a listening member receives all 250 live (a burst well past
+    channels_redis's default per-channel capacity of 100)."""
+    stack = live_stack(2, db=db)
+    users = [await live_user(stack.base_urls[i % 2], f"user{i}", device_keys()) for i in range(6)]
+    senders, listener = users[:5], users[5]
+    group = await senders[0].session.create_conversation([u.username for u in users[1:]])
+    recipients = await recipients_of(senders[0], group)
+    prepared = [
+        [await s.seal(group, f"{s.username} #{n}", recipients) for n in range(50)] for s in senders
+    ]
+    listen_ws = await listener.socket()
+    sockets = [await s.socket() for s in senders]
+
+    async def send_all(ws, batch):
+        for msg_id, envelope in batch:
+            await ws.send_frame(
+                {
+                    "type": "send",
+                    "conversation": group["id"],
+                    "client_msg_id": msg_id,
+                    "envelope": envelope,
+                }
+            )
+        acks = []
+        while len(acks) < len(batch):
+            frame = await ws.recv_frame(timeout=60)
+            assert frame["type"] != "error", frame
+            if frame["type"] == "ack":
+                acks.append(frame["seq"])
+        return acks
+
+    async def receive_all():
+        seqs = []
+        while len(seqs) < 250:
+            frame = await listen_ws.recv_frame(timeout=60)
+            if frame["type"] == "message":
+                seqs.append(frame["message"]["seq"])
+        return seqs
+
+    receiving = asyncio.create_task(receive_all())
+    acks = await asyncio.gather(
+        *(send_all(ws, batch) for ws, batch in zip(sockets, prepared, strict=True))
+    )
+    all_acks = sorted(seq for batch in acks for seq in batch)
+    assert all_acks == list(range(1, 251))
+    assert sorted(await receiving) == list(range(1, 251))
+    history = await listener.session.history(group["id"], limit=100)
+    assert [m["seq"] for m in history["messages"]] == list(range(151, 251))
+    for ws in [listen_ws, *sockets]:
+        await ws.close()
+
+
+async def test_idle_socket_outlives_redis_timeouts(live_stack, device_keys):
+    """channels_redis 4.3 + redis-py 8 killed idle consumers after ~5 s (#422): idle 12 s."""
+    stack = live_stack(1)
+    alice = await live_user(stack.base_url, "alice", device_keys())
+    bob = await live_user(stack.base_url, "bob", device_keys())
+    direct = await alice.session.create_conversation(["bob"])
+    b_ws = await bob.socket()
+    await asyncio.sleep(12)
+    msg_id, envelope = await alice.seal(direct, "still there?", await recipients_of(alice, direct))
+    await alice.session.send_message(direct["id"], msg_id, envelope)
+    assert (await next_of(b_ws, "message"))["message"]["client_msg_id"] == msg_id
+    await b_ws.send_frame({"type": "ping"})
+    assert await next_of(b_ws, "pong") == {"type": "pong"}
+    await b_ws.close()
+
+
+async def test_database_holds_no_plaintext(live_stack, device_keys):
+    """After a chat over both transports, no column of any row contains a message text."""
+    stack = live_stack(1)
+    alice = await live_user(stack.base_url, "alice", device_keys())
+    bob = await live_user(stack.base_url, "bob", device_keys())
+    direct = await alice.session.create_conversation(["bob"])
+    recipients = await recipients_of(alice, direct)
+    canaries = [f"canary-plaintext-{n}-{protocol.new_client_msg_id()}" for n in range(6)]
+    a_ws = await alice.socket()
+    for text in canaries[:3]:
+        msg_id, envelope = await alice.seal(direct, text, recipients)
+        await a_ws.send_frame(
+            {
+                "type": "send",
+                "conversation": direct["id"],
+                "client_msg_id": msg_id,
+                "envelope": envelope,
+            }
+        )
+        await next_of(a_ws, "ack")
+    for text in canaries[3:]:
+        msg_id, envelope = await bob.seal(direct, text, recipients)
+        await bob.session.send_message(direct["id"], msg_id, envelope)
+    await a_ws.close()
+    database = Path(stack.database_url.removeprefix("sqlite:///"))
+    stored = 0
+    with sqlite3.connect(database) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in db.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 (table names from sqlite_master)
+                for value in row:
+                    blob = value if isinstance(value, bytes) else str(value).encode()
+                    stored += table == "messaging_message"
+                    for canary in canaries:
+                        assert canary.encode() not in blob, (table, row)
+                        assert protocol.b64encode(canary.encode())[:20].encode() not in blob
+    assert stored > 0
