@@ -34,7 +34,9 @@ async def _channel_layer() -> None:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer configured")
-    channel = await layer.new_channel("healthz.")
+    # The default prefix: channels_redis reads every "specific." channel of this process
+    # through one shared BZPOPMIN, which another prefix would wait behind.
+    channel = await layer.new_channel()
     token = secrets.token_hex(8)
     await layer.send(channel, {"type": "healthz.ping", "token": token})
     message = await layer.receive(channel)

@@ -1,0 +1,624 @@
+"""The production shape with real processes on loopback, started by the test:
+
+nginx (deploy/nginx/chat.conf, TLS) in front of two daphne workers run as the systemd
+unit runs them (deploy/systemd/chat-daphne@.service: --proxy-headers, -v 0), Redis as the
+channel layer, PostgreSQL as the database, static files collected and served by nginx.
+
+Two clients land on different workers and chat; typing, read marks and presence cross
+workers; one worker is SIGKILLed mid-conversation and its client reconnects through nginx
+to the other, syncs and resends, with nothing lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+
+from chatclient import protocol
+from tests.support.ci import skip_or_fail
+from tests.support.services import (
+    REPO_ROOT,
+    START_TIMEOUT,
+    DaphneServer,
+    ServiceError,
+    _spawn,
+    free_port,
+    log_tail,
+    port_open,
+    terminate,
+)
+
+pytestmark = pytest.mark.processes
+
+DEPLOY = REPO_ROOT / "deploy"
+PASSWORD = "correct horse battery staple"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def unit_daphne_argv(port: int) -> list[str]:
+    """ExecStart of the systemd unit, for this venv and port."""
+    unit = (DEPLOY / "systemd" / "chat-daphne@.service").read_text()
+    line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
+    argv = shlex.split(line.removeprefix("ExecStart="))
+    assert argv[0].endswith("/daphne")
+    return [sys.executable, "-m", "daphne", *(a.replace("%i", str(port)) for a in argv[1:])]
+
+
+class UnitDaphne(DaphneServer):
+    """A daphne worker started with the systemd unit's command line."""
+
+    def _launch_and_wait(self, timeout: float) -> None:
+        self.argv = unit_daphne_argv(self.port)
+        self.proc = _spawn(self.argv, self.log_path, cwd=self.cwd, env=self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServiceError(f"daphne exited\n{log_tail(self.log_path)}")
+            if port_open(self.port):
+                return
+            time.sleep(0.05)
+        raise ServiceError(f"daphne not listening in {timeout}s\n{log_tail(self.log_path)}")
+
+
+def render_site(site: str, *, http_port, https_port, workers, cert, key, static_root, tmp):
+    """deploy/nginx/chat.conf with loopback ports and temp paths; every edit must apply."""
+    edits = [
+        (r"\n\s*listen \[::\]:\d+( ssl)?;", ""),
+        (r"listen 80;", f"listen 127.0.0.1:{http_port};"),
+        (r"listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
+        (r"ssl_certificate /\S+;", f"ssl_certificate {cert};"),
+        (r"ssl_certificate_key /\S+;", f"ssl_certificate_key {key};"),
+        (r"alias /srv/chat/staticfiles/;", f"alias {static_root}/;"),
+        (r"access_log /var/log/nginx/chat\.access\.log", f"access_log {tmp}/chat.access.log"),
+        (r"root /var/www/letsencrypt;", f"root {tmp};"),
+    ]
+    for pattern, replacement in edits:
+        site, count = re.subn(pattern, replacement, site)
+        assert count, f"deploy/nginx/chat.conf no longer has {pattern!r}"
+    servers = "".join(
+        f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;\n" for port in workers
+    )
+    site, count = re.subn(r"(    server 127\.0\.0\.1:\d+[^\n]*\n)+", servers, site)
+    assert count == 1, "the upstream block's server lines are not where they were"
+    return site
+
+
+class Nginx:
+    """nginx as a child process (daemon off) with a generated main config."""
+
+    def __init__(self, tmp: Path, site: str):
+        self.tmp = tmp
+        (tmp / "site.conf").write_text(site)
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        paths = "".join(
+            f"    {kind}_temp_path {tmp}/{kind}_temp;\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        (tmp / "nginx.conf").write_text(
+            f"{user}worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log info;\n"
+            "events { worker_connections 512; }\n"
+            "http {\n    include /etc/nginx/mime.types;\n"
+            "    default_type application/octet-stream;\n"
+            f"    access_log {tmp}/access.log;\n{paths}"
+            f"    include {tmp}/site.conf;\n}}\n"
+        )
+        self.proc = None
+
+    def start(self, port: int) -> Nginx:
+        argv = [NGINX, "-p", str(self.tmp), "-e", str(self.tmp / "error.log")]
+        argv += ["-c", str(self.tmp / "nginx.conf")]
+        test = subprocess.run([*argv, "-t"], capture_output=True, text=True, timeout=30)
+        assert test.returncode == 0, test.stderr
+        self.proc = _spawn([*argv, "-g", "daemon off;"], self.tmp / "nginx.out")
+        deadline = time.monotonic() + START_TIMEOUT
+        while not port_open(port):
+            assert self.proc.poll() is None, log_tail(self.tmp / "error.log")
+            assert time.monotonic() < deadline, "nginx not listening"
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc)
+
+
+def self_signed_cert(tmp: Path) -> tuple[Path, Path]:
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+# --------------------------------------------------------------------------- clients
+
+
+class Browser:
+    """JSON over HTTPS through nginx, with cookies and X-CSRFToken like the browser code."""
+
+    def __init__(self, origin: str, tls: ssl.SSLContext):
+        self.origin, self.tls = origin, tls
+        self.cookies: dict[str, str] = {}
+        self.set_cookie_lines: list[str] = []
+
+    def call(self, method: str, path: str, body=None):
+        headers = {"Origin": self.origin, "Accept": "application/json"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if "csrftoken" in self.cookies:
+            headers["X-CSRFToken"] = self.cookies["csrftoken"]
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(
+            self.origin + path, data=data, method=method, headers=headers
+        )
+        try:
+            response = urllib.request.urlopen(request, context=self.tls, timeout=15)
+        except urllib.error.HTTPError as error:
+            response = error
+        with response:
+            raw = response.read()
+            for line in response.headers.get_all("Set-Cookie") or []:
+                self.set_cookie_lines.append(line)
+                name, _, value = line.split(";")[0].partition("=")
+                self.cookies[name.strip()] = value.strip()
+            is_json = response.headers.get("Content-Type", "").startswith("application/json")
+            return response.status, (json.loads(raw) if raw and is_json else raw), response.headers
+
+
+class Peer:
+    """One user with one device: a WebSocket through nginx, the messages it has seen,
+    what it has sent and not yet had acknowledged."""
+
+    def __init__(self, name: str, origin: str, tls: ssl.SSLContext, keys):
+        self.name, self.origin, self.tls, self.keys = name, origin, tls, keys
+        self.browser = Browser(origin, tls)
+        self.ws = None
+        self.reader: asyncio.Task | None = None
+        self.messages: dict[int, dict] = {}  # message id -> message (de-duplicated)
+        self.frames: asyncio.Queue = asyncio.Queue()
+        self.acks: dict[str, dict] = {}
+        self.pending: dict[str, dict] = {}  # client_msg_id -> send frame
+        self.sent_texts: dict[str, str] = {}
+        self.closed = asyncio.Event()
+        self.reconnects = 0
+
+    # --- HTTP
+    def sign_up(self) -> None:
+        self.browser.call("GET", "/api/session/")
+        status, body, _ = self.browser.call(
+            "POST", "/api/users/", {"username": self.name, "password": PASSWORD}
+        )
+        assert status == 201, body
+        self.user_id = body["user"]["id"]
+        status, body, _ = self.browser.call(
+            "POST",
+            "/api/devices/",
+            {
+                "name": f"{self.name} test device",
+                "enc_spki": protocol.b64encode(self.keys.enc_spki),
+                "sig_spki": protocol.b64encode(self.keys.sig_spki),
+                "proof": protocol.sign_device_proof(self.keys, self.user_id),
+            },
+        )
+        assert status == 201, body
+        self.device_id = body["id"]
+
+    def recipients(self, conversation: dict) -> dict:
+        keys = {}
+        for member in conversation["members"]:
+            _, listing, _ = self.browser.call("GET", f"/api/users/{member['username']}/devices/")
+            for device in listing["devices"]:
+                keys[device["enc_kid"]] = protocol.import_public_key(
+                    protocol.b64decode(device["enc_spki"])
+                )
+        return keys
+
+    # --- WebSocket
+    async def connect(self) -> None:
+        url = self.origin.replace("https://", "wss://") + f"/ws/chat/?device={self.device_id}"
+        cookie = "; ".join(f"{k}={v}" for k, v in self.browser.cookies.items())
+        self.ws = await ws_connect(
+            url, ssl=self.tls, origin=self.origin, additional_headers={"Cookie": cookie}
+        )
+        self.closed.clear()
+        self.reader = asyncio.create_task(self._read(self.ws))
+
+    async def _read(self, ws) -> None:
+        try:
+            async for raw in ws:
+                frame = json.loads(raw)
+                if frame["type"] == "message":
+                    self.messages[frame["message"]["id"]] = frame["message"]
+                elif frame["type"] == "ack":
+                    self.acks[frame["client_msg_id"]] = frame
+                    self.pending.pop(frame["client_msg_id"], None)
+                await self.frames.put(frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.closed.wait()
+
+    async def expect(self, frame_type: str, timeout: float = 5.0, **match) -> dict:
+        """The next frame of this type (and these fields); other frames are skipped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.name}: no {frame_type} {match} in {timeout}s")
+            frame = await asyncio.wait_for(self.frames.get(), left)
+            if frame["type"] == frame_type and all(frame.get(k) == v for k, v in match.items()):
+                return frame
+
+    async def send_text(self, conversation: dict, keys: dict, text: str) -> str:
+        msg_id = protocol.new_client_msg_id()
+        envelope = protocol.seal_envelope(
+            protocol.text_message(text),
+            conversation_id=conversation["id"],
+            sender_id=self.user_id,
+            client_msg_id=msg_id,
+            sender_keys=self.keys,
+            recipient_keys=keys,
+        )
+        frame = {"type": "send", "conversation": conversation["id"], "client_msg_id": msg_id}
+        self.pending[msg_id] = {**frame, "envelope": envelope}
+        self.sent_texts[msg_id] = text
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(json.dumps(self.pending[msg_id]))
+        return msg_id
+
+    def cursor(self, conversation_id: int) -> int:
+        """The last seq up to which this peer has every message (no gap)."""
+        seqs = {m["seq"] for m in self.messages.values() if m["conversation"] == conversation_id}
+        cursor = 0
+        while cursor + 1 in seqs:
+            cursor += 1
+        return cursor
+
+    async def sync(self, conversation_id: int) -> None:
+        await self.ws.send(
+            json.dumps(
+                {"type": "sync", "cursors": {str(conversation_id): self.cursor(conversation_id)}}
+            )
+        )
+        await self.expect("synced", timeout=10)
+
+    async def recover(self, conversation_id: int) -> None:
+        """What a client does when its socket drops: reconnect, sync, resend unacked."""
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                await self.connect()
+                break
+            except (OSError, ConnectionClosed, Exception) as error:  # noqa: B014
+                assert time.monotonic() < deadline, f"{self.name} cannot reconnect: {error!r}"
+                await asyncio.sleep(0.2)
+        self.reconnects += 1
+        await self.sync(conversation_id)
+        for frame in list(self.pending.values()):
+            await self.ws.send(json.dumps(frame))
+
+
+# --------------------------------------------------------------------------- the test
+
+
+async def until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def connections_by_worker(database_url: str) -> dict[int, set[str]]:
+    """user id -> workers with a fresh Connection row (presence heartbeat table)."""
+    with psycopg.connect(database_url) as db:
+        rows = db.execute(
+            "SELECT user_id, worker FROM messaging_connection"
+            " WHERE seen > now() - interval '90 seconds'"
+        ).fetchall()
+    found: dict[int, set[str]] = {}
+    for user_id, worker in rows:
+        found.setdefault(user_id, set()).add(worker)
+    return found
+
+
+@pytest.fixture
+def production(live_stack, tmp_path, postgres_server, redis_server):
+    if not os.access(NGINX, os.X_OK):
+        skip_or_fail("nginx not found (run scripts/install-system-deps.sh)")
+    if shutil.which("openssl") is None:
+        skip_or_fail("openssl not found")
+    http_port, https_port = free_port(), free_port()
+    origin = f"https://127.0.0.1:{https_port}"
+    env = {
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_CSRF_TRUSTED_ORIGINS": origin,
+        "DJANGO_BEHIND_TLS_PROXY": "1",
+        "DJANGO_HSTS_SECONDS": "60",
+        "REGISTRATION_OPEN": "1",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+    }
+    stack = live_stack(1, db="postgres", redis=True, env=env, collectstatic=True)
+    # Replace the fixture's plain daphne with two workers started as systemd starts them.
+    for server in stack.servers:
+        server.stop()
+    stack.servers = [
+        UnitDaphne(stack.env, stack.dir, cwd=REPO_ROOT, name=f"unit-daphne-{i}").start()
+        for i in range(2)
+    ]
+    cert, key = self_signed_cert(tmp_path)
+    os.chmod(stack.dir, 0o755)
+    site = render_site(
+        (DEPLOY / "nginx" / "chat.conf").read_text(),
+        http_port=http_port,
+        https_port=https_port,
+        workers=[s.port for s in stack.servers],
+        cert=cert,
+        key=key,
+        static_root=stack.env["DJANGO_STATIC_ROOT"],
+        tmp=tmp_path,
+    )
+    nginx = Nginx(tmp_path, site).start(https_port)
+    tls = ssl.create_default_context(cafile=str(cert))
+    try:
+        yield {
+            "stack": stack,
+            "origin": origin,
+            "http_port": http_port,
+            "tls": tls,
+            "tmp": tmp_path,
+        }
+    finally:
+        nginx.stop()
+
+
+def test_deploy_config_serves_tls_static_and_health(production):
+    origin, tls = production["origin"], production["tls"]
+    stack = production["stack"]
+    browser = Browser(origin, tls)
+
+    status, body, headers = browser.call("GET", "/healthz")
+    assert status == 200 and body["database"] == body["channel_layer"] == "ok"
+
+    status, _, headers = browser.call("GET", "/api/session/")
+    assert status == 200
+    assert "max-age=60" in headers["Strict-Transport-Security"]
+    assert any("csrftoken" in c and "Secure" in c for c in browser.set_cookie_lines)
+
+    # Plain http on the redirect server block goes to https.
+    request = urllib.request.Request(f"http://127.0.0.1:{production['http_port']}/login/")
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener = urllib.request.build_opener(NoRedirect)
+        opener.open(request, timeout=10)
+    assert redirect.value.code == 301
+    assert redirect.value.headers["Location"].startswith("https://127.0.0.1/login/")
+
+    # Static files with manifest names, served by nginx from DJANGO_STATIC_ROOT.
+    static_root = Path(stack.env["DJANGO_STATIC_ROOT"])
+    manifest = json.loads((static_root / "staticfiles.json").read_text())["paths"]
+    original, hashed = next((k, v) for k, v in manifest.items() if k.endswith(".js"))
+    status, raw, headers = browser.call("GET", f"/static/{hashed}")
+    assert status == 200 and raw == (static_root / hashed).read_bytes()
+    assert "immutable" in ", ".join(headers.get_all("Cache-Control"))
+    status, raw, _ = browser.call("GET", f"/static/{original}")
+    assert status == 200
+
+    status, page, _ = browser.call("GET", "/login/")
+    assert status == 200
+
+    # What the workers log is JSON lines, without headers: a refused Host is logged
+    # (django.security.DisallowedHost) but not the cookie or header values sent with it.
+    request = urllib.request.Request(
+        origin + "/api/session/",
+        headers={"Host": "evil.example", "Cookie": "sessionid=cookie-must-not-be-logged",
+                 "X-Custom": "header-must-not-be-logged"},
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, context=tls, timeout=10)
+    assert refused.value.code == 400
+    deadline = time.monotonic() + 5
+    while True:
+        text = "".join(s.log_path.read_text() for s in stack.servers)
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        if any(r["logger"] == "django.security.DisallowedHost" for r in records):
+            break
+        assert time.monotonic() < deadline, f"no DisallowedHost record in {text!r}"
+        time.sleep(0.1)
+    assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+    assert "must-not-be-logged" not in text
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(production, device_keys):
+    stack, origin, tls = production["stack"], production["origin"], production["tls"]
+    alice = Peer("alice", origin, tls, device_keys())
+    bob = Peer("bob", origin, tls, device_keys())
+    await asyncio.to_thread(alice.sign_up)
+    await asyncio.to_thread(bob.sign_up)
+    status, body, _ = await asyncio.to_thread(
+        alice.browser.call, "POST", "/api/conversations/", {"members": ["bob"]}
+    )
+    assert status == 201, body
+    conversation = body["conversation"]
+    cid = conversation["id"]
+    keys = await asyncio.to_thread(alice.recipients, conversation)
+    assert keys == await asyncio.to_thread(bob.recipients, conversation)
+
+    # --- two clients land on different workers; presence crosses them.
+    await bob.connect()
+    await asyncio.sleep(0.3)
+    await alice.connect()
+    await bob.expect("presence", user="alice", online=True)
+    await alice.expect("presence", user="bob", online=True)
+    placed = connections_by_worker(stack.database_url)
+    assert len(placed[alice.user_id]) == len(placed[bob.user_id]) == 1
+    assert placed[alice.user_id] != placed[bob.user_id], "both clients on one worker"
+
+    # --- chat, typing and read marks across workers.
+    first = await alice.send_text(conversation, keys, "hello bob, from the other worker")
+    await alice.expect("ack", client_msg_id=first)
+    got = await bob.expect("message")
+    plain = protocol.open_envelope(
+        got["message"]["envelope"],
+        conversation_id=cid,
+        sender_id=alice.user_id,
+        client_msg_id=first,
+        device_keys=bob.keys,
+        sig_public=alice.keys.sig_public,
+    )
+    assert plain["text"] == "hello bob, from the other worker"
+    await alice.ws.send(json.dumps({"type": "typing", "conversation": cid}))
+    await bob.expect("typing", conversation=cid, user="alice")
+    await bob.ws.send(json.dumps({"type": "typing", "conversation": cid}))
+    await alice.expect("typing", conversation=cid, user="bob")
+    await bob.ws.send(json.dumps({"type": "read", "conversation": cid, "up_to": 1}))
+    await alice.expect("read", conversation=cid, user="bob", up_to=1)
+    reply = await bob.send_text(conversation, keys, "hi alice")
+    await bob.expect("ack", client_msg_id=reply)
+    await until(lambda: reply in {m["client_msg_id"] for m in alice.messages.values()})
+    assert {m["client_msg_id"] for m in alice.messages.values()} == {first, reply}
+
+    # --- going offline crosses workers too (a clean close).
+    await bob.close()
+    await alice.expect("presence", user="bob", online=False)
+    await bob.connect()
+    await alice.expect("presence", user="bob", online=True)
+    placed = connections_by_worker(stack.database_url)
+    assert placed[alice.user_id] != placed[bob.user_id]
+
+    # --- a worker dies mid-conversation.
+    per_peer = 15
+    victim = stack.servers[0]
+
+    async def chatter(peer: Peer, kill_at: int | None) -> None:
+        for i in range(per_peer):
+            if kill_at is not None and i == kill_at:
+                victim.kill()  # SIGKILL: no close frames, no presence cleanup
+            if peer.closed.is_set():
+                await peer.recover(cid)
+            await peer.send_text(conversation, keys, f"{peer.name} #{i}")
+            await asyncio.sleep(0.05)
+        deadline = time.monotonic() + 20
+        while peer.pending:
+            assert time.monotonic() < deadline, f"{peer.name}: unacknowledged {peer.pending}"
+            if peer.closed.is_set():
+                await peer.recover(cid)
+            await asyncio.sleep(0.1)
+
+    started = time.monotonic()
+    await asyncio.gather(chatter(alice, kill_at=6), chatter(bob, kill_at=None))
+    assert not victim.running
+    assert alice.reconnects + bob.reconnects == 1, "exactly the victim's client reconnects"
+    moved = alice if alice.reconnects else bob
+    stayed = bob if moved is alice else alice
+    print(f"{moved.name} was on the killed worker; recovered in {time.monotonic() - started:.1f}s")
+
+    # Everyone ends on the surviving worker.
+    placed = connections_by_worker(stack.database_url)
+    survivor_rows = placed[moved.user_id] & placed[stayed.user_id]
+    assert survivor_rows, f"not on one worker after the kill: {placed}"
+
+    # Both views converge (a client syncs when it sees a gap; it de-duplicates by id).
+    total = 2 + 2 * per_peer
+    for peer in (alice, bob):
+        deadline = time.monotonic() + 10
+        while peer.cursor(cid) < total:
+            assert time.monotonic() < deadline, f"{peer.name} stuck at {peer.cursor(cid)}"
+            await peer.sync(cid)
+            await asyncio.sleep(0.1)
+
+    expected = {**alice.sent_texts, **bob.sent_texts}
+    assert len(expected) == total
+    for peer in (alice, bob):
+        seen = sorted(peer.messages.values(), key=lambda m: m["seq"])
+        assert [m["seq"] for m in seen] == list(range(1, total + 1)), "gap or duplicate seq"
+        ids = [(m["sender_id"], m["client_msg_id"]) for m in seen]
+        assert len(set(ids)) == total, "a message stored twice"
+        texts = {}
+        for m in seen:
+            sender = alice if m["sender_id"] == alice.user_id else bob
+            opened = protocol.open_envelope(
+                m["envelope"],
+                conversation_id=cid,
+                sender_id=m["sender_id"],
+                client_msg_id=m["client_msg_id"],
+                device_keys=peer.keys,
+                sig_public=sender.keys.sig_public,
+            )
+            texts[m["client_msg_id"]] = opened["text"]
+        assert texts == expected
+        for sender in ("alice", "bob"):  # each sender's messages in the order sent
+            order = [
+                texts[m["client_msg_id"]]
+                for m in seen
+                if texts[m["client_msg_id"]].startswith(f"{sender} #")
+            ]
+            assert order == [f"{sender} #{i}" for i in range(per_peer)]
+
+    with psycopg.connect(stack.database_url) as db:
+        count, distinct, last_seq = db.execute(
+            "SELECT count(*), count(DISTINCT (sender_id, client_msg_id)), max(seq)"
+            " FROM messaging_message WHERE conversation_id = %s",
+            (cid,),
+        ).fetchone()
+    assert count == distinct == last_seq == total
+
+    # Typing and read marks still cross after the fail-over (same worker now, via Redis).
+    await moved.ws.send(json.dumps({"type": "typing", "conversation": cid}))
+    await stayed.expect("typing", conversation=cid, user=moved.name)
+    await moved.ws.send(json.dumps({"type": "read", "conversation": cid, "up_to": total}))
+    await stayed.expect("read", conversation=cid, user=moved.name, up_to=total)
+
+    status, body, _ = await asyncio.to_thread(Browser(origin, tls).call, "GET", "/healthz")
+    assert status == 200, body
+    await alice.close()
+    await bob.close()
+
+    # Logs: JSON lines only, and no message content, keys or passwords in any of them.
+    secrets_seen = [PASSWORD]
+    for m in alice.messages.values():
+        secrets_seen += [m["envelope"]["ct"][:32], m["envelope"]["sig"][:32]]
+        secrets_seen += [v[:32] for v in m["envelope"]["keys"].values()]
+    secrets_seen += [text for text in expected.values()]
+    logs = [production["tmp"] / "chat.access.log", *(s.log_path for s in stack.servers)]
+    for path in logs:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        for line in filter(None, text.splitlines()):
+            json.loads(line)  # every line parses
+        for secret in secrets_seen:
+            assert secret not in text, f"{path.name} holds {secret[:12]}…"
+    assert "sessionid" not in production["tmp"].joinpath("chat.access.log").read_text()
