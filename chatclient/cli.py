@@ -251,7 +251,8 @@ async def cmd_device_list(ctx: Context) -> None:
         this = " (this one)" if device["id"] == record.get("device_id") else ""
         state = f"revoked {device['revoked']}" if device["revoked"] else "active"
         say(f"{device['id']}  {clean(device['name'])}  {state}{this}")
-        say(f"    {fingerprint(device['enc_kid'])}")
+        say(f"    signing    {fingerprint(device['sig_kid'])}")
+        say(f"    encryption {fingerprint(device['enc_kid'])}")
 
 
 async def cmd_device_revoke(ctx: Context) -> None:
@@ -284,7 +285,9 @@ async def cmd_fingerprints(ctx: Context) -> None:
     user = await require_user(session)
     record = ctx.profile.load_keystore()
     if record:
-        say(f"this device ({record['device_id']}): {fingerprint(record['enc_kid'])}")
+        say(f"this device ({record['device_id']})")
+        say(f"    signing    {fingerprint(record['sig_kid'])}")
+        say(f"    encryption {fingerprint(record['enc_kid'])}")
     directory = DeviceDirectory(session)
     names = ctx.args.users
     if not names:
@@ -301,7 +304,8 @@ async def cmd_fingerprints(ctx: Context) -> None:
             raise
         for device in devices:
             say(f"{clean(name)}  device {device.id} {clean(device.name)!r}")
-            say(f"    {fingerprint(device.enc_kid)}")
+            say(f"    signing    {fingerprint(device.sig_kid)}")
+            say(f"    encryption {fingerprint(device.enc_kid)}")
     for problem in directory.skipped:
         warn(f"!! refused a device record: {problem}")
 

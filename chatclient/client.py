@@ -24,7 +24,7 @@ class ChatClient:
     """A device's view of the chat.
 
     ``cursors`` (conversation id -> last seq handled) and ``known_devices`` (username ->
-    enc kids last seen) may come from a previous run; ``on_cursor(conversation, seq)`` is
+    signing kids last seen) may come from a previous run; ``on_cursor(conversation, seq)`` is
     called after each message is handled, so a caller can persist them. Device-set
     changes collect in ``notices`` (see ``pop_notices``) and are yielded by ``events()``.
     """

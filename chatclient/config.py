@@ -91,9 +91,15 @@ class Profile:
         return state
 
     def save_state(self, device_id: int, cursors: dict, known_devices: dict) -> None:
+        """Merge into the saved state: each cursor keeps the higher value and each user's
+        device set the given one, so a ``send`` beside a running ``listen`` loses nothing."""
+        saved = self.load_state(device_id)
+        merged = {int(k): v for k, v in saved["cursors"].items()}
+        for conversation, seq in cursors.items():
+            merged[int(conversation)] = max(seq, merged.get(int(conversation), 0))
         state = {
             "device_id": device_id,
-            "cursors": {str(k): v for k, v in sorted(cursors.items())},
-            "known_devices": known_devices,
+            "cursors": {str(k): v for k, v in sorted(merged.items())},
+            "known_devices": {**saved["known_devices"], **known_devices},
         }
         write_json(self.state_path, state)

@@ -51,8 +51,8 @@ class DeviceSetChange:
     """A user's set of active devices differs from the one seen before."""
 
     username: str
-    added: tuple[str, ...]  # enc kids (fingerprints) of new devices
-    removed: tuple[str, ...]  # enc kids of devices gone (revoked)
+    added: tuple[str, ...]  # signing kids (fingerprints) of new devices
+    removed: tuple[str, ...]  # signing kids of devices gone (revoked or replaced)
 
 
 def check_device(record: dict, user_id: int, username: str) -> DeviceInfo:
@@ -86,7 +86,7 @@ def check_device(record: dict, user_id: int, username: str) -> DeviceInfo:
 class DeviceDirectory:
     """Caches checked devices per user and by kid; reports device-set changes.
 
-    ``known`` maps username -> sorted enc kids last seen (persist it to carry the
+    ``known`` maps username -> sorted signing kids last seen (persist it to carry the
     warning across runs); ``on_change`` is called with each ``DeviceSetChange``.
     """
 
@@ -168,7 +168,7 @@ class DeviceDirectory:
         return device
 
     def _note_set(self, username: str, devices: list[DeviceInfo]) -> None:
-        current = sorted(d.enc_kid for d in devices)
+        current = sorted(d.sig_kid for d in devices)
         before = self.known.get(username)
         self.known[username] = current
         if before is None or before == current:

@@ -100,7 +100,7 @@ async def test_stale_devices_are_refetched_and_the_change_reported(server, devic
     assert codes == ["stale_devices"]
     assert second["seq"] == 2 and second["envelope"]["keys"].keys() >= {second_keys.enc_kid}
     (change,) = alice.pop_notices()
-    assert change.username == "bob" and change.added == (second_keys.enc_kid,)
+    assert change.username == "bob" and change.added == (second_keys.sig_kid,)
     assert change.removed == ()
     # The new device opens the new message.
     new_bob = ChatClient(bob.session, second_keys, user_id=bob.user_id, username="bob", device_id=0)
