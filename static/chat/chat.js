@@ -78,6 +78,15 @@ export class ChatApp extends EventTarget {
   }
 
   upsert(data, { fromList = false } = {}) {
+    if (!fromList && this.socket) {
+      const known = new Set();
+      for (const other of this.conversations.values()) if (!other.left) for (const m of other.members) known.add(m.id);
+      if (data.members.some((m) => m.id !== this.me.id && !known.has(m.id))) {
+        // New co-members: the server reports presence on connect only (docs/browser.md).
+        clearTimeout(this.refreshTimer);
+        this.refreshTimer = setTimeout(() => this.socket.refresh(), 300);
+      }
+    }
     let conv = this.conversations.get(data.id);
     if (!conv) {
       conv = {

@@ -51,7 +51,7 @@ export class ChatSocket extends EventTarget {
   connect() {
     clearTimeout(this.timer);
     if (this.stopped) return;
-    this.setState('connecting');
+    if (!this.retiring) this.setState('connecting');
     let ws;
     try {
       ws = new WebSocket(this.url);
@@ -62,6 +62,14 @@ export class ChatSocket extends EventTarget {
     this.ws = ws;
     ws.addEventListener('open', () => {
       if (ws !== this.ws) return;
+      if (this.retiring) {
+        // An overlapping refresh: the old socket closes once this one is up.
+        const old = this.retiring;
+        setTimeout(() => {
+          if (this.retiring === old) this.retiring = null;
+          old.close(1000);
+        }, 1500);
+      }
       this.attempt = 0;
       this.lastFrame = Date.now();
       clearInterval(this.pinger);
@@ -70,7 +78,7 @@ export class ChatSocket extends EventTarget {
       this.dispatchEvent(new Event('open'));
     });
     ws.addEventListener('message', (event) => {
-      if (ws !== this.ws) return;
+      if (ws !== this.ws && ws !== this.retiring) return;
       this.lastFrame = Date.now();
       let frame;
       try {
@@ -83,6 +91,7 @@ export class ChatSocket extends EventTarget {
       }
     });
     ws.addEventListener('close', (event) => {
+      if (ws === this.retiring) this.retiring = null;
       if (ws !== this.ws) return;
       clearInterval(this.pinger);
       this.ws = null;
@@ -123,6 +132,17 @@ export class ChatSocket extends EventTarget {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(JSON.stringify(frame));
     return true;
+  }
+
+  /**
+   * Open a second connection and then close the first, so the server sends presence
+   * for co-members afresh (it sends presence on connect only) without this user ever
+   * appearing offline to others.
+   */
+  refresh() {
+    if (this.state !== 'online' || !this.ws || this.retiring) return;
+    this.retiring = this.ws;
+    this.connect();
   }
 
   /** Drop the connection as if the network failed (tests and the "reconnect" button). */

@@ -383,15 +383,15 @@ function describeAlert(alert, me) {
 
 const FAILED_TEXT = {
   failed: 'This message could not be decrypted or verified.',
-  not_for_device: 'This message was not encrypted for this device.',
+  not_for_device: 'Sent before this device was set up; not readable here.',
   unsupported: 'This message uses a format this app cannot show.',
   replay: 'A repeated copy of an earlier message (possible replay); not shown.',
 };
 
 function messageNode(item, { delivery, showSender }) {
   const ok = item.status === 'ok';
-  const bubble = h(`div.bubble${ok ? '' : '.bubble-failed'}`, {},
-    ok ? h('p.msg-text', {}, item.text) : h('p.msg-text.msg-failed', { title: item.reason ?? '' }, icon('alert', 'icon-inline'), ' ', FAILED_TEXT[item.status] ?? FAILED_TEXT.failed),
+  const bubble = h(`div.bubble${ok ? '' : item.status === 'not_for_device' ? '.bubble-unavailable' : '.bubble-failed'}`, {},
+    ok ? h('p.msg-text', {}, item.text) : h(`p.msg-text.msg-failed${item.status === 'not_for_device' ? '.msg-unavailable' : ''}`, { title: item.reason ?? '' }, icon(item.status === 'not_for_device' ? 'lock' : 'alert', 'icon-inline'), ' ', FAILED_TEXT[item.status] ?? FAILED_TEXT.failed),
     h('span.meta', {},
       h('time', { datetime: item.created, title: fullTime(item.created) }, shortTime(item.created)),
       item.own && h(`span.status.status-${delivery}`, { 'aria-label': delivery === 'read' ? 'Read' : 'Sent', title: delivery === 'read' ? 'Read' : 'Sent' }, icon(delivery === 'read' ? 'checks' : 'check', 'icon-inline'))));

@@ -152,8 +152,8 @@ export class SecurityView {
           return h(`li.device${verified ? '.verified' : ''}`, { dataset: { deviceId: d.id } },
             h('div.device-main', {},
               h('div.device-name', {}, d.name, verified ? h('span.tag.tag-ok', {}, '✓ verified') : null),
-              h('div.fp.small', { title: 'Signing key fingerprint' }, fingerprint(d.sig_kid)),
-              h('div.fp.small.muted', { title: 'Encryption key fingerprint' }, fingerprint(d.enc_kid))),
+              h('div.fp.small', {}, h('span.fp-label', {}, 'sign '), fingerprint(d.sig_kid)),
+              h('div.fp.small.muted', {}, h('span.fp-label', {}, 'enc '), fingerprint(d.enc_kid))),
             h('label.check', { for: id }, h('input', { type: 'checkbox', id, checked: verified, onchange: (e) => this.app.trust.setVerified(name, d.id, e.target.checked) }), ' Verified'));
         })));
     }));
