@@ -9,12 +9,12 @@ from .auth import anyone_with_csrf, session_auth
 from .errors import ActionError
 from .lockout import DETAIL
 from .models import User
-from .schemas import Credentials, SessionOut, UserList, UserOut, session_user
+from .schemas import Credentials, SessionOut, UserList, UserOut, session_user, with_errors
 
 router = Router(tags=["accounts"])
 
 
-@router.get("/session/", response=SessionOut, auth=None)
+@router.get("/session/", response=with_errors({200: SessionOut}), auth=None)
 def get_session(request):
     """The logged-in user or null; sets the `csrftoken` cookie."""
     get_token(request)
@@ -22,7 +22,7 @@ def get_session(request):
     return {"user": session_user(user) if user.is_authenticated else None}
 
 
-@router.post("/session/", response=UserOut, auth=anyone_with_csrf)
+@router.post("/session/", response=with_errors({200: UserOut}), auth=anyone_with_csrf)
 def create_session(request, body: Credentials):
     """Log in. Failed logins are throttled per username and per client address."""
     user = authenticate(request, username=body.username, password=body.password)
@@ -34,14 +34,14 @@ def create_session(request, body: Credentials):
     return {"user": session_user(user)}
 
 
-@router.delete("/session/", response={204: None}, auth=anyone_with_csrf)
+@router.delete("/session/", response=with_errors({204: None}), auth=anyone_with_csrf)
 def delete_session(request):
     """Log out (also fine when not logged in)."""
     logout(request)
     return Status(204, None)
 
 
-@router.post("/users/", response={201: UserOut}, auth=anyone_with_csrf)
+@router.post("/users/", response=with_errors({201: UserOut}), auth=anyone_with_csrf)
 def create_user(request, body: Credentials):
     """Register (when registration is open) and log in."""
     user = register_user(body.username, body.password)
@@ -49,7 +49,7 @@ def create_user(request, body: Credentials):
     return Status(201, {"user": session_user(user)})
 
 
-@router.get("/users/", response=UserList, auth=session_auth)
+@router.get("/users/", response=with_errors({200: UserList}), auth=session_auth)
 def search_users(request, q: str = ""):
     """Active users whose name starts with `q` (case-insensitive), at most 20."""
     users = User.objects.filter(is_active=True, username__istartswith=q[:150]).order_by("username")[

@@ -37,12 +37,24 @@ class UserList(Schema):
 
 
 class ErrorDetail(Schema):
+    """PROTOCOL §6 error; may carry more fields (`fields`, `missing`, `extra`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
     code: str
     detail: str
 
 
 class ErrorOut(Schema):
     error: ErrorDetail
+
+
+ERROR_STATUSES = frozenset({400, 401, 403, 404, 409, 413, 429})
+
+
+def with_errors(success: dict) -> dict:
+    """A ninja `response=` mapping: the success bodies plus PROTOCOL's error body."""
+    return {**success, ERROR_STATUSES: ErrorOut}
 
 
 def session_user(user) -> dict:

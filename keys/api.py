@@ -6,6 +6,7 @@ from ninja import Path, Router, Status
 from accounts.auth import session_auth
 from accounts.errors import ActionError
 from accounts.models import User
+from accounts.schemas import with_errors
 
 from .actions import register_device, revoke_device
 from .models import Device
@@ -14,7 +15,7 @@ from .schemas import DeviceIn, DeviceList, KeyLookup, OwnDeviceOut, UserDevices,
 router = Router(tags=["keys"], auth=session_auth)
 
 
-@router.post("/devices/", response={201: OwnDeviceOut})
+@router.post("/devices/", response=with_errors({201: OwnDeviceOut}))
 def create_device(request, body: DeviceIn):
     """Register this client's keys as a new device of the logged-in user."""
     device = register_device(
@@ -27,13 +28,13 @@ def create_device(request, body: DeviceIn):
     return Status(201, device_dict(device))
 
 
-@router.get("/devices/", response=DeviceList)
+@router.get("/devices/", response=with_errors({200: DeviceList}))
 def list_own_devices(request):
     """All my devices, revoked ones with `revoked` set."""
     return {"devices": [device_dict(d) for d in Device.objects.filter(user=request.auth)]}
 
 
-@router.delete("/devices/{int:device_id}/", response={204: None})
+@router.delete("/devices/{int:device_id}/", response=with_errors({204: None}))
 def delete_device(request, device_id: int = Path(..., ge=1, le=2**63 - 1)):
     """Revoke one of my devices; its sockets close."""
     device = Device.objects.filter(pk=device_id, user=request.auth).first()
@@ -43,7 +44,7 @@ def delete_device(request, device_id: int = Path(..., ge=1, le=2**63 - 1)):
     return Status(204, None)
 
 
-@router.get("/users/{username}/devices/", response=UserDevices)
+@router.get("/users/{username}/devices/", response=with_errors({200: UserDevices}))
 def list_user_devices(request, username: str, include_revoked: bool = False):
     """A user's devices with their public keys (active only unless `include_revoked=1`)."""
     owner = User.objects.filter(username=username).first()
@@ -55,7 +56,7 @@ def list_user_devices(request, username: str, include_revoked: bool = False):
     return {"user": owner.as_ref(), "devices": [device_dict(d) for d in devices]}
 
 
-@router.get("/keys/{kid}/", response=KeyLookup)
+@router.get("/keys/{kid}/", response=with_errors({200: KeyLookup}))
 def lookup_key(request, kid: str):
     """The device holding this encryption or signing kid, revoked or not, and its owner."""
     device = Device.objects.select_related("user").filter(Q(enc_kid=kid) | Q(sig_kid=kid)).first()

@@ -3,6 +3,7 @@
 from ninja import Path, Query, Router, Status
 
 from accounts.auth import session_auth
+from accounts.schemas import with_errors
 
 from . import actions, queries
 from .schemas import (
@@ -30,13 +31,15 @@ def _view(user, conversation_id: int) -> dict:
     }
 
 
-@router.get("/conversations/", response=ConversationList)
+@router.get("/conversations/", response=with_errors({200: ConversationList}))
 def list_conversations(request):
     """My conversations (and those I left), newest activity first, with unread counts."""
     return {"conversations": queries.conversations_for(request.auth)}
 
 
-@router.post("/conversations/", response={200: ConversationWrapped, 201: ConversationWrapped})
+@router.post(
+    "/conversations/", response=with_errors({200: ConversationWrapped, 201: ConversationWrapped})
+)
 def create_conversation(request, body: ConversationIn):
     """One other member: the direct conversation (200 if it exists). More: a new group (201)."""
     conversation, created = actions.create_conversation(
@@ -45,21 +48,28 @@ def create_conversation(request, body: ConversationIn):
     return Status(201 if created else 200, _view(request.auth, conversation.pk))
 
 
-@router.post("/conversations/{int:conversation_id}/members/", response=ConversationWrapped)
+@router.post(
+    "/conversations/{int:conversation_id}/members/",
+    response=with_errors({200: ConversationWrapped}),
+)
 def add_member(request, conversation_id: int = ConversationId, *, body: MemberIn):
     """The owner adds a member to a group."""
     actions.add_member(request.auth, conversation_id, body.username)
     return _view(request.auth, conversation_id)
 
 
-@router.delete("/conversations/{int:conversation_id}/members/{username}/", response={204: None})
+@router.delete(
+    "/conversations/{int:conversation_id}/members/{username}/", response=with_errors({204: None})
+)
 def remove_member(request, username: str, conversation_id: int = ConversationId):
     """The owner removes a member, or a member leaves."""
     actions.remove_member(request.auth, conversation_id, username)
     return Status(204, None)
 
 
-@router.get("/conversations/{int:conversation_id}/messages/", response=MessagePage)
+@router.get(
+    "/conversations/{int:conversation_id}/messages/", response=with_errors({200: MessagePage})
+)
 def history(
     request,
     conversation_id: int = ConversationId,
@@ -74,7 +84,7 @@ def history(
 
 @router.post(
     "/conversations/{int:conversation_id}/messages/",
-    response={200: MessageWrapped, 201: MessageWrapped},
+    response=with_errors({200: MessageWrapped, 201: MessageWrapped}),
 )
 def send(request, conversation_id: int = ConversationId, *, body: SendIn):
     """Send one envelope, with the same checks as the WebSocket `send`; 200 for a replay."""

@@ -7,74 +7,169 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('keys', '0001_initial'),
+        ("keys", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Connection',
+            name="Connection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel_name', models.CharField(max_length=200, unique=True)),
-                ('worker', models.CharField(db_index=True, max_length=32)),
-                ('opened', models.DateTimeField(default=django.utils.timezone.now)),
-                ('seen', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('device', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='keys.device')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("channel_name", models.CharField(max_length=200, unique=True)),
+                ("worker", models.CharField(db_index=True, max_length=32)),
+                ("opened", models.DateTimeField(default=django.utils.timezone.now)),
+                ("seen", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "device",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="keys.device",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('direct', 'direct'), ('group', 'group')], max_length=10)),
-                ('title', models.CharField(blank=True, max_length=200, null=True)),
-                ('direct_key', models.CharField(blank=True, max_length=50, null=True, unique=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_seq', models.PositiveBigIntegerField(default=0)),
-                ('last_activity', models.DateTimeField(default=django.utils.timezone.now)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("direct", "direct"), ("group", "group")], max_length=10
+                    ),
+                ),
+                ("title", models.CharField(blank=True, max_length=200, null=True)),
+                ("direct_key", models.CharField(blank=True, max_length=50, null=True, unique=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_seq", models.PositiveBigIntegerField(default=0)),
+                ("last_activity", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-last_activity'],
+                "ordering": ["-last_activity"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('joined', models.DateTimeField(default=django.utils.timezone.now)),
-                ('read_up_to', models.PositiveBigIntegerField(default=0)),
-                ('left_seq', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='messaging.conversation')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("joined", models.DateTimeField(default=django.utils.timezone.now)),
+                ("read_up_to", models.PositiveBigIntegerField(default=0)),
+                ("left_seq", models.PositiveBigIntegerField(blank=True, null=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="messaging.conversation",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['user', 'left_seq'], name='messaging_m_user_id_76f948_idx')],
-                'constraints': [models.UniqueConstraint(fields=('conversation', 'user'), name='one_membership_per_user')],
+                "indexes": [
+                    models.Index(fields=["user", "left_seq"], name="messaging_m_user_id_76f948_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("conversation", "user"), name="one_membership_per_user"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField()),
-                ('client_msg_id', models.CharField(max_length=36)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('envelope', models.JSONField()),
-                ('size', models.PositiveIntegerField(default=0)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='messaging.conversation')),
-                ('sender', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('sender_device', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='keys.device')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveBigIntegerField()),
+                ("client_msg_id", models.CharField(max_length=36)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("envelope", models.JSONField()),
+                ("size", models.PositiveIntegerField(default=0)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="messaging.conversation",
+                    ),
+                ),
+                (
+                    "sender",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "sender_device",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="keys.device",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['conversation', 'seq'],
-                'constraints': [models.UniqueConstraint(fields=('conversation', 'seq'), name='gapless_seq_unique'), models.UniqueConstraint(fields=('sender', 'client_msg_id'), name='idempotent_send')],
+                "ordering": ["conversation", "seq"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("conversation", "seq"), name="gapless_seq_unique"
+                    ),
+                    models.UniqueConstraint(
+                        fields=("sender", "client_msg_id"), name="idempotent_send"
+                    ),
+                ],
             },
         ),
     ]

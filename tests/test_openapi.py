@@ -1,0 +1,78 @@
+"""The published OpenAPI description matches PROTOCOL §4, endpoint for endpoint."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+# (method, path) -> (success statuses, request body schema or None) from PROTOCOL §4 and §6.
+PROTOCOL_ENDPOINTS = {
+    ("get", "/api/session/"): ({"200"}, None),
+    ("post", "/api/session/"): ({"200"}, {"username", "password"}),
+    ("delete", "/api/session/"): ({"204"}, None),
+    ("post", "/api/users/"): ({"201"}, {"username", "password"}),
+    ("get", "/api/users/"): ({"200"}, None),
+    ("post", "/api/devices/"): ({"201"}, {"name", "enc_spki", "sig_spki", "proof"}),
+    ("get", "/api/devices/"): ({"200"}, None),
+    ("delete", "/api/devices/{device_id}/"): ({"204"}, None),
+    ("get", "/api/users/{username}/devices/"): ({"200"}, None),
+    ("get", "/api/keys/{kid}/"): ({"200"}, None),
+    ("get", "/api/conversations/"): ({"200"}, None),
+    ("post", "/api/conversations/"): ({"200", "201"}, {"members", "title", "kind"}),
+    ("post", "/api/conversations/{conversation_id}/members/"): ({"200"}, {"username"}),
+    ("delete", "/api/conversations/{conversation_id}/members/{username}/"): ({"204"}, None),
+    ("get", "/api/conversations/{conversation_id}/messages/"): ({"200"}, None),
+    ("post", "/api/conversations/{conversation_id}/messages/"): (
+        {"200", "201"},
+        {"client_msg_id", "envelope"},
+    ),
+}
+ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "429"}
+
+
+def resolve(schema, ref):
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+
+
+def test_openapi_lists_exactly_the_protocol_endpoints(client):
+    schema = client.get("/api/openapi.json").json()
+    published = {(method, path) for path, ops in schema["paths"].items() for method in ops}
+    assert published == set(PROTOCOL_ENDPOINTS)
+    for (method, path), (success, body) in PROTOCOL_ENDPOINTS.items():
+        operation = schema["paths"][path][method]
+        assert set(operation["responses"]) == success | ERROR_STATUSES, (method, path)
+        content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is None:
+            assert content is None
+        else:
+            assert set(resolve(schema, content["schema"]["$ref"])["properties"]) == body
+
+
+def test_openapi_is_served_with_a_docs_page(client):
+    assert client.get("/api/openapi.json").json()["info"]["title"] == "e2ee chat"
+    assert client.get("/api/docs").status_code == 200
+
+
+def test_message_and_error_shapes(client):
+    components = client.get("/api/openapi.json").json()["components"]["schemas"]
+    assert set(components["MessageOut"]["properties"]) == {
+        "id",
+        "conversation",
+        "seq",
+        "sender_id",
+        "sender",
+        "sender_device",
+        "client_msg_id",
+        "created",
+        "envelope",
+    }
+    assert set(components["Envelope"]["properties"]) == {
+        "v",
+        "iv",
+        "ct",
+        "kc",
+        "keys",
+        "sig_kid",
+        "sig",
+    }
+    assert components["Envelope"].get("additionalProperties") is False
+    assert set(components["ErrorOut"]["properties"]) == {"error"}
