@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chatclient import protocol
+from keys.models import Device
 from messaging.models import Message
 from tests.inprocess import seal
 
@@ -200,3 +201,22 @@ async def test_websocket_send_ack_fanout_and_replay(trio):
     assert await sync_to_async(Message.objects.count)() == 1
     for ws in (a_ws, a2_ws, b_ws, c_ws):
         await ws.disconnect()
+
+
+@pytest.mark.django_db
+def test_rest_send_signed_by_a_revoked_device_is_refused(trio, device_keys):
+    alice, bob, _, direct = trio
+    old_keys = alice.keys
+    frame = valid(alice, direct)
+    alice.register_device(device_keys(), "new laptop")
+    old_device = Device.objects.get(enc_kid=old_keys.enc_kid)
+    assert alice.api.delete(f"/api/devices/{old_device.pk}/").status_code == 204
+    frame["envelope"]["keys"] = {
+        kid: value for kid, value in frame["envelope"]["keys"].items() if kid != old_keys.enc_kid
+    }
+    response = alice.api.post(
+        f"/api/conversations/{direct['id']}/messages/",
+        {"client_msg_id": frame["client_msg_id"], "envelope": frame["envelope"]},
+    )
+    assert response.status_code == 400 and response.json_body["error"]["code"] == "bad_signature"
+    assert not Message.objects.exists()
