@@ -12,8 +12,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-.venv/bin/python}
-UNIT_BUDGET=${UNIT_BUDGET:-840}
-JS_BUDGET=${JS_BUDGET:-180}
+UNIT_BUDGET=${UNIT_BUDGET:-960}
+JS_BUDGET=${JS_BUDGET:-120}
 BROWSER_BUDGET=${BROWSER_BUDGET:-480}
 
 reports=$(mktemp -d)
@@ -27,7 +27,7 @@ stage() {
     shift 3
     echo
     echo "=== $name (budget ${budget}s): $*"
-    timeout --kill-after=30 "$budget" "$@"
+    timeout --foreground --kill-after=30 "$budget" "$@"
     local rc=$?
     if [[ " $ok " == *" $rc "* ]]; then
         echo "=== $name: ok (exit $rc)"
@@ -40,7 +40,7 @@ stage() {
 }
 
 stage unit "$UNIT_BUDGET" "0" \
-    "$PY" -m pytest -m "not browser" -rfEs --junitxml="$reports/unit.xml" tests/ "$@"
+    "$PY" -m pytest -m "not browser" -rfEs --durations=10 --junitxml="$reports/unit.xml" tests/ "$@"
 
 js_files=()
 if [ -d tests/js ]; then
@@ -60,7 +60,7 @@ else
 fi
 
 stage browser "$BROWSER_BUDGET" "0 5" \
-    "$PY" -m pytest -m browser -rfEs --junitxml="$reports/browser.xml" tests/ "$@"
+    "$PY" -m pytest -m browser -rfEs --durations=10 --junitxml="$reports/browser.xml" tests/ "$@"
 
 echo
 "$PY" scripts/test_summary.py "$reports"
