@@ -194,7 +194,8 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
-            if env_bool("DJANGO_MANIFEST_STATIC", not DEBUG and STATIC_ROOT.exists())
+            # Hashed names once `collectstatic` has written its manifest; plain files before.
+            if env_bool("DJANGO_MANIFEST_STATIC", not DEBUG and (STATIC_ROOT / "staticfiles.json").exists())
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },
