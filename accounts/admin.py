@@ -135,11 +135,18 @@ class UserAdmin(DjangoUserAdmin):
 
     # --- changelist actions ----------------------------------------------------------
 
+    @staticmethod
+    def _locked(queryset):
+        """The selected users, row-locked (without the list's GROUP BY, which PostgreSQL
+        refuses with FOR UPDATE)."""
+        pks = list(queryset.values_list("pk", flat=True))
+        return User.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+
     @admin.action(permissions=["change"], description="Deactivate selected users (close sockets)")
     def deactivate_selected(self, request, queryset):
         done = 0
         with transaction.atomic():
-            for user in queryset.select_for_update().order_by("pk"):
+            for user in self._locked(queryset):
                 if user.pk == request.user.pk:
                     self.message_user(request, "You cannot deactivate yourself.", messages.ERROR)
                     continue
@@ -154,7 +161,7 @@ class UserAdmin(DjangoUserAdmin):
     def reactivate_selected(self, request, queryset):
         done = 0
         with transaction.atomic():
-            for user in queryset.select_for_update().order_by("pk"):
+            for user in self._locked(queryset):
                 if user.is_active:
                     continue
                 reactivate_user(user)
