@@ -149,7 +149,9 @@ def test_json_log_lines_leave_requests_out(settings, capsys):
 @pytest.mark.processes
 def test_static_files_under_daphne_alone_with_manifest(live_stack):
     """No nginx: WhiteNoise serves collectstatic's hashed, compressed files."""
-    stack = live_stack(1, redis=False, collectstatic=True)
+    # As deploy/chat.env.example sets it: the automatic choice looks for collectstatic's
+    # manifest, which a first collectstatic with plain storage never writes.
+    stack = live_stack(1, redis=False, collectstatic=True, env={"DJANGO_MANIFEST_STATIC": "1"})
     with urllib.request.urlopen(stack.base_url + "/login/", timeout=10) as response:
         page = response.read().decode()
     css = re.search(r'href="(/static/chat/app\.[0-9a-f]{12}\.css)"', page)

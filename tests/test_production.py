@@ -393,6 +393,7 @@ def production(live_stack, tmp_path, postgres_server, redis_server):
         "DJANGO_CSRF_TRUSTED_ORIGINS": origin,
         "DJANGO_BEHIND_TLS_PROXY": "1",
         "DJANGO_HSTS_SECONDS": "60",
+        "DJANGO_MANIFEST_STATIC": "1",
         "REGISTRATION_OPEN": "1",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
