@@ -1,6 +1,7 @@
 """Wiring of the HTTP API: the apps' routers, the JSON parser and PROTOCOL error bodies."""
 
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -44,6 +45,14 @@ api.add_router("/", messaging_api.router)
 def error_response(request, code: str, detail: str, status: int, **extra):
     return api.create_response(
         request, {"error": {"code": code, "detail": detail, **extra}}, status=status
+    )
+
+
+@csrf_exempt  # it changes nothing; an unsafe method still gets the JSON 404
+def api_not_found(request):
+    """Any /api/ URL no endpoint matches (e.g. /api/devices/abc/): 404 `not_found`."""
+    return JsonResponse(
+        {"error": {"code": "not_found", "detail": "No such API endpoint."}}, status=404
     )
 
 
