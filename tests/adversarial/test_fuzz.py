@@ -1,0 +1,285 @@
+"""Fuzzing (hypothesis): generated WebSocket frames and HTTP bodies - wrong types, huge
+numbers, deep nesting, invalid base64 and UTF-8, oversize, missing, extra and duplicated
+keys - against the real ASGI app and database. Every answer is a PROTOCOL error code (or
+the normal answer when the mutation left a valid request), no 5xx, no `internal_error`,
+no socket closed, and no row stored for a refused request.
+
+Counts: FUZZ_WS_FRAMES (default 6000) and FUZZ_HTTP_BODIES (default 4000) in process on
+SQLite; test_fuzz_live.py replays a share of them against daphne on PostgreSQL.
+"""
+
+import asyncio
+import json
+import os
+import urllib.parse
+
+import pytest
+from asgiref.sync import sync_to_async
+from hypothesis import strategies as st
+
+from chatclient import protocol
+from keys.models import Device
+from messaging.models import Message
+from tests.adversarial import fuzzing
+from tests.adversarial.figures import Figures
+from tests.inprocess import ApiClient, device_body, seal
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
+
+WS_FRAMES = int(os.environ.get("FUZZ_WS_FRAMES", "6000"))
+HTTP_BODIES = int(os.environ.get("FUZZ_HTTP_BODIES", "4000"))
+POOL = 24
+WS_ERROR_CODES = {
+    "bad_request",
+    "unknown_type",
+    "not_member",
+    "stale_devices",
+    "bad_signature",
+    "too_large",
+}
+SUCCESS = {"send": {"ack"}, "sync": {"synced"}, "read": set(), "typing": set(), "ping": set()}
+ENVELOPE_FIELDS = ["v", "iv", "ct", "kc", "keys", "sig_kid", "sig"]
+FRAME_FIELDS = {
+    "send": (["type", "conversation", "client_msg_id", "envelope"], {"envelope": ENVELOPE_FIELDS}),
+    "sync": (["type", "cursors"], {"cursors": ["1", "0", "x"]}),
+    "typing": (["type", "conversation"], {}),
+    "read": (["type", "conversation", "up_to"], {}),
+    "ping": (["type"], {}),
+}
+
+
+def ws_examples(count: int) -> list:
+    kinds = [
+        st.tuples(st.just(kind), fuzzing.mutations(fields, nested), st.integers(0, POOL - 1))
+        for kind, (fields, nested) in FRAME_FIELDS.items()
+    ]
+    weighted = st.one_of(kinds[0], kinds[0], kinds[0], *kinds)
+    return fuzzing.collect(weighted, count, seed=11)
+
+
+def base_frame(kind: str, direct: dict, pool: list, index: int) -> dict:
+    cid = direct["id"]
+    if kind == "send":
+        msg_id, envelope = pool[index]
+        return {"type": "send", "conversation": cid, "client_msg_id": msg_id, "envelope": envelope}
+    if kind == "sync":
+        return {"type": "sync", "cursors": {str(cid): 0}}
+    if kind == "read":
+        return {"type": "read", "conversation": cid, "up_to": 1}
+    if kind == "typing":
+        return {"type": "typing", "conversation": cid}
+    return {"type": "ping"}
+
+
+async def replies_until_pong(ws, timeout=20.0):
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            output = await ws.output_queue.get()
+            if output["type"] == "websocket.close":
+                frames.append({"type": "closed", "code": output.get("code")})
+                return frames
+            frame = json.loads(output["text"])
+            if frame["type"] == "pong":
+                return frames
+            frames.append(frame)
+
+
+def stored_is_valid(message: Message, alice) -> bool:
+    """A stored envelope passes every check a recipient makes of its shape and signature."""
+    try:
+        return protocol.verify_envelope_signature(
+            message.envelope,
+            conversation_id=message.conversation_id,
+            sender_id=message.sender_id,
+            client_msg_id=message.client_msg_id,
+            sig_public=alice.keys.sig_public,
+        )
+    except protocol.ProtocolError:
+        return False
+
+
+async def test_fuzz_websocket_frames(trio, settings):
+    settings.WS_RATE_PER_SECOND = 10**9
+    settings.WS_RATE_BURST = 10**9
+    alice, bob, carol, direct = trio
+    figures = Figures(f"fuzz: WebSocket frames (in process, {WS_FRAMES})")
+    examples = ws_examples(WS_FRAMES)
+    pool = [await sync_to_async(seal)(alice, direct, f"fuzz {n}") for n in range(POOL)]
+    ws = alice.socket()
+    assert (await ws.connect(timeout=10))[0]
+    await replies_until_pong_after_ping(ws)
+    acked: set[str] = set()
+    codes: dict[str, int] = {}
+    for kind, mutation, index in examples:
+        text = fuzzing.apply(base_frame(kind, direct, pool, index), mutation)
+        key = "bytes" if isinstance(text, bytes) else "text"
+        await ws.send_input({"type": "websocket.receive", key: text})
+        await ws.send_to(text_data='{"type":"ping"}')
+        where = f"{kind} {mutation[0]} {mutation[1]} {str(mutation[2])[:60]!r}"
+        try:
+            replies = await replies_until_pong(ws)
+        except TimeoutError:
+            figures.fail(f"{where}: no pong")
+            break
+        figures.cases += 1
+        errors = [r for r in replies if r["type"] == "error"]
+        closed = [r for r in replies if r["type"] == "closed"]
+        if closed:
+            figures.fail(f"{where}: socket closed {closed}")
+            break
+        for error in errors:
+            codes[error["code"]] = codes.get(error["code"], 0) + 1
+            if error["code"] not in WS_ERROR_CODES:
+                figures.fail(f"{where}: error code {error['code']} {error.get('detail')}")
+        if not errors and kind != "ping":
+            # Accepted: the mutation left a valid frame (an ignored extra field, another
+            # valid number); sends must then be stored and valid.
+            for reply in replies:
+                if reply["type"] == "ack":
+                    acked.add(reply["client_msg_id"])
+    stored = [m async for m in Message.objects.all()]
+    bad = [m.client_msg_id for m in stored if not await sync_to_async(stored_is_valid)(m, alice)]
+    figures.check(not bad, f"stored envelopes that do not verify: {bad}")
+    figures.check(
+        {m.client_msg_id for m in stored} == acked,
+        f"stored {len(stored)} rows but acked {len(acked)}",
+    )
+    figures.stored = len(stored)
+    figures.notes = "acked (still-valid mutations): %d; error codes: %s" % (
+        len(acked),
+        ", ".join(f"{k} {v}" for k, v in sorted(codes.items())),
+    )
+    await ws.disconnect()
+    figures.assert_clean()
+
+
+async def replies_until_pong_after_ping(ws):
+    await ws.send_to(text_data='{"type":"ping"}')
+    return await replies_until_pong(ws)
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+HTTP_BODY_FIELDS = {
+    "send": (["client_msg_id", "envelope"], {"envelope": ENVELOPE_FIELDS}),
+    "device": (["name", "enc_spki", "sig_spki", "proof"], {}),
+    "conversation": (["members", "title", "kind"], {}),
+    "member": (["username"], {}),
+    "login": (["username", "password"], {}),
+    "register": (["username", "password"], {}),
+}
+path_text = st.one_of(
+    st.text(max_size=30),
+    fuzzing.weird_text,
+    fuzzing.huge_ints.map(str),
+    st.integers().map(str),
+)
+
+
+def http_examples(count: int) -> list:
+    bodies = [
+        st.tuples(st.just(kind), fuzzing.mutations(fields, nested), st.integers(0, POOL - 1))
+        for kind, (fields, nested) in HTTP_BODY_FIELDS.items()
+    ]
+    paths = st.tuples(
+        st.sampled_from(["history", "user_devices", "key", "revoke", "remove", "search"]),
+        path_text,
+        path_text,
+    )
+    return fuzzing.collect(st.one_of(*bodies, bodies[0], bodies[0], paths), count, seed=13)
+
+
+def http_request(example, alice, direct, group, pool):
+    """(client: 'alice'|'anon', method, path, body text or None)."""
+    kind = example[0]
+    cid, gid = direct["id"], group["id"]
+    q = urllib.parse.quote
+    if len(example) == 3 and isinstance(example[1], str):
+        _, a, b = example
+        return {
+            "history": ("alice", "GET", f"/api/conversations/{cid}/messages/?limit={q(a)}&before_seq={q(b)}", None),
+            "user_devices": ("alice", "GET", f"/api/users/{q(a, safe='')}/devices/?include_revoked={q(b)}", None),
+            "key": ("alice", "GET", f"/api/keys/{q(a, safe='')}/", None),
+            "revoke": ("alice", "DELETE", f"/api/devices/{q(a, safe='')}/", None),
+            "remove": ("alice", "DELETE", f"/api/conversations/{q(b, safe='')}/members/{q(a, safe='')}/", None),
+            "search": ("alice", "GET", f"/api/users/?q={q(a)}", None),
+        }[kind]
+    _, mutation, index = example
+    if kind == "send":
+        msg_id, envelope = pool[index]
+        base = {"client_msg_id": msg_id, "envelope": envelope}
+        path, who = f"/api/conversations/{cid}/messages/", "alice"
+    elif kind == "device":
+        base, path, who = device_body(alice.user_id, alice.keys), "/api/devices/", "alice"
+    elif kind == "conversation":
+        base, path, who = {"members": ["bob"], "title": None}, "/api/conversations/", "alice"
+    elif kind == "member":
+        base, path, who = {"username": "bob"}, f"/api/conversations/{gid}/members/", "alice"
+    elif kind == "login":
+        base, path, who = {"username": "alice", "password": "wrong"}, "/api/session/", "anon"
+    else:
+        base = {"username": "alice", "password": "correct horse battery staple"}
+        path, who = "/api/users/", "anon"
+    return who, "POST", path, fuzzing.apply(base, mutation)
+
+
+def test_fuzz_http_bodies(trio, settings):
+    settings.AXES_ENABLED = True
+    alice, bob, carol, direct = trio
+    group = alice.api.post("/api/conversations/", {"members": ["bob", "carol"]}).json_body[
+        "conversation"
+    ]
+    figures = Figures(f"fuzz: HTTP bodies, paths, queries (in process, {HTTP_BODIES})")
+    pool = [seal(alice, direct, f"fuzz {n}") for n in range(POOL)]
+    examples = http_examples(HTTP_BODIES)
+    created_messages: set[str] = set()
+    registered = 0
+    devices_before = Device.objects.count()
+    codes: dict[str, int] = {}
+    anon = ApiClient()
+    for example in examples:
+        who, method, path, body = http_request(example, alice, direct, group, pool)
+        api = alice.api if who == "alice" else anon
+        raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+        try:
+            response = api.call(method, path, raw=raw) if raw is not None else api.call(method, path)
+        except Exception as exc:  # the test client re-raises server exceptions
+            figures.fail(f"{method} {path[:80]} {str(raw)[:80]}: raised {exc!r}"[:300])
+            figures.cases += 1
+            continue
+        where = f"{method} {path[:80]} {str(raw)[:100]!r}"
+        figures.cases += 1
+        status = response.status_code
+        if status >= 500:
+            figures.fail(f"{where}: {status}")
+        elif status >= 400:
+            code, problem = fuzzing.error_code_of_body(status, response.content)
+            codes[code] = codes.get(code, 0) + 1
+            if problem:
+                figures.fail(f"{where}: {problem}")
+        elif path.endswith("/messages/") and method == "POST" and status == 201:
+            created_messages.add(response.json_body["message"]["client_msg_id"])
+        elif path == "/api/users/" and status == 201:
+            registered += 1
+            anon = ApiClient()
+        elif path == "/api/session/" and status == 200:
+            anon = ApiClient()
+    stored = {m.client_msg_id for m in Message.objects.all()}
+    figures.check(stored == created_messages, f"stored {len(stored)} vs 201s {len(created_messages)}")
+    bad = [m.client_msg_id for m in Message.objects.all() if not stored_is_valid(m, alice)]
+    figures.check(not bad, f"stored envelopes that do not verify: {bad}")
+    figures.check(
+        Device.objects.count() == devices_before,
+        f"devices {devices_before} -> {Device.objects.count()}",
+    )
+    figures.check(
+        Device.objects.active().filter(pk=alice.device_id).exists(), "alice's device revoked"
+    )
+    figures.stored = len(stored)
+    figures.notes = "201 sends: %d, registrations: %d; error codes: %s" % (
+        len(created_messages),
+        registered,
+        ", ".join(f"{k} {v}" for k, v in sorted(codes.items(), key=str)),
+    )
+    figures.assert_clean()
