@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -195,7 +196,9 @@ class Browser:
         self.cookies: dict[str, str] = {}
         self.set_cookie_lines: list[str] = []
 
-    def call(self, method: str, path: str, body=None):
+    def call(self, method: str, path: str, body=None, form: dict | None = None):
+        """One request (redirects not followed); `form` posts urlencoded with the CSRF
+        token as Django's HTML forms do."""
         headers = {"Origin": self.origin, "Accept": "application/json"}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -205,11 +208,19 @@ class Browser:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        elif form is not None:
+            fields = {"csrfmiddlewaretoken": self.cookies.get("csrftoken", ""), **form}
+            data = urllib.parse.urlencode(fields, doseq=True).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            headers["Referer"] = self.origin + path
         request = urllib.request.Request(
             self.origin + path, data=data, method=method, headers=headers
         )
+        opener = urllib.request.build_opener(
+            NoRedirect, urllib.request.HTTPSHandler(context=self.tls)
+        )
         try:
-            response = urllib.request.urlopen(request, context=self.tls, timeout=15)
+            response = opener.open(request, timeout=15)
         except urllib.error.HTTPError as error:
             response = error
         with response:
@@ -220,6 +231,11 @@ class Browser:
                 self.cookies[name.strip()] = value.strip()
             is_json = response.headers.get("Content-Type", "").startswith("application/json")
             return response.status, (json.loads(raw) if raw and is_json else raw), response.headers
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 class Peer:
@@ -488,11 +504,6 @@ def test_deploy_config_serves_tls_static_and_health(production):
     assert "must-not-be-logged" not in text
 
 
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
 async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(production, device_keys):
     stack, origin, tls = production["stack"], production["origin"], production["tls"]
     alice = Peer("alice", origin, tls, device_keys())
@@ -652,3 +663,76 @@ async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(productio
         for secret in secrets_seen:
             assert secret not in text, f"{path.name} holds {secret[:12]}…"
     assert "sessionid" not in production["tmp"].joinpath("chat.access.log").read_text()
+
+
+async def test_admin_actions_close_sockets_across_workers(production, device_keys):
+    """Staff act in the admin through nginx on one worker; sockets on the others close."""
+    stack, origin, tls = production["stack"], production["origin"], production["tls"]
+    peers = [Peer(name, origin, tls, device_keys()) for name in ("alice", "bob", "carol")]
+    alice, bob, carol = peers
+    for peer in peers:
+        await asyncio.to_thread(peer.sign_up)
+    for other in ("bob", "carol"):
+        status, _, _ = await asyncio.to_thread(
+            alice.browser.call, "POST", "/api/conversations/", {"members": [other]}
+        )
+        assert status == 201
+    for peer in peers:
+        await peer.connect()
+        await asyncio.sleep(0.2)
+    placed = connections_by_worker(stack.database_url)
+    assert len({w for p in peers for w in placed[p.user_id]}) == 2, "not spread over workers"
+
+    stack.env["DJANGO_SUPERUSER_PASSWORD"] = "staff password for the test 1"
+    stack.manage(
+        "createsuperuser", "--noinput", "--username", "root", "--email", "root@example.org"
+    )
+    staff = Browser(origin, tls)
+    await asyncio.to_thread(staff.call, "GET", "/admin/login/")
+    status, _, headers = await asyncio.to_thread(
+        staff.call,
+        "POST",
+        "/admin/login/",
+        form={"username": "root", "password": "staff password for the test 1", "next": "/admin/"},
+    )
+    assert status == 302 and headers["Location"] == "/admin/", "staff login failed"
+
+    async def act(changelist: str, action: str, pk: int) -> float:
+        """Run an admin action; returns when it was requested (the socket must be closed
+        at most a second after the action's response)."""
+        started = time.monotonic()
+        status, body, _ = await asyncio.to_thread(
+            staff.call,
+            "POST",
+            changelist,
+            form={"action": action, "_selected_action": [str(pk)], "index": "0"},
+        )
+        assert status == 302, body[:500]
+        return started
+
+    # Revoke bob's device: his socket closes, alice (co-member) is told.
+    done = await act("/admin/keys/device/", "revoke_selected", bob.device_id)
+    await asyncio.wait_for(bob.closed.wait(), 1.0)
+    assert bob.ws.close_code == 4403
+    print(f"revoke requested -> socket closed in {time.monotonic() - done:.3f}s")
+    await alice.expect("devices_changed", user="bob")
+
+    # Deactivate carol: her socket closes within a second, she cannot log in.
+    done = await act("/admin/accounts/user/", "deactivate_selected", carol.user_id)
+    await asyncio.wait_for(carol.closed.wait(), 1.0)
+    assert carol.ws.close_code == 4403
+    print(f"deactivation requested -> socket closed in {time.monotonic() - done:.3f}s")
+    again = Browser(origin, tls)
+    await asyncio.to_thread(again.call, "GET", "/api/session/")
+    status, body, _ = await asyncio.to_thread(
+        again.call, "POST", "/api/session/", {"username": "carol", "password": PASSWORD}
+    )
+    assert status == 400 and body["error"]["code"] == "invalid_credentials"
+
+    # Alice is untouched; both actions are in the admin log.
+    await alice.ws.send(json.dumps({"type": "ping"}))
+    await alice.expect("pong")
+    with psycopg.connect(stack.database_url) as db:
+        messages = [row[0] for row in db.execute("SELECT change_message FROM django_admin_log")]
+    assert any("Revoked" in m for m in messages) and any("Deactivated" in m for m in messages)
+    await alice.close()
