@@ -27,7 +27,24 @@ class StrictJSONParser(Parser):
     """JSON bodies with duplicated keys are refused like any malformed body."""
 
     def parse_body(self, request: HttpRequest):
-        return loads_strict(request.body)
+        return refuse_nul(loads_strict(request.body))
+
+
+def refuse_nul(value):
+    """The value, unless a string in it (key or value) holds U+0000, which PostgreSQL cannot
+    store or compare (ValueError -> 400 bad_request, "Cannot parse request body")."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("a string holds a NUL character")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
 
 
 api = NinjaAPI(

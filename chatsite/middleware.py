@@ -19,4 +19,10 @@ class BodySizeLimitMiddleware:
             if length > settings.MAX_FRAME_BYTES:
                 detail = f"A request body is at most {settings.MAX_FRAME_BYTES} bytes."
                 return JsonResponse({"error": {"code": "too_large", "detail": detail}}, status=413)
+            if "\x00" in request.path or any(
+                "\x00" in key or any("\x00" in value for value in values)
+                for key, values in request.GET.lists()
+            ):  # PostgreSQL cannot compare such a string: it would be a 500
+                detail = "A path or query holds a NUL character."
+                return JsonResponse({"error": {"code": "bad_request", "detail": detail}}, status=400)
         return self.get_response(request)
