@@ -224,6 +224,15 @@ def raw_mutation(body: dict, kind: str, n: int) -> str | bytes:
     raise AssertionError(kind)
 
 
+def marker(n: int) -> str:
+    """A frame that ends the replies to the frame before it: `unknown_type` naming it."""
+    return json.dumps({"type": f"zz-end-{n}"})
+
+
+def is_marker(frame: dict, n: int) -> bool:
+    return frame.get("type") == "error" and f"zz-end-{n}'" in frame.get("detail", "")
+
+
 def collect(strategy, count: int, seed: int = 7) -> list:
     """`count` examples of `strategy` (generation only: no shrinking, no example database)."""
     found: list = []
@@ -233,7 +242,7 @@ def collect(strategy, count: int, seed: int = 7) -> list:
         phases=[Phase.generate],
         database=None,
         deadline=None,
-        derandomize=False,
+        derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
     @given(strategy)
