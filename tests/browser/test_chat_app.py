@@ -17,6 +17,17 @@ XSS_IMG = '<img src=x onerror="document.title=\'pwned\'">'
 XSS_SCRIPT = "<script>document.title='pwned'</script>"
 
 
+DUMP_INDEXEDDB = """async () => {
+  const db = await new Promise((ok, no) => { const r = indexedDB.open('e2ee-chat'); r.onsuccess = () => ok(r.result); r.onerror = no; });
+  const out = [];
+  for (const name of db.objectStoreNames) {
+    const all = await new Promise((ok) => { const r = db.transaction(name).objectStore(name).getAll(); r.onsuccess = () => ok(r.result); });
+    out.push(JSON.stringify(all));
+  }
+  return out.join('\\n');
+}"""
+
+
 def sqlite_path(stack) -> Path:
     return Path(stack.database_url.removeprefix("sqlite:///"))
 
@@ -93,7 +104,12 @@ def test_direct_chat_both_ways_history_and_privacy(people, stack):
     stored = database_text(stack)
     for text in ("secret one", "secret two", "second line", "pwned", "onerror", "<script>"):
         assert text not in stored
-    assert "e2ee-chat/v1" not in stored or True  # AAD strings are not stored either way
+    # nor did the browsers keep any in localStorage or IndexedDB (only ciphertext, kids, names)
+    for user in (alice, bob):
+        assert user.page.evaluate("localStorage.length + sessionStorage.length") == 0
+        browser_state = user.page.evaluate(DUMP_INDEXEDDB)
+        for text in ("secret one", "secret two", "pwned"):
+            assert text not in browser_state
     no_problems(alice, bob, carol)
 
 
