@@ -144,6 +144,12 @@ def test_group_of_three(people):
     bob.expect_message("After carol left")
     carol.expect_message("Carol here")
     expect(carol.messages().filter(has_text="After carol left")).to_have_count(0)
+    # bob leaves on his own
+    bob.page.get_by_role("button", name="Members").click()
+    bob.page.get_by_role("button", name="Leave group").click()
+    bob.page.get_by_role("dialog", name="Leave group").get_by_role("button", name="Leave").click()
+    expect(bob.page.locator("#composer-input")).to_be_disabled()
+    expect(alice.page.locator(".pane-sub")).to_have_text("alice", timeout=15_000)
     no_problems(alice, bob, carol)
 
 
@@ -205,3 +211,57 @@ def test_outbox_survives_a_server_restart(people, stack):
     alice.expect_message("sent while offline")
     with sqlite3.connect(sqlite_path(stack)) as db:
         assert db.execute("SELECT COUNT(*) FROM messaging_message").fetchone()[0] == 3
+
+
+TAMPER = """async ([peer]) => {
+  const p = await import('/static/chat/protocol.js');
+  const { api } = await import('/static/chat/api.js');
+  const me = (await api.session()).user;
+  const keys = await p.generateDeviceKeys(2048);
+  await api.registerDevice({ name: 'tamper', enc_spki: p.b64encode(keys.encSpki),
+    sig_spki: p.b64encode(keys.sigSpki), proof: await p.signDeviceProof(keys, me.id) });
+  const { conversation } = await api.createConversation([peer]);
+  const recipients = {};
+  const peerKids = [];
+  for (const name of [peer, me.username]) {
+    for (const d of (await api.userDevices(name)).devices) {
+      recipients[d.enc_kid] = await p.importEncryptionKey(p.b64decode(d.enc_spki));
+      if (name === peer) peerKids.push(d.enc_kid);
+    }
+  }
+  const clientMsgId = p.newClientMsgId();
+  const envelope = await p.sealEnvelope({ plaintext: p.textMessage('tampered secret'), conversationId: conversation.id,
+    senderId: me.id, clientMsgId, senderKeys: keys, recipientKeys: recipients });
+  // keys are not signed: wrap another content key for the peer (the server cannot tell)
+  const other = crypto.getRandomValues(new Uint8Array(32));
+  for (const kid of peerKids) envelope.keys[kid] = p.b64encode(await crypto.subtle.encrypt(p.OAEP, recipients[kid], other));
+  await api.send(conversation.id, clientMsgId, envelope);
+  return conversation.id;
+}"""
+
+
+def test_message_that_fails_to_open_is_marked_not_shown(people):
+    alice = people("alice").start()
+    bob = people("bob").start()
+    alice.open_direct("bob")
+    alice.send("a fine message")
+    bob.page.evaluate(TAMPER, ["alice"])
+    failed = alice.page.locator(".msg[data-state=failed]")
+    expect(failed).to_have_count(1, timeout=15_000)
+    expect(failed).to_contain_text("could not be decrypted or verified")
+    expect(alice.page.locator(".messages")).not_to_contain_text("tampered secret")
+
+
+def test_revoked_device_is_disconnected_and_must_be_set_up_again(people):
+    bob = people("bob").start()
+    bob2 = people("bob")
+    bob2.login().setup_device(name="Old laptop")
+    bob.page.locator("#security-link").click()
+    bob.page.get_by_role("button", name="Revoke Old laptop").click()
+    bob.page.get_by_role("dialog", name="Revoke device").get_by_role("button", name="Revoke").click()
+    expect(bob.page.locator(".device.revoked")).to_have_count(1)
+    expect(bob2.page.get_by_role("heading", name="Disconnected")).to_be_visible(timeout=15_000)
+    bob2.page.reload()
+    bob2.unlock()
+    expect(bob2.page.get_by_role("alert")).to_contain_text("This device was revoked")
+    expect(bob2.page.get_by_role("heading", name="Set up this browser")).to_be_visible()

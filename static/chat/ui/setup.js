@@ -8,6 +8,7 @@
 import * as device from '../device.js';
 import { ApiError } from '../api.js';
 import { h, replace } from './dom.js';
+import { confirmDialog } from './dialogs.js';
 import { passphraseField } from './passphrase-field.js';
 
 function card(title, ...children) {
@@ -188,7 +189,7 @@ export function importScreen(root, { me, record = null }) {
       errors.clear();
       if (!file.files?.length) return errors.show('Choose a key file.');
       if (!input.value) return errors.show('Enter the passphrase of the key file.');
-      if (record && !confirm('This browser already has keys for your account. Replace them with the imported key file?')) return undefined;
+      if (record && !(await confirmDialog({ title: 'Replace keys?', message: 'This browser already has keys for your account. Replace them with the imported key file?', confirm: 'Replace', danger: true }))) return undefined;
       submit.disabled = true;
       try {
         const text = await file.files[0].text();
