@@ -39,7 +39,7 @@ export class ChatApp extends EventTarget {
 
   async start() {
     this.directory = new Directory();
-    this.trust = await new Trust(this.me.id).load();
+    this.trust = await new Trust(this.me.id, this.deviceId).load();
     this.messenger = new Messenger({ me: this.me, keys: this.keys, directory: this.directory, trust: this.trust });
     this.outbox = await new Outbox(this.deviceId).load();
     this.notifier = await new Notifier(this.me.id).load();
@@ -279,7 +279,7 @@ export class ChatApp extends EventTarget {
       this.markRead();
     } else {
       conv.unread += 1;
-      this.notifier?.message(item.sender, conv.kind === 'group' ? this.titleOf(conv) : null, () => this.emit('navigate', conv.id));
+      this.notifier?.message(item.sender, () => this.emit('navigate', conv.id));
     }
   }
 

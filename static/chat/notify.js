@@ -36,13 +36,9 @@ export class Notifier {
   }
 
   /** Notify "New message from <sender>" when enabled and the tab is hidden. */
-  message(sender, conversationTitle, onClick) {
+  message(sender, onClick) {
     if (!this.enabled || document.visibilityState !== 'hidden') return;
-    const note = new Notification(`New message from ${sender}`, {
-      body: conversationTitle ? `in ${conversationTitle}` : '',
-      tag: `chat-${sender}`,
-      silent: false,
-    });
+    const note = new Notification(`New message from ${sender}`, { tag: `chat-${sender}` });
     note.onclick = () => {
       window.focus();
       onClick?.();

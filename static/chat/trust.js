@@ -9,8 +9,10 @@
 import { getItem, setItem } from './store.js';
 
 export class Trust extends EventTarget {
-  constructor(myUserId) {
+  constructor(myUserId, myDeviceId = null) {
     super();
+    this.myUserId = myUserId;
+    this.myDeviceId = myDeviceId;
     this.key = `trust:${myUserId}`;
     this.state = { users: {}, alerts: [] };
     this.nextId = 1;
@@ -36,6 +38,7 @@ export class Trust extends EventTarget {
    * The first sight of a user is trusted silently. Returns the new alerts.
    */
   async observe(user, devices, { silent = false } = {}) {
+    const thisDevice = user.id === this.myUserId ? this.myDeviceId : null;
     const known = this.state.users[user.username];
     const fresh = [];
     const now = new Date().toISOString();
@@ -64,7 +67,10 @@ export class Trust extends EventTarget {
         }
       }
     }
-    if (silent) for (const alert of fresh) alert.acknowledged = true;
+    for (const alert of fresh) {
+      // This browser's own new device is no news to its user.
+      if (silent || (alert.kind === 'added' && alert.device.id === thisDevice)) alert.acknowledged = true;
+    }
     this.state.alerts.push(...fresh);
     if (fresh.length || !known) await this.save();
     if (fresh.length) this.dispatchEvent(new CustomEvent('change', { detail: fresh }));
