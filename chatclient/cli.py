@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -107,14 +109,10 @@ class Context:
         record = self.keystore()
         session = self.session()
         passphrase = read_secret(PASSPHRASE_ENV, "Key passphrase: ")
-        state = self.profile.load_state(record["device_id"])
-        client = await ChatClient.unlock(
-            session,
-            record,
-            passphrase,
-            cursors={int(k): v for k, v in state["cursors"].items()},
-            known_devices=state["known_devices"],
-        )
+        client = await ChatClient.unlock(session, record, passphrase)
+        state = self.profile.load_state(client.device_id)
+        client.cursors.update({int(k): v for k, v in state["cursors"].items()})
+        client.directory.known.update(state["known_devices"])
         client.on_cursor = lambda _c, _s: self.save_state(client)
         await client.check_login()
         return client
@@ -212,11 +210,10 @@ async def cmd_device_setup(ctx: Context) -> None:
 async def cmd_device_import(ctx: Context) -> None:
     if ctx.profile.load_keystore() is not None and not ctx.args.force:
         raise CliError(f"a key file exists already: {ctx.profile.keystore_path} (use --force)")
-    try:
-        record = read_json(Path(ctx.args.file))
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {ctx.args.file}: {exc}") from exc
-    if record is None or not isinstance(record, dict) or record.get("kind") != keystore.KIND:
+    record = read_json(Path(ctx.args.file))
+    if record is None:
+        raise CliError(f"no such file: {ctx.args.file}")
+    if not isinstance(record, dict) or record.get("kind") != keystore.KIND:
         raise CliError(f"{ctx.args.file} is not an e2ee-chat key file")
     passphrase = read_secret(PASSPHRASE_ENV, "Key passphrase: ")
     keys = await asyncio.to_thread(keystore.unlock_keystore, record, passphrase)
@@ -338,28 +335,37 @@ async def cmd_history(ctx: Context) -> None:
     ctx.save_state(client)
 
 
+def status_line(event: Status) -> str:
+    if event.retry_in is None:
+        return f"-- {event.state}"
+    return f"-- {event.state} ({event.detail}); retrying in {event.retry_in:.1f}s"
+
+
 async def cmd_listen(ctx: Context) -> None:
     client = await ctx.client()
+    stop_on_sigterm()
     since = "start" if ctx.args.from_start else "cursor"
     async for event in client.events(since=since):
         if isinstance(event, Status):
-            warn(
-                f"-- {event.state}"
-                + (
-                    f" ({event.detail}); retrying in {event.retry_in:.1f}s"
-                    if event.retry_in
-                    else ""
-                )
-            )
+            warn(status_line(event))
             if ctx.args.json:
                 say(as_json(event))
             continue
         line = as_json(event) if ctx.args.json else event_line(event)
-        if line is not None and not (
-            isinstance(event, IncomingMessage) and event.own and ctx.args.no_own
-        ):
+        hidden = isinstance(event, IncomingMessage) and event.own and ctx.args.no_own
+        if line is not None and not hidden:
             say(line)
+        if isinstance(event, IncomingMessage):
+            # Printed means handled: save the cursor now, not when the next event is asked for.
+            client.advance(event.conversation, event.seq)
         ctx.save_state(client)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM cancels the command at its next await, so no line is half handled."""
+    task = asyncio.current_task()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 # --- parser and main -------------------------------------------------------------------
@@ -474,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(args.handler(Context(args)))
     except KeyboardInterrupt:
         return 130
+    except asyncio.CancelledError:  # SIGTERM during listen
+        return 0
     except (CliError, ChatError, keystore.KeystoreError, protocol.ProtocolError) as error:
         warn(f"chat-client: error: {describe(error)}")
         return 1

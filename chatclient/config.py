@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from .errors import ChatError
+
 APP_DIR_NAME = "e2ee-chat"
 CONFIG_DIR_ENV = "CHAT_CONFIG_DIR"
 
@@ -45,12 +47,18 @@ def write_json(path: Path, value: object) -> None:
     write_private(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode())
 
 
+class ProfileError(ChatError):
+    """A profile file that cannot be read or is not the JSON it should be."""
+
+
 def read_json(path: Path) -> object | None:
-    """The JSON in ``path``, or None if the file does not exist."""
+    """The JSON in ``path``, or None if the file does not exist; ``ProfileError`` if unreadable."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:
+        raise ProfileError(f"cannot read {path}: {exc}") from exc
 
 
 class Profile:
@@ -85,8 +93,16 @@ class Profile:
 
     def load_state(self, device_id: int) -> dict:
         """Cursors and known device sets saved for ``device_id`` (empty for another device)."""
-        state = read_json(self.state_path)
-        if not isinstance(state, dict) or state.get("device_id") != device_id:
+        try:
+            state = read_json(self.state_path)
+        except ProfileError:
+            state = None  # only cursors and device sets: start afresh
+        if (
+            not isinstance(state, dict)
+            or state.get("device_id") != device_id
+            or not isinstance(state.get("cursors"), dict)
+            or not isinstance(state.get("known_devices"), dict)
+        ):
             return {"device_id": device_id, "cursors": {}, "known_devices": {}}
         return state
 

@@ -172,8 +172,10 @@ class _Connection:
                 break
             message = held.pop(nxt)
             event = await self.client.open(message)
-            self.client.advance(conversation_id, nxt)
             yield event
+            # Advanced only once the consumer is done with it: a crash in between
+            # shows the message again next time rather than never.
+            self.client.advance(conversation_id, nxt)
         if not held:
             self.held.pop(conversation_id, None)
             self.gap_syncs.pop(conversation_id, None)

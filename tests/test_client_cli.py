@@ -104,7 +104,7 @@ class Listener:
         for line in self.proc.stderr:
             self.stderr.append(line)
 
-    def wait_for(self, predicate, timeout: float = 30.0) -> dict:
+    def wait_for(self, predicate, timeout: float = 60.0) -> dict:
         """The next event matching ``predicate`` (all events are kept in ``events``)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -122,7 +122,7 @@ class Listener:
             if predicate(event):
                 return event
 
-    def connected(self, timeout: float = 30.0) -> dict:
+    def connected(self, timeout: float = 60.0) -> dict:
         return self.wait_for(
             lambda e: e == {"event": "status", "state": "connected", "detail": ""}, timeout
         )
@@ -207,6 +207,15 @@ def test_send_history_and_listen(people):
     state = json.loads((bob.dir / "state.json").read_text())
     assert state["cursors"] == {str(first["conversation"]): 3}
     assert stat.S_IMODE((bob.dir / "state.json").stat().st_mode) == 0o600
+    # A later `listen` continues from the saved cursor: only what came meanwhile.
+    alice.run("send", "bob", "while you were away")
+    again = bob.listen()
+    try:
+        again.wait_for(lambda e: e.get("text") == "while you were away")
+        again.connected()
+    finally:
+        again.stop()
+    assert [m["seq"] for m in again.messages()] == [4]
 
 
 def test_listen_survives_a_server_restart_without_loss_or_repeats(server, people):
