@@ -93,8 +93,12 @@ class Listener:
         self.lines: queue.Queue = queue.Queue()
         self.events: list[dict] = []
         self.stderr: list[str] = []
-        threading.Thread(target=self._read_out, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self.readers = [
+            threading.Thread(target=self._read_out, daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
 
     def _read_out(self) -> None:
         for line in self.proc.stdout:
@@ -138,6 +142,8 @@ class Listener:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        for reader in self.readers:
+            reader.join(10)
 
 
 @pytest.fixture
@@ -298,3 +304,21 @@ def test_one_line_errors(people, tmp_path, server):
     assert fresh.fails("login", "alice") == "wrong username or password"
     alice.run("logout")
     assert alice.fails("send", "bob", "hi").startswith("not logged in")
+
+
+def test_listen_ends_with_one_line_when_its_device_is_revoked(people):
+    alice, bob = people["alice"], people["bob"]
+    assert alice.fails("send", "bob", "x" * 16001).startswith("too_large")
+    device_id = json.loads((bob.dir / "keystore.json").read_text())["device_id"]
+    listener = bob.listen()
+    try:
+        listener.connected()
+        bob.run("device", "revoke", str(device_id))
+        assert listener.proc.wait(30) == 1
+    finally:
+        listener.stop()
+    stderr = "".join(listener.stderr).strip().splitlines()
+    assert stderr[-1] == (
+        "chat-client: error: the server refused this device (revoked, or another user's key file)"
+    )
+    assert bob.fails("send", "alice", "hi").startswith("this device is not an active device")
