@@ -102,7 +102,16 @@ class DeviceDirectory:
         self.on_change = on_change
         self._by_user: dict[str, list[DeviceInfo]] = {}
         self._by_kid: dict[str, DeviceInfo] = {}
+        self._pinned: dict[int, tuple[str, str]] = {}  # device id -> (enc_kid, sig_kid) first seen
         self.skipped: list[str] = []  # why records were refused, newest last
+
+    def _pin(self, device: DeviceInfo) -> DeviceInfo:
+        """The device, unless a device of this id was seen before with other keys (a server
+        substituting a known device's keys): then ``UntrustedDevice``."""
+        kids = (device.enc_kid, device.sig_kid)
+        if self._pinned.setdefault(device.id, kids) != kids:
+            raise UntrustedDevice(f"device {device.id}: its keys changed since first seen")
+        return device
 
     async def devices_of(self, username: str, *, refresh: bool = False) -> list[DeviceInfo]:
         """The user's active, checked devices (cached unless ``refresh``).
@@ -116,7 +125,7 @@ class DeviceDirectory:
             devices = []
             for record in answer["devices"]:
                 try:
-                    device = check_device(record, owner["id"], owner["username"])
+                    device = self._pin(check_device(record, owner["id"], owner["username"]))
                 except UntrustedDevice as exc:
                     self.skipped.append(str(exc))
                     continue
@@ -147,7 +156,7 @@ class DeviceDirectory:
                 raise UntrustedDevice(f"no device holds key {kid[:16]}") from exc
             raise
         owner = answer["user"]
-        device = check_device(answer["device"], owner["id"], owner["username"])
+        device = self._pin(check_device(answer["device"], owner["id"], owner["username"]))
         self._by_kid[device.sig_kid] = self._by_kid[device.enc_kid] = device
         return device
 
@@ -165,6 +174,13 @@ class DeviceDirectory:
             device = await self.by_kid(sig_kid)
         if not device.active_at(created):
             raise UntrustedDevice("the signing device was not active when the message was made")
+        known = self.known.get(device.username)
+        if device.revoked is None and known is not None and sig_kid not in known:
+            # A device of a known user we have not seen: refresh her set, which reports the
+            # change (DeviceSetChange); one she does not list is refused.
+            current = await self.devices_of(device.username, refresh=True)
+            if sig_kid not in {d.sig_kid for d in current}:
+                raise UntrustedDevice("the signing device is not among the sender's devices")
         return device
 
     def _note_set(self, username: str, devices: list[DeviceInfo]) -> None:
