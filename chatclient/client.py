@@ -18,6 +18,7 @@ from .directory import DeviceDirectory, DeviceSetChange, parse_time
 from .errors import ChatApiError, ChatError, UntrustedDevice
 from .events import OK, REPLAY, UNVERIFIED, IncomingMessage
 from .session import ChatSession
+from .ws import ChatSocket
 
 
 class ChatClient:
@@ -112,6 +113,21 @@ class ChatClient:
             raise ChatError("this device is not an active device of yours (revoked?)")
         return recipients
 
+    async def seal(
+        self, conversation: dict, content: dict, client_msg_id: str, *, refresh_devices: bool
+    ) -> dict:
+        """The §2 envelope of ``content`` for every active device of every current member."""
+        recipients = await self._recipient_keys(conversation, refresh=refresh_devices)
+        return await asyncio.to_thread(
+            protocol.seal_envelope,
+            content,
+            conversation_id=conversation["id"],
+            sender_id=self.user_id,
+            client_msg_id=client_msg_id,
+            sender_keys=self.keys,
+            recipient_keys=recipients,
+        )
+
     async def send(
         self, target: int | str | dict, content: dict, *, client_msg_id: str | None = None
     ) -> dict:
@@ -124,15 +140,8 @@ class ChatClient:
         conversation = target if isinstance(target, dict) else await self.conversation(target)
         client_msg_id = client_msg_id or protocol.new_client_msg_id()
         for attempt in range(2):
-            recipients = await self._recipient_keys(conversation, refresh=attempt > 0)
-            envelope = await asyncio.to_thread(
-                protocol.seal_envelope,
-                content,
-                conversation_id=conversation["id"],
-                sender_id=self.user_id,
-                client_msg_id=client_msg_id,
-                sender_keys=self.keys,
-                recipient_keys=recipients,
+            envelope = await self.seal(
+                conversation, content, client_msg_id, refresh_devices=attempt > 0
             )
             try:
                 return await self.session.send_message(conversation["id"], client_msg_id, envelope)
@@ -140,6 +149,53 @@ class ChatClient:
                 if error.code != "stale_devices" or attempt:
                     raise
                 conversation = await self.conversation(conversation["id"])
+        raise AssertionError("unreachable")
+
+    async def send_on_socket(
+        self,
+        socket: ChatSocket,
+        target: int | str | dict,
+        content: dict,
+        *,
+        client_msg_id: str | None = None,
+        timeout: float = 30.0,
+    ) -> tuple[dict, list[dict]]:
+        """Like ``send`` but with the WebSocket ``send`` frame on an open ``socket`` of this
+        device (for tests and tools that drive a socket themselves).
+
+        Returns the ``ack`` frame and the other frames read while waiting for it. An
+        ``error`` frame for this message raises ``ChatApiError`` (status 0), after one
+        re-seal on ``stale_devices``.
+        """
+        conversation = target if isinstance(target, dict) else await self.conversation(target)
+        client_msg_id = client_msg_id or protocol.new_client_msg_id()
+        others: list[dict] = []
+        for attempt in range(2):
+            envelope = await self.seal(
+                conversation, content, client_msg_id, refresh_devices=attempt > 0
+            )
+            frame = {
+                "type": "send",
+                "conversation": conversation["id"],
+                "client_msg_id": client_msg_id,
+                "envelope": envelope,
+            }
+            await socket.send_frame(frame)
+            while True:
+                reply = await socket.recv_frame(timeout=timeout)
+                if (
+                    reply.get("type") in ("ack", "error")
+                    and reply.get("client_msg_id") == client_msg_id
+                ):
+                    break
+                others.append(reply)
+            if reply["type"] == "ack":
+                return reply, others
+            extra = {k: v for k, v in reply.items() if k not in ("type", "code", "detail")}
+            error = ChatApiError(0, str(reply.get("code")), str(reply.get("detail", "")), extra)
+            if error.code != "stale_devices" or attempt:
+                raise error
+            conversation = await self.conversation(conversation["id"])
         raise AssertionError("unreachable")
 
     async def send_text(self, target: int | str | dict, text: str) -> dict:

@@ -195,3 +195,24 @@ async def test_listen_orders_and_syncs_and_the_readme_bot(server, device_keys, t
     assert [m.text for m in received if m.own] == ["ping", "pong"]
     assert [m.seq for m in received] == sorted(m.seq for m in received)
     assert all(m.verified for m in received)
+
+
+async def test_send_on_socket_acks_and_reseals_on_stale_devices(server, device_keys):
+    alice = await new_client(server.base_url, "alice", device_keys())
+    bob = await new_client(server.base_url, "bob", device_keys())
+    conversation = await alice.conversation("bob")
+    async with await ChatSocket.open(alice.session, alice.device_id) as sock:
+        ack, _ = await alice.send_on_socket(sock, conversation, protocol.text_message("one"))
+        assert ack["type"] == "ack" and ack["seq"] == 1
+        await new_device(bob.session, await bob.session.get_session(), device_keys())
+        ack, others = await alice.send_on_socket(sock, "bob", protocol.text_message("two"))
+        assert ack["seq"] == 2
+        assert not [f for f in others if f.get("type") == "error"]  # the stale error was ours
+        (change,) = alice.pop_notices()
+        assert change.username == "bob" and len(change.added) == 1
+        again, _ = await alice.send_on_socket(
+            sock, "bob", protocol.text_message("ignored"), client_msg_id=ack["client_msg_id"]
+        )
+        assert again["id"] == ack["id"]  # idempotent by client_msg_id
+    history, _ = await bob.history(conversation["id"])
+    assert [m.text for m in history] == ["one", "two"]
