@@ -32,9 +32,9 @@ export function strength(passphrase) {
   const hints = [
     `Too easy to guess. Use at least ${MIN_LENGTH} characters; several unrelated words work well.`,
     'Still weak: make it longer or add unrelated words.',
-    'Fair. Longer is better.',
-    'Strong.',
-    'Very strong.',
+    'Acceptable. A few more words make it much stronger.',
+    'Good. Remember it: it cannot be recovered.',
+    'Excellent. Remember it: it cannot be recovered.',
   ];
   return { score, label: labels[score], hint: hints[score] };
 }

@@ -30,11 +30,16 @@ class ChatUser:
         page.on("pageerror", lambda error: self.problems.append(f"pageerror: {error}"))
         page.on(
             "console",
-            lambda msg: self.problems.append(f"console {msg.type}: {msg.text}")
-            if msg.type == "error" or "Content Security Policy" in msg.text
-            else None,
+            lambda msg: (
+                self.problems.append(f"console {msg.type}: {msg.text}")
+                if msg.type == "error" or "Content Security Policy" in msg.text
+                else None
+            ),
         )
-        page.on("dialog", lambda dialog: (self.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+        page.on(
+            "dialog",
+            lambda dialog: (self.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()),
+        )
         return page
 
     def close(self) -> None:
@@ -111,4 +116,6 @@ class ChatUser:
     def expect_sent(self, text: str) -> None:
         """The own message has left the outbox (acknowledged: sent or read)."""
         item = self.page.locator(".msg.own", has_text=text)
-        expect(item).to_have_attribute("data-delivery", re.compile("sent|read"), timeout=LIVE_TIMEOUT)
+        expect(item).to_have_attribute(
+            "data-delivery", re.compile("sent|read"), timeout=LIVE_TIMEOUT
+        )

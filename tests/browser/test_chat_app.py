@@ -13,7 +13,7 @@ from tests.browser.chat_helpers import PASSPHRASE, ChatUser
 
 pytestmark = pytest.mark.browser
 
-XSS_IMG = '<img src=x onerror="document.title=\'pwned\'">'
+XSS_IMG = "<img src=x onerror=\"document.title='pwned'\">"
 XSS_SCRIPT = "<script>document.title='pwned'</script>"
 
 
@@ -64,7 +64,12 @@ def test_direct_chat_both_ways_history_and_privacy(people, stack):
     expect(bob.page.locator(".conv-item", has_text="alice").locator(".badge")).to_have_text("1")
     bob.open_conversation("alice")
     bob.expect_message("Hello Bob, this is secret one")
-    bob.send("Hi Alice, secret two\nwith a second line")
+    box = bob.page.locator("#composer-input")
+    box.type("Hi Alice, secret two")
+    box.press("Shift+Enter")
+    box.type("with a second line")
+    box.press("Enter")
+    expect(box).to_have_value("")
     alice.expect_message("secret two")
     assert "with a second line" in alice.messages().last.inner_text()
 
@@ -150,6 +155,15 @@ def test_group_of_three(people):
     bob.page.get_by_role("dialog", name="Leave group").get_by_role("button", name="Leave").click()
     expect(bob.page.locator("#composer-input")).to_be_disabled()
     expect(alice.page.locator(".pane-sub")).to_have_text("alice", timeout=15_000)
+    # the owner adds bob back
+    page.get_by_role("button", name="Members").click()
+    page.fill("#member-search", "bob")
+    page.locator(".pick", has_text="bob").click()
+    expect(page.get_by_role("button", name="Remove bob")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(bob.page.locator("#composer-input")).to_be_enabled(timeout=15_000)
+    alice.send("Welcome back bob")
+    bob.expect_message("Welcome back bob")
     no_problems(alice, bob, carol)
 
 
@@ -258,7 +272,9 @@ def test_revoked_device_is_disconnected_and_must_be_set_up_again(people):
     bob2.login().setup_device(name="Old laptop")
     bob.page.locator("#security-link").click()
     bob.page.get_by_role("button", name="Revoke Old laptop").click()
-    bob.page.get_by_role("dialog", name="Revoke device").get_by_role("button", name="Revoke").click()
+    bob.page.get_by_role("dialog", name="Revoke device").get_by_role(
+        "button", name="Revoke"
+    ).click()
     expect(bob.page.locator(".device.revoked")).to_have_count(1)
     expect(bob2.page.get_by_role("heading", name="Disconnected")).to_be_visible(timeout=15_000)
     bob2.page.reload()

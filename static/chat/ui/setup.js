@@ -106,6 +106,7 @@ export function setupScreen(root, { me, oldRecord = null, reason = null }) {
         const run = resetting ? device.resetDevice : device.setupDevice;
         const result = await run({ me, oldRecord, name: name.value.trim(), passphrase: pass.value, keys: keysPromise, onStep: (s) => progress.step(s) });
         pass.clear();
+        keysPromise = null; // drop the extractable keys; the app holds non-extractable ones
         resolve(result);
       } catch (error) {
         progress.fail();
@@ -122,7 +123,9 @@ export function setupScreen(root, { me, oldRecord = null, reason = null }) {
         h('strong', {}, 'Resetting this device. '),
         'New keys are made and the old device is revoked. Messages that were encrypted for the old keys cannot be read on this device any more; your contacts will see that your devices changed.')
       : h('p.lead', {}, 'Your messages are end-to-end encrypted. This browser gets its own keys, made here and locked with a passphrase of your choice. The server only ever sees public keys.');
-    const alt = resetting ? null : h('p.alt', {}, 'Already set up elsewhere? ', h('button.link', { type: 'button', onclick: () => importScreen(root, { me }).then(resolve) }, 'Import a key file'));
+    const alt = resetting
+      ? h('p.alt', {}, h('button.link', { type: 'button', onclick: () => unlockScreen(root, { me, record: oldRecord }).then(resolve) }, 'Cancel and go back to unlocking'))
+      : h('p.alt', {}, 'Already set up elsewhere? ', h('button.link', { type: 'button', onclick: () => importScreen(root, { me }).then(resolve) }, 'Import a key file'));
     replace(root, card(resetting ? 'Reset this device' : 'Set up this browser', reason && h('div.callout.callout-warn', { role: 'alert' }, reason), intro, form, alt));
     name.focus();
   });
