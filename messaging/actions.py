@@ -4,6 +4,7 @@ REST views and the WebSocket consumer both call these. Each validates, writes in
 transaction, and fans the resulting frames out after commit.
 """
 
+import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -19,6 +20,9 @@ from keys.models import Device
 from . import queries, realtime
 from .models import Conversation, Membership, Message
 from .wire import message_dict
+
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4096)
@@ -281,7 +285,10 @@ def send_message(
     """Store (see `store_message`) and fan the new message out; for synchronous callers."""
     outcome = store_message(sender, conversation_id, client_msg_id, envelope)
     if outcome.created:
-        realtime.send_to_users_sync(outcome.recipients, outcome.frame())
+        try:
+            realtime.send_to_users_sync(outcome.recipients, outcome.frame())
+        except Exception:  # stored: the sender gets its answer, members get it by sync
+            logger.exception("fan-out of message %s failed", outcome.message["id"])
     return outcome
 
 
@@ -293,7 +300,10 @@ async def asend_message(
         sender, conversation_id, client_msg_id, envelope, device=device
     )
     if outcome.created:
-        await realtime.send_to_users(outcome.recipients, outcome.frame())
+        try:
+            await realtime.send_to_users(outcome.recipients, outcome.frame())
+        except Exception:  # stored: the sender gets its ack, members get it by sync
+            logger.exception("fan-out of message %s failed", outcome.message["id"])
     return outcome
 
 
