@@ -1,0 +1,1 @@
+"""Benchmarks of the chat server (see docs/performance.md)."""

@@ -1,0 +1,97 @@
+"""Users, devices and conversations for a benchmark, made through the HTTP API (PROTOCOL §4).
+
+`populate()` registers `n` users (one device each, real 2048-bit keys from bench.keys),
+then groups them into conversations of `room_size` consecutive users: a `direct`
+conversation for 2, a `group` otherwise. The result, a plan, is plain JSON (ids, session
+cookies, key indexes) that the load generator reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import urllib.request
+
+from chatclient import protocol
+from chatclient.session import ChatSession
+
+from . import keys as keycache
+
+PASSWORD = "bench-Pass-7q!long-enough"
+
+
+def session_for(base_url: str, tls: ssl.SSLContext | None) -> ChatSession:
+    session = ChatSession(base_url, timeout=60)
+    if tls is not None:  # the self-signed certificate of the nginx scenario
+        session._opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(session.jar),
+            urllib.request.HTTPSHandler(context=tls),
+        )
+    return session
+
+
+async def _user(base_url, tls, username, keys: protocol.DeviceKeys, sem):
+    async with sem:
+        session = session_for(base_url, tls)
+        user = await session.register(username, PASSWORD)
+        device = await session.register_device(
+            "bench",
+            protocol.b64encode(keys.enc_spki),
+            protocol.b64encode(keys.sig_spki),
+            protocol.sign_device_proof(keys, user["id"]),
+        )
+        return session, user, device
+
+
+async def populate(
+    base_url: str,
+    n: int,
+    room_size: int,
+    *,
+    prefix: str,
+    tls: ssl.SSLContext | None = None,
+    key_offset: int = 0,
+    concurrency: int = 6,
+) -> dict:
+    """Register n users with one device each and put them in conversations of room_size."""
+    if n % room_size:
+        raise ValueError("n must be a multiple of room_size")
+    keycache.pairs(key_offset + n)
+    all_keys = [keycache.device_keys(key_offset + i) for i in range(n)]
+    sem = asyncio.Semaphore(concurrency)
+    made = await asyncio.gather(
+        *(_user(base_url, tls, f"{prefix}{i}", all_keys[i], sem) for i in range(n))
+    )
+    devices = []
+    for i, (session, user, device) in enumerate(made):
+        devices.append(
+            {
+                "username": user["username"],
+                "user_id": user["id"],
+                "device_id": device["id"],
+                "key_index": key_offset + i,
+                "enc_kid": device["enc_kid"],
+                "sig_kid": device["sig_kid"],
+                "cookie": session.cookie_header(),
+            }
+        )
+        assert device["enc_kid"] == all_keys[i].enc_kid
+
+    async def conversation(g):
+        async with sem:
+            members = list(range(g * room_size, (g + 1) * room_size))
+            owner = made[members[0]][0]
+            names = [devices[m]["username"] for m in members[1:]]
+            kind = "group" if room_size > 2 else None
+            conv = await owner.create_conversation(names, title=f"bench {g}", kind=kind)
+            return {"id": conv["id"], "members": members}
+
+    conversations = await asyncio.gather(*(conversation(g) for g in range(n // room_size)))
+    origin = made[0][0].origin
+    return {
+        "base_url": base_url,
+        "origin": origin,
+        "room_size": room_size,
+        "devices": devices,
+        "conversations": list(conversations),
+    }
