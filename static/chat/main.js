@@ -73,10 +73,12 @@ async function main() {
     const id = Number(url.searchParams.get('c'));
     if (id && app.get(id)) {
       document.title = `${app.titleOf(app.get(id))} · e2ee chat`;
+      chat.renderList();
       app.open(id).catch(() => {});
     } else {
       document.title = 'Chat · e2ee chat';
       app.close();
+      chat.renderList();
     }
   }
   window.addEventListener('popstate', () => route());

@@ -61,7 +61,7 @@ export class ChatView {
       h('div.search', {}, this.searchInput),
       this.peopleEl,
       this.listEl);
-    this.pane = h('section.pane', { 'aria-label': 'Conversation' });
+    this.pane = h('main.pane', { 'aria-label': 'Conversation' });
     this.layout = h('div.chat-layout', {}, this.sidebar, this.pane);
     replace(this.root, this.layout);
     this.renderNotifyButton();
@@ -165,6 +165,9 @@ export class ChatView {
   }
 
   renderList() {
+    const unread = this.app.list().reduce((sum, c) => sum + (c.unread || 0), 0);
+    const base = document.title.replace(/^\(\d+\) /, '');
+    document.title = unread ? `(${unread}) ${base}` : base;
     const q = this.searchInput.value.trim().toLowerCase();
     const convs = this.app.list().filter((c) => !q || this.app.titleOf(c).toLowerCase().includes(q) || c.members.some((m) => m.username.toLowerCase().includes(q)));
     if (!convs.length) {
