@@ -170,6 +170,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except ActionError as error:
             error.extra.setdefault("client_msg_id", frame.client_msg_id)
             raise
+        except Exception as exc:  # e.g. the database is down: the sender may retry this id
+            logger.exception("send failed")
+            raise ActionError(
+                "internal_error",
+                "The server failed on this frame.",
+                client_msg_id=frame.client_msg_id,
+            ) from exc
         await self.send_frame(outcome.ack())
 
     async def on_sync(self, frame):
