@@ -34,10 +34,12 @@ from websockets.exceptions import ConnectionClosed
 
 from chatclient import protocol
 from tests.support.ci import skip_or_fail
+from tests.support.fixtures import _redis_db_index
 from tests.support.services import (
     REPO_ROOT,
     START_TIMEOUT,
     DaphneServer,
+    DjangoStack,
     ServiceError,
     _spawn,
     free_port,
@@ -378,6 +380,12 @@ class Peer:
 # --------------------------------------------------------------------------- the test
 
 
+def new_keys() -> protocol.DeviceKeys:
+    """Fresh device keys: the module's tests share one database, where keys are unique
+    (the session's key pool hands every test the same first keys)."""
+    return protocol.generate_device_keys(2048)
+
+
 async def until(predicate, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -398,10 +406,12 @@ def connections_by_worker(database_url: str) -> dict[int, set[str]]:
     return found
 
 
-@pytest.fixture
-def production(live_stack, tmp_path, postgres_server, redis_server):
+@pytest.fixture(scope="module")
+def production(tmp_path_factory, postgres_server, redis_server):
+    """One production stack for this module's tests (each uses users of its own)."""
     if not os.access(NGINX, os.X_OK):
         skip_or_fail("nginx not found (run scripts/install-system-deps.sh)")
+    tmp = tmp_path_factory.mktemp("nginx")
     http_port, https_port = free_port(), free_port()
     origin = f"https://127.0.0.1:{https_port}"
     env = {
@@ -414,38 +424,44 @@ def production(live_stack, tmp_path, postgres_server, redis_server):
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
     }
-    stack = live_stack(1, db="postgres", redis=True, env=env, collectstatic=True)
-    # Replace the fixture's plain daphne with two workers started as systemd starts them.
-    for server in stack.servers:
-        server.stop()
-    stack.servers = [
-        UnitDaphne(stack.env, stack.dir, cwd=REPO_ROOT, name=f"unit-daphne-{i}").start()
-        for i in range(2)
-    ]
-    cert, key = self_signed_cert(tmp_path)
-    os.chmod(stack.dir, 0o755)
-    site = render_site(
-        (DEPLOY / "nginx" / "chat.conf").read_text(),
-        http_port=http_port,
-        https_port=https_port,
-        workers=[s.port for s in stack.servers],
-        cert=cert,
-        key=key,
-        static_root=stack.env["DJANGO_STATIC_ROOT"],
-        tmp=tmp_path,
+    redis_db = next(_redis_db_index)
+    redis_server.flushdb(redis_db)
+    stack = DjangoStack(
+        1,
+        database_url=postgres_server.new_database("production"),
+        redis_url=redis_server.url_for(redis_db),
+        env=env,
+        collectstatic=True,
     )
-    nginx = Nginx(tmp_path, site).start(https_port)
-    tls = ssl.create_default_context(cafile=str(cert))
+    nginx = None
     try:
-        yield {
-            "stack": stack,
-            "origin": origin,
-            "http_port": http_port,
-            "tls": tls,
-            "tmp": tmp_path,
-        }
+        stack.start()
+        # Replace the plain daphne with two workers started as systemd starts them.
+        for server in stack.servers:
+            server.stop()
+        stack.servers = [
+            UnitDaphne(stack.env, stack.dir, cwd=REPO_ROOT, name=f"unit-daphne-{i}").start()
+            for i in range(2)
+        ]
+        cert, key = self_signed_cert(tmp)
+        os.chmod(stack.dir, 0o755)
+        site = render_site(
+            (DEPLOY / "nginx" / "chat.conf").read_text(),
+            http_port=http_port,
+            https_port=https_port,
+            workers=[s.port for s in stack.servers],
+            cert=cert,
+            key=key,
+            static_root=stack.env["DJANGO_STATIC_ROOT"],
+            tmp=tmp,
+        )
+        nginx = Nginx(tmp, site).start(https_port)
+        tls = ssl.create_default_context(cafile=str(cert))
+        yield {"stack": stack, "origin": origin, "http_port": http_port, "tls": tls, "tmp": tmp}
     finally:
-        nginx.stop()
+        if nginx is not None:
+            nginx.stop()
+        stack.stop()
 
 
 def test_deploy_config_serves_tls_static_and_health(production):
@@ -504,10 +520,84 @@ def test_deploy_config_serves_tls_static_and_health(production):
     assert "must-not-be-logged" not in text
 
 
-async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(production, device_keys):
+async def test_admin_actions_close_sockets_across_workers(production):
+    """Staff act in the admin through nginx on one worker; sockets on the others close."""
     stack, origin, tls = production["stack"], production["origin"], production["tls"]
-    alice = Peer("alice", origin, tls, device_keys())
-    bob = Peer("bob", origin, tls, device_keys())
+    # dora, erin and fay play alice, bob and carol (the module shares one database).
+    peers = [Peer(name, origin, tls, new_keys()) for name in ("dora", "erin", "fay")]
+    alice, bob, carol = peers
+    for peer in peers:
+        await asyncio.to_thread(peer.sign_up)
+    for other in ("erin", "fay"):
+        status, _, _ = await asyncio.to_thread(
+            alice.browser.call, "POST", "/api/conversations/", {"members": [other]}
+        )
+        assert status == 201
+    for peer in peers:
+        await peer.connect()
+        await asyncio.sleep(0.2)
+    placed = connections_by_worker(stack.database_url)
+    assert len({w for p in peers for w in placed[p.user_id]}) == 2, "not spread over workers"
+
+    stack.env["DJANGO_SUPERUSER_PASSWORD"] = "staff password for the test 1"
+    stack.manage(
+        "createsuperuser", "--noinput", "--username", "root", "--email", "root@example.org"
+    )
+    staff = Browser(origin, tls)
+    await asyncio.to_thread(staff.call, "GET", "/admin/login/")
+    status, _, headers = await asyncio.to_thread(
+        staff.call,
+        "POST",
+        "/admin/login/",
+        form={"username": "root", "password": "staff password for the test 1", "next": "/admin/"},
+    )
+    assert status == 302 and headers["Location"] == "/admin/", "staff login failed"
+
+    async def act(changelist: str, action: str, pk: int) -> float:
+        """Run an admin action; returns when it was requested (the socket must be closed
+        at most a second after the action's response)."""
+        started = time.monotonic()
+        status, body, _ = await asyncio.to_thread(
+            staff.call,
+            "POST",
+            changelist,
+            form={"action": action, "_selected_action": [str(pk)], "index": "0"},
+        )
+        assert status == 302, body[:500]
+        return started
+
+    # Revoke bob's device: his socket closes, alice (co-member) is told.
+    done = await act("/admin/keys/device/", "revoke_selected", bob.device_id)
+    await asyncio.wait_for(bob.closed.wait(), 1.0)
+    assert bob.ws.close_code == 4403
+    print(f"revoke requested -> socket closed in {time.monotonic() - done:.3f}s")
+    await alice.expect("devices_changed", user="erin")
+
+    # Deactivate carol: her socket closes within a second, she cannot log in.
+    done = await act("/admin/accounts/user/", "deactivate_selected", carol.user_id)
+    await asyncio.wait_for(carol.closed.wait(), 1.0)
+    assert carol.ws.close_code == 4403
+    print(f"deactivation requested -> socket closed in {time.monotonic() - done:.3f}s")
+    again = Browser(origin, tls)
+    await asyncio.to_thread(again.call, "GET", "/api/session/")
+    status, body, _ = await asyncio.to_thread(
+        again.call, "POST", "/api/session/", {"username": "fay", "password": PASSWORD}
+    )
+    assert status == 400 and body["error"]["code"] == "invalid_credentials"
+
+    # Alice is untouched; both actions are in the admin log.
+    await alice.ws.send(json.dumps({"type": "ping"}))
+    await alice.expect("pong")
+    with psycopg.connect(stack.database_url) as db:
+        messages = [row[0] for row in db.execute("SELECT change_message FROM django_admin_log")]
+    assert any("Revoked" in m for m in messages) and any("Deactivated" in m for m in messages)
+    await alice.close()
+
+
+async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(production):
+    stack, origin, tls = production["stack"], production["origin"], production["tls"]
+    alice = Peer("alice", origin, tls, new_keys())
+    bob = Peer("bob", origin, tls, new_keys())
     await asyncio.to_thread(alice.sign_up)
     await asyncio.to_thread(bob.sign_up)
     status, body, _ = await asyncio.to_thread(
@@ -663,76 +753,3 @@ async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(productio
         for secret in secrets_seen:
             assert secret not in text, f"{path.name} holds {secret[:12]}…"
     assert "sessionid" not in production["tmp"].joinpath("chat.access.log").read_text()
-
-
-async def test_admin_actions_close_sockets_across_workers(production, device_keys):
-    """Staff act in the admin through nginx on one worker; sockets on the others close."""
-    stack, origin, tls = production["stack"], production["origin"], production["tls"]
-    peers = [Peer(name, origin, tls, device_keys()) for name in ("alice", "bob", "carol")]
-    alice, bob, carol = peers
-    for peer in peers:
-        await asyncio.to_thread(peer.sign_up)
-    for other in ("bob", "carol"):
-        status, _, _ = await asyncio.to_thread(
-            alice.browser.call, "POST", "/api/conversations/", {"members": [other]}
-        )
-        assert status == 201
-    for peer in peers:
-        await peer.connect()
-        await asyncio.sleep(0.2)
-    placed = connections_by_worker(stack.database_url)
-    assert len({w for p in peers for w in placed[p.user_id]}) == 2, "not spread over workers"
-
-    stack.env["DJANGO_SUPERUSER_PASSWORD"] = "staff password for the test 1"
-    stack.manage(
-        "createsuperuser", "--noinput", "--username", "root", "--email", "root@example.org"
-    )
-    staff = Browser(origin, tls)
-    await asyncio.to_thread(staff.call, "GET", "/admin/login/")
-    status, _, headers = await asyncio.to_thread(
-        staff.call,
-        "POST",
-        "/admin/login/",
-        form={"username": "root", "password": "staff password for the test 1", "next": "/admin/"},
-    )
-    assert status == 302 and headers["Location"] == "/admin/", "staff login failed"
-
-    async def act(changelist: str, action: str, pk: int) -> float:
-        """Run an admin action; returns when it was requested (the socket must be closed
-        at most a second after the action's response)."""
-        started = time.monotonic()
-        status, body, _ = await asyncio.to_thread(
-            staff.call,
-            "POST",
-            changelist,
-            form={"action": action, "_selected_action": [str(pk)], "index": "0"},
-        )
-        assert status == 302, body[:500]
-        return started
-
-    # Revoke bob's device: his socket closes, alice (co-member) is told.
-    done = await act("/admin/keys/device/", "revoke_selected", bob.device_id)
-    await asyncio.wait_for(bob.closed.wait(), 1.0)
-    assert bob.ws.close_code == 4403
-    print(f"revoke requested -> socket closed in {time.monotonic() - done:.3f}s")
-    await alice.expect("devices_changed", user="bob")
-
-    # Deactivate carol: her socket closes within a second, she cannot log in.
-    done = await act("/admin/accounts/user/", "deactivate_selected", carol.user_id)
-    await asyncio.wait_for(carol.closed.wait(), 1.0)
-    assert carol.ws.close_code == 4403
-    print(f"deactivation requested -> socket closed in {time.monotonic() - done:.3f}s")
-    again = Browser(origin, tls)
-    await asyncio.to_thread(again.call, "GET", "/api/session/")
-    status, body, _ = await asyncio.to_thread(
-        again.call, "POST", "/api/session/", {"username": "carol", "password": PASSWORD}
-    )
-    assert status == 400 and body["error"]["code"] == "invalid_credentials"
-
-    # Alice is untouched; both actions are in the admin log.
-    await alice.ws.send(json.dumps({"type": "ping"}))
-    await alice.expect("pong")
-    with psycopg.connect(stack.database_url) as db:
-        messages = [row[0] for row in db.execute("SELECT change_message FROM django_admin_log")]
-    assert any("Revoked" in m for m in messages) and any("Deactivated" in m for m in messages)
-    await alice.close()
