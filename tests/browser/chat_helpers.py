@@ -92,7 +92,7 @@ class ChatUser:
     def open_direct(self, other: str) -> None:
         page = self.page
         page.fill("#conv-search", other)
-        page.get_by_role("button", name=f"Chat with {other}").click()
+        page.get_by_role("button", name=f"Chat with {other}", exact=True).click()
         expect(page.locator("#pane-title")).to_have_text(other)
 
     def open_conversation(self, title: str) -> None:

@@ -4,9 +4,17 @@ Run with `pytest -m browser` in its own process (pytest-playwright's sync fixtur
 pytest-asyncio tests that run after them in the same process).
 """
 
+import secrets
+
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "own_stack: the test gets a daphne of its own (it stops or restarts it)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -18,20 +26,42 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+@pytest.fixture(scope="session")
+def shared_stack():
+    """One daphne worker on a fresh SQLite database (in-memory channel layer) shared by
+    the tests, which use distinct usernames; starting a stack costs several seconds."""
+    from tests.support.services import DjangoStack
+
+    stack = DjangoStack(1).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
 @pytest.fixture
-def stack(live_stack):
-    """One daphne worker on a fresh SQLite database, in-memory channel layer."""
-    return live_stack(1, db="sqlite", redis=False)
+def stack(request):
+    """The shared stack, or a fresh one of its own for tests marked `own_stack`
+    (those that stop or restart the server)."""
+    if request.node.get_closest_marker("own_stack"):
+        return request.getfixturevalue("live_stack")(1, db="sqlite", redis=False)
+    return request.getfixturevalue("shared_stack")
 
 
 @pytest.fixture
 def people(browser, stack):
-    """Factory of ChatUser, each in its own browser context; all closed at the end."""
+    """Factory of ChatUser, each in its own browser context; all closed at the end.
+
+    people("bob") names a user "bob<random>" unique to this test; asking for "bob"
+    again gives another browser of the same user.
+    """
     from tests.browser.chat_helpers import ChatUser
 
     made: list[ChatUser] = []
+    names: dict[str, str] = {}
 
-    def make(username: str, **kwargs) -> "ChatUser":
+    def make(name: str, **kwargs) -> "ChatUser":
+        username = names.setdefault(name, f"{name}{secrets.token_hex(3)}")
         user = ChatUser(browser, stack.base_url, username, **kwargs)
         made.append(user)
         return user

@@ -55,14 +55,16 @@ def no_problems(*users: ChatUser) -> None:
 def test_direct_chat_both_ways_history_and_privacy(people, stack):
     alice = people("alice").start()
     bob = people("bob").start()
-    alice.open_direct("bob")
+    alice.open_direct(bob.username)
     alice.send("Hello Bob, this is secret one")
     alice.expect_message("Hello Bob, this is secret one")
     alice.expect_sent("Hello Bob, this is secret one")
 
     # bob sees the conversation appear live with an unread count, then the message
-    expect(bob.page.locator(".conv-item", has_text="alice").locator(".badge")).to_have_text("1")
-    bob.open_conversation("alice")
+    expect(bob.page.locator(".conv-item", has_text=alice.username).locator(".badge")).to_have_text(
+        "1"
+    )
+    bob.open_conversation(alice.username)
     bob.expect_message("Hello Bob, this is secret one")
     box = bob.page.locator("#composer-input")
     box.type("Hi Alice, secret two")
@@ -92,7 +94,7 @@ def test_direct_chat_both_ways_history_and_privacy(people, stack):
     expect(alice.page.get_by_role("heading", name="Unlock this device")).to_be_visible()
     alice.unlock()
     alice.page.wait_for_selector("body[data-ready=true]", timeout=30_000)
-    alice.open_conversation("bob")
+    alice.open_conversation(bob.username)
     for text in ("secret one", "secret two", XSS_IMG, XSS_SCRIPT):
         alice.expect_message(text)
     expect(alice.page.locator(".bubble-failed")).to_have_count(0)
@@ -125,7 +127,7 @@ def test_group_of_three(people):
     page = alice.page
     page.get_by_role("button", name="New group").click()
     page.fill("#group-title", "Book club")
-    for name in ("bob", "carol"):
+    for name in (bob.username, carol.username):
         page.fill("#group-search", name)
         page.locator(".pick", has_text=name).click()
     page.get_by_role("button", name="Create group").click()
@@ -141,7 +143,7 @@ def test_group_of_three(people):
         user.expect_message("Carol here")
     # the owner removes carol; carol keeps what she read but gets nothing new
     page.get_by_role("button", name="Members").click()
-    page.get_by_role("button", name="Remove carol").click()
+    page.get_by_role("button", name=f"Remove {carol.username}").click()
     page.get_by_role("dialog", name="Remove member").get_by_role("button", name="Remove").click()
     page.keyboard.press("Escape")
     expect(carol.page.locator("#composer-input")).to_be_disabled(timeout=15_000)
@@ -154,12 +156,12 @@ def test_group_of_three(people):
     bob.page.get_by_role("button", name="Leave group").click()
     bob.page.get_by_role("dialog", name="Leave group").get_by_role("button", name="Leave").click()
     expect(bob.page.locator("#composer-input")).to_be_disabled()
-    expect(alice.page.locator(".pane-sub")).to_have_text("alice", timeout=15_000)
+    expect(alice.page.locator(".pane-sub")).to_have_text(alice.username, timeout=15_000)
     # the owner adds bob back
     page.get_by_role("button", name="Members").click()
-    page.fill("#member-search", "bob")
-    page.locator(".pick", has_text="bob").click()
-    expect(page.get_by_role("button", name="Remove bob")).to_be_visible()
+    page.fill("#member-search", bob.username)
+    page.locator(".pick", has_text=bob.username).click()
+    expect(page.get_by_role("button", name=f"Remove {bob.username}")).to_be_visible()
     page.keyboard.press("Escape")
     expect(bob.page.locator("#composer-input")).to_be_enabled(timeout=15_000)
     alice.send("Welcome back bob")
@@ -181,21 +183,21 @@ def test_wrong_passphrase_is_refused(people):
 def test_key_change_warning_when_contact_adds_a_device(people, browser, stack):
     alice = people("alice").start()
     bob = people("bob").start()
-    alice.open_direct("bob")
+    alice.open_direct(bob.username)
     alice.send("Before the new device")
-    bob.open_conversation("alice")
+    bob.open_conversation(alice.username)
     bob.expect_message("Before the new device")
 
     bob2 = people("bob")
     bob2.login().setup_device(name="Bob phone")
     warning = alice.page.locator(".trust-alert")
-    expect(warning).to_contain_text("bob added a new device", timeout=15_000)
+    expect(warning).to_contain_text(f"{bob.username} added a new device", timeout=15_000)
     expect(warning).to_contain_text("Bob phone")
     warning.get_by_role("button", name="Acknowledge").click()
     expect(warning).to_have_count(0)
 
     alice.send("After the new device")
-    bob2.open_conversation("alice")
+    bob2.open_conversation(alice.username)
     bob2.expect_message("After the new device")
     bob.expect_message("After the new device")
     # the history from before bob's new device is marked, not shown as text
@@ -203,12 +205,13 @@ def test_key_change_warning_when_contact_adds_a_device(people, browser, stack):
     no_problems(alice, bob)
 
 
+@pytest.mark.own_stack
 def test_outbox_survives_a_server_restart(people, stack):
     alice = people("alice").start()
     bob = people("bob").start()
-    alice.open_direct("bob")
+    alice.open_direct(bob.username)
     alice.send("first")
-    bob.open_conversation("alice")
+    bob.open_conversation(alice.username)
     bob.expect_message("first")
 
     stack.kill(0)
@@ -257,9 +260,9 @@ TAMPER = """async ([peer]) => {
 def test_message_that_fails_to_open_is_marked_not_shown(people):
     alice = people("alice").start()
     bob = people("bob").start()
-    alice.open_direct("bob")
+    alice.open_direct(bob.username)
     alice.send("a fine message")
-    bob.page.evaluate(TAMPER, ["alice"])
+    bob.page.evaluate(TAMPER, [alice.username])
     failed = alice.page.locator(".msg[data-state=failed]")
     expect(failed).to_have_count(1, timeout=15_000)
     expect(failed).to_contain_text("could not be decrypted or verified")

@@ -25,9 +25,9 @@ def go_security(user):
 def test_key_file_export_import_and_passphrase_change(people, tmp_path):
     alice = people("alice").start()
     bob = people("bob").start()
-    alice.open_direct("bob")
+    alice.open_direct(bob.username)
     alice.send("Readable after import")
-    bob.open_conversation("alice")
+    bob.open_conversation(alice.username)
     bob.expect_message("Readable after import")
 
     go_security(alice)
@@ -37,7 +37,7 @@ def test_key_file_export_import_and_passphrase_change(people, tmp_path):
     key_file = tmp_path / "alice.json"
     info.value.save_as(key_file)
     record = json.loads(key_file.read_text())
-    assert record["kind"] == "e2ee-chat-keystore" and record["username"] == "alice"
+    assert record["kind"] == "e2ee-chat-keystore" and record["username"] == alice.username
     assert set(record) >= {"v", "user_id", "device_id", "enc_kid", "sig_kid", "kdf", "iv", "ct"}
     assert record["kdf"]["iterations"] >= 600_000
     # the same file opens in the Python client
@@ -55,7 +55,7 @@ def test_key_file_export_import_and_passphrase_change(people, tmp_path):
     alice2.page.fill("#import-passphrase", PASSPHRASE)
     alice2.page.get_by_role("button", name="Import and unlock").click()
     alice2.page.wait_for_selector("body[data-ready=true]", timeout=30_000)
-    alice2.open_conversation("bob")
+    alice2.open_conversation(bob.username)
     alice2.expect_message("Readable after import")
 
     # change the passphrase (alice is still on the security page): old refused, new works
@@ -78,7 +78,7 @@ def test_key_file_export_import_and_passphrase_change(people, tmp_path):
 def test_reset_device_revokes_the_old_one(people):
     alice = people("alice").start()
     bob = people("bob").start()
-    bob.open_direct("alice")
+    bob.open_direct(alice.username)
     bob.send("hello before reset")
     alice.page.reload()
     alice.page.get_by_role("button", name="Lost your passphrase? Reset this device").click()
@@ -88,7 +88,7 @@ def test_reset_device_revokes_the_old_one(people):
     alice.page.check("#understand")
     alice.page.get_by_role("button", name="Reset this device").click()
     alice.page.wait_for_selector("body[data-ready=true]", timeout=60_000)
-    alice.open_conversation("bob")
+    alice.open_conversation(bob.username)
     expect(alice.page.locator(".msg[data-state=not_for_device]")).to_have_count(1)
     # bob is told: a device was added and one removed
     bob_alert = bob.page.locator(".trust-alert")
@@ -104,20 +104,22 @@ def test_reset_device_revokes_the_old_one(people):
 def test_stale_devices_refetch_and_reencrypt(people):
     alice = people("alice").start()
     bob = people("bob").start()
-    alice.open_direct("bob")
+    alice.open_direct(bob.username)
     alice.send("one")
-    bob.open_conversation("alice")
+    bob.open_conversation(alice.username)
     bob.expect_message("one")
 
     # alice's next look at bob's devices gets the old list (as if she missed the change)
-    old_list = alice.page.request.get("/api/users/bob/devices/?include_revoked=1").text()
+    old_list = alice.page.request.get(
+        f"/api/users/{bob.username}/devices/?include_revoked=1"
+    ).text()
     served = threading.Event()
 
     def stale(route):
         served.set()
         route.fulfill(status=200, content_type="application/json", body=old_list)
 
-    alice.page.route("**/api/users/bob/devices/**", stale, times=1)
+    alice.page.route(f"**/api/users/{bob.username}/devices/**", stale, times=1)
     bob2 = people("bob")
     bob2.login().setup_device(name="Bob tablet")
     alice.page.wait_for_timeout(500)
@@ -133,7 +135,7 @@ def test_stale_devices_refetch_and_reencrypt(people):
     expect(alice.page.locator(".trust-alert")).to_contain_text("Bob tablet", timeout=15_000)
     alice.expect_sent("two")
     bob.expect_message("two")
-    bob2.open_conversation("alice")
+    bob2.open_conversation(alice.username)
     bob2.expect_message("two")
 
 
@@ -153,24 +155,26 @@ FORGE_DEVICE = """async ([list]) => {
 def test_replaced_key_is_a_blocking_warning(people):
     alice = people("alice").start()
     bob = people("bob").start()
-    alice.open_direct("bob")
+    alice.open_direct(bob.username)
     alice.send("before")
-    bob.open_conversation("alice")
+    bob.open_conversation(alice.username)
     bob.expect_message("before")
 
     # a server that swaps bob's device keys (same device id, valid proof for new keys)
-    real = alice.page.request.get("/api/users/bob/devices/?include_revoked=1").json()
+    real = alice.page.request.get(f"/api/users/{bob.username}/devices/?include_revoked=1").json()
     forged = alice.page.evaluate(FORGE_DEVICE, [real])
     alice.page.route(
-        "**/api/users/bob/devices/**",
+        f"**/api/users/{bob.username}/devices/**",
         lambda route: route.fulfill(status=200, content_type="application/json", body=forged),
     )
     go_security(alice)
-    expect(alice.page.locator(".contact[data-username=bob] .callout-warn")).to_be_visible()
+    expect(
+        alice.page.locator(f".contact[data-username={bob.username}] .callout-warn")
+    ).to_be_visible()
     alice.page.get_by_role("link", name="Back to chats").click()
-    alice.open_conversation("bob")
+    alice.open_conversation(bob.username)
     alert = alice.page.locator(".trust-alert")
     expect(alert).to_contain_text("Sending is paused")
     expect(alert).to_contain_text("were replaced")
     expect(alice.page.get_by_role("button", name="Send")).to_be_disabled()
-    alice.page.unroute("**/api/users/bob/devices/**")
+    alice.page.unroute(f"**/api/users/{bob.username}/devices/**")

@@ -43,9 +43,9 @@ def test_dropped_connection_syncs_and_flushes_the_outbox(people):
     network = Network(alice.context)
     alice.start()
     bob = people("bob").start()
-    alice.open_direct("bob")
+    alice.open_direct(bob.username)
     alice.send("before the cut")
-    bob.open_conversation("alice")
+    bob.open_conversation(alice.username)
     bob.expect_message("before the cut")
 
     network.cut()
@@ -96,11 +96,11 @@ SEED = """async ([peer, count]) => {
 def test_history_pages_load_when_scrolling_up(people):
     alice = people("alice").start()
     bob = people("bob").start()
-    bob.page.evaluate(SEED, ["alice", 120])
+    bob.page.evaluate(SEED, [alice.username, 120])
     alice.page.reload()
     alice.unlock()
     alice.page.wait_for_selector("body[data-ready=true]", timeout=30_000)
-    alice.open_conversation("bob")
+    alice.open_conversation(bob.username)
     messages = alice.page.locator(".messages .msg")
     expect(messages).to_have_count(50)
     expect(messages.last).to_contain_text("old 120")
@@ -130,9 +130,9 @@ def test_desktop_notification_names_the_sender_only(people, stack):
     alice.context.grant_permissions(["notifications"], origin=stack.base_url)
     alice.start()
     bob = people("bob").start()
-    bob.open_direct("alice")
+    bob.open_direct(alice.username)
     bob.send("first contact")
-    expect(alice.page.locator(".conv-item", has_text="bob")).to_be_visible()
+    expect(alice.page.locator(".conv-item", has_text=bob.username)).to_be_visible()
     alice.page.get_by_role("button", name="Desktop notifications off (turn on)").click()
     expect(
         alice.page.get_by_role("button", name="Desktop notifications on (turn off)")
@@ -141,5 +141,7 @@ def test_desktop_notification_names_the_sender_only(people, stack):
     bob.send("the secret text")
     alice.page.wait_for_function("() => window.__shown.length > 0")
     shown = alice.page.evaluate("window.__shown")
-    assert shown == [{"title": "New message from bob", "body": ""}]
-    expect(alice.page.locator(".conv-item", has_text="bob").locator(".badge")).to_have_text("2")
+    assert shown == [{"title": f"New message from {bob.username}", "body": ""}]
+    expect(alice.page.locator(".conv-item", has_text=bob.username).locator(".badge")).to_have_text(
+        "2"
+    )
