@@ -583,6 +583,7 @@ export class ChatApp extends EventTarget {
     try {
       const { user, devices } = await this.directory.active(username);
       await this.trust.observe(user, devices);
+      this.emit('devices', username);
     } catch {
       /* offline: tried again on the next change */
     }

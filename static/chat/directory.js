@@ -12,6 +12,8 @@ export class Directory {
   constructor() {
     /** username -> Promise<{user, devices: [...all, revoked included], rejected: [...]}> */
     this.entries = new Map();
+    /** username -> the last entry fetched (for synchronous reads by the views) */
+    this.latest = new Map();
     this.encKeys = new Map();
     this.sigKeys = new Map();
   }
@@ -21,7 +23,7 @@ export class Directory {
     if (force || !this.entries.has(username)) {
       const pending = this.fetch(username);
       this.entries.set(username, pending);
-      pending.catch(() => this.entries.delete(username));
+      pending.then((entry) => this.latest.set(username, entry), () => this.entries.delete(username));
     }
     return this.entries.get(username);
   }
@@ -47,6 +49,12 @@ export class Directory {
     } catch {
       return false;
     }
+  }
+
+  /** The last fetched active devices of a user, or null if not fetched yet. */
+  cachedActive(username) {
+    const entry = this.latest.get(username);
+    return entry ? entry.devices.filter((d) => !d.revoked) : null;
   }
 
   /** Active devices of the user that passed the checks. */

@@ -188,11 +188,22 @@ def test_key_change_warning_when_contact_adds_a_device(people, browser, stack):
     bob.open_conversation(alice.username)
     bob.expect_message("Before the new device")
 
+    # alice verifies bob's device on the security page; the chat header shows it
+    alice.page.locator("#security-link").click()
+    contact = alice.page.locator(f".contact[data-username={bob.username}]")
+    contact.get_by_label("Verified").check()
+    expect(contact.locator(".tag-ok")).to_have_text("✓ verified")
+    alice.page.get_by_role("link", name="Back to chats").click()
+    alice.open_conversation(bob.username)
+    expect(alice.page.locator(".verified-tag")).to_be_visible()
+
     bob2 = people("bob")
     bob2.login().setup_device(name="Bob phone")
     warning = alice.page.locator(".trust-alert")
     expect(warning).to_contain_text(f"{bob.username} added a new device", timeout=15_000)
     expect(warning).to_contain_text("Bob phone")
+    # the new device is not verified, so the conversation is no longer "verified"
+    expect(alice.page.locator(".verified-tag")).to_have_count(0)
     warning.get_by_role("button", name="Acknowledge").click()
     expect(warning).to_have_count(0)
 

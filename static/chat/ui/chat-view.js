@@ -74,7 +74,7 @@ export class ChatView {
   }
 
   onChange({ what, id }) {
-    if (what === 'list' || what === 'presence') this.renderList();
+    if (what === 'list' || what === 'presence' || what === 'trust') this.renderList();
     if (what === 'connection') this.renderConnection();
     if (what === 'fatal') this.renderFatal();
     if (what === 'navigate') this.navigate(`/?c=${id}`);
@@ -85,7 +85,7 @@ export class ChatView {
       if (what === 'typing') this.renderTyping();
       if (what === 'conversation') this.renderPane();
     }
-    if (open !== null && (what === 'presence' || what === 'trust')) this.renderHeaderAndAlerts();
+    if (open !== null && (what === 'presence' || what === 'trust' || what === 'devices')) this.renderHeaderAndAlerts();
   }
 
   // --- sidebar -------------------------------------------------------------------------------
@@ -234,10 +234,13 @@ export class ChatView {
     const sub = conv.kind === 'group'
       ? conv.members.map((m) => m.username).join(', ')
       : online ? 'Online' : 'Offline';
+    const peerDevices = peer ? this.app.directory.cachedActive(peer) : null;
+    const verified = peerDevices?.length > 0 && peerDevices.every((d) => this.app.trust.isVerified(peer, d));
     replace(this.headerEl,
       h('button.icon-button.back', { type: 'button', 'aria-label': 'Back to conversations', onclick: () => this.navigate('/') }, icon('back')),
       h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { role: 'img', 'aria-label': online ? 'online' : 'offline' })),
-      h('div.pane-title', {}, h('h2', { id: 'pane-title' }, title), h('div.pane-sub', {}, sub)),
+      h('div.pane-title', {}, h('h2', { id: 'pane-title' }, title), h('div.pane-sub', {}, sub,
+        verified ? h('span.tag.tag-ok.verified-tag', { title: 'You verified all of this person’s devices' }, icon('check', 'icon-inline'), ' verified') : null)),
       conv.kind === 'group' && h('button.secondary.small', { type: 'button', onclick: () => membersDialog({ app: this.app, conv }) }, 'Members'));
     const alerts = this.app.trust.pending(conv.members.map((m) => m.username));
     const blocking = alerts.some((a) => a.kind === 'replaced');
