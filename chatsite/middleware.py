@@ -24,5 +24,7 @@ class BodySizeLimitMiddleware:
                 for key, values in request.GET.lists()
             ):  # PostgreSQL cannot compare such a string: it would be a 500
                 detail = "A path or query holds a NUL character."
-                return JsonResponse({"error": {"code": "bad_request", "detail": detail}}, status=400)
+                return JsonResponse(
+                    {"error": {"code": "bad_request", "detail": detail}}, status=400
+                )
         return self.get_response(request)

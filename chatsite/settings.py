@@ -6,6 +6,7 @@ in-memory channel layer, which fans out inside one process only.
 
 import os
 import secrets
+import sys
 import warnings
 from pathlib import Path
 
@@ -194,8 +195,12 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
-            # Hashed names once `collectstatic` has written its manifest; plain files before.
-            if env_bool("DJANGO_MANIFEST_STATIC", not DEBUG and (STATIC_ROOT / "staticfiles.json").exists())
+            # Hashed names when collecting, and once `collectstatic` wrote its manifest.
+            if env_bool(
+                "DJANGO_MANIFEST_STATIC",
+                not DEBUG
+                and ("collectstatic" in sys.argv or (STATIC_ROOT / "staticfiles.json").exists()),
+            )
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },
@@ -228,6 +233,11 @@ if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+    # Load balancers may poll a worker directly over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]  # preload is an explicit opt-in
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
