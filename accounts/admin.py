@@ -1,8 +1,9 @@
-"""Staff admin of users: list, search, devices inline, lifecycle actions.
+"""Staff admin of users: list, search, lifecycle actions.
 
-Every change of an account's life (create, deactivate, reactivate, revoke its devices)
-goes through `accounts.actions` / `keys.actions`, never a direct field write, so the
-signals fire and live sockets close; each one is written to Django's admin log.
+Every change of an account's life (create, deactivate, reactivate) goes through
+`accounts.actions`, never a direct field write, so the signals fire and live sockets
+close; each one is written to Django's admin log. `keys.admin` extends this admin with
+the user's devices (accounts, the lower layer, does not know about them).
 """
 
 from django import forms
@@ -10,35 +11,10 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserCreationForm
 from django.db import transaction
-from django.db.models import Count, Q
-
-from keys.actions import revoke_all_devices
-from keys.models import Device
 
 from .actions import deactivate_user, reactivate_user, register_user, validate_new_username
 from .errors import ActionError
 from .models import User
-
-
-class DeviceInline(admin.TabularInline):
-    """A user's devices, read-only: name, fingerprints (kids), created, revoked."""
-
-    model = Device
-    fields = ("name", "enc_kid", "sig_kid", "created", "revoked")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-    ordering = ("-created",)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class StaffUserCreationForm(UserCreationForm):
@@ -66,30 +42,11 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "password1", "password2")}),
     )
-    list_display = (
-        "username",
-        "is_active",
-        "is_staff",
-        "active_devices",
-        "date_joined",
-        "last_login",
-    )
+    list_display = ("username", "is_active", "is_staff", "date_joined", "last_login")
     list_filter = ("is_active", "is_staff", "is_superuser")
     search_fields = ("username", "email", "first_name", "last_name")
     ordering = ("username",)
-    inlines = [DeviceInline]
-    actions = ["deactivate_selected", "reactivate_selected", "revoke_all_devices_of_selected"]
-
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(active_device_count=Count("devices", filter=Q(devices__revoked__isnull=True)))
-        )
-
-    @admin.display(description="active devices", ordering="active_device_count")
-    def active_devices(self, obj):
-        return obj.active_device_count
+    actions = ["deactivate_selected", "reactivate_selected"]
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
@@ -168,16 +125,3 @@ class UserAdmin(DjangoUserAdmin):
                 self.log_change(request, user, "Reactivated by admin action.")
                 done += 1
         self.message_user(request, f"Reactivated {done} user(s).", messages.SUCCESS)
-
-    @admin.action(permissions=["change"], description="Revoke all devices of selected users")
-    def revoke_all_devices_of_selected(self, request, queryset):
-        total = 0
-        with transaction.atomic():
-            for user in queryset.order_by("pk"):
-                count = revoke_all_devices(user)
-                if count:
-                    self.log_change(
-                        request, user, f"Revoked all devices ({count}) by admin action."
-                    )
-                total += count
-        self.message_user(request, f"Revoked {total} device(s).", messages.SUCCESS)

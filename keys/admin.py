@@ -1,9 +1,14 @@
-"""Staff admin of devices: search by fingerprint, revoke through `keys.actions`."""
+"""Staff admin of devices: search by fingerprint, revoke through `keys.actions`; and the
+user admin of `accounts`, extended with each user's devices and "revoke all devices"."""
 
 from django.contrib import admin, messages
 from django.db import transaction
+from django.db.models import Count, Q
 
-from .actions import revoke_device
+from accounts.admin import UserAdmin
+from accounts.models import User
+
+from .actions import revoke_all_devices, revoke_device
 from .models import Device
 
 
@@ -73,3 +78,58 @@ class DeviceAdmin(admin.ModelAdmin):
                 self.log_change(request, device, "Revoked by admin action.")
                 done += 1
         self.message_user(request, f"Revoked {done} device(s).", messages.SUCCESS)
+
+
+class DeviceInline(admin.TabularInline):
+    """A user's devices, read-only: name, fingerprints (kids), created, revoked."""
+
+    model = Device
+    fields = ("name", "enc_kid", "sig_kid", "created", "revoked")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("-created",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class UserWithDevicesAdmin(UserAdmin):
+    """The accounts user admin plus what keys owns: devices inline, an active-device
+    count in the list, and revoking all devices of the selected users."""
+
+    list_display = (*UserAdmin.list_display[:3], "active_devices", *UserAdmin.list_display[3:])
+    inlines = [DeviceInline]
+    actions = [*UserAdmin.actions, "revoke_all_devices_of_selected"]
+
+    def get_queryset(self, request):
+        active = Count("devices", filter=Q(devices__revoked__isnull=True))
+        return super().get_queryset(request).annotate(active_device_count=active)
+
+    @admin.display(description="active devices", ordering="active_device_count")
+    def active_devices(self, obj):
+        return obj.active_device_count
+
+    @admin.action(permissions=["change"], description="Revoke all devices of selected users")
+    def revoke_all_devices_of_selected(self, request, queryset):
+        total = 0
+        with transaction.atomic():
+            for user in queryset.order_by("pk"):
+                count = revoke_all_devices(user)
+                if count:
+                    self.log_change(
+                        request, user, f"Revoked all devices ({count}) by admin action."
+                    )
+                total += count
+        self.message_user(request, f"Revoked {total} device(s).", messages.SUCCESS)
+
+
+admin.site.unregister(User)
+admin.site.register(User, UserWithDevicesAdmin)
