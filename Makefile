@@ -44,3 +44,12 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 check: lint test
+
+# The adversarial suite of issue 7 (also collected by `make test`) with its figures table;
+# the soak sends 1,000 devices x 100 messages. See docs/reliability.md.
+.PHONY: adversarial adversarial-soak
+adversarial: deps venv
+	$(PY) scripts/adversarial.py
+
+adversarial-soak: deps venv
+	$(PY) scripts/adversarial.py --soak
