@@ -4,7 +4,9 @@ REST views and the WebSocket consumer both call these. Each validates, writes in
 transaction, and fans the resulting frames out after commit.
 """
 
+import asyncio
 import logging
+import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -292,13 +294,88 @@ def send_message(
     return outcome
 
 
+def store_messages(items: list[tuple]) -> list:
+    """Store several sends in one transaction, so one commit (one fsync) for all of them.
+
+    `items` are `store_message` arguments `(sender, conversation_id, client_msg_id,
+    envelope, device)`. Each runs in its own savepoint, in the order given except that
+    conversations are taken in ascending id (so two workers lock rows in the same order);
+    the result for each is its `SendOutcome` or the exception it raised. If the commit
+    itself fails, nothing was stored and every item gets that exception.
+    """
+    results: list = [None] * len(items)
+    try:
+        with transaction.atomic():
+            for i in sorted(range(len(items)), key=lambda i: items[i][1]):
+                sender, conversation_id, client_msg_id, envelope, device = items[i]
+                try:
+                    results[i] = store_message(
+                        sender, conversation_id, client_msg_id, envelope, device=device
+                    )
+                except Exception as exc:  # this item only: its savepoint was rolled back
+                    results[i] = exc
+    except Exception as exc:  # the commit failed: none of them is stored
+        return [exc] * len(items)
+    return results
+
+
+class _SendBatcher:
+    """Group commit for the consumer's sends (one per event loop).
+
+    A send that finds the database thread idle is stored at once, alone. Sends that
+    arrive while a batch is being stored wait and go together in the next one (at most
+    `MAX` per transaction): under load one commit serves many messages, and no send waits
+    longer than the batch in front of it. Each sender still gets its ack only after its
+    message is committed.
+    """
+
+    MAX = 100
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[tuple, asyncio.Future]] = []
+        self.running = False
+        self.task: asyncio.Task | None = None
+
+    async def submit(self, item: tuple) -> "SendOutcome":
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((item, future))
+        if not self.running:
+            self.running = True
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[: self.MAX], self.pending[self.MAX :]
+                try:
+                    results = await database_sync_to_async(store_messages)([i for i, _ in batch])
+                except Exception as exc:  # the thread hop itself failed
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self.running = False
+
+
+_batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 async def asend_message(
     sender: User, conversation_id: int, client_msg_id: str, envelope: dict, *, device: Device
 ) -> SendOutcome:
-    """Store in one database thread hop, then fan out; for the consumer."""
-    outcome = await database_sync_to_async(store_message)(
-        sender, conversation_id, client_msg_id, envelope, device=device
-    )
+    """Store (group commit with concurrent sends, see `_SendBatcher`), then fan out; for
+    the consumer."""
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        batcher = _batchers[loop] = _SendBatcher()
+    outcome = await batcher.submit((sender, conversation_id, client_msg_id, envelope, device))
     if outcome.created:
         try:
             await realtime.send_to_users(outcome.recipients, outcome.frame())
