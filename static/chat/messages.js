@@ -83,6 +83,8 @@ export class Messenger {
         ? this.keys.sigPublic
         : await this.directory.senderKey(message);
       if (!sigPublic) return { status: 'failed', reason: 'unknown or inactive sender device' };
+      const distrust = await this.senderDistrust(message);
+      if (distrust) return { status: 'failed', reason: distrust };
       const plain = await openEnvelope(envelope, {
         conversationId: message.conversation,
         senderId: message.sender_id,
@@ -95,6 +97,22 @@ export class Messenger {
     } catch (error) {
       return { status: 'failed', reason: error instanceof OpenError ? error.detail : 'could not be opened' };
     }
+  }
+
+  /**
+   * Trust on first use for incoming messages too: a sender device this browser has seen
+   * with other keys is refused until the user accepts the change (a `replaced` alert); one
+   * it has not seen is first noted as an `added` alert. Null when the sender is fine.
+   */
+  async senderDistrust(message) {
+    const known = this.trust.known(message.sender);
+    const seen = known?.devices?.[message.sender_device];
+    if (!known || (seen && seen.sig_kid === message.envelope.sig_kid)) return null;
+    const { user, devices } = await this.directory.active(message.sender);
+    await this.trust.observe(user, devices);
+    const replaced = this.trust.pending([message.sender])
+      .some((a) => a.kind === 'replaced' && a.device.id === message.sender_device);
+    return replaced ? `the keys of ${message.sender}’s device changed; review the warning first` : null;
   }
 
   /** The text of one of this device's own envelopes (to re-encrypt it after stale_devices). */
