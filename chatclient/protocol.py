@@ -350,17 +350,54 @@ def seal_envelope(
     }
 
 
+def _b64_length(text: str) -> int:
+    """Decoded length of canonical padded base64."""
+    return len(text) // 4 * 3 - len(text) + len(text.rstrip("="))
+
+
+def _check_checked_shape(envelope: dict) -> None:
+    """What `validate_envelope` checks beyond a schema that already verified the fields,
+    kids and canonical base64 of every value: the cheap rest (same errors)."""
+    if not isinstance(envelope, dict) or set(envelope) != ENVELOPE_FIELDS:
+        raise ProtocolError("bad_request", f"envelope must have exactly {sorted(ENVELOPE_FIELDS)}")
+    if type(envelope["v"]) is not int or envelope["v"] != 1:
+        raise ProtocolError("bad_request", "envelope v must be 1")
+    if _b64_length(envelope["ct"]) < TAG_BYTES:
+        raise ProtocolError("bad_request", "ct is shorter than the GCM tag")
+    if not envelope["sig"]:
+        raise ProtocolError("bad_request", "sig is empty")
+    keys = envelope["keys"]
+    if not isinstance(keys, dict) or not keys or not all(keys.values()):
+        raise ProtocolError("bad_request", "keys must map kids to base64 wrapped keys")
+
+
 def verify_envelope_signature(
-    envelope: dict, *, conversation_id: int, sender_id: int, client_msg_id: str, sig_public: RsaKey
+    envelope: dict,
+    *,
+    conversation_id: int,
+    sender_id: int,
+    client_msg_id: str,
+    sig_public: RsaKey,
+    sig_spki: bytes | None = None,
+    shape_checked: bool = False,
 ) -> bool:
     """What the server checks: the shape, then ``sig`` over S by ``sig_public``.
 
     A malformed envelope or id raises ``ProtocolError('bad_request')``; a signature
     that does not verify, or a ``sig_kid`` that is not ``sig_public``'s, returns False.
+
+    For the server's hot path: ``sig_spki``, the SPKI DER that ``sig_public`` was
+    imported from, gives the kid without re-exporting the key; ``shape_checked=True``
+    skips ``validate_envelope`` when the caller's schema has already checked exactly
+    that (the ``sig`` is still decoded as canonical base64 here).
     """
-    validate_envelope(envelope)
+    if shape_checked:
+        _check_checked_shape(envelope)
+    else:
+        validate_envelope(envelope)
     aad = message_aad(conversation_id, sender_id, client_msg_id)
-    if envelope["sig_kid"] != compute_kid(spki_of(sig_public)):
+    kid = compute_kid(sig_spki) if sig_spki is not None else compute_kid(spki_of(sig_public))
+    if envelope["sig_kid"] != kid:
         return False
     message = signed_string(aad, envelope["iv"], envelope["ct"], envelope["kc"])
     return _pss_verify(sig_public, message, b64decode(envelope["sig"]))

@@ -231,13 +231,18 @@ def store_message(
     if stored is not None:
         return stored
     signer = _signing_device(sender, envelope["sig_kid"], device)
+    sig_spki = bytes(signer.sig_spki)
     try:
+        # Both callers (WebSocket frame, REST body) validated the envelope with
+        # schemas.Envelope, which checks what protocol.validate_envelope checks.
         verified = protocol.verify_envelope_signature(
             envelope,
             conversation_id=conversation_id,
             sender_id=sender.pk,
             client_msg_id=client_msg_id,
-            sig_public=signing_key(bytes(signer.sig_spki)),
+            sig_public=signing_key(sig_spki),
+            sig_spki=sig_spki,
+            shape_checked=True,
         )
     except protocol.ProtocolError as exc:
         raise ActionError(exc.code, exc.detail) from exc

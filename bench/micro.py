@@ -1,0 +1,149 @@
+"""In-process cost of one message on the server's path, without sockets: frame parse and
+schema, signature checks, `store_message` alone vs grouped (`store_messages`), frame
+encode; SQL statements per message; channel-layer sends per message. CPU time is this
+thread's (time.thread_time), so other load on the machine matters less than for the
+socket runs (caches and frequency still do).
+
+    .venv/bin/python -m bench.micro --k 2 --messages 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--k", type=int, default=2)
+    p.add_argument("--devices", type=int, default=200)
+    p.add_argument("--messages", type=int, default=400)
+    p.add_argument("--batch", type=int, default=20)
+    args = p.parse_args()
+
+    from bench.run import BENCH_SECRET_KEY, CACHE, schema_hash
+
+    stem = CACHE / f"population-sqlite-n{args.devices}-k{args.k}-{schema_hash()}"
+    if not stem.with_suffix(".sqlite3").exists():
+        sys.exit(f"no cached population {stem}: run `bench.run sweep --scenario 2 --k {args.k}` once")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-micro-"))
+    db = tmp / "db.sqlite3"
+    shutil.copy(stem.with_suffix(".sqlite3"), db)
+    plan = json.loads(stem.with_suffix(".json").read_text())
+    os.environ.update(DJANGO_SETTINGS_MODULE="chatsite.settings", DATABASE_URL=f"sqlite:///{db}",
+                      DJANGO_SECRET_KEY=BENCH_SECRET_KEY, CHAT_VAR_DIR=str(tmp / "var"),
+                      LOG_LEVEL="WARNING")
+    os.environ.pop("REDIS_URL", None)
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import User
+    from chatclient import protocol
+    from keys.models import Device
+    from messaging import actions, realtime
+    from messaging.frames import parse_frame
+
+    from . import envelopes
+
+    n_dev = len(plan["devices"])
+    per_dev = max(1, (3 * args.messages) // n_dev + 1)  # three passes below
+    frames = envelopes.prepare(plan, per_dev, f"micro{time.time()}", workers=2)
+    users = {u.pk: u for u in User.objects.all()}
+    devices = {d.pk: d for d in Device.objects.all()}
+    items = []  # (text, sender, device)
+    for m in range(per_dev):
+        for dev, lst in frames.items():
+            d = plan["devices"][dev]
+            items.append((lst[m][1], users[d["user_id"]], devices[d["device_id"]]))
+    out = {"k": args.k, "messages": args.messages, "batch": args.batch,
+           "frame_bytes": len(items[0][0])}
+
+    def cpu_us(fn, xs):
+        t0 = time.thread_time()
+        for x in xs:
+            fn(x)
+        return round(1e6 * (time.thread_time() - t0) / len(xs), 1)
+
+    n = args.messages
+    sample = items[:n]
+    parsed = [parse_frame(t) for t, _, _ in sample]
+    out["parse_frame_us"] = cpu_us(lambda t: parse_frame(t[0]), sample)
+    dumped = [f.envelope.model_dump() for f in parsed]
+    out["model_dump_us"] = cpu_us(lambda f: f.envelope.model_dump(), parsed)
+    out["validate_envelope_us"] = cpu_us(protocol.validate_envelope, dumped)
+    spkis = [bytes(dev.sig_spki) for _, _, dev in sample]
+    keys = [actions.signing_key(s) for s in spkis]
+    out["kid_from_key_us"] = cpu_us(lambda k: protocol.compute_kid(protocol.spki_of(k)), keys)
+    out["kid_from_spki_bytes_us"] = cpu_us(protocol.compute_kid, spkis)
+
+    def verify(i):
+        f = parsed[i]
+        assert protocol.verify_envelope_signature(
+            dumped[i], conversation_id=f.conversation, sender_id=sample[i][1].pk,
+            client_msg_id=f.client_msg_id, sig_public=keys[i])
+
+    out["verify_envelope_signature_us"] = cpu_us(verify, range(n))
+
+    def verify_fast(i):  # what store_message passes since the cheaper-checks change
+        f = parsed[i]
+        assert protocol.verify_envelope_signature(
+            dumped[i], conversation_id=f.conversation, sender_id=sample[i][1].pk,
+            client_msg_id=f.client_msg_id, sig_public=keys[i], sig_spki=spkis[i],
+            shape_checked=True)
+
+    try:
+        out["verify_spki_shape_checked_us"] = cpu_us(verify_fast, range(n))
+    except TypeError:  # protocol.py before that change
+        out["verify_spki_shape_checked_us"] = None
+
+    # store: one message per transaction (one commit each), then grouped
+    def run_store(batch_items, grouped):
+        t_wall, t_cpu = time.perf_counter(), time.thread_time()
+        outcomes = []
+        with CaptureQueriesContext(connection) as q:
+            if grouped:
+                for i in range(0, len(batch_items), args.batch):
+                    chunk = [(s, f.conversation, f.client_msg_id, f.envelope.model_dump(), d)
+                             for f, s, d in batch_items[i:i + args.batch]]
+                    outcomes += actions.store_messages(chunk)
+            else:
+                for f, s, d in batch_items:
+                    outcomes.append(actions.store_message(
+                        s, f.conversation, f.client_msg_id, f.envelope.model_dump(), device=d))
+        assert all(isinstance(o, actions.SendOutcome) and o.created for o in outcomes), outcomes[:3]
+        k = len(batch_items)
+        return {"cpu_ms_per_msg": round(1e3 * (time.thread_time() - t_cpu) / k, 3),
+                "wall_ms_per_msg": round(1e3 * (time.perf_counter() - t_wall) / k, 3),
+                "sql_per_msg": round(len(q.captured_queries) / k, 2),
+                "outcomes": outcomes}
+
+    second = [(parse_frame(t), s, d) for t, s, d in items[n:2 * n]]
+    third = [(parse_frame(t), s, d) for t, s, d in items[2 * n:3 * n]]
+    single = run_store(second, grouped=False)
+    grouped = run_store(third, grouped=True)
+    outcome = single.pop("outcomes")[0]
+    grouped.pop("outcomes")
+    out["store_single"] = single
+    out["store_grouped"] = grouped
+    frame = outcome.frame()
+    out["encode_frame_us"] = cpu_us(lambda _: realtime.encode(frame), range(200))
+    out["group_sends_per_msg"] = len(set(outcome.recipients))
+    out["json_encodes_per_fanout"] = 1
+    print(json.dumps(out))
+    print("\n".join(f"  {k}: {v}" for k, v in out.items()), file=sys.stderr)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
