@@ -236,12 +236,20 @@ def main() -> int:
     print(f"Chromium {results['chromium']}, RSA-3072, medians over {args.runs}+ runs")
     print(f"  device setup (setupDevice)          {results['device_setup']['median_ms']:8.1f} ms")
     print(f"    cumulative steps                  {results['device_setup_steps_median_ms']}")
-    print(f"  device setup via UI (submit->ready) {results['device_setup_ui_incl_form_ms']:8.1f} ms")
+    print(
+        f"  device setup via UI (submit->ready) {results['device_setup_ui_incl_form_ms']:8.1f} ms"
+    )
     for n in (2, 10, 50):
-        print(f"  seal, {n:2d} recipient devices         {results['seal'][f'{n}_devices']['median_ms']:8.1f} ms")
+        print(
+            f"  seal, {n:2d} recipient devices         {results['seal'][f'{n}_devices']['median_ms']:8.1f} ms"
+        )
     print(f"  open + verify one message           {results['open_verify']['median_ms']:8.1f} ms")
-    print(f"  open conversation, {HISTORY} messages   {results['open_conversation_1000']['median_ms']:8.1f} ms  (goal <= 2000; first {results['open_conversation_1000_first_ms']} ms)")
-    print(f"  scroll back one page (50)           {results['scroll_back_one_page']['median_ms']:8.1f} ms")
+    print(
+        f"  open conversation, {HISTORY} messages   {results['open_conversation_1000']['median_ms']:8.1f} ms  (goal <= 2000; first {results['open_conversation_1000_first_ms']} ms)"
+    )
+    print(
+        f"  scroll back one page (50)           {results['scroll_back_one_page']['median_ms']:8.1f} ms"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -7,6 +7,10 @@ pytest-asyncio tests that run after them in the same process).
 import secrets
 
 import pytest
+from playwright.sync_api import expect
+
+# A loaded machine can take seconds for a page to boot or RSA keys to be made.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = "/usr/bin/chromium"
 
