@@ -226,10 +226,24 @@ def store_message(
     signature verifies (`bad_signature`), the sender is a current member (`not_member`),
     `keys` names exactly the active devices of the current members (`stale_devices`).
     The seq is taken under a row lock on the conversation, so it is gapless.
+
+    A new message costs four statements (lock the conversation, the members' device
+    kids, the seq update, the insert): whether it was stored before is asked only when a
+    check fails or the insert hits the (sender, client_msg_id) constraint, and the
+    membership query only when the sender has no active device among the members'.
     """
-    stored = _stored(sender, client_msg_id)
-    if stored is not None:
-        return stored
+    try:
+        return _store_new(sender, conversation_id, client_msg_id, envelope, device)
+    except ActionError:
+        stored = _stored(sender, client_msg_id)  # a replay is answered, whatever its body
+        if stored is not None:
+            return stored
+        raise
+
+
+def _store_new(
+    sender: User, conversation_id: int, client_msg_id: str, envelope: dict, device
+) -> SendOutcome:
     signer = _signing_device(sender, envelope["sig_kid"], device)
     sig_spki = bytes(signer.sig_spki)
     try:
@@ -250,9 +264,12 @@ def store_message(
         raise ActionError("bad_signature", "The envelope's signature does not verify.")
     try:
         with transaction.atomic():
-            queries.require_membership(sender, conversation_id, current=True)
-            conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-            kids = queries.active_device_kids(conversation_id)
+            conversation = (
+                Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+            )
+            kids = queries.active_device_kids(conversation_id) if conversation else {}
+            if sender.pk not in kids.values():  # not_found / not_member (else: no device)
+                queries.require_membership(sender, conversation_id, current=True)
             missing = sorted(set(kids) - set(envelope["keys"]))
             extra = sorted(set(envelope["keys"]) - set(kids))
             if missing or extra:
