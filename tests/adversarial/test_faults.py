@@ -22,12 +22,12 @@ from tests.support.services import PostgresServer, postgres_unavailable_reason
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(300)]
 
-PER_AGENT = 24
+PER_AGENT = 16
 
 
 async def world(stack, device_keys):
     """alice (two devices), bob, carol, dave, erin; direct alice-bob and carol-dave, a
-    group of all five. Returns (agents, members: conversation -> agents, reader session)."""
+    group of all five. Returns (agents, members: conversation -> agents, alice's session)."""
     urls = stack.base_urls
     names = ["alice", "bob", "carol", "dave", "erin"]
     users = [await live_user(urls[i % len(urls)], name, device_keys()) for i, name in enumerate(names)]

@@ -4,7 +4,7 @@ keys - against the real ASGI app and database. Every answer is a PROTOCOL error 
 the normal answer when the mutation left a valid request), no 5xx, no `internal_error`,
 no socket closed, and no row stored for a refused request.
 
-Counts: FUZZ_WS_FRAMES (default 5000) and FUZZ_HTTP_BODIES (default 3200) in process on
+Counts: FUZZ_WS_FRAMES (default 6200) and FUZZ_HTTP_BODIES (default 1800) in process on
 SQLite; test_fuzz_live.py replays a share of them against daphne on PostgreSQL.
 """
 
@@ -26,8 +26,8 @@ from tests.inprocess import ApiClient, device_body, seal
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
-WS_FRAMES = int(os.environ.get("FUZZ_WS_FRAMES", "5000"))
-HTTP_BODIES = int(os.environ.get("FUZZ_HTTP_BODIES", "3200"))
+WS_FRAMES = int(os.environ.get("FUZZ_WS_FRAMES", "6200"))
+HTTP_BODIES = int(os.environ.get("FUZZ_HTTP_BODIES", "1800"))
 POOL = 24
 WS_ERROR_CODES = {  # §5's list, and not_found for an unknown conversation (docs/protocol.md)
     "not_found",

@@ -2,7 +2,7 @@
 driver refuses inputs SQLite takes (NUL characters, out-of-range integers): zero 5xx,
 zero `internal_error`, the socket stays open, nothing stored for a refused request.
 
-Counts: FUZZ_LIVE_WS_FRAMES and FUZZ_LIVE_HTTP_BODIES (default 1000 each).
+Counts: FUZZ_LIVE_WS_FRAMES and FUZZ_LIVE_HTTP_BODIES (default 1200 and 1000).
 """
 
 import asyncio
@@ -26,7 +26,7 @@ from tests.live import live_user, recipients_of
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(600)]
 
-LIVE_WS = int(os.environ.get("FUZZ_LIVE_WS_FRAMES", "1000"))
+LIVE_WS = int(os.environ.get("FUZZ_LIVE_WS_FRAMES", "1200"))
 LIVE_HTTP = int(os.environ.get("FUZZ_LIVE_HTTP_BODIES", "1000"))
 FAST = {"WS_RATE_PER_SECOND": "1000000", "WS_RATE_BURST": "1000000"}
 

@@ -180,7 +180,7 @@ async def test_load_devices_send_through_two_workers(live_stack, tmp_path):
         for agent in members[cid]:
             agent.conversations.append(cid)
 
-    connecting = asyncio.Semaphore(40)
+    connecting = asyncio.Semaphore(100)
 
     async def connect(agent):
         async with connecting:
