@@ -82,7 +82,9 @@ def notes(rows: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--soak", action="store_true", help="1,000 devices x 100 messages")
     parser.add_argument("--table", type=Path, help="only print the table of this figures file")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
@@ -115,7 +117,9 @@ def main() -> int:
         failed |= code not in (0, 5)  # 5: no tests collected
     rows = load(figures)
     print()
-    print(f"Adversarial suite figures ({figures.relative_to(ROOT)}, {time.monotonic() - started:.0f} s):")
+    print(
+        f"Adversarial suite figures ({figures.relative_to(ROOT)}, {time.monotonic() - started:.0f} s):"
+    )
     print(table(rows, args.markdown))
     print(notes(rows))
     if failed:

@@ -11,6 +11,7 @@ stored and delivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import random
@@ -85,10 +86,8 @@ class Agent:
         """Close the socket without waiting for anything (a client's connection lost)."""
         connection, self.connection = self.connection, None
         if connection is not None:
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 connection.transport.abort()
-            except Exception:  # noqa: BLE001 - already gone
-                pass
         if self.reader is not None:
             await asyncio.gather(self.reader, return_exceptions=True)
             self.reader = None
@@ -147,11 +146,24 @@ class Agent:
 
     # --- sending -----------------------------------------------------------------------
 
-    async def send(self, conversation_id: int, client_msg_id: str, envelope: dict, *, timeout: float = 30, on_sent=None) -> dict:
+    async def send(
+        self,
+        conversation_id: int,
+        client_msg_id: str,
+        envelope: dict,
+        *,
+        timeout: float = 30,
+        on_sent=None,
+    ) -> dict:
         """Send and wait for the ack; after a drop, timeout or transient error, reconnect if
         needed and send the same client_msg_id again. Returns the ack (or final error)."""
         frame = json.dumps(
-            {"type": "send", "conversation": conversation_id, "client_msg_id": client_msg_id, "envelope": envelope}
+            {
+                "type": "send",
+                "conversation": conversation_id,
+                "client_msg_id": client_msg_id,
+                "envelope": envelope,
+            }
         )
         for attempt in itertools.count():
             if attempt:
@@ -209,13 +221,18 @@ class Ledger:
             stored = await self.stored(agents[0].session, conversation_id)
             stored_total += len(stored)
             seqs = [m["seq"] for m in stored]
-            figures.check(seqs == list(range(1, len(stored) + 1)), f"conversation {conversation_id}: seqs {seqs[:20]}...")
+            figures.check(
+                seqs == list(range(1, len(stored) + 1)),
+                f"conversation {conversation_id}: seqs {seqs[:20]}...",
+            )
             for m in stored:
                 if m["client_msg_id"] in stored_ids:
                     duplicated += 1
                     figures.fail(f"client_msg_id {m['client_msg_id']} stored twice")
                 stored_ids[m["client_msg_id"]] = m["seq"]
-                figures.check(m["client_msg_id"] in self.sent, f"stored but never sent: {m['client_msg_id']}")
+                figures.check(
+                    m["client_msg_id"] in self.sent, f"stored but never sent: {m['client_msg_id']}"
+                )
             # Per sender, stored order = send order (each agent waits for its ack).
             by_sender: dict[str, list[int]] = {}
             for m in stored:
@@ -223,7 +240,9 @@ class Ledger:
                     _, agent, order = self.sent[m["client_msg_id"]]
                     by_sender.setdefault(agent, []).append(order)
             for agent, orders in by_sender.items():
-                figures.check(orders == sorted(orders), f"{agent}: order broken in {conversation_id}")
+                figures.check(
+                    orders == sorted(orders), f"{agent}: order broken in {conversation_id}"
+                )
             expect = {m["seq"]: m["id"] for m in stored}
             for agent in agents:
                 got = agent.received.get(conversation_id, {})
@@ -232,7 +251,9 @@ class Ledger:
                 delivered += have
                 if have != len(expect):
                     missing = sorted(set(expect) - set(got))
-                    figures.fail(f"{agent.name}: {len(expect) - have} of conversation {conversation_id} not delivered (seq {missing[:10]})")
+                    figures.fail(
+                        f"{agent.name}: {len(expect) - have} of conversation {conversation_id} not delivered (seq {missing[:10]})"
+                    )
                 wrong = [s for s, mid in got.items() if expect.get(s) != mid]
                 if wrong:
                     figures.fail(f"{agent.name}: seqs {wrong[:10]} delivered with another id")

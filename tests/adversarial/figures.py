@@ -16,7 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def figures_path() -> Path:
-    return Path(os.environ.get("ADVERSARIAL_FIGURES") or REPO_ROOT / "var" / "adversarial-figures.jsonl")
+    return Path(
+        os.environ.get("ADVERSARIAL_FIGURES") or REPO_ROOT / "var" / "adversarial-figures.jsonl"
+    )
 
 
 @dataclass

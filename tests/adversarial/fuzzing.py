@@ -102,8 +102,13 @@ json_values = st.recursive(
 )
 bad_b64 = st.one_of(
     weird_text,
-    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n", max_size=60),
-    st.binary(max_size=40).map(lambda b: __import__("base64").urlsafe_b64encode(b).decode().rstrip("=")),
+    st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n",
+        max_size=60,
+    ),
+    st.binary(max_size=40).map(
+        lambda b: __import__("base64").urlsafe_b64encode(b).decode().rstrip("=")
+    ),
 )
 
 
@@ -190,7 +195,7 @@ def raw_mutation(body: dict, kind: str, n: int) -> str | bytes:
         key = rng.choice(list(body))
         return text[:-1] + f", {json.dumps(key)}: {json.dumps(body[key])}}}"
     if kind == "dup_nested_key":
-        for key, value in body.items():
+        for value in body.values():
             if isinstance(value, dict) and value:
                 inner = next(iter(value))
                 nested = json.dumps(value)[:-1] + f", {json.dumps(inner)}: 1}}"

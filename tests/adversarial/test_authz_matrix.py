@@ -26,7 +26,7 @@ from keys.actions import revoke_device
 from keys.models import Device
 from messaging.models import Message
 from tests.adversarial.figures import Figures
-from tests.inprocess import ORIGIN, ApiClient, register, seal
+from tests.inprocess import ApiClient, seal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,7 +71,6 @@ def expected_http(alice, bob, direct, group, actor_name, actor):
     """(label, method, path, body, expected status, expected code or None)."""
     d, g = direct["id"], group["id"]
     anon = actor_name in ("anonymous", "deactivated")
-    not_member = actor_name in ("outsider", "staff")
     # revoked: eve is a group member (her account works; only her device is revoked)
     rows = [
         ("session get", "GET", "/api/session/", None, 200, None),
@@ -120,7 +119,9 @@ def expected_http(alice, bob, direct, group, actor_name, actor):
             status, code = 403, "not_member"
         else:
             status, code = 200, None
-        rows.append((f"{label} history", "GET", f"/api/conversations/{cid}/messages/", None, status, code))
+        rows.append(
+            (f"{label} history", "GET", f"/api/conversations/{cid}/messages/", None, status, code)
+        )
         # add a member: only the owner (alice) of a group
         if anon:
             add = (401, "not_authenticated")
@@ -150,8 +151,14 @@ def expected_http(alice, bob, direct, group, actor_name, actor):
             )
         )
     rows.append(
-        ("unknown conversation history", "GET", "/api/conversations/999999/messages/", None,
-         401 if anon else 404, "not_authenticated" if anon else "not_found")
+        (
+            "unknown conversation history",
+            "GET",
+            "/api/conversations/999999/messages/",
+            None,
+            401 if anon else 404,
+            "not_authenticated" if anon else "not_found",
+        )
     )
     return rows
 
@@ -165,7 +172,9 @@ def test_http_matrix(make_user):
     figures = Figures("authz: HTTP endpoints x actors")
     alice, bob, direct, group, actors, secrets = world(make_user)
     for actor_name, (api, user) in actors.items():
-        member_secrets = secrets if actor_name in ("anonymous", "outsider", "staff", "deactivated") else []
+        member_secrets = (
+            secrets if actor_name in ("anonymous", "outsider", "staff", "deactivated") else []
+        )
         for label, method, path, body, status, code in expected_http(
             alice, bob, direct, group, actor_name, user
         ):
@@ -198,11 +207,13 @@ def check_views(figures, where, actor_name, user, body, direct, group):
             actor_name, set()
         )
         figures.check(ids <= allowed | (ids - {direct["id"], group["id"]}), f"{where}: {ids}")
-        figures.check(
-            not (ids & ({direct["id"], group["id"]} - allowed)), f"{where}: sees {ids}"
-        )
+        figures.check(not (ids & ({direct["id"], group["id"]} - allowed)), f"{where}: sees {ids}")
     if "devices" in body and "user" not in body:  # own device list
-        owners = set(Device.objects.filter(pk__in=[d["id"] for d in body["devices"]]).values_list("user__username", flat=True))
+        owners = set(
+            Device.objects.filter(pk__in=[d["id"] for d in body["devices"]]).values_list(
+                "user__username", flat=True
+            )
+        )
         figures.check(owners <= {user.username}, f"{where}: lists devices of {owners}")
     if "users" in body:
         names = {u["username"] for u in body["users"]}
@@ -341,7 +352,15 @@ async def test_websocket_matrix(make_user):
             cid = conversation["id"]
             msg_id, envelope = await sync_to_async(seal)(user, conversation, "let me in")
             frames = [
-                ({"type": "send", "conversation": cid, "client_msg_id": msg_id, "envelope": envelope}, "not_member"),
+                (
+                    {
+                        "type": "send",
+                        "conversation": cid,
+                        "client_msg_id": msg_id,
+                        "envelope": envelope,
+                    },
+                    "not_member",
+                ),
                 ({"type": "typing", "conversation": cid}, "not_member"),
                 ({"type": "read", "conversation": cid, "up_to": 1}, "not_member"),
                 ({"type": "sync", "cursors": {str(cid): 0}}, "not_member"),
@@ -351,23 +370,24 @@ async def test_websocket_matrix(make_user):
                 replies = await until(ws, {"synced"} if frame["type"] == "sync" else {"error"})
                 errors = [r for r in replies if r["type"] == "error"]
                 where = f"{name}: {frame['type']} to conversation {cid}"
-                figures.check(
-                    len(errors) == 1 and errors[0]["code"] == code, f"{where}: {replies}"
-                )
+                figures.check(len(errors) == 1 and errors[0]["code"] == code, f"{where}: {replies}")
                 figures.check(
                     not any(r["type"] == "message" for r in replies), f"{where}: got a message"
                 )
                 if frame["type"] == "sync":
                     synced = [r for r in replies if r["type"] == "synced"]
-                    figures.check(
-                        bool(synced) and synced[0]["cursors"] == {}, f"{where}: {synced}"
-                    )
+                    figures.check(bool(synced) and synced[0]["cursors"] == {}, f"{where}: {synced}")
                 leaked = leaks(json.dumps(replies).encode(), secrets)
                 figures.check(not leaked, f"{where}: leaks {leaked}")
         # Alice's traffic never reaches the outsider's socket.
         msg_id, envelope = await sync_to_async(seal)(alice, direct, "private")
         await alice_ws.send_json_to(
-            {"type": "send", "conversation": direct["id"], "client_msg_id": msg_id, "envelope": envelope}
+            {
+                "type": "send",
+                "conversation": direct["id"],
+                "client_msg_id": msg_id,
+                "envelope": envelope,
+            }
         )
         await alice_ws.send_json_to({"type": "typing", "conversation": group["id"]})
         got = await drain(ws, timeout=0.5)

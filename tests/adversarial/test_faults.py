@@ -30,10 +30,16 @@ async def world(stack, device_keys):
     group of all five. Returns (agents, members: conversation -> agents, alice's session)."""
     urls = stack.base_urls
     names = ["alice", "bob", "carol", "dave", "erin"]
-    users = [await live_user(urls[i % len(urls)], name, device_keys()) for i, name in enumerate(names)]
+    users = [
+        await live_user(urls[i % len(urls)], name, device_keys()) for i, name in enumerate(names)
+    ]
     agents = []
     for i, user in enumerate(users):
-        agents.append(Agent(user.username, user.user_id, user.device_id, user.keys, user.session, urls, worker=i))
+        agents.append(
+            Agent(
+                user.username, user.user_id, user.device_id, user.keys, user.session, urls, worker=i
+            )
+        )
     alice = users[0]
     extra_keys = device_keys()
     device = await alice.session.register_device(
@@ -42,7 +48,9 @@ async def world(stack, device_keys):
         protocol.b64encode(extra_keys.sig_spki),
         protocol.sign_device_proof(extra_keys, alice.user_id),
     )
-    agents.append(Agent("alice#2", alice.user_id, device["id"], extra_keys, alice.session, urls, worker=1))
+    agents.append(
+        Agent("alice#2", alice.user_id, device["id"], extra_keys, alice.session, urls, worker=1)
+    )
     direct1 = await alice.session.create_conversation(["bob"])
     direct2 = await users[2].session.create_conversation(["dave"])
     group = await alice.session.create_conversation(names[1:])
@@ -58,7 +66,9 @@ async def world(stack, device_keys):
     return agents, members, alice.session
 
 
-async def traffic(agents, members, ledger, *, per_agent=PER_AGENT, pause=0.03, on_sent=None, progress=None):
+async def traffic(
+    agents, members, ledger, *, per_agent=PER_AGENT, pause=0.03, on_sent=None, progress=None
+):
     """Every agent sends `per_agent` messages round-robin over its conversations."""
     recipients = {
         cid: {a.keys.enc_kid: a.keys.enc_public for a in member_agents}
@@ -202,13 +212,21 @@ def own_postgres():
 async def test_postgres_briefly_unavailable(live_stack, own_postgres, device_keys):
     stack = live_stack(2, db=own_postgres.new_database("faults"))
     agents, members, reader = await world(stack, device_keys)
-    figures, ledger, progress = Figures("fault: database down 3 s (PostgreSQL stopped)"), Ledger(), []
+    figures, ledger, progress = (
+        Figures("fault: database down 3 s (PostgreSQL stopped)"),
+        Ledger(),
+        [],
+    )
 
     def bounce():
         # "fast": connections are cut, committed work kept. ("immediate" with the test
         # cluster's fsync=off/synchronous_commit=off would drop acknowledged commits.)
         pg_ctl = own_postgres.bins["pg_ctl"]
-        own_postgres._run(own_postgres._as_pg([pg_ctl, "-D", str(own_postgres.data_dir), "-m", "fast", "-w", "stop"]))
+        own_postgres._run(
+            own_postgres._as_pg(
+                [pg_ctl, "-D", str(own_postgres.data_dir), "-m", "fast", "-w", "stop"]
+            )
+        )
         time.sleep(3)
         own_postgres._pg_ctl_start(30)
 

@@ -147,10 +147,8 @@ async def test_fuzz_websocket_frames(trio, settings):
         f"stored {len(stored)} rows but acked {len(acked)}",
     )
     figures.stored = len(stored)
-    figures.notes = "acked (still-valid mutations): %d; error codes: %s" % (
-        len(acked),
-        ", ".join(f"{k} {v}" for k, v in sorted(codes.items())),
-    )
+    listed = ", ".join(f"{k} {v}" for k, v in sorted(codes.items()))
+    figures.notes = f"acked (still-valid mutations): {len(acked)}; error codes: {listed}"
     await ws.disconnect()
     figures.assert_clean()
 
@@ -194,11 +192,26 @@ def http_request(example, alice, direct, group, pool):
     if len(example) == 3 and isinstance(example[1], str):
         _, a, b = example
         return {
-            "history": ("alice", "GET", f"/api/conversations/{cid}/messages/?limit={q(a)}&before_seq={q(b)}", None),
-            "user_devices": ("alice", "GET", f"/api/users/{q(a, safe='')}/devices/?include_revoked={q(b)}", None),
+            "history": (
+                "alice",
+                "GET",
+                f"/api/conversations/{cid}/messages/?limit={q(a)}&before_seq={q(b)}",
+                None,
+            ),
+            "user_devices": (
+                "alice",
+                "GET",
+                f"/api/users/{q(a, safe='')}/devices/?include_revoked={q(b)}",
+                None,
+            ),
             "key": ("alice", "GET", f"/api/keys/{q(a, safe='')}/", None),
             "revoke": ("alice", "DELETE", f"/api/devices/{q(a, safe='')}/", None),
-            "remove": ("alice", "DELETE", f"/api/conversations/{q(b, safe='')}/members/{q(a, safe='')}/", None),
+            "remove": (
+                "alice",
+                "DELETE",
+                f"/api/conversations/{q(b, safe='')}/members/{q(a, safe='')}/",
+                None,
+            ),
             "search": ("alice", "GET", f"/api/users/?q={q(a)}", None),
         }[kind]
     _, mutation, index = example
@@ -239,7 +252,9 @@ def test_fuzz_http_bodies(trio, settings):
         api = alice.api if who == "alice" else anon
         raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
         try:
-            response = api.call(method, path, raw=raw) if raw is not None else api.call(method, path)
+            response = (
+                api.call(method, path, raw=raw) if raw is not None else api.call(method, path)
+            )
         except Exception as exc:  # the test client re-raises server exceptions
             figures.fail(f"{method} {path[:80]} {str(raw)[:80]}: raised {exc!r}"[:300])
             figures.cases += 1
@@ -262,7 +277,9 @@ def test_fuzz_http_bodies(trio, settings):
         elif path == "/api/session/" and status == 200:
             anon = ApiClient()
     stored = {m.client_msg_id for m in Message.objects.all()}
-    figures.check(stored == created_messages, f"stored {len(stored)} vs 201s {len(created_messages)}")
+    figures.check(
+        stored == created_messages, f"stored {len(stored)} vs 201s {len(created_messages)}"
+    )
     bad = [m.client_msg_id for m in Message.objects.all() if not stored_is_valid(m, alice)]
     figures.check(not bad, f"stored envelopes that do not verify: {bad}")
     figures.check(
@@ -273,9 +290,8 @@ def test_fuzz_http_bodies(trio, settings):
         Device.objects.active().filter(pk=alice.device_id).exists(), "alice's device revoked"
     )
     figures.stored = len(stored)
-    figures.notes = "201 sends: %d, registrations: %d; error codes: %s" % (
-        len(created_messages),
-        registered,
-        ", ".join(f"{k} {v}" for k, v in sorted(codes.items(), key=str)),
+    listed = ", ".join(f"{k} {v}" for k, v in sorted(codes.items(), key=str))
+    figures.notes = (
+        f"201 sends: {len(created_messages)}, registrations: {registered}; error codes: {listed}"
     )
     figures.assert_clean()

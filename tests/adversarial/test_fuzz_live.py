@@ -68,19 +68,41 @@ async def test_fuzz_live_postgres(live_stack, device_keys):
     codes: dict[str, int] = {}
     explicit = [  # inputs PostgreSQL refuses and SQLite takes
         ("alice", "POST", "/api/conversations/", '{"members": ["b\\u0000ob"]}'),
-        ("alice", "POST", "/api/conversations/", '{"members": ["bob", "carol"], "title": "a\\u0000b"}'),
+        (
+            "alice",
+            "POST",
+            "/api/conversations/",
+            '{"members": ["bob", "carol"], "title": "a\\u0000b"}',
+        ),
         ("alice", "POST", f"/api/conversations/{group['id']}/members/", '{"username": "\\u0000"}'),
         ("alice", "DELETE", f"/api/conversations/{group['id']}/members/%00/", None),
         ("alice", "GET", "/api/users/%00/devices/", None),
         ("alice", "GET", "/api/keys/%00/", None),
         ("alice", "GET", "/api/users/?q=%00", None),
-        ("alice", "GET", f"/api/conversations/{direct['id']}/messages/?before_seq=9223372036854775807", None),
+        (
+            "alice",
+            "GET",
+            f"/api/conversations/{direct['id']}/messages/?before_seq=9223372036854775807",
+            None,
+        ),
         ("alice", "DELETE", "/api/devices/9223372036854775807/", None),
-        ("alice", "POST", "/api/devices/", '{"name": "\\u0000", "enc_spki": "", "sig_spki": "", "proof": ""}'),
+        (
+            "alice",
+            "POST",
+            "/api/devices/",
+            '{"name": "\\u0000", "enc_spki": "", "sig_spki": "", "proof": ""}',
+        ),
         ("anon", "POST", "/api/session/", '{"username": "al\\u0000ice", "password": "x"}'),
-        ("anon", "POST", "/api/users/", '{"username": "al\\u0000ice", "password": "correct horse battery staple"}'),
+        (
+            "anon",
+            "POST",
+            "/api/users/",
+            '{"username": "al\\u0000ice", "password": "correct horse battery staple"}',
+        ),
     ]
-    generated = [http_request(e, Seal(alice), direct, group, pool) for e in http_examples(LIVE_HTTP)]
+    generated = [
+        http_request(e, Seal(alice), direct, group, pool) for e in http_examples(LIVE_HTTP)
+    ]
     for who, method, path, body in explicit + generated:
         raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
         session = alice.session if who == "alice" else anon
@@ -102,7 +124,9 @@ async def test_fuzz_live_postgres(live_stack, device_keys):
     stored = {m["client_msg_id"] for m in history["messages"]}
     figures.check(stored == created, f"stored {len(stored)} vs 201s {len(created)}")
     figures.stored = len(stored)
-    figures.notes = "error codes: " + ", ".join(f"{k} {v}" for k, v in sorted(codes.items(), key=str))
+    figures.notes = "error codes: " + ", ".join(
+        f"{k} {v}" for k, v in sorted(codes.items(), key=str)
+    )
     figures.record()
     http_figures = figures
 
@@ -136,7 +160,9 @@ async def test_fuzz_live_postgres(live_stack, device_keys):
     await ws.close()
     history = await alice.session.history(direct["id"], limit=100)
     stored = {m["client_msg_id"] for m in history["messages"]}
-    figures.check(stored == created | acked, f"stored {len(stored)} vs acked {len(created | acked)}")
+    figures.check(
+        stored == created | acked, f"stored {len(stored)} vs acked {len(created | acked)}"
+    )
     figures.stored = len(stored)
     figures.notes = "error codes: " + ", ".join(f"{k} {v}" for k, v in sorted(codes.items()))
     figures.record()

@@ -58,11 +58,26 @@ class HostileSession:
         for username, devices in self.devices.items():
             for device in devices:
                 if kid in (device["enc_kid"], device["sig_kid"]):
-                    return {"device": device, "user": {"id": self.users[username], "username": username}}
+                    return {
+                        "device": device,
+                        "user": {"id": self.users[username], "username": username},
+                    }
         raise ChatApiError(404, "not_found", "no device holds this key")
 
 
-def message(sender, device_id, sender_keys, recipients, text, *, msg_id=None, message_id=100, seq=1, conversation=CONVERSATION, signer_keys=None):
+def message(
+    sender,
+    device_id,
+    sender_keys,
+    recipients,
+    text,
+    *,
+    msg_id=None,
+    message_id=100,
+    seq=1,
+    conversation=CONVERSATION,
+    signer_keys=None,
+):
     """A stored message of §4 as a server would deliver it."""
     msg_id = msg_id or protocol.new_client_msg_id()
     envelope = protocol.seal_envelope(
@@ -121,14 +136,18 @@ async def test_hostile_server_against_python_client(cast):
     # 1. Substituted public key for a known device: bob's device 21 now carries mallory's
     #    keys (with a valid proof by those keys for bob's user id).
     session.devices["bob"] = [record(21, 2, mallory_keys)]
-    forged = message(BOB, 21, mallory_keys, [alice_keys, mallory_keys], "substituted", message_id=101, seq=2)
+    forged = message(
+        BOB, 21, mallory_keys, [alice_keys, mallory_keys], "substituted", message_id=101, seq=2
+    )
     event = await client.open(forged)
     notices = client.pop_notices()
     figures.check(
         not trusted(event, "substituted") or any(n.username == "bob" for n in notices),
         f"substituted key for bob's device 21 shown as trusted, no warning: {event}",
     )
-    figures.check(event.status != OK, f"a known device's changed key is not refused: {event.status}")
+    figures.check(
+        event.status != OK, f"a known device's changed key is not refused: {event.status}"
+    )
     # ... nor used to encrypt to bob.
     recipients = await client._recipient_keys({"members": [{"username": "bob"}]}, refresh=True)
     figures.check(
@@ -142,7 +161,15 @@ async def test_hostile_server_against_python_client(cast):
     client.directory.forget("bob")
     client.directory._by_kid.pop(mallory_keys.sig_kid, None)
     client.directory._by_kid.pop(mallory_keys.enc_kid, None)
-    injected = message(BOB, 22, mallory_keys, [alice_keys, bob_keys, mallory_keys], "injected", message_id=102, seq=3)
+    injected = message(
+        BOB,
+        22,
+        mallory_keys,
+        [alice_keys, bob_keys, mallory_keys],
+        "injected",
+        message_id=102,
+        seq=3,
+    )
     event = await client.open(injected)
     notices = client.pop_notices()
     warned = any(n.username == "bob" and mallory_keys.sig_kid in n.added for n in notices)
@@ -164,7 +191,16 @@ async def test_hostile_server_against_python_client(cast):
 
     # 3. A message whose signature belongs to another user: "from bob", signed by carol's
     #    device (a valid signature over A with bob's id).
-    stolen = message(BOB, 31, bob_keys, [alice_keys, bob_keys], "signed by carol", message_id=103, seq=4, signer_keys=carol_keys)
+    stolen = message(
+        BOB,
+        31,
+        bob_keys,
+        [alice_keys, bob_keys],
+        "signed by carol",
+        message_id=103,
+        seq=4,
+        signer_keys=carol_keys,
+    )
     event = await client.open(stolen)
     figures.check(event.status != OK, f"carol's signature accepted as bob's: {event}")
     # ... or claiming bob's device id while carol signed

@@ -93,7 +93,10 @@ class FastKeys:
     def __init__(self, enc, sig):
         self.enc, self.sig = enc, sig
         self.enc_spki, self.sig_spki = der(enc), der(sig)
-        self.enc_kid, self.sig_kid = protocol.compute_kid(self.enc_spki), protocol.compute_kid(self.sig_spki)
+        self.enc_kid, self.sig_kid = (
+            protocol.compute_kid(self.enc_spki),
+            protocol.compute_kid(self.sig_spki),
+        )
         self.enc_public = enc.public_key()
 
 
@@ -106,7 +109,9 @@ def seal_fast(text, conversation_id, sender_id, client_msg_id, keys: FastKeys, r
     kc = hmac.new(content_key, protocol.KEY_COMMITMENT_LABEL, hashlib.sha256).digest()
     b64 = protocol.b64encode
     iv_b64, ct_b64, kc_b64 = b64(iv), b64(ct), b64(kc)
-    signature = keys.sig.sign(protocol.signed_string(aad, iv_b64, ct_b64, kc_b64), PSS, hashes.SHA256())
+    signature = keys.sig.sign(
+        protocol.signed_string(aad, iv_b64, ct_b64, kc_b64), PSS, hashes.SHA256()
+    )
     return {
         "v": 1,
         "iv": iv_b64,
@@ -149,24 +154,45 @@ async def test_load_devices_send_through_two_workers(live_stack, tmp_path):
     users, keys, plan = await asyncio.to_thread(plan_world, DEVICES)
     stack = live_stack(2, db="postgres")  # the default settings, channel capacity included
     (tmp_path / "plan.json").write_text(json.dumps(plan))
-    script = SETUP.replace("PLAN", repr(str(tmp_path / "plan.json"))).replace("OUT", repr(str(tmp_path / "out.json")))
+    script = SETUP.replace("PLAN", repr(str(tmp_path / "plan.json"))).replace(
+        "OUT", repr(str(tmp_path / "out.json"))
+    )
     (tmp_path / "setup.py").write_text(script)
     setup_started = time.monotonic()
-    await asyncio.to_thread(stack.manage, "shell", "-c", f"exec(open({str(tmp_path / 'setup.py')!r}).read())", timeout=600)
+    await asyncio.to_thread(
+        stack.manage,
+        "shell",
+        "-c",
+        f"exec(open({str(tmp_path / 'setup.py')!r}).read())",
+        timeout=600,
+    )
     made = json.loads((tmp_path / "out.json").read_text())
     setup_seconds = time.monotonic() - setup_started
 
     urls = stack.base_urls
     sessions = {
         name: ChatSession.from_state(
-            {"server": urls[0], "cookies": [{"name": "sessionid", "value": key, "domain": "127.0.0.1", "path": "/"}]}
+            {
+                "server": urls[0],
+                "cookies": [
+                    {"name": "sessionid", "value": key, "domain": "127.0.0.1", "path": "/"}
+                ],
+            }
         )
         for name, key in made["sessions"].items()
     }
     agents = []
     for n, k in enumerate(keys):
         user = users[n // 2]
-        agent = Agent(f"{user}/{n % 2}", made["users"][user], made["devices"][k.sig_kid], k, sessions[user], urls, worker=n % 2)
+        agent = Agent(
+            f"{user}/{n % 2}",
+            made["users"][user],
+            made["devices"][k.sig_kid],
+            k,
+            sessions[user],
+            urls,
+            worker=n % 2,
+        )
         agents.append(agent)
     by_user = {}
     for agent in agents:
@@ -196,7 +222,13 @@ async def test_load_devices_send_through_two_workers(live_stack, tmp_path):
             cid = agent.conversations[n % len(agent.conversations)]
             msg_id = protocol.new_client_msg_id()
             envelope = await asyncio.to_thread(
-                seal_fast, f"{agent.name} {n}", cid, agent.user_id, msg_id, agent.keys, recipients[cid]
+                seal_fast,
+                f"{agent.name} {n}",
+                cid,
+                agent.user_id,
+                msg_id,
+                agent.keys,
+                recipients[cid],
             )
             ledger.note(msg_id, cid, agent)
             await agent.send(cid, msg_id, envelope, timeout=180)

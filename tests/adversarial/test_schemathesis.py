@@ -67,7 +67,9 @@ async def test_schemathesis_against_published_openapi(live_stack, device_keys, t
         "--report", "ndjson",
         "--report-ndjson-path", str(report),
     ]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=400, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=400, stdin=subprocess.DEVNULL
+    )
     output = done.stdout + done.stderr
     figures = Figures("schemathesis: /api/openapi.json, all checks")
     cases, failures = count(report)
@@ -77,7 +79,9 @@ async def test_schemathesis_against_published_openapi(live_stack, device_keys, t
         figures.failures = max(figures.failures, failures)
     generated = re.search(r"(\d+) generated", output)
     figures.cases = int(generated.group(1)) if generated else cases
-    figures.notes = f"up to {EXAMPLES} examples per operation, {MAX_TIME} s budget; exit {done.returncode}"
+    figures.notes = (
+        f"up to {EXAMPLES} examples per operation, {MAX_TIME} s budget; exit {done.returncode}"
+    )
     print(output)
     (REPO_ROOT / "var").mkdir(exist_ok=True)
     (REPO_ROOT / "var" / "adversarial-schemathesis.txt").write_text(output)

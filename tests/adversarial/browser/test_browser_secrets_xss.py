@@ -147,15 +147,19 @@ def test_secrets_csp_and_xss_corpus(people, stack):
     expect(page.locator(".conv-item")).to_have_count(len(XSS) + 1, timeout=30_000)
     listed = page.locator(".conv-item").all_inner_texts()
     for payload in XSS:
-        figures.check(any(payload[:200] in text for text in listed), f"title not shown as text: {payload!r}")
+        figures.check(
+            any(payload[:200] in text for text in listed), f"title not shown as text: {payload!r}"
+        )
     inert_checks(figures, page, "conversation list", baseline)
 
     page.locator(".conv-item").filter(has=page.get_by_text("mallory", exact=True)).first.click()
     expect(page.locator("#pane-title")).to_have_text("mallory")
-    expect(page.locator(".messages .msg .msg-text", has_text=XSS[-1][:30]).first).to_be_visible(timeout=60_000)
+    expect(page.locator(".messages .msg .msg-text", has_text=XSS[-1][:30]).first).to_be_visible(
+        timeout=60_000
+    )
     shown = page.locator(".messages .msg .msg-text").all_inner_texts()
     figures.check(len(shown) >= 40, f"only {len(shown)} messages shown")
-    for payload in XSS[-len(shown):]:  # the newest page of history
+    for payload in XSS[-len(shown) :]:  # the newest page of history
         figures.check(payload in shown, f"message not shown as its text: {payload!r}")
     inert_checks(figures, page, "messages", baseline)
 
@@ -176,10 +180,17 @@ def test_secrets_csp_and_xss_corpus(people, stack):
     expect(contact).to_be_visible(timeout=30_000)
     names = contact.inner_text()
     shown_names = sum(1 for payload in XSS if payload[:100] in names)
-    figures.check(shown_names == made["named_devices"], f"{shown_names} of {made['named_devices']} device names shown as text")
+    figures.check(
+        shown_names == made["named_devices"],
+        f"{shown_names} of {made['named_devices']} device names shown as text",
+    )
     inert_checks(figures, page, "security page", baseline)
     figures.check(
-        not [p for p in alice.problems if "Content Security Policy" in p or "dialog" in p or "pageerror" in p],
+        not [
+            p
+            for p in alice.problems
+            if "Content Security Policy" in p or "dialog" in p or "pageerror" in p
+        ],
         f"CSP violations, dialogs or page errors: {alice.problems[:5]}",
     )
 
