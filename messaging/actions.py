@@ -19,10 +19,9 @@ from accounts.models import User
 from chatclient import protocol
 from keys.models import Device
 
-from . import queries, realtime
+from . import presence, queries, realtime
 from .models import Conversation, Membership, Message
 from .wire import message_dict
-
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,8 @@ def _publish_conversation(conversation_id: int, extra_user_ids: tuple[int, ...] 
 
     def publish():
         members = queries.current_members(conversation_id)
-        recipients = {user.pk for user in members} | set(extra_user_ids)
+        recipients = {member.user_id for member in members} | set(extra_user_ids)
+        online = presence.online_among(member.user_id for member in members)
         for membership in Membership.objects.select_related(
             "conversation", "conversation__owner"
         ).filter(conversation_id=conversation_id, user_id__in=recipients):
@@ -50,6 +50,12 @@ def _publish_conversation(conversation_id: int, extra_user_ids: tuple[int, ...] 
                 "conversation": queries.conversation_view(membership, members),
             }
             realtime.send_to_users_sync([membership.user_id], frame)
+            if membership.is_current:  # members may be new to each other: who is online
+                for member in members:
+                    if member.user_id in online and member.user_id != membership.user_id:
+                        realtime.send_to_users_sync(
+                            [membership.user_id], presence.presence_frame(member.user, True)
+                        )
 
     transaction.on_commit(publish)
 

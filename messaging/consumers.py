@@ -90,28 +90,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         came_online, online = await database_sync_to_async(self._register)()
         self.registered = True
         presence.ensure_heartbeat()
-        for user_id, username in online:
-            await self.send_frame(
-                {"type": "presence", "user": username, "user_id": user_id, "online": True}
-            )
+        for user in online:
+            await self.send_frame(presence.presence_frame(user, True))
         if came_online:
             await self._announce_presence(True)
 
     def _register(self):
         came_online = presence.register(self.channel_name, self.user.pk, self.device.pk)
         online_ids = presence.online_among(queries.co_member_ids(self.user.pk))
-        online = list(User.objects.filter(pk__in=online_ids).values_list("pk", "username"))
-        return came_online, online
+        return came_online, list(User.objects.filter(pk__in=online_ids).only("pk", "username"))
 
     async def _announce_presence(self, online: bool) -> None:
         co_members = await database_sync_to_async(queries.co_member_ids)(self.user.pk)
-        frame = {
-            "type": "presence",
-            "user": self.user.username,
-            "user_id": self.user.pk,
-            "online": online,
-        }
-        await realtime.send_to_users(co_members, frame)
+        await realtime.send_to_users(co_members, presence.presence_frame(self.user, online))
 
     async def disconnect(self, code):
         user = self.scope.get("user")

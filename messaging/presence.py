@@ -25,6 +25,11 @@ def _fresh():
     return Connection.objects.filter(seen__gte=timezone.now() - timedelta(seconds=STALE_SECONDS))
 
 
+def presence_frame(user, online: bool) -> dict:
+    """The `presence` frame that says whether this user is online."""
+    return {"type": "presence", "user": user.username, "user_id": user.pk, "online": online}
+
+
 def register(channel_name: str, user_id: int, device_id: int) -> bool:
     """Record an open socket; True when it is the user's only live one (she came online)."""
     Connection.objects.update_or_create(

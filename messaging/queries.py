@@ -3,7 +3,6 @@
 from django.db.models import Count, F, Q
 
 from accounts.errors import ActionError
-from accounts.models import User
 from keys.models import Device
 
 from .models import Conversation, Membership, Message
@@ -35,11 +34,13 @@ def current_member_ids(conversation_id: int) -> list[int]:
     )
 
 
-def current_members(conversation_id: int) -> list[User]:
+def current_members(conversation_id: int) -> list[Membership]:
+    """The current memberships (with their users), in the order the members joined."""
     return list(
-        User.objects.filter(
-            memberships__conversation_id=conversation_id, memberships__left_seq__isnull=True
-        ).order_by("memberships__joined", "id")
+        Membership.objects.current()
+        .filter(conversation_id=conversation_id)
+        .select_related("user")
+        .order_by("joined", "user_id")
     )
 
 
@@ -75,7 +76,7 @@ def unread_count(membership: Membership) -> int:
     return messages.count()
 
 
-def conversation_view(membership: Membership, members: list[User] | None = None) -> dict:
+def conversation_view(membership: Membership, members: list[Membership] | None = None) -> dict:
     """One conversation as its (current or former) member sees it."""
     conversation = membership.conversation
     if members is None:
@@ -93,7 +94,7 @@ def conversations_for(user) -> list[dict]:
         .order_by("-conversation__last_activity", "-conversation_id")
     )
     ids = [m.conversation_id for m in memberships]
-    members: dict[int, list[User]] = {cid: [] for cid in ids}
+    members: dict[int, list[Membership]] = {cid: [] for cid in ids}
     current = (
         Membership.objects.current()
         .filter(conversation_id__in=ids)
@@ -101,7 +102,7 @@ def conversations_for(user) -> list[dict]:
         .order_by("joined", "user_id")
     )
     for row in current:
-        members[row.conversation_id].append(row.user)
+        members[row.conversation_id].append(row)
     unread = dict(
         Message.objects.filter(
             Q(conversation__memberships__left_seq__isnull=True)

@@ -101,6 +101,7 @@ class ConversationOut(Schema):
     created: str
     last_activity: str
     read_up_to: int
+    read_marks: dict[str, int]
 
 
 class ConversationList(Schema):

@@ -306,3 +306,17 @@ async def test_rate_limit_then_flood_close(trio):
     for _ in range(300):
         await ws.send_to(text_data='{"type": "ping"}')
     await closed_with(ws, 4429, timeout=5)
+
+
+async def test_new_co_members_learn_who_is_online_and_read_marks(trio):
+    alice, bob, carol, direct = trio
+    a_ws, c_ws = await connected(alice.socket(), carol.socket())
+    body = {"members": ["carol"], "kind": "group", "title": "new friends"}
+    group = (await sync_to_async(alice.api.post)("/api/conversations/", body)).json_body[
+        "conversation"
+    ]
+    assert group["read_marks"] == {str(alice.user_id): 0, str(carol.user_id): 0}
+    assert (await next_of(c_ws, "presence"))["user"] == "alice"
+    assert (await next_of(a_ws, "presence"))["user"] == "carol"
+    await a_ws.disconnect()
+    await c_ws.disconnect()
