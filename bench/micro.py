@@ -145,5 +145,80 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+
+
+def fanout_main(k: int = 20, messages: int = 200) -> dict:
+    """Fan-out of one frame to k users' groups on a real Redis: channels_redis group_send
+    per group (before) vs messaging.realtime's batched send (after); Redis commands, CPU
+    and wall time per message, and that every channel got every frame."""
+    import asyncio
+
+    from tests.support.services import RedisServer
+
+    with RedisServer() as redis:
+        os.environ.update(DJANGO_SETTINGS_MODULE="chatsite.settings", REDIS_URL=redis.url,
+                          LOG_LEVEL="WARNING")
+        import django
+
+        django.setup()
+        from channels.layers import get_channel_layer
+
+        from messaging import realtime
+
+        def commands():
+            return redis_pipeline_info(redis.port)
+
+        async def run():
+            layer = get_channel_layer()
+            channels = []
+            for uid in range(1, k + 1):
+                ch = await layer.new_channel()
+                await layer.group_add(realtime.user_group(uid), ch)
+                channels.append(ch)
+            text = "x" * 9000
+            event = {"type": "chat.frame", "text": text}
+            out = {}
+            for name, send in (
+                ("group_send_per_group", lambda: asyncio.gather(*(
+                    layer.group_send(realtime.user_group(u), event) for u in range(1, k + 1)))),
+                ("batched", lambda: realtime.send_to_users(range(1, k + 1), text)),
+            ):
+                c0, t0, w0 = commands(), time.thread_time(), time.perf_counter()
+                for _ in range(messages):
+                    await send()
+                    for ch in channels:  # drain, as the consumers would
+                        await layer.receive(ch)
+                c1 = commands()
+                out[name] = {
+                    "redis_commands_per_msg": round((c1 - c0) / messages, 1),
+                    "cpu_ms_per_msg_incl_receive": round(
+                        1e3 * (time.thread_time() - t0) / messages, 3),
+                    "wall_ms_per_msg_incl_receive": round(
+                        1e3 * (time.perf_counter() - w0) / messages, 3),
+                }
+            return out
+
+        return asyncio.run(run())
+
+
+def redis_pipeline_info(port: int) -> int:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(b"*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n")
+        data = b""
+        while b"total_commands_processed" not in data or not data.endswith(b"\r\n"):
+            data += s.recv(65536)
+            if b"\r\n\r\n" in data[-8:] or len(data) > 1 << 16:
+                break
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":")[1])
+    raise RuntimeError("no total_commands_processed in INFO")
+
+
 if __name__ == "__main__":
-    main()
+    if "--fanout" in sys.argv:
+        print(json.dumps(fanout_main()))
+    else:
+        main()
