@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
@@ -87,6 +88,24 @@ class ChatUser:
     def start(self, passphrase: str = PASSPHRASE) -> ChatUser:
         return self.register().setup_device(passphrase)
 
+    def export_key_file(self, path: Path) -> Path:
+        """Save this browser's key file (Security page, "Export key file") to ``path``."""
+        go_security(self)
+        with self.page.expect_download() as info:
+            self.page.get_by_role("button", name="Export key file").click()
+        info.value.save_as(path)
+        return path
+
+    def import_key_file(self, path: Path, passphrase: str = PASSPHRASE) -> ChatUser:
+        """On the setup screen of a logged-in user: import a key file and wait until ready."""
+        page = self.page
+        page.get_by_role("button", name="Import a key file").click()
+        page.set_input_files("#key-file", str(path))
+        page.fill("#import-passphrase", passphrase)
+        page.get_by_role("button", name="Import and unlock").click()
+        page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+        return self
+
     # --- chatting --------------------------------------------------------------------------
 
     def open_direct(self, other: str) -> None:
@@ -119,3 +138,8 @@ class ChatUser:
         expect(item).to_have_attribute(
             "data-delivery", re.compile("sent|read"), timeout=LIVE_TIMEOUT
         )
+
+
+def go_security(user: ChatUser) -> None:
+    user.page.locator("#security-link").click()
+    expect(user.page.get_by_role("heading", name="Security and devices")).to_be_visible()

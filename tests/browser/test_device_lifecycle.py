@@ -10,16 +10,11 @@ import pytest
 from playwright.sync_api import expect
 
 from chatclient import keystore as py_keystore
-from tests.browser.chat_helpers import PASSPHRASE
+from tests.browser.chat_helpers import PASSPHRASE, go_security
 
 pytestmark = pytest.mark.browser
 
 NEW_PASSPHRASE = "amber lantern quietly orbit"
-
-
-def go_security(user):
-    user.page.locator("#security-link").click()
-    expect(user.page.get_by_role("heading", name="Security and devices")).to_be_visible()
 
 
 def test_key_file_export_import_and_passphrase_change(people, tmp_path):
@@ -30,12 +25,8 @@ def test_key_file_export_import_and_passphrase_change(people, tmp_path):
     bob.open_conversation(alice.username)
     bob.expect_message("Readable after import")
 
-    go_security(alice)
+    key_file = alice.export_key_file(tmp_path / "alice.json")
     fingerprint = alice.page.locator("#my-sig-fp").inner_text()
-    with alice.page.expect_download() as info:
-        alice.page.get_by_role("button", name="Export key file").click()
-    key_file = tmp_path / "alice.json"
-    info.value.save_as(key_file)
     record = json.loads(key_file.read_text())
     assert record["kind"] == "e2ee-chat-keystore" and record["username"] == alice.username
     assert set(record) >= {"v", "user_id", "device_id", "enc_kid", "sig_kid", "kdf", "iv", "ct"}
