@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_STARTED: float | None = None  # set by tests/adversarial/conftest.py for each test
 
 
 def figures_path() -> Path:
@@ -34,7 +35,7 @@ class Figures:
     lost: int | None = None
     duplicated: int | None = None
     notes: str = ""
-    started: float = field(default_factory=time.monotonic, repr=False)
+    started: float = field(default_factory=lambda: TEST_STARTED or time.monotonic(), repr=False)
     problems: list[str] = field(default_factory=list, repr=False)
 
     def fail(self, problem: str) -> None:

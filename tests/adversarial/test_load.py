@@ -1,7 +1,7 @@
 """Load with bookkeeping: LOAD_DEVICES simulated devices (default 1,000: 500 users with two
 devices each) in 250 direct conversations and 125 groups of four users send
-LOAD_MESSAGES each (default 2 in CI, where opening 1,000 sockets alone takes two minutes of
-this loaded 2-core machine; `make adversarial-soak` sends 100) through
+LOAD_MESSAGES each (default 4 in CI, where opening 1,000 sockets alone takes one to two
+minutes of this shared 2-core machine; `make adversarial-soak` sends 100) through
 two daphne workers, Redis and PostgreSQL -> 0 lost, 0 duplicated, per-sender order kept,
 every member device has every seq.
 
@@ -34,7 +34,7 @@ from tests.adversarial.keycache import key_pairs
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(3600)]
 
 DEVICES = int(os.environ.get("LOAD_DEVICES", "1000"))
-MESSAGES = int(os.environ.get("LOAD_MESSAGES", "2"))
+MESSAGES = int(os.environ.get("LOAD_MESSAGES", "4"))
 GROUP_USERS = 4
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
