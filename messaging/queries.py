@@ -1,5 +1,6 @@
 """Read-side queries of messaging: access checks, lists, history and sync pages."""
 
+from django.db import connection
 from django.db.models import Count, F, Q
 
 from accounts.errors import ActionError
@@ -45,12 +46,27 @@ def current_members(conversation_id: int) -> list[Membership]:
 
 
 def active_device_kids(conversation_id: int) -> dict[str, int]:
-    """enc kid -> user id, for every active device of every current member."""
-    rows = Device.objects.active().filter(
-        user__memberships__conversation_id=conversation_id,
-        user__memberships__left_seq__isnull=True,
+    """enc kid -> user id, for every active device of every current member.
+
+    On every send, so one plain SQL statement (the ORM version joined the user table too,
+    sorted, and cost ~1.5 ms of query building per call); same rows as
+    `Device.objects.active().filter(user__memberships__conversation_id=...,
+    user__memberships__left_seq__isnull=True)`.
+    """
+    sql = _ACTIVE_DEVICE_KIDS_SQL.format(
+        device=connection.ops.quote_name(Device._meta.db_table),
+        membership=connection.ops.quote_name(Membership._meta.db_table),
     )
-    return dict(rows.values_list("enc_kid", "user_id"))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [conversation_id])
+        return dict(cursor.fetchall())
+
+
+_ACTIVE_DEVICE_KIDS_SQL = (
+    "SELECT d.enc_kid, d.user_id FROM {device} d"
+    " JOIN {membership} m ON m.user_id = d.user_id"
+    " WHERE m.conversation_id = %s AND m.left_seq IS NULL AND d.revoked IS NULL"
+)
 
 
 def co_member_ids(user_id: int) -> set[int]:
