@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from channels.db import database_sync_to_async
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.errors import ActionError
@@ -270,10 +270,11 @@ def _store_new(
         raise ActionError("bad_signature", "The envelope's signature does not verify.")
     try:
         with transaction.atomic():
-            conversation = (
-                Conversation.objects.select_for_update().filter(pk=conversation_id).first()
-            )
-            kids = queries.active_device_kids(conversation_id) if conversation else {}
+            # The seq first: the UPDATE takes the row lock and the next seq in one statement;
+            # any check that fails below rolls it back with the rest.
+            now = timezone.now()
+            seq = _take_seq(conversation_id, now)
+            kids = queries.active_device_kids(conversation_id) if seq is not None else {}
             if sender.pk not in kids.values():  # not_found / not_member (else: no device)
                 queries.require_membership(sender, conversation_id, current=True)
             missing = sorted(set(kids) - set(envelope["keys"]))
@@ -285,15 +286,11 @@ def _store_new(
                     missing=missing,
                     extra=extra,
                 )
-            now = timezone.now()
-            conversation.last_seq += 1
-            conversation.last_activity = now
-            conversation.save(update_fields=["last_seq", "last_activity"])
-            message = Message.objects.create(
-                conversation=conversation,
-                seq=conversation.last_seq,
-                sender=sender,
-                sender_device=signer,
+            message = _insert_message(
+                conversation_id=conversation_id,
+                seq=seq,
+                sender_id=sender.pk,
+                sender_device_id=signer.pk,
                 client_msg_id=client_msg_id,
                 created=now,
                 envelope=envelope,
@@ -307,6 +304,44 @@ def _store_new(
     return SendOutcome(
         message_dict(message, sender.username), created=True, recipients=sorted(set(kids.values()))
     )
+
+
+def _take_seq(conversation_id: int, now) -> int | None:
+    """`last_seq += 1` and `last_activity = now` under the row lock, in one statement;
+    the new seq, or None when there is no such conversation."""
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    activity = Conversation._meta.get_field("last_activity").get_db_prep_save(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + 1, last_activity = %s"  # noqa: S608
+            " WHERE id = %s RETURNING last_seq",
+            [activity, conversation_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _insert_message(**values) -> Message:
+    """INSERT one message row (values prepared by the model's own fields) and return it
+    as an unsaved-looking instance with its id; what Message.objects.create does, in one
+    statement without the ORM's query building."""
+    by_attname = {f.attname: f for f in Message._meta.concrete_fields}
+    fields = [by_attname[name] for name in values]
+    table = connection.ops.quote_name(Message._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    params = [
+        f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(), strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(params))})"  # noqa: S608
+            " RETURNING id",
+            params,
+        )
+        (pk,) = cursor.fetchone()
+    message = Message(id=pk, **values)
+    message._state.adding = False
+    return message
 
 
 def send_message(
