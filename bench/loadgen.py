@@ -34,6 +34,7 @@ import ssl
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
@@ -285,6 +286,8 @@ async def run_load(args, plan):
     gc.collect()
     gc.freeze()
 
+    if args.ready_file:  # for bench.run profile: the load starts now
+        Path(args.ready_file).write_text("1")
     R = args.rate
     start = now_ns() + 200_000_000
     m0 = start + int(args.warmup * 1e9)
@@ -590,7 +593,7 @@ def parse_args(argv=None):
     p.add_argument("--pad", type=int, default=100, help="room: pad characters")
     p.add_argument("--text-chars", type=int, default=100, help="chat: plaintext text length")
     p.add_argument("--idle", type=int, default=0, help="idle mode: number of sockets")
-    p.add_argument("--connect-concurrency", type=int, default=50)
+    p.add_argument("--connect-concurrency", type=int, default=20)
     p.add_argument("--connect-pause", type=float, default=0.0)
     p.add_argument("--open-timeout", type=float, default=60)
     p.add_argument("--server-pid", type=int, action="append", default=[])
@@ -600,6 +603,7 @@ def parse_args(argv=None):
     p.add_argument("--tag", default="")
     p.add_argument("--prep-workers", type=int, default=2)
     p.add_argument("--sync-check", action="store_true")
+    p.add_argument("--ready-file", help="written when the load starts")
     p.add_argument("--senders", type=int, default=0, help="only the first N devices send")
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument("--json-out")

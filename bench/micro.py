@@ -33,14 +33,20 @@ def main():
 
     stem = CACHE / f"population-sqlite-n{args.devices}-k{args.k}-{schema_hash()}"
     if not stem.with_suffix(".sqlite3").exists():
-        sys.exit(f"no cached population {stem}: run `bench.run sweep --scenario 2 --k {args.k}` once")
+        sys.exit(
+            f"no cached population {stem}: run `bench.run sweep --scenario 2 --k {args.k}` once"
+        )
     tmp = Path(tempfile.mkdtemp(prefix="bench-micro-"))
     db = tmp / "db.sqlite3"
     shutil.copy(stem.with_suffix(".sqlite3"), db)
     plan = json.loads(stem.with_suffix(".json").read_text())
-    os.environ.update(DJANGO_SETTINGS_MODULE="chatsite.settings", DATABASE_URL=f"sqlite:///{db}",
-                      DJANGO_SECRET_KEY=BENCH_SECRET_KEY, CHAT_VAR_DIR=str(tmp / "var"),
-                      LOG_LEVEL="WARNING")
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="chatsite.settings",
+        DATABASE_URL=f"sqlite:///{db}",
+        DJANGO_SECRET_KEY=BENCH_SECRET_KEY,
+        CHAT_VAR_DIR=str(tmp / "var"),
+        LOG_LEVEL="WARNING",
+    )
     os.environ.pop("REDIS_URL", None)
     import django
 
@@ -66,8 +72,12 @@ def main():
         for dev, lst in frames.items():
             d = plan["devices"][dev]
             items.append((lst[m][1], users[d["user_id"]], devices[d["device_id"]]))
-    out = {"k": args.k, "messages": args.messages, "batch": args.batch,
-           "frame_bytes": len(items[0][0])}
+    out = {
+        "k": args.k,
+        "messages": args.messages,
+        "batch": args.batch,
+        "frame_bytes": len(items[0][0]),
+    }
 
     def cpu_us(fn, xs):
         t0 = time.thread_time()
@@ -90,17 +100,26 @@ def main():
     def verify(i):
         f = parsed[i]
         assert protocol.verify_envelope_signature(
-            dumped[i], conversation_id=f.conversation, sender_id=sample[i][1].pk,
-            client_msg_id=f.client_msg_id, sig_public=keys[i])
+            dumped[i],
+            conversation_id=f.conversation,
+            sender_id=sample[i][1].pk,
+            client_msg_id=f.client_msg_id,
+            sig_public=keys[i],
+        )
 
     out["verify_envelope_signature_us"] = cpu_us(verify, range(n))
 
     def verify_fast(i):  # what store_message passes since the cheaper-checks change
         f = parsed[i]
         assert protocol.verify_envelope_signature(
-            dumped[i], conversation_id=f.conversation, sender_id=sample[i][1].pk,
-            client_msg_id=f.client_msg_id, sig_public=keys[i], sig_spki=spkis[i],
-            shape_checked=True)
+            dumped[i],
+            conversation_id=f.conversation,
+            sender_id=sample[i][1].pk,
+            client_msg_id=f.client_msg_id,
+            sig_public=keys[i],
+            sig_spki=spkis[i],
+            shape_checked=True,
+        )
 
     try:
         out["verify_spki_shape_checked_us"] = cpu_us(verify_fast, range(n))
@@ -114,22 +133,29 @@ def main():
         with CaptureQueriesContext(connection) as q:
             if grouped:
                 for i in range(0, len(batch_items), args.batch):
-                    chunk = [(s, f.conversation, f.client_msg_id, f.envelope.model_dump(), d)
-                             for f, s, d in batch_items[i:i + args.batch]]
+                    chunk = [
+                        (s, f.conversation, f.client_msg_id, f.envelope.model_dump(), d)
+                        for f, s, d in batch_items[i : i + args.batch]
+                    ]
                     outcomes += actions.store_messages(chunk)
             else:
                 for f, s, d in batch_items:
-                    outcomes.append(actions.store_message(
-                        s, f.conversation, f.client_msg_id, f.envelope.model_dump(), device=d))
+                    outcomes.append(
+                        actions.store_message(
+                            s, f.conversation, f.client_msg_id, f.envelope.model_dump(), device=d
+                        )
+                    )
         assert all(isinstance(o, actions.SendOutcome) and o.created for o in outcomes), outcomes[:3]
         k = len(batch_items)
-        return {"cpu_ms_per_msg": round(1e3 * (time.thread_time() - t_cpu) / k, 3),
-                "wall_ms_per_msg": round(1e3 * (time.perf_counter() - t_wall) / k, 3),
-                "sql_per_msg": round(len(q.captured_queries) / k, 2),
-                "outcomes": outcomes}
+        return {
+            "cpu_ms_per_msg": round(1e3 * (time.thread_time() - t_cpu) / k, 3),
+            "wall_ms_per_msg": round(1e3 * (time.perf_counter() - t_wall) / k, 3),
+            "sql_per_msg": round(len(q.captured_queries) / k, 2),
+            "outcomes": outcomes,
+        }
 
-    second = [(parse_frame(t), s, d) for t, s, d in items[n:2 * n]]
-    third = [(parse_frame(t), s, d) for t, s, d in items[2 * n:3 * n]]
+    second = [(parse_frame(t), s, d) for t, s, d in items[n : 2 * n]]
+    third = [(parse_frame(t), s, d) for t, s, d in items[2 * n : 3 * n]]
     single = run_store(second, grouped=False)
     grouped = run_store(third, grouped=True)
     outcome = single.pop("outcomes")[0]
@@ -145,8 +171,6 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-
-
 def fanout_main(k: int = 20, messages: int = 200) -> dict:
     """Fan-out of one frame to k users' groups on a real Redis: channels_redis group_send
     per group (before) vs messaging.realtime's batched send (after); Redis commands, CPU
@@ -156,8 +180,9 @@ def fanout_main(k: int = 20, messages: int = 200) -> dict:
     from tests.support.services import RedisServer
 
     with RedisServer() as redis:
-        os.environ.update(DJANGO_SETTINGS_MODULE="chatsite.settings", REDIS_URL=redis.url,
-                          LOG_LEVEL="WARNING")
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="chatsite.settings", REDIS_URL=redis.url, LOG_LEVEL="WARNING"
+        )
         import django
 
         django.setup()
@@ -179,8 +204,12 @@ def fanout_main(k: int = 20, messages: int = 200) -> dict:
             event = {"type": "chat.frame", "text": text}
             out = {}
             for name, send in (
-                ("group_send_per_group", lambda: asyncio.gather(*(
-                    layer.group_send(realtime.user_group(u), event) for u in range(1, k + 1)))),
+                (
+                    "group_send_per_group",
+                    lambda: asyncio.gather(
+                        *(layer.group_send(realtime.user_group(u), event) for u in range(1, k + 1))
+                    ),
+                ),
                 ("batched", lambda: realtime.send_to_users(range(1, k + 1), text)),
             ):
                 c0, t0, w0 = commands(), time.thread_time(), time.perf_counter()
@@ -192,9 +221,11 @@ def fanout_main(k: int = 20, messages: int = 200) -> dict:
                 out[name] = {
                     "redis_commands_per_msg": round((c1 - c0) / messages, 1),
                     "cpu_ms_per_msg_incl_receive": round(
-                        1e3 * (time.thread_time() - t0) / messages, 3),
+                        1e3 * (time.thread_time() - t0) / messages, 3
+                    ),
                     "wall_ms_per_msg_incl_receive": round(
-                        1e3 * (time.perf_counter() - w0) / messages, 3),
+                        1e3 * (time.perf_counter() - w0) / messages, 3
+                    ),
                 }
             return out
 

@@ -159,8 +159,10 @@ class ChatStack:
     with Argon2, which makes a fresh population slow), else they are made over HTTP and
     then cached."""
 
-    def __init__(self, scenario, extra_env=None, seed=None):
+    def __init__(self, scenario, extra_env=None, seed=None, tree=None):
         self.scenario = scenario
+        # the server code: this checkout, or another tree (e.g. `git archive REV | tar -x`)
+        self.tree = Path(tree).resolve() if tree else REPO_ROOT
         self.redis = self.pg = self.nginx = self.stack = None
         self.extra_env = dict(extra_env or {})
         self.seed = seed
@@ -221,7 +223,12 @@ class ChatStack:
         # DjangoStack migrates (and collects static files for nginx); its daphne workers
         # are started here on bench ports (see bench_port).
         self.stack = DjangoStack(
-            1, database_url=db_url, redis_url=redis_url, env=env, collectstatic=self.scenario == 3
+            1,
+            database_url=db_url,
+            redis_url=redis_url,
+            env=env,
+            collectstatic=self.scenario == 3,
+            cwd=self.tree,
         )
         self.stack.workers = 0
         self.stack.start()
@@ -237,7 +244,7 @@ class ChatStack:
             os.chmod(self.stack.dir, 0o755)
         for i, port in enumerate(ports):
             server = cls(
-                self.stack.env, self.stack.dir, port=port, cwd=REPO_ROOT, name=f"{name}-{i}"
+                self.stack.env, self.stack.dir, port=port, cwd=self.tree, name=f"{name}-{i}"
             )
             self.stack.servers.append(server.start())
         if self.nginx:
@@ -420,16 +427,14 @@ def populate(stack, n, k, prefix, tls_cafile=None, key_offset=0):
 
 
 def chat_frame_bytes(plan, text_chars):
+    """Length of one chat send frame for this plan (one envelope, one sender)."""
     from . import envelopes
 
-    frames = (
-        envelopes.prepare(plan, 1, "size", text_chars=text_chars, workers=1)
-        if len(plan["devices"]) <= 20
-        else None
+    conv = plan["conversations"][0]
+    small = dict(plan, conversations=[conv])
+    frames = envelopes.prepare(
+        small, 1, "size", text_chars=text_chars, workers=1, only={conv["members"][0]}
     )
-    if frames is None:
-        small = dict(plan, conversations=plan["conversations"][:1])
-        frames = envelopes.prepare(small, 1, "size", text_chars=text_chars, workers=1)
     return max(len(t) for v in frames.values() for _, t in v)
 
 
@@ -533,7 +538,10 @@ def sweep(args):
         targets = []
         if "chat" in args.targets:
             chat = ChatStack(
-                sc, dict(e.split("=", 1) for e in args.server_env), seed=(args.devices, k)
+                sc,
+                dict(e.split("=", 1) for e in args.server_env),
+                seed=(args.devices, k),
+                tree=args.server_tree,
             ).start()
             plan = chat.plan
             plan_path = chat.tmp / "plan.json"
@@ -763,7 +771,7 @@ def profile(args):
             "--rate",
             str(args.rate),
             "--duration",
-            str(args.seconds + args.delay),
+            str(args.seconds + 3),
             "--warmup",
             "2",
             "--text-chars",
@@ -777,11 +785,16 @@ def profile(args):
             cmd += ["--server-pid", str(p)]
         RESULTS.mkdir(exist_ok=True)
         out = RESULTS / f"pyspy-s{args.scenario}-k{args.k}-r{args.rate}{args.tag}.txt"
+        ready = chat.tmp / "ready"
+        cmd += ["--ready-file", str(ready)]
         gen = subprocess.Popen(
             cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        # start sampling once the sockets are open and the warmup is under way
-        time.sleep(args.delay)
+        # start sampling once the sockets are open and the warmup is over
+        deadline = time.monotonic() + 600
+        while not ready.exists() and gen.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)
         spy = [
             shutil.which("py-spy") or str(Path(PY).parent / "py-spy"),
             "record",
@@ -831,6 +844,7 @@ def main():
         )
         sp.add_argument("--text-chars", type=int, default=100)
         sp.add_argument("--server-env", nargs="*", default=[], metavar="K=V")
+        sp.add_argument("--server-tree", help="run the chat from this source tree (before/after)")
 
     s = sub.add_parser("sweep", help="step the offered rate (chat and room)")
     common(s)
@@ -864,6 +878,12 @@ def main():
     s.add_argument("--duration", type=float, default=10)
     s.add_argument("--warmup", type=float, default=2)
     s.add_argument("--drain", type=float, default=15)
+    s.add_argument(
+        "--settle",
+        type=float,
+        default=20,
+        help="s after connecting before sending (presence frames of 500 connects)",
+    )
     s.set_defaults(func=big_group)
 
     s = sub.add_parser("profile", help="py-spy of one chat worker under load")
@@ -872,7 +892,6 @@ def main():
     s.add_argument("--devices", type=int, default=200)
     s.add_argument("--rate", type=int, default=150)
     s.add_argument("--seconds", type=float, default=10)
-    s.add_argument("--delay", type=float, default=12, help="s after starting loadgen")
     s.set_defaults(func=profile)
 
     s = sub.add_parser("table", help="print the tables from a runs.jsonl")
