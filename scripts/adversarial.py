@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["cases", "failures", "sent", "stored", "delivered", "lost", "duplicated", "seconds"]
+MESSAGE_COLUMNS = {"stored", "delivered", "lost", "duplicated"}
 
 
 def load(path: Path) -> list[dict]:
@@ -53,7 +54,10 @@ def table(rows: list[dict], markdown: bool = False) -> str:
     body = [[row["scenario"], *(cell(row.get(c)) for c in COLUMNS)] for row in rows]
     totals = ["TOTAL"]
     for column in COLUMNS:
-        values = [row.get(column) for row in rows if isinstance(row.get(column), int | float)]
+        # message columns add up over the scenarios that send messages (fuzz rows count
+        # the rows their still-valid mutations stored, with no "sent")
+        counted = [r for r in rows if column not in MESSAGE_COLUMNS or r.get("sent") is not None]
+        values = [r.get(column) for r in counted if isinstance(r.get(column), int | float)]
         totals.append(cell(sum(values)) if values else "-")
     body.append(totals)
     if markdown:
