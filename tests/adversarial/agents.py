@@ -42,6 +42,8 @@ class Agent:
     conversations: list[int] = field(default_factory=list)
     received: dict[int, dict[int, int]] = field(default_factory=dict)  # conv -> seq -> id
     frames_received: int = 0
+    new_live: int = 0  # messages first seen in a live frame
+    new_by_sync: int = 0  # messages first seen in a sync answer (missed live)
     reconnects: int = 0
     resends: int = 0
     errors: list[str] = field(default_factory=list)
@@ -115,7 +117,14 @@ class Agent:
         if kind == "message":
             self.frames_received += 1
             m = frame["message"]
-            self.received.setdefault(m["conversation"], {}).setdefault(m["seq"], m["id"])
+            seen = self.received.setdefault(m["conversation"], {})
+            if m["seq"] not in seen:
+                syncing = self.synced is not None and not self.synced.done()
+                if syncing:
+                    self.new_by_sync += 1
+                else:
+                    self.new_live += 1
+            seen.setdefault(m["seq"], m["id"])
             if self.received[m["conversation"]][m["seq"]] != m["id"]:
                 self.errors.append(f"two ids for seq {m['seq']} in {m['conversation']}")
         elif kind in ("ack", "error") and frame.get("client_msg_id") in self.pending:

@@ -115,7 +115,11 @@ async def finish(figures, agents, members, ledger, reader):
     reconnects = sum(a.reconnects for a in agents)
     resends = sum(a.resends for a in agents)
     frames = sum(a.frames_received for a in agents)
-    figures.notes = f"reconnects {reconnects}, resends {resends}, message frames received {frames} (de-duplicated by id)"
+    by_sync = sum(a.new_by_sync for a in agents)
+    figures.notes = (
+        f"reconnects {reconnects}, resends {resends}, message frames received {frames} "
+        f"(de-duplicated by id; {by_sync} deliveries came by sync)"
+    )
     for agent in agents:
         for error in agent.errors[:3]:
             figures.fail(f"{agent.name}: {error}")

@@ -251,7 +251,8 @@ async def test_load_devices_send_through_two_workers(live_stack, tmp_path):
         f"sends {send_seconds:.0f} s ({len(ledger.sent) / max(send_seconds, 0.001):.0f} msg/s, "
         f"{figures.delivered / max(send_seconds, 0.001):.0f} deliveries/s); "
         f"{len(members)} conversations; reconnects {sum(a.reconnects for a in agents)}, "
-        f"resends {sum(a.resends for a in agents)}; message frames {live}"
+        f"resends {sum(a.resends for a in agents)}; message frames {live}, first seen live "
+        f"{sum(a.new_live for a in agents)}, first seen by sync {sum(a.new_by_sync for a in agents)}"
     )
     for agent in agents:
         for error in agent.errors[:2]:
