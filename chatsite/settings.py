@@ -119,7 +119,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer: Redis when REDIS_URL is set, else one process in memory. -----------
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CHANNEL_CAPACITY = int(os.environ.get("CHANNEL_CAPACITY", "2000"))
+# Per process on channels_redis (its sockets share one key): frames past it are dropped
+# and only `sync` brings them back, so leave room for bursts.
+CHANNEL_CAPACITY = int(os.environ.get("CHANNEL_CAPACITY", "10000"))
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
