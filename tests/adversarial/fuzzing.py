@@ -32,6 +32,8 @@ ERROR_CODES = frozenset(
         "duplicate_key",
     }
 )
+# PROTOCOL §6 transcribed on purpose, not imported from accounts.errors: the oracle must not
+# share a mistake with the code under test.
 STATUS_BY_CODE = {
     "bad_request": 400,
     "invalid_key": 400,
