@@ -287,7 +287,7 @@ def _store_new(
                     missing=missing,
                     extra=extra,
                 )
-            message = _insert_message(
+            message = Message.objects.create(
                 conversation_id=conversation_id,
                 seq=seq,
                 sender_id=sender.pk,
@@ -320,29 +320,6 @@ def _take_seq(conversation_id: int, now) -> int | None:
         )
         row = cursor.fetchone()
     return row[0] if row else None
-
-
-def _insert_message(**values) -> Message:
-    """INSERT one message row (values prepared by the model's own fields) and return it
-    as an unsaved-looking instance with its id; what Message.objects.create does, in one
-    statement without the ORM's query building."""
-    by_attname = {f.attname: f for f in Message._meta.concrete_fields}
-    fields = [by_attname[name] for name in values]
-    table = connection.ops.quote_name(Message._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    params = [
-        f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(), strict=True)
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(params))})"  # noqa: S608
-            " RETURNING id",
-            params,
-        )
-        (pk,) = cursor.fetchone()
-    message = Message(id=pk, **values)
-    message._state.adding = False
-    return message
 
 
 def send_message(
