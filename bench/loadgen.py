@@ -149,10 +149,8 @@ class Run:
 
         async def one(c):
             async with sem:
-                try:
+                with contextlib.suppress(Exception):  # teardown
                     await asyncio.wait_for(c.ws.close(), 5)
-                except Exception:  # noqa: BLE001 - teardown
-                    pass
 
         await asyncio.gather(*(one(c) for c in live))
         for c in live:

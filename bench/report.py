@@ -84,7 +84,7 @@ def knee_table(rows):
     ]
     for (sc, k, label), t in sorted(knees(rows).items()):
 
-        def cell(target):
+        def cell(target, t=t):
             if target not in t:
                 return "-", None
             best, runs, broke, bruns = t[target]
