@@ -100,7 +100,8 @@ def test_stale_devices_refetch_and_reencrypt(people):
     bob.open_conversation(alice.username)
     bob.expect_message("one")
 
-    # alice's next look at bob's devices gets the old list (as if she missed the change)
+    # alice's looks at bob's devices get the old list (as if she missed the change) until
+    # she sends: every refetch the devices_changed frame may cause is served stale.
     old_list = alice.page.request.get(
         f"/api/users/{bob.username}/devices/?include_revoked=1"
     ).text()
@@ -110,7 +111,8 @@ def test_stale_devices_refetch_and_reencrypt(people):
         served.set()
         route.fulfill(status=200, content_type="application/json", body=old_list)
 
-    alice.page.route(f"**/api/users/{bob.username}/devices/**", stale, times=1)
+    devices_url = f"**/api/users/{bob.username}/devices/**"
+    alice.page.route(devices_url, stale)
     bob2 = people("bob")
     bob2.login().setup_device(name="Bob tablet")
     alice.page.wait_for_timeout(500)
@@ -120,6 +122,7 @@ def test_stale_devices_refetch_and_reencrypt(people):
         alice.page.wait_for_timeout(100)
     assert served.is_set()
     expect(alice.page.locator(".trust-alert")).to_have_count(0)
+    alice.page.unroute(devices_url, stale)
 
     alice.send("two")
     # the server answers stale_devices; the client refetches, shows the change, re-encrypts
