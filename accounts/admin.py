@@ -17,6 +17,19 @@ from .errors import ActionError
 from .models import User
 
 
+class ReadOnlyAdminMixin:
+    """No add, change or delete: these records are written by the chat only."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class StaffUserCreationForm(UserCreationForm):
     """Username and password twice; creation itself is `register_user(by_staff=True)`,
     which works when REGISTRATION_OPEN is off."""

@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, Q
 
-from accounts.admin import UserAdmin
+from accounts.admin import ReadOnlyAdminMixin, UserAdmin
 from accounts.models import User
 
 from .actions import revoke_all_devices, revoke_device
@@ -80,7 +80,7 @@ class DeviceAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {done} device(s).", messages.SUCCESS)
 
 
-class DeviceInline(admin.TabularInline):
+class DeviceInline(ReadOnlyAdminMixin, admin.TabularInline):
     """A user's devices, read-only: name, fingerprints (kids), created, revoked."""
 
     model = Device
@@ -90,15 +90,6 @@ class DeviceInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
     ordering = ("-created",)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class UserWithDevicesAdmin(UserAdmin):

@@ -9,20 +9,9 @@ from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.urls import reverse
 from django.utils.html import format_html
 
+from accounts.admin import ReadOnlyAdminMixin
+
 from .models import Connection, Conversation, Membership, Message
-
-
-class ReadOnlyAdminMixin:
-    """No add, change or delete: these records are written by the chat only."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):

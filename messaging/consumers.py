@@ -57,6 +57,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     user: User | None = None
     device: Device | None = None
+    device_id: int | None = None  # as asked in ?device=, before it was checked
     registered = False
 
     async def dispatch(self, message):
@@ -74,7 +75,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             inactive = _session_user_id(self.scope) is not None
             await self.close(code=CLOSE_FORBIDDEN if inactive else CLOSE_NOT_LOGGED_IN)
             return
-        device_id = _device_id(self.scope.get("query_string", b""))
+        self.device_id = device_id = _device_id(self.scope.get("query_string", b""))
         if device_id is not None:
             # Join first, then check: a revocation in between still reaches this socket.
             await self.channel_layer.group_add(realtime.user_group(user.pk), self.channel_name)
@@ -108,10 +109,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             await self.channel_layer.group_discard(realtime.user_group(user.pk), self.channel_name)
-            device_id = _device_id(self.scope.get("query_string", b""))
-            if device_id is not None:
+            if self.device_id is not None:
                 await self.channel_layer.group_discard(
-                    realtime.device_group(device_id), self.channel_name
+                    realtime.device_group(self.device_id), self.channel_name
                 )
         if self.registered:
             self.registered = False
