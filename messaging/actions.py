@@ -7,6 +7,7 @@ transaction, and fans the resulting frames out after commit.
 import asyncio
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -434,19 +435,27 @@ _store_in_db_thread = sync_to_async(_store_keeping_connection, thread_sensitive=
 
 
 async def asend_message(
-    sender: User, conversation_id: int, client_msg_id: str, envelope: dict, *, device: Device
+    sender: User,
+    conversation_id: int,
+    client_msg_id: str,
+    envelope: dict,
+    *,
+    device: Device,
+    acknowledge: Callable[[dict], Awaitable[None]],
 ) -> SendOutcome:
-    """Store (group commit with concurrent sends, see `_SendBatcher`), then fan out; for
-    the consumer."""
+    """Store (group commit with concurrent sends, see `_SendBatcher`), `acknowledge` the
+    ack frame, then fan a new message out; for the consumer. The sender's ack therefore
+    comes before its own copy of the message."""
     loop = asyncio.get_running_loop()
     batcher = _batchers.get(loop)
     if batcher is None:
         batcher = _batchers[loop] = _SendBatcher()
     outcome = await batcher.submit((sender, conversation_id, client_msg_id, envelope, device))
+    await acknowledge(outcome.ack())
     if outcome.created:
         try:
             await realtime.send_to_users(outcome.recipients, outcome.frame())
-        except Exception:  # stored: the sender gets its ack, members get it by sync
+        except Exception:  # stored: the sender has its ack, members get it by sync
             logger.exception("fan-out of message %s failed", outcome.message["id"])
     return outcome
 

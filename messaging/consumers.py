@@ -60,6 +60,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     device_id: int | None = None  # as asked in ?device=, before it was checked
     registered = False
 
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # however the consumer ends, no more in-process deliveries to it
+            if self.channel_layer is not None:
+                realtime.discard_local_socket(self.channel_name)
+
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -85,6 +92,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.user, self.device = user, device
+        realtime.add_local_socket(self.channel_name, self.chat_frame)
         self.limiter = FrameLimiter(
             settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST, settings.WS_FLOOD_CLOSE_AFTER
         )
@@ -106,6 +114,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await realtime.send_to_users(co_members, presence.presence_frame(self.user, online))
 
     async def disconnect(self, code):
+        realtime.discard_local_socket(self.channel_name)
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             await self.channel_layer.group_discard(realtime.user_group(user.pk), self.channel_name)
@@ -151,12 +160,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_send(self, frame):
         try:
-            outcome = await actions.asend_message(
+            await actions.asend_message(
                 self.user,
                 frame.conversation,
                 frame.client_msg_id,
                 frame.envelope.model_dump(),
                 device=self.device,
+                acknowledge=self.send_frame,
             )
         except ActionError as error:
             error.extra.setdefault("client_msg_id", frame.client_msg_id)
@@ -168,7 +178,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "The server failed on this frame.",
                 client_msg_id=frame.client_msg_id,
             ) from exc
-        await self.send_frame(outcome.ack())
 
     async def on_sync(self, frame):
         cursors = {int(key): value for key, value in frame.cursors.items()}

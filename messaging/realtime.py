@@ -1,22 +1,37 @@
-"""Fan-out through the channel layer: per-user and per-device groups.
+"""Fan-out: per-user and per-device groups, delivered in-process where the socket is here.
 
-Every WebSocket joins `user.<id>` and `device.<id>`. A frame is serialized once and sent
-to each recipient user's group as a ``chat.frame`` event carrying the text; a
-``chat.close`` event closes sockets with a code.
+Every WebSocket joins `user.<id>` and `device.<id>` and registers itself as a local socket
+of its event loop (`add_local_socket`). `send_to_users` serializes a frame once, reads the
+channels of the recipients' user groups, hands the frame straight to the sockets of this
+event loop, and sends one copy through the channel layer only for the others (sockets of
+other processes). A ``chat.close`` event closes sockets with a code; it always goes
+through the layer.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Iterable
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.exceptions import ChannelFull
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
+
+Deliver = Callable[[dict], Awaitable[None]]
+
+# event loop -> {channel name: the consumer's handler of `chat.frame` events}
+_local_sockets: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Deliver]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def user_group(user_id: int) -> str:
@@ -31,16 +46,56 @@ def encode(frame: dict) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
+def add_local_socket(channel_name: str, deliver: Deliver) -> None:
+    """Deliver this loop's `chat.frame` events for `channel_name` by calling `deliver`."""
+    _local_sockets.setdefault(asyncio.get_running_loop(), {})[channel_name] = deliver
+
+
+def discard_local_socket(channel_name: str) -> None:
+    """Stop delivering in-process to `channel_name` (idempotent)."""
+    sockets = _local_sockets.get(asyncio.get_running_loop())
+    if sockets is not None:
+        sockets.pop(channel_name, None)
+
+
 async def send_to_users(user_ids: Iterable[int], frame: dict | str) -> None:
-    """Deliver one frame (dict, or text already encoded) to every connection of these users."""
+    """Deliver one frame (dict, or text already encoded) to every connection of these users.
+
+    Sockets of this event loop get it by a direct call; the rest through the channel
+    layer, batched on channels_redis's core layer (see `_redis_send_to_channels`).
+    """
     text = frame if isinstance(frame, str) else encode(frame)
     event = {"type": "chat.frame", "text": text}
     layer = get_channel_layer()
     groups = [user_group(uid) for uid in set(user_ids)]
-    if len(groups) > 1 and _is_redis_core_layer(layer):
-        await _redis_group_send_many(layer, groups, event)
+    if not groups:
         return
-    await asyncio.gather(*(layer.group_send(group, event) for group in groups))
+    if _is_redis_core_layer(layer):
+        channels = await _redis_group_channels(layer, groups)
+    elif isinstance(layer, InMemoryChannelLayer):
+        channels = {name for group in groups for name in layer.groups.get(group, ())}
+    else:  # another layer: its own group_send, no in-process shortcut
+        await asyncio.gather(*(layer.group_send(group, event) for group in groups))
+        return
+    local = _local_sockets.get(asyncio.get_running_loop(), {})
+    remote = []
+    for name in channels:
+        deliver = local.get(name)
+        if deliver is None:
+            remote.append(name)
+            continue
+        try:
+            await deliver(event)
+        except Exception:  # one broken socket must not cost the others their copy
+            logger.exception("in-process delivery to %s failed", name)
+    if not remote:
+        return
+    if isinstance(layer, InMemoryChannelLayer):
+        for name in remote:
+            with contextlib.suppress(ChannelFull):  # as InMemoryChannelLayer.group_send does
+                await layer.send(name, event)
+    else:
+        await _redis_send_to_channels(layer, sorted(remote), event, groups)
 
 
 def _is_redis_core_layer(layer) -> bool:
@@ -51,22 +106,9 @@ def _is_redis_core_layer(layer) -> bool:
     return type(layer) is RedisChannelLayer
 
 
-async def _redis_group_send_many(layer, groups: list[str], message: dict) -> None:
-    """`group_send` to several groups at once on channels_redis's core layer (4.x).
-
-    `RedisChannelLayer.group_send` costs four Redis round trips per group and stores one
-    copy of the message per group and process. Here: one pipeline reads every group's
-    members, then, as `group_send` does, per Redis connection one pipeline trims the
-    channels' expired messages and one Lua call adds the message under each channel key
-    (each process's channels share one key; the copy lists its channels), with the same
-    capacity rule and the same "over capacity" log line. For a 20-member group: 3 round
-    trips and one copy per process instead of 80 round trips and 20 copies.
-    """
-    import time
-    from collections import defaultdict
-
-    from channels_redis.core import logger as layer_logger
-
+async def _redis_group_channels(layer, groups: list[str]) -> set[str]:
+    """The channels of these groups on channels_redis's core layer (4.x), expired ones
+    dropped as `group_send` does: one pipeline per Redis connection."""
     for group in groups:
         assert layer.require_valid_group_name(group), "Group name not valid"
     keys_by_connection = defaultdict(list)
@@ -82,10 +124,22 @@ async def _redis_group_send_many(layer, groups: list[str], message: dict) -> Non
         replies = await pipe.execute()
         for names in replies[1::2]:
             channel_names.update(name.decode("utf8") for name in names)
-    if not channel_names:
-        return
+    return channel_names
+
+
+async def _redis_send_to_channels(layer, channels: list[str], message: dict, groups) -> None:
+    """One message to several channels on channels_redis's core layer (4.x).
+
+    As `RedisChannelLayer.group_send` does, per Redis connection one pipeline trims the
+    channels' expired messages and one Lua call adds the message under each channel key
+    (each process's channels share one key; the copy lists its channels), with the same
+    capacity rule and the same "over capacity" log line. For a 20-member group: 3 round
+    trips and one copy per process instead of 80 round trips and 20 copies.
+    """
+    from channels_redis.core import logger as layer_logger
+
     by_connection, key_to_message, key_to_capacity = layer._map_channel_keys_to_connection(
-        sorted(channel_names), message
+        channels, message
     )
     for index, channel_keys in by_connection.items():
         connection = layer.connection(index)
@@ -101,7 +155,7 @@ async def _redis_group_send_many(layer, groups: list[str], message: dict) -> Non
             layer_logger.info(
                 "%s of %s channels over capacity in group %s",
                 over,
-                len(channel_names),
+                len(channels),
                 ",".join(groups[:5]),
             )
 
