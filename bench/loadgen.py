@@ -67,11 +67,11 @@ def ms_stats(values_ns):
 
 
 class Conn:
-    __slots__ = ("idx", "conv", "bit", "ws", "reader", "frames", "connect_ns", "synced")
+    __slots__ = ("idx", "conv", "bit", "ws", "reader", "pinger", "frames", "connect_ns", "synced")
 
     def __init__(self, idx, conv, bit):
         self.idx, self.conv, self.bit = idx, conv, bit
-        self.ws = self.reader = None
+        self.ws = self.reader = self.pinger = None
         self.frames = []
         self.synced = []
         self.connect_ns = None
@@ -483,15 +483,27 @@ async def run_idle(args, plan):
             if not run.closing:
                 run.errors[f"closed:{e.rcvd.code if e.rcvd else 'abnormal'}"] += 1
 
+    async def keep_alive(c, phase):
+        # as static/chat/socket.js: {"type":"ping"} every PING_EVERY, phase-shifted
+        await asyncio.sleep(phase)
+        while True:
+            await c.ws.send('{"type":"ping"}')
+            await asyncio.sleep(args.idle_ping)
+
     live, connect_info = await run.open_conns(conns)
-    for c in live:
+    for i, c in enumerate(live):
         c.reader = asyncio.create_task(drain(c))
+        if args.idle_ping and args.target == "chat":
+            c.pinger = asyncio.create_task(keep_alive(c, args.idle_ping * i / len(live)))
     s_conn = sysstat.snapshot(pids)
     await asyncio.sleep(args.settle)
     s1 = sysstat.snapshot(pids)
     await asyncio.sleep(args.duration)
     s2 = sysstat.snapshot(pids)
     open_at_end = sum(1 for c in live if c.ws.state is State.OPEN)
+    for c in live:
+        if c.pinger:
+            c.pinger.cancel()
     await run.close_all(live)
     hold = sysstat.window(s1, s2)
     servers = []
@@ -591,6 +603,12 @@ def parse_args(argv=None):
     p.add_argument("--pad", type=int, default=100, help="room: pad characters")
     p.add_argument("--text-chars", type=int, default=100, help="chat: plaintext text length")
     p.add_argument("--idle", type=int, default=0, help="idle mode: number of sockets")
+    p.add_argument(
+        "--idle-ping",
+        type=float,
+        default=0,
+        help="idle mode: each socket sends the browser's keep-alive frame every N s (0: never)",
+    )
     p.add_argument("--connect-concurrency", type=int, default=20)
     p.add_argument("--connect-pause", type=float, default=0.0)
     p.add_argument("--open-timeout", type=float, default=60)

@@ -159,8 +159,10 @@ class ChatStack:
     with Argon2, which makes a fresh population slow), else they are made over HTTP and
     then cached."""
 
-    def __init__(self, scenario, extra_env=None, seed=None, tree=None):
+    def __init__(self, scenario, extra_env=None, seed=None, tree=None, unit_daphne=False):
         self.scenario = scenario
+        # daphne as the systemd unit starts it (its flags); always so in scenario 3
+        self.unit_daphne = unit_daphne or scenario == 3
         # the server code: this checkout, or another tree (e.g. `git archive REV | tar -x`)
         self.tree = Path(tree).resolve() if tree else REPO_ROOT
         self.redis = self.pg = self.nginx = self.stack = None
@@ -234,11 +236,12 @@ class ChatStack:
         self.stack.start()
         ports = [bench_port() for _ in range(workers)]
         cls, name = DaphneServer, "daphne"
-        if self.scenario == 3:
+        if self.unit_daphne:
             from tests import test_production as tp
 
-            # the systemd unit's command line (--proxy-headers -v 0 ...)
+            # the systemd unit's command line (--proxy-headers -v 0 --ping-interval 60 ...)
             cls, name = tp.UnitDaphne, "unit-daphne"
+        if self.scenario == 3:
             self.nginx = Nginx(ports, self.stack.env["DJANGO_STATIC_ROOT"])
             self.stack.env["DJANGO_CSRF_TRUSTED_ORIGINS"] = self.nginx.http_base
             os.chmod(self.stack.dir, 0o755)
@@ -667,7 +670,9 @@ def idle(args):
         stack = None
         try:
             if target == "chat":
-                stack = ChatStack(args.scenario, seed=(args.devices, 2)).start()
+                stack = ChatStack(
+                    args.scenario, seed=(args.devices, 2), unit_daphne=args.unit_daphne
+                ).start()
                 plan = stack.plan
                 path = stack.tmp / "plan.json"
             else:
@@ -692,6 +697,8 @@ def idle(args):
                 str(args.settle),
                 "--connect-concurrency",
                 str(args.connect_concurrency),
+                "--idle-ping",
+                str(args.idle_ping),
             ]
             r = loadgen(
                 args,
@@ -900,6 +907,17 @@ def main():
     s.add_argument("--hold", type=float, default=30)
     s.add_argument("--settle", type=float, default=5)
     s.add_argument("--connect-concurrency", type=int, default=50)
+    s.add_argument(
+        "--idle-ping",
+        type=float,
+        default=0,
+        help="chat sockets send the browser's keep-alive every N s (the browser: 25)",
+    )
+    s.add_argument(
+        "--unit-daphne",
+        action="store_true",
+        help="start daphne with the systemd unit's flags (--ping-interval 60 ...)",
+    )
     s.set_defaults(func=idle)
 
     s = sub.add_parser("big-group", help="one group of --members devices")

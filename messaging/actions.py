@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -21,7 +20,7 @@ from accounts.models import User
 from chatclient import protocol
 from keys.models import Device
 
-from . import presence, queries, realtime
+from . import dbthread, presence, queries, realtime
 from .models import Conversation, Membership, Message
 from .wire import message_dict
 
@@ -409,22 +408,9 @@ _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _store_keeping_connection(items: list[tuple]) -> list:
-    """`store_messages` on the database thread, keeping its connection between batches.
-
-    `database_sync_to_async` closes the connection after every call when CONN_MAX_AGE is
-    0 (our default), so each batch paid a new connection: a PostgreSQL backend fork and
-    login (py-spy/CPU: PostgreSQL ~6 ms of CPU per message at 100 msgs/s in scenario 3), or
-    SQLite's connection set-up. Here only a connection that had errors and no longer
-    answers is closed (what close_old_connections does apart from the age rule), and any
-    failed batch closes it, so the next batch starts on a fresh one. Other database work on
-    this thread still goes through database_sync_to_async and may close it; the next batch
-    then reconnects. A batch with a database error (not a refused send) closes it.
-    """
-    if connection.connection is not None and connection.errors_occurred:
-        if connection.is_usable():
-            connection.errors_occurred = False
-        else:
-            connection.close()
+    """`store_messages` on the database thread, keeping its connection between batches
+    (see `dbthread`); a batch with a database error (not a refused send) closes it."""
+    dbthread.check_connection()
     results = store_messages(items)
     if any(isinstance(r, DatabaseError) for r in results):
         connection.close()
@@ -475,7 +461,7 @@ def mark_read(user: User, conversation_id: int, up_to: int) -> tuple[int, list[i
 
 async def amark_read(user: User, conversation_id: int, up_to: int) -> None:
     """Store a read mark and tell every member's connections (`read` frame) if it moved."""
-    result = await database_sync_to_async(mark_read)(user, conversation_id, up_to)
+    result = await dbthread.database_call(mark_read)(user, conversation_id, up_to)
     if result is not None:
         mark, member_ids = result
         frame = {

@@ -4,7 +4,6 @@ import logging
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -12,7 +11,7 @@ from accounts.errors import ActionError
 from accounts.models import User
 from keys.models import Device
 
-from . import actions, presence, queries, realtime
+from . import actions, dbthread, presence, queries, realtime
 from .frames import parse_frame
 from .ratelimit import FrameLimiter
 
@@ -21,6 +20,8 @@ logger = logging.getLogger(__name__)
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_FLOOD = 4429
+PING = '{"type":"ping"}'  # the browser's keep-alive, as JSON.stringify writes it
+PONG = '{"type":"pong"}'
 
 
 def _device_id(query_string: bytes) -> int | None:
@@ -37,6 +38,28 @@ def _check_device(user_id: int, device_id: int | None) -> Device | None:
     return (
         Device.objects.active().filter(pk=device_id, user_id=user_id, user__is_active=True).first()
     )
+
+
+def _open_socket(channel_name: str, user_id: int, device_id: int | None):
+    """Check the device and record the socket, in one trip to the database thread.
+
+    None if the device is not usable; else (device, came online, co-member ids, the
+    co-members who are online).
+    """
+    device = _check_device(user_id, device_id)
+    if device is None:
+        return None
+    came_online = presence.register(channel_name, user_id, device.pk)
+    co_member_ids = queries.co_member_ids(user_id)
+    online = presence.online_among(co_member_ids)
+    online_users = list(User.objects.filter(pk__in=online).only("pk", "username"))
+    return device, came_online, co_member_ids, online_users
+
+
+def _close_socket(channel_name: str, user_id: int) -> tuple[bool, set[int]]:
+    """Forget the socket: (whether the user went offline, whom to tell if she did)."""
+    went_offline = presence.unregister(channel_name, user_id)
+    return went_offline, (queries.co_member_ids(user_id) if went_offline else set())
 
 
 def _session_user_id(scope) -> int | None:
@@ -87,31 +110,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Join first, then check: a revocation in between still reaches this socket.
             await self.channel_layer.group_add(realtime.user_group(user.pk), self.channel_name)
             await self.channel_layer.group_add(realtime.device_group(device_id), self.channel_name)
-        device = await database_sync_to_async(_check_device)(user.pk, device_id)
-        if device is None:
+        opened = await dbthread.database_call(_open_socket)(self.channel_name, user.pk, device_id)
+        if opened is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        device, came_online, co_member_ids, online_users = opened
         self.user, self.device = user, device
         realtime.add_local_socket(self.channel_name, self.chat_frame)
         self.limiter = FrameLimiter(
             settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST, settings.WS_FLOOD_CLOSE_AFTER
         )
-        came_online, online = await database_sync_to_async(self._register)()
         self.registered = True
         presence.ensure_heartbeat()
-        for user in online:
-            await self.send_frame(presence.presence_frame(user, True))
+        for other in online_users:
+            await self.send_frame(presence.presence_frame(other, True))
         if came_online:
-            await self._announce_presence(True)
-
-    def _register(self):
-        came_online = presence.register(self.channel_name, self.user.pk, self.device.pk)
-        online_ids = presence.online_among(queries.co_member_ids(self.user.pk))
-        return came_online, list(User.objects.filter(pk__in=online_ids).only("pk", "username"))
-
-    async def _announce_presence(self, online: bool) -> None:
-        co_members = await database_sync_to_async(queries.co_member_ids)(self.user.pk)
-        await realtime.send_to_users(co_members, presence.presence_frame(self.user, online))
+            await realtime.send_to_users(co_member_ids, presence.presence_frame(user, True))
 
     async def disconnect(self, code):
         realtime.discard_local_socket(self.channel_name)
@@ -124,11 +138,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
         if self.registered:
             self.registered = False
-            went_offline = await database_sync_to_async(presence.unregister)(
+            went_offline, co_member_ids = await dbthread.database_call(_close_socket)(
                 self.channel_name, self.user.pk
             )
             if went_offline:
-                await self._announce_presence(False)
+                await realtime.send_to_users(
+                    co_member_ids, presence.presence_frame(self.user, False)
+                )
 
     # --- frames from the client ---------------------------------------------------------
 
@@ -150,6 +166,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise ActionError(
                     "too_large", f"A frame is at most {settings.MAX_FRAME_BYTES} bytes."
                 )
+            if text_data == PING:  # keep-alives from idle clients: no parse
+                await self.send(text_data=PONG)
+                return
             frame = parse_frame(text_data)
             await getattr(self, f"on_{frame.type}")(frame)
         except ActionError as error:
@@ -181,7 +200,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_sync(self, frame):
         cursors = {int(key): value for key, value in frame.cursors.items()}
-        pages = await database_sync_to_async(queries.sync_pages)(
+        pages = await dbthread.database_call(queries.sync_pages)(
             self.user, cursors, settings.SYNC_BATCH_LIMIT
         )
         synced, has_more = {}, {}
@@ -196,7 +215,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame({"type": "synced", "cursors": synced, "has_more": has_more})
 
     async def on_typing(self, frame):
-        members = await database_sync_to_async(self._typing_recipients)(frame.conversation)
+        members = await dbthread.database_call(self._typing_recipients)(frame.conversation)
         typing = {
             "type": "typing",
             "conversation": frame.conversation,

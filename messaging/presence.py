@@ -8,9 +8,9 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from .dbthread import database_call
 from .models import Connection
 
 WORKER_ID = uuid.uuid4().hex
@@ -66,7 +66,7 @@ def refresh_worker() -> None:
 async def _heartbeat() -> None:
     while True:
         await asyncio.sleep(HEARTBEAT_SECONDS)
-        await database_sync_to_async(refresh_worker)()
+        await database_call(refresh_worker)()
 
 
 def ensure_heartbeat() -> None:

@@ -1,0 +1,44 @@
+"""Database work from the event loop: one hop to the database thread, its connection kept.
+
+`channels.db.database_sync_to_async` closes the thread's connection after every call
+while CONN_MAX_AGE is 0 (our default), so every hop paid for a new connection (on
+PostgreSQL a backend fork and login, on SQLite opening the file and its pragmas).
+`database_call` runs on the same thread (asgiref's thread-sensitive one) and keeps the
+connection: a connection that had errors is closed first if it no longer answers, and a
+call that raises a `DatabaseError` closes it, so the next call starts on a fresh one.
+"""
+
+import functools
+from collections.abc import Callable
+
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, connection
+
+
+def check_connection() -> None:
+    """Close this thread's connection if it had errors and no longer answers."""
+    if connection.connection is not None and connection.errors_occurred:
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            connection.close()
+
+
+def keeping_connection(fn: Callable) -> Callable:
+    """`fn` run after `check_connection`, closing the connection if it raised a DatabaseError."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        check_connection()
+        try:
+            return fn(*args, **kwargs)
+        except DatabaseError:
+            connection.close()
+            raise
+
+    return run
+
+
+def database_call(fn: Callable) -> Callable:
+    """An awaitable form of `fn` for the event loop (see the module's docstring)."""
+    return sync_to_async(keeping_connection(fn), thread_sensitive=True)
