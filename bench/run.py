@@ -159,8 +159,11 @@ class ChatStack:
     with Argon2, which makes a fresh population slow), else they are made over HTTP and
     then cached."""
 
-    def __init__(self, scenario, extra_env=None, seed=None, tree=None, unit_daphne=False):
+    def __init__(
+        self, scenario, extra_env=None, seed=None, tree=None, unit_daphne=False, workers=None
+    ):
         self.scenario = scenario
+        self.workers = workers or (2 if scenario == 3 else 1)
         # daphne as the systemd unit starts it (its flags); always so in scenario 3
         self.unit_daphne = unit_daphne or scenario == 3
         # the server code: this checkout, or another tree (e.g. `git archive REV | tar -x`)
@@ -221,7 +224,7 @@ class ChatStack:
                 DJANGO_ALLOWED_HOSTS="127.0.0.1",
                 LOG_FORMAT="json",
             )
-        workers = 2 if self.scenario == 3 else 1
+        workers = self.workers
         # DjangoStack migrates (and collects static files for nginx); its daphne workers
         # are started here on bench ports (see bench_port).
         self.stack = DjangoStack(
@@ -350,8 +353,9 @@ class ChatStack:
 class RoomStack:
     """The minimal Channels room from ../shared/anchors/channels_baseline, run in place."""
 
-    def __init__(self, scenario):
+    def __init__(self, scenario, workers=None):
         self.scenario = scenario
+        self.workers = workers or (2 if scenario == 3 else 1)
         self.redis = self.nginx = None
         self.servers = []
         self.dir = Path(tempfile.mkdtemp(prefix="bench-room-"))
@@ -366,8 +370,7 @@ class RoomStack:
         if self.scenario >= 2:
             self.redis = RedisServer(port=bench_port()).start()
             env["REDIS_URL"] = self.redis.url
-        workers = 2 if self.scenario == 3 else 1
-        ports = [bench_port() for _ in range(workers)]
+        ports = [bench_port() for _ in range(self.workers)]
         for i, port in enumerate(ports):
             server = DaphneServer(
                 env,
@@ -559,6 +562,7 @@ def sweep(args):
                 dict(e.split("=", 1) for e in args.server_env),
                 seed=(args.devices, k),
                 tree=args.server_tree,
+                workers=args.workers,
             ).start()
             plan = chat.plan
             plan_path = chat.tmp / "plan.json"
@@ -574,7 +578,7 @@ def sweep(args):
                 ],
             }
         if "room" in args.targets:
-            room = RoomStack(sc).start()
+            room = RoomStack(sc, workers=args.workers).start()
             room_plan = {
                 "room_size": k,
                 "devices": [{} for _ in plan["devices"]],
@@ -883,6 +887,12 @@ def main():
     common(s)
     s.add_argument("--k", type=int, default=2)
     s.add_argument("--devices", type=int, default=200)
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="daphne workers (default: 2 in scenario 3, else 1)",
+    )
     s.add_argument("--rates", type=int, nargs="+", default=[100, 200, 300, 400, 600, 800])
     s.add_argument("--duration", type=float, default=10)
     s.add_argument("--warmup", type=float, default=3)

@@ -43,23 +43,25 @@ def _check_device(user_id: int, device_id: int | None) -> Device | None:
 def _open_socket(channel_name: str, user_id: int, device_id: int | None):
     """Check the device and record the socket, in one trip to the database thread.
 
-    None if the device is not usable; else (device, came online, co-member ids, the
-    co-members who are online).
+    None if the device is not usable; else (device, came online, the co-members who are
+    online). Only they are told that she came online: one who connects at the same time
+    registers before asking who is online, so one of the two sees the other.
     """
     device = _check_device(user_id, device_id)
     if device is None:
         return None
     came_online = presence.register(channel_name, user_id, device.pk)
-    co_member_ids = queries.co_member_ids(user_id)
-    online = presence.online_among(co_member_ids)
+    online = presence.online_among(queries.co_member_ids(user_id))
     online_users = list(User.objects.filter(pk__in=online).only("pk", "username"))
-    return device, came_online, co_member_ids, online_users
+    return device, came_online, online_users
 
 
 def _close_socket(channel_name: str, user_id: int) -> tuple[bool, set[int]]:
-    """Forget the socket: (whether the user went offline, whom to tell if she did)."""
+    """Forget the socket: (whether the user went offline, the online co-members to tell)."""
     went_offline = presence.unregister(channel_name, user_id)
-    return went_offline, (queries.co_member_ids(user_id) if went_offline else set())
+    if not went_offline:
+        return False, set()
+    return True, presence.online_among(queries.co_member_ids(user_id))
 
 
 def _session_user_id(scope) -> int | None:
@@ -114,7 +116,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if opened is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        device, came_online, co_member_ids, online_users = opened
+        device, came_online, online_users = opened
         self.user, self.device = user, device
         realtime.add_local_socket(self.channel_name, self.chat_frame)
         self.limiter = FrameLimiter(
@@ -125,7 +127,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for other in online_users:
             await self.send_frame(presence.presence_frame(other, True))
         if came_online:
-            await realtime.send_to_users(co_member_ids, presence.presence_frame(user, True))
+            await realtime.send_to_users(
+                [other.pk for other in online_users], presence.presence_frame(user, True)
+            )
 
     async def disconnect(self, code):
         realtime.discard_local_socket(self.channel_name)
@@ -138,12 +142,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
         if self.registered:
             self.registered = False
-            went_offline, co_member_ids = await dbthread.database_call(_close_socket)(
+            went_offline, online_co_members = await dbthread.database_call(_close_socket)(
                 self.channel_name, self.user.pk
             )
             if went_offline:
                 await realtime.send_to_users(
-                    co_member_ids, presence.presence_frame(self.user, False)
+                    online_co_members, presence.presence_frame(self.user, False)
                 )
 
     # --- frames from the client ---------------------------------------------------------

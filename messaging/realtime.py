@@ -78,24 +78,21 @@ async def send_to_users(user_ids: Iterable[int], frame: dict | str) -> None:
         await asyncio.gather(*(layer.group_send(group, event) for group in groups))
         return
     local = _local_sockets.get(asyncio.get_running_loop(), {})
-    remote = []
-    for name in channels:
-        deliver = local.get(name)
-        if deliver is None:
-            remote.append(name)
-            continue
-        try:
-            await deliver(event)
-        except Exception:  # one broken socket must not cost the others their copy
-            logger.exception("in-process delivery to %s failed", name)
-    if not remote:
-        return
-    if isinstance(layer, InMemoryChannelLayer):
-        for name in remote:
-            with contextlib.suppress(ChannelFull):  # as InMemoryChannelLayer.group_send does
-                await layer.send(name, event)
-    else:
-        await _redis_send_to_channels(layer, sorted(remote), event, groups)
+    here = [local[name] for name in channels if name in local]
+    remote = [name for name in channels if name not in local]
+    try:  # other processes first: one layer call, then they work in parallel with us
+        if remote and isinstance(layer, InMemoryChannelLayer):
+            for name in remote:
+                with contextlib.suppress(ChannelFull):  # as InMemoryChannelLayer.group_send
+                    await layer.send(name, event)
+        elif remote:
+            await _redis_send_to_channels(layer, sorted(remote), event, groups)
+    finally:  # this process's sockets get their copy even if the layer failed
+        for deliver in here:
+            try:
+                await deliver(event)
+            except Exception:  # one broken socket must not cost the others their copy
+                logger.exception("in-process delivery failed")
 
 
 def _is_redis_core_layer(layer) -> bool:
