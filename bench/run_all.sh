@@ -16,13 +16,13 @@ T="--duration 6 --warmup 2 --drain 3 --attempts 2"
 $PY -m bench.run sweep --label "$L" $Q $T --scenario 2 --k 20 --rates 25 50 75 100
 $PY -m bench.run sweep --label "$L" $Q $T --scenario 3 --k 2 --rates 200 300 400 500
 # two workers against one in the same shape (nginx, PostgreSQL): CPU per message per worker
-$PY -m bench.run sweep --label "$L" $Q $T --scenario 3 --k 2 --rates 200 --workers 1 --tag -w1
-$PY -m bench.run sweep --label "$L" $Q $T --scenario 3 --k 2 --rates 200 --workers 2 --tag -w2
+$PY -m bench.run sweep --label "$L" $Q $T --scenario 3 --k 2 --rates 200 --workers 1 --tag=-w1
+$PY -m bench.run sweep --label "$L" $Q $T --scenario 3 --k 2 --rates 200 --workers 2 --tag=-w2
 # idle: daphne with the systemd unit's flags; then with the browser's 25 s keep-alive
 $PY -m bench.run idle --label "$L" $Q --scenario 2 --sockets 10000 --hold 60 --targets chat \
   --unit-daphne
 $PY -m bench.run idle --label "$L" $Q --scenario 2 --sockets 10000 --hold 60 --targets chat \
-  --unit-daphne --idle-ping 25 --tag -ping25
+  --unit-daphne --idle-ping 25 --tag=-ping25
 $PY -m bench.run big-group --label "$L" $Q --scenario 2 --members 500 --rate 1 --duration 10
 if [ -n "${BEFORE_TREE:-}" ]; then
   $PY -m bench.run sweep --label "$L-before" $Q $T --scenario 2 --k 2 --targets chat \
