@@ -109,6 +109,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.device_id = device_id = _device_id(self.scope.get("query_string", b""))
         if device_id is not None:
+            await realtime.ensure_inbox()  # listening before other processes can send here
             # Join first, then check: a revocation in between still reaches this socket.
             await self.channel_layer.group_add(realtime.user_group(user.pk), self.channel_name)
             await self.channel_layer.group_add(realtime.device_group(device_id), self.channel_name)

@@ -3,9 +3,9 @@
 Every WebSocket joins `user.<id>` and `device.<id>` and registers itself as a local socket
 of its event loop (`add_local_socket`). `send_to_users` serializes a frame once, reads the
 channels of the recipients' user groups, hands the frame straight to the sockets of this
-event loop, and sends one copy through the channel layer only for the others (sockets of
-other processes). A ``chat.close`` event closes sockets with a code; it always goes
-through the layer.
+event loop, and sends one copy per other process: on Redis to that process's inbox
+(see "worker inboxes" below), on the in-memory layer through the layer. A ``chat.close``
+event closes sockets with a code; it always goes through the layer.
 """
 
 import asyncio
@@ -86,7 +86,7 @@ async def send_to_users(user_ids: Iterable[int], frame: dict | str) -> None:
                 with contextlib.suppress(ChannelFull):  # as InMemoryChannelLayer.group_send
                     await layer.send(name, event)
         elif remote:
-            await _redis_send_to_channels(layer, sorted(remote), event, groups)
+            await _redis_send_remote(layer, remote, text, event, groups)
     finally:  # this process's sockets get their copy even if the layer failed
         for deliver in here:
             try:
@@ -155,6 +155,114 @@ async def _redis_send_to_channels(layer, channels: list[str], message: dict, gro
                 len(channels),
                 ",".join(groups[:5]),
             )
+
+
+# --- worker inboxes: chat frames between processes on Redis pub/sub --------------------
+#
+# A copy for sockets of another daphne goes to that process's inbox, a Redis pub/sub
+# channel named after the channels_redis client prefix its socket channels carry
+# ("specific.<prefix>!<id>"). Its listener hands the frame to the named sockets in-process,
+# as `send_to_users` does for its own: no per-channel queue, no receive loop round trip.
+# Pub/sub keeps nothing: a copy for a process that is gone (its channels linger in the
+# groups until group_expiry) costs one PUBLISH and no memory, and a copy published while a
+# listener reconnects is lost like any live frame; the seq gap makes the client `sync`.
+
+INBOX_PREFIX = "chat.inbox."
+
+_inboxes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _process_of(channel_name: str) -> str:
+    return channel_name.rpartition("!")[0]
+
+
+class _Inbox:
+    """This process's listener on its inbox (one per event loop)."""
+
+    def __init__(self, layer) -> None:
+        self.process = f"specific.{layer.client_prefix}"
+        self.name = INBOX_PREFIX + self.process
+        self.connection = layer.connection(layer.consistent_hash(self.name))
+        self.subscribed = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.name)
+                self.subscribed.set()
+                while True:
+                    item = await pubsub.get_message(timeout=None)
+                    if item is not None and item["type"] == "message":
+                        await _deliver_here(item["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.subscribed.clear()
+                logger.warning("inbox %s: reconnecting", self.name, exc_info=True)
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+
+async def ensure_inbox() -> None:
+    """Start this process's inbox listener once and wait until it is subscribed, so a
+    socket that joins its groups after this gets every copy sent from other processes.
+    Nothing to do unless the layer is channels_redis's core layer."""
+    layer = get_channel_layer()
+    if not _is_redis_core_layer(layer):
+        return
+    loop = asyncio.get_running_loop()
+    inbox = _inboxes.get(loop)
+    if inbox is None or inbox.task.done():
+        inbox = _inboxes[loop] = _Inbox(layer)
+    await asyncio.wait_for(inbox.subscribed.wait(), 10)
+
+
+async def _deliver_here(data: bytes) -> None:
+    """One inbox item, `b"<channel> <channel>...\n<frame text>"`, to the named sockets here."""
+    header, _, text = data.partition(b"\n")
+    event = {"type": "chat.frame", "text": text.decode("utf8")}
+    local = _local_sockets.get(asyncio.get_running_loop(), {})
+    for name in header.decode("ascii").split(" "):
+        deliver = local.get(name)
+        if deliver is None:  # closed since it was looked up
+            continue
+        try:
+            await deliver(event)
+        except Exception:
+            logger.exception("in-process delivery failed")
+
+
+async def _redis_send_remote(layer, channels: list[str], text: str, event, groups) -> None:
+    """Copies for channels of other processes: one PUBLISH per process with a listening
+    inbox, in one pipeline per Redis connection. Channels of this process that are not
+    sockets here (none in normal operation) go through the layer as before."""
+    inbox = _inboxes.get(asyncio.get_running_loop())
+    own = inbox.process if inbox is not None else None
+    by_process: dict[str, list[str]] = defaultdict(list)
+    for name in channels:
+        by_process[_process_of(name)].append(name)
+    strays = by_process.pop(own, []) if own else []
+    if inbox is None:  # no listener started here (no socket yet): everything by the layer
+        strays = channels
+        by_process.clear()
+    by_connection = defaultdict(list)
+    for process, names in by_process.items():
+        target = INBOX_PREFIX + process
+        payload = (" ".join(names) + "\n" + text).encode("utf8")
+        by_connection[layer.consistent_hash(target)].append((target, payload))
+    for index, items in by_connection.items():
+        pipe = layer.connection(index).pipeline(transaction=False)
+        for target, payload in items:
+            pipe.publish(target, payload)
+        await pipe.execute()
+    if strays:
+        await _redis_send_to_channels(layer, sorted(strays), event, groups)
 
 
 # channels_redis 4.3 RedisChannelLayer.group_send's script, unchanged.
