@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
@@ -15,17 +16,22 @@ from tests.inprocess import seal
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture
+def redis_layer(settings, redis_server):
+    """channels_redis's core layer on a real Redis, for this test."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis_server.url, "socket_timeout": None}]},
+        }
+    }
+
+
 @pytest.fixture(params=["memory", "redis"])
-def layer_kind(request, settings):
+def layer_kind(request):
     """The in-memory layer (the tests' default) or channels_redis's core layer on a real Redis."""
     if request.param == "redis":
-        redis_url = request.getfixturevalue("redis_server").url
-        settings.CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
-            }
-        }
+        request.getfixturevalue("redis_layer")
     return request.param
 
 
@@ -76,3 +82,58 @@ async def test_local_sockets_directly_other_processes_through_the_layer(trio, la
     await a_ws.disconnect()
     await b_ws.disconnect()
     assert not realtime._local_sockets.get(asyncio.get_running_loop())
+
+
+async def test_copies_for_other_workers_go_to_their_inbox_and_come_back_in_process(
+    trio, redis_layer
+):
+    """Redis: a socket of another worker gets one PUBLISH to that worker's inbox naming it;
+    an inbox item for a socket here is handed to it in-process."""
+    alice, bob, _, direct = trio
+    a_ws, b_ws = alice.socket(), bob.socket()
+    for ws in (a_ws, b_ws):
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"type": "ping"})
+        await frames_until(ws, "pong")
+    layer = get_channel_layer()
+    other_worker = "specific.0ther0worker"
+    elsewhere = f"{other_worker}!1"
+    await layer.group_add(realtime.user_group(bob.user_id), elsewhere)
+    listener = aioredis.Redis.from_url(layer.hosts[0]["address"])
+    pubsub = listener.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(realtime.INBOX_PREFIX + other_worker)
+    try:
+        client_msg_id, envelope = await sync_to_async(seal)(alice, direct, "to both workers")
+        frame = {"type": "send", "conversation": direct["id"], "client_msg_id": client_msg_id}
+        await a_ws.send_json_to({**frame, "envelope": envelope})
+        await frames_until(a_ws, "message")  # her ack and her own copy
+        await frames_until(b_ws, "message")
+        item = None
+        for _ in range(50):
+            item = await pubsub.get_message(timeout=0.1)
+            if item is not None:
+                break
+        assert item is not None, "nothing published to the other worker's inbox"
+        header, _, text = item["data"].partition(b"\n")
+        assert header.decode() == elsewhere  # only the other worker's socket is named
+        assert json.loads(text)["message"]["client_msg_id"] == client_msg_id
+        assert await pubsub.get_message(timeout=0.3) is None  # one copy per worker
+
+        # An inbox item from "another worker" for bob's socket here reaches it in-process.
+        b_channel = next(
+            name
+            for name, deliver in realtime._local_sockets[asyncio.get_running_loop()].items()
+            if getattr(deliver, "__self__", None) is not None
+            and deliver.__self__.user.pk == bob.user_id
+        )
+        inbox = realtime._inboxes[asyncio.get_running_loop()]
+        text_in = json.dumps({"type": "typing", "conversation": direct["id"], "user": "x"})
+        await listener.publish(inbox.name, f"{b_channel}\n{text_in}".encode())
+        assert (await frames_until(b_ws, "typing"))[-1]["user"] == "x"
+        assert await a_ws.receive_nothing(timeout=0.3)  # not named, not delivered
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+        await layer.group_discard(realtime.user_group(bob.user_id), elsewhere)
+        await a_ws.disconnect()
+        await b_ws.disconnect()
