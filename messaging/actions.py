@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from asgiref.sync import sync_to_async
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -234,9 +233,9 @@ def store_message(
     `keys` names exactly the active devices of the current members (`stale_devices`).
     The seq is taken under a row lock on the conversation, so it is gapless.
 
-    A new message costs four statements (lock the conversation, the members' device
-    kids, the seq update, the insert): whether it was stored before is asked only when a
-    check fails or the insert hits the (sender, client_msg_id) constraint, and the
+    A new message costs three statements (the seq UPDATE, which also takes the row lock;
+    the members' device kids; the insert): whether it was stored before is asked only
+    when a check fails or the insert hits the (sender, client_msg_id) constraint, and the
     membership query only when the sender has no active device among the members'.
     """
     try:
@@ -375,7 +374,7 @@ class _SendBatcher:
     def __init__(self) -> None:
         self.pending: list[tuple[tuple, asyncio.Future]] = []
         self.running = False
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task | None = None  # a reference, so the drain is not collected
 
     async def submit(self, item: tuple) -> "SendOutcome":
         future = asyncio.get_running_loop().create_future()
@@ -407,17 +406,16 @@ class _SendBatcher:
 _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _store_keeping_connection(items: list[tuple]) -> list:
-    """`store_messages` on the database thread, keeping its connection between batches
-    (see `dbthread`); a batch with a database error (not a refused send) closes it."""
-    dbthread.check_connection()
+def _store_batch(items: list[tuple]) -> list:
+    """`store_messages`; a batch with a database error (not a refused send) closes the
+    connection, which `dbthread.database_call` otherwise keeps between batches."""
     results = store_messages(items)
     if any(isinstance(r, DatabaseError) for r in results):
         connection.close()
     return results
 
 
-_store_in_db_thread = sync_to_async(_store_keeping_connection, thread_sensitive=True)
+_store_in_db_thread = dbthread.database_call(_store_batch)
 
 
 async def asend_message(
@@ -459,9 +457,12 @@ def mark_read(user: User, conversation_id: int, up_to: int) -> tuple[int, list[i
     return mark, queries.current_member_ids(conversation_id)
 
 
+_mark_read_in_db_thread = dbthread.database_call(mark_read)
+
+
 async def amark_read(user: User, conversation_id: int, up_to: int) -> None:
     """Store a read mark and tell every member's connections (`read` frame) if it moved."""
-    result = await dbthread.database_call(mark_read)(user, conversation_id, up_to)
+    result = await _mark_read_in_db_thread(user, conversation_id, up_to)
     if result is not None:
         mark, member_ids = result
         frame = {

@@ -64,6 +64,18 @@ def _close_socket(channel_name: str, user_id: int) -> tuple[bool, set[int]]:
     return True, presence.online_among(queries.co_member_ids(user_id))
 
 
+def _typing_recipients(user: User, conversation_id: int) -> list[int]:
+    """The other current members, if `user` is one (else `not_found`/`not_member`)."""
+    queries.require_membership(user, conversation_id, current=True)
+    return [uid for uid in queries.current_member_ids(conversation_id) if uid != user.pk]
+
+
+_open_socket_in_db = dbthread.database_call(_open_socket)
+_close_socket_in_db = dbthread.database_call(_close_socket)
+_typing_recipients_in_db = dbthread.database_call(_typing_recipients)
+_sync_pages_in_db = dbthread.database_call(queries.sync_pages)
+
+
 def _session_user_id(scope) -> int | None:
     """The user id in the session even when the account is no longer active."""
     session = scope.get("session")
@@ -113,7 +125,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Join first, then check: a revocation in between still reaches this socket.
             await self.channel_layer.group_add(realtime.user_group(user.pk), self.channel_name)
             await self.channel_layer.group_add(realtime.device_group(device_id), self.channel_name)
-        opened = await dbthread.database_call(_open_socket)(self.channel_name, user.pk, device_id)
+        opened = await _open_socket_in_db(self.channel_name, user.pk, device_id)
         if opened is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -143,7 +155,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
         if self.registered:
             self.registered = False
-            went_offline, online_co_members = await dbthread.database_call(_close_socket)(
+            went_offline, online_co_members = await _close_socket_in_db(
                 self.channel_name, self.user.pk
             )
             if went_offline:
@@ -205,9 +217,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_sync(self, frame):
         cursors = {int(key): value for key, value in frame.cursors.items()}
-        pages = await dbthread.database_call(queries.sync_pages)(
-            self.user, cursors, settings.SYNC_BATCH_LIMIT
-        )
+        pages = await _sync_pages_in_db(self.user, cursors, settings.SYNC_BATCH_LIMIT)
         synced, has_more = {}, {}
         for conversation_id, messages, more, cursor in pages:
             if isinstance(messages, ActionError):
@@ -220,7 +230,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame({"type": "synced", "cursors": synced, "has_more": has_more})
 
     async def on_typing(self, frame):
-        members = await dbthread.database_call(self._typing_recipients)(frame.conversation)
+        members = await _typing_recipients_in_db(self.user, frame.conversation)
         typing = {
             "type": "typing",
             "conversation": frame.conversation,
@@ -229,15 +239,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         }
         await realtime.send_to_users(members, typing)
 
-    def _typing_recipients(self, conversation_id: int) -> list[int]:
-        queries.require_membership(self.user, conversation_id, current=True)
-        return [uid for uid in queries.current_member_ids(conversation_id) if uid != self.user.pk]
-
     async def on_read(self, frame):
         await actions.amark_read(self.user, frame.conversation, frame.up_to)
 
     async def on_ping(self, frame):
-        await self.send_frame({"type": "pong"})
+        await self.send(text_data=PONG)
 
     # --- events from the channel layer ------------------------------------------------
 

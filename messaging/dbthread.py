@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connection
 
 
-def check_connection() -> None:
+def _check_connection() -> None:
     """Close this thread's connection if it had errors and no longer answers."""
     if connection.connection is not None and connection.errors_occurred:
         if connection.is_usable():
@@ -24,12 +24,12 @@ def check_connection() -> None:
             connection.close()
 
 
-def keeping_connection(fn: Callable) -> Callable:
-    """`fn` run after `check_connection`, closing the connection if it raised a DatabaseError."""
+def _keeping_connection(fn: Callable) -> Callable:
+    """`fn` run after `_check_connection`, closing the connection if it raised a DatabaseError."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        check_connection()
+        _check_connection()
         try:
             return fn(*args, **kwargs)
         except DatabaseError:
@@ -41,4 +41,4 @@ def keeping_connection(fn: Callable) -> Callable:
 
 def database_call(fn: Callable) -> Callable:
     """An awaitable form of `fn` for the event loop (see the module's docstring)."""
-    return sync_to_async(keeping_connection(fn), thread_sensitive=True)
+    return sync_to_async(_keeping_connection(fn), thread_sensitive=True)

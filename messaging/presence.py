@@ -63,10 +63,13 @@ def refresh_worker() -> None:
     Connection.objects.filter(seen__lt=now - PURGE_AFTER).delete()
 
 
+_refresh_worker_in_db = database_call(refresh_worker)
+
+
 async def _heartbeat() -> None:
     while True:
         await asyncio.sleep(HEARTBEAT_SECONDS)
-        await database_call(refresh_worker)()
+        await _refresh_worker_in_db()
 
 
 def ensure_heartbeat() -> None:

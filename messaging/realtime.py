@@ -61,8 +61,8 @@ def discard_local_socket(channel_name: str) -> None:
 async def send_to_users(user_ids: Iterable[int], frame: dict | str) -> None:
     """Deliver one frame (dict, or text already encoded) to every connection of these users.
 
-    Sockets of this event loop get it by a direct call; the rest through the channel
-    layer, batched on channels_redis's core layer (see `_redis_send_to_channels`).
+    Sockets of this event loop get it by a direct call; sockets of other processes get
+    one copy per process: its inbox on Redis (`_redis_send_remote`), the layer otherwise.
     """
     text = frame if isinstance(frame, str) else encode(frame)
     event = {"type": "chat.frame", "text": text}
@@ -86,13 +86,18 @@ async def send_to_users(user_ids: Iterable[int], frame: dict | str) -> None:
                 with contextlib.suppress(ChannelFull):  # as InMemoryChannelLayer.group_send
                     await layer.send(name, event)
         elif remote:
-            await _redis_send_remote(layer, remote, text, event, groups)
+            await _redis_send_remote(layer, remote, event, groups)
     finally:  # this process's sockets get their copy even if the layer failed
-        for deliver in here:
-            try:
-                await deliver(event)
-            except Exception:  # one broken socket must not cost the others their copy
-                logger.exception("in-process delivery failed")
+        await _deliver_each(here, event)
+
+
+async def _deliver_each(delivers: Iterable[Deliver], event: dict) -> None:
+    """`event` to each socket here; one broken socket does not cost the others their copy."""
+    for deliver in delivers:
+        try:
+            await deliver(event)
+        except Exception:
+            logger.exception("in-process delivery failed")
 
 
 def _is_redis_core_layer(layer) -> bool:
@@ -196,8 +201,12 @@ class _Inbox:
                 self.subscribed.set()
                 while True:
                     item = await pubsub.get_message(timeout=None)
-                    if item is not None and item["type"] == "message":
+                    if item is None or item["type"] != "message":
+                        continue
+                    try:
                         await _deliver_here(item["data"])
+                    except Exception:  # a malformed item: drop it, keep listening
+                        logger.exception("inbox %s: undeliverable item", self.name)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -228,33 +237,27 @@ async def _deliver_here(data: bytes) -> None:
     header, _, text = data.partition(b"\n")
     event = {"type": "chat.frame", "text": text.decode("utf8")}
     local = _local_sockets.get(asyncio.get_running_loop(), {})
-    for name in header.decode("ascii").split(" "):
-        deliver = local.get(name)
-        if deliver is None:  # closed since it was looked up
-            continue
-        try:
-            await deliver(event)
-        except Exception:
-            logger.exception("in-process delivery failed")
+    names = header.decode("ascii").split(" ")
+    await _deliver_each((local[name] for name in names if name in local), event)
 
 
-async def _redis_send_remote(layer, channels: list[str], text: str, event, groups) -> None:
-    """Copies for channels of other processes: one PUBLISH per process with a listening
-    inbox, in one pipeline per Redis connection. Channels of this process that are not
-    sockets here (none in normal operation) go through the layer as before."""
+async def _redis_send_remote(layer, channels: list[str], event: dict, groups) -> None:
+    """Copies for channels of other processes: one PUBLISH per process to its inbox, in
+    one pipeline per Redis connection. Channels of this process that are not sockets here
+    (none in normal operation), or all of them when this loop has no inbox (no socket
+    yet), go through the layer."""
     inbox = _inboxes.get(asyncio.get_running_loop())
-    own = inbox.process if inbox is not None else None
+    if inbox is None:
+        await _redis_send_to_channels(layer, sorted(channels), event, groups)
+        return
     by_process: dict[str, list[str]] = defaultdict(list)
     for name in channels:
         by_process[_process_of(name)].append(name)
-    strays = by_process.pop(own, []) if own else []
-    if inbox is None:  # no listener started here (no socket yet): everything by the layer
-        strays = channels
-        by_process.clear()
+    strays = by_process.pop(inbox.process, [])
     by_connection = defaultdict(list)
     for process, names in by_process.items():
         target = INBOX_PREFIX + process
-        payload = (" ".join(names) + "\n" + text).encode("utf8")
+        payload = (" ".join(names) + "\n" + event["text"]).encode("utf8")
         by_connection[layer.consistent_hash(target)].append((target, payload))
     for index, items in by_connection.items():
         pipe = layer.connection(index).pipeline(transaction=False)
