@@ -20,7 +20,7 @@ PARTS = [
     ("frame parse + schema (parse_frame)", r"^parse_frame "),
     ("envelope re-validation (validate_envelope)", r"^validate_envelope "),
     ("signing key kid (compute_kid/spki_of)", r"^(compute_kid|spki_of) "),
-    ("PSS verify (_pss_verify)", r"^_pss_verify "),
+    ("PSS verify (pss_verify)", r"^pss_verify "),
     ("store_message (DB thread, all)", r"^store_message "),
     (
         "DB connect/close (close_old_connections, connect)",

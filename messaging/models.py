@@ -26,6 +26,12 @@ class Conversation(models.Model):
     created = models.DateTimeField(default=timezone.now)
     last_seq = models.PositiveBigIntegerField(default=0)
     last_activity = models.DateTimeField(default=timezone.now)
+    #: A group's own id (§8), made by its creator; None for direct conversations and for
+    #: v1 groups until their owner posts record 0.
+    gid = models.UUIDField(null=True, blank=True, unique=True)
+    #: n and hash of the last roster record (None / "" while there is no roster).
+    roster_n = models.PositiveBigIntegerField(null=True, blank=True)
+    roster_hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-last_activity"]
@@ -87,6 +93,8 @@ class Message(models.Model):
     created = models.DateTimeField(default=timezone.now)
     envelope = models.JSONField()
     size = models.PositiveIntegerField(default=0)
+    #: The sending device's counter (§2); None for a v1 envelope.
+    n = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["conversation", "seq"]
@@ -94,9 +102,58 @@ class Message(models.Model):
             models.UniqueConstraint(fields=["conversation", "seq"], name="gapless_seq_unique"),
             models.UniqueConstraint(fields=["sender", "client_msg_id"], name="idempotent_send"),
         ]
+        indexes = [
+            models.Index(fields=["conversation", "sender_device", "n"], name="counter_by_device"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.conversation_id}"
+
+
+class RosterRecord(models.Model):
+    """One signed record of a group's roster (§8), as its maker sent it; the chain
+    ``conversation.roster_n`` / ``roster_hash`` ends at the last one."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="roster_records"
+    )
+    n = models.PositiveBigIntegerField()
+    prev = models.CharField(max_length=64)
+    op = models.CharField(max_length=10)
+    subjects = models.JSONField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    title = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 (PROTOCOL: null)
+    sig_kid = models.CharField(max_length=64)
+    sig = models.TextField()
+    hash = models.CharField(max_length=64)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["conversation", "n"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "n"], name="one_record_per_n"),
+        ]
+
+    def __str__(self) -> str:
+        return f"record {self.n} ({self.op}) of {self.conversation_id}"
+
+
+class HistoryKey(models.Model):
+    """A content key of a stored message wrapped for a linked device (§7.3) by another
+    device of the same user; served as that device's entry in the envelope's ``keys``."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="history_keys")
+    device = models.ForeignKey("keys.Device", on_delete=models.CASCADE, related_name="+")
+    ek = models.TextField()
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "device"], name="one_history_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"history key of message {self.message_id} for device {self.device_id}"
 
 
 class Connection(models.Model):
