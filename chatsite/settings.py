@@ -189,6 +189,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 
 # --- Protocol limits --------------------------------------------------------------------
 MAX_FRAME_BYTES = int(os.environ.get("MAX_FRAME_BYTES", str(256 * 1024)))
+# Active devices a user may have at once (PROTOCOL §6).
+MAX_DEVICES = int(os.environ.get("MAX_DEVICES", "10"))
 WS_RATE_PER_SECOND = float(os.environ.get("WS_RATE_PER_SECOND", "20"))
 WS_RATE_BURST = int(os.environ.get("WS_RATE_BURST", "50"))
 WS_FLOOD_CLOSE_AFTER = int(os.environ.get("WS_FLOOD_CLOSE_AFTER", "100"))

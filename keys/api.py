@@ -8,22 +8,68 @@ from accounts.errors import ActionError
 from accounts.models import User
 from accounts.schemas import with_errors
 
-from .actions import register_device, revoke_device
-from .models import Device
-from .schemas import DeviceIn, DeviceList, KeyLookup, OwnDeviceOut, UserDevices, device_dict
+from .actions import register_device, revoke_device, set_identity
+from .models import Device, Identity
+from .schemas import (
+    DeviceIn,
+    DeviceList,
+    IdentityIn,
+    IdentityWrapped,
+    KeyLookup,
+    OwnDeviceOut,
+    UserDevices,
+    UserIdentity,
+    device_dict,
+    identity_dict,
+)
 
 router = Router(tags=["keys"], auth=session_auth)
 
 
+def _user_named(username: str) -> User:
+    owner = User.objects.filter(username=username).first()
+    if owner is None:
+        raise ActionError("not_found", "No such user.")
+    return owner
+
+
+@router.get("/users/{username}/identity/", response=with_errors({200: UserIdentity}))
+def user_identity(request, username: str):
+    """A user's current identity key (or null) and the ones it replaced, newest first."""
+    owner = _user_named(username)
+    identities = list(Identity.objects.filter(user=owner))
+    current = next((i for i in identities if i.replaced is None), None)
+    return {
+        "user": owner.as_ref(),
+        "identity": identity_dict(current) if current else None,
+        "previous": [identity_dict(i) for i in identities if i.replaced is not None],
+    }
+
+
+@router.put("/identity/", response=with_errors({200: IdentityWrapped, 201: IdentityWrapped}))
+def put_identity(request, body: IdentityIn):
+    """Set my identity key (201), confirm it (200, the same key), or reset it with
+    `replace` (201: every device of mine is revoked)."""
+    identity, created = set_identity(
+        request.auth,
+        id_spki=body.id_spki,
+        proof=body.proof,
+        upgrade=body.upgrade.model_dump() if body.upgrade else None,
+        replace=body.replace,
+    )
+    return Status(201 if created else 200, {"identity": identity_dict(identity)})
+
+
 @router.post("/devices/", response=with_errors({201: OwnDeviceOut}))
 def create_device(request, body: DeviceIn):
-    """Register this client's keys as a new device of the logged-in user."""
+    """Register this client's keys, certified by my identity, as a new device of mine."""
     device = register_device(
         request.auth,
         name=body.name,
         enc_spki=body.enc_spki,
         sig_spki=body.sig_spki,
         proof=body.proof,
+        cert=body.cert,
     )
     return Status(201, device_dict(device))
 
@@ -47,9 +93,7 @@ def delete_device(request, device_id: int = Path(..., ge=1, le=2**63 - 1)):
 @router.get("/users/{username}/devices/", response=with_errors({200: UserDevices}))
 def list_user_devices(request, username: str, include_revoked: bool = False):
     """A user's devices with their public keys (active only unless `include_revoked=1`)."""
-    owner = User.objects.filter(username=username).first()
-    if owner is None:
-        raise ActionError("not_found", "No such user.")
+    owner = _user_named(username)
     devices = Device.objects.filter(user=owner)
     if not include_revoked:
         devices = devices.active()

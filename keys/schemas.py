@@ -15,6 +15,41 @@ class DeviceIn(StrictIn):
     enc_spki: str = Field(max_length=B64_MAX)
     sig_spki: str = Field(max_length=B64_MAX)
     proof: str = Field(max_length=B64_MAX)
+    cert: str = Field(max_length=B64_MAX)
+
+
+class UpgradeIn(StrictIn):
+    sig_kid: str = Field(max_length=64)
+    sig: str = Field(max_length=B64_MAX)
+
+
+class IdentityIn(StrictIn):
+    id_spki: str = Field(max_length=B64_MAX)
+    proof: str = Field(max_length=B64_MAX)
+    upgrade: UpgradeIn | None = None
+    replace: bool = False
+
+
+class IdentityOut(Schema):
+    id_spki: str
+    id_kid: str
+    proof: str
+    upgrade: dict | None
+    created: str
+
+
+class PreviousIdentityOut(IdentityOut):
+    replaced: str
+
+
+class IdentityWrapped(Schema):
+    identity: IdentityOut
+
+
+class UserIdentity(Schema):
+    user: UserRef
+    identity: IdentityOut | None
+    previous: list[PreviousIdentityOut]
 
 
 class OwnDeviceOut(Schema):
@@ -25,6 +60,7 @@ class OwnDeviceOut(Schema):
     enc_kid: str
     sig_kid: str
     proof: str
+    cert: str | None
     created: str
     revoked: str | None
 
@@ -53,6 +89,21 @@ def device_dict(device) -> dict:
         "enc_kid": device.enc_kid,
         "sig_kid": device.sig_kid,
         "proof": device.proof,
+        "cert": device.cert or None,
         "created": iso_utc(device.created),
         "revoked": iso_utc(device.revoked),
     }
+
+
+def identity_dict(identity) -> dict:
+    """An identity as PROTOCOL §4 shows it; a replaced one adds `replaced`."""
+    data = {
+        "id_spki": protocol.b64encode(bytes(identity.id_spki)),
+        "id_kid": identity.id_kid,
+        "proof": identity.proof,
+        "upgrade": identity.upgrade,
+        "created": iso_utc(identity.created),
+    }
+    if identity.replaced is not None:
+        data["replaced"] = iso_utc(identity.replaced)
+    return data

@@ -6,3 +6,5 @@ from django.dispatch import Signal
 device_added = Signal()
 #: Sent with ``device`` after a device is revoked; its sockets must close.
 device_revoked = Signal()
+#: Sent with ``user`` after her identity key was set or replaced.
+identity_changed = Signal()

@@ -3,7 +3,7 @@
 from django.dispatch import receiver
 
 from accounts.signals import user_deactivated
-from keys.signals import device_added, device_revoked
+from keys.signals import device_added, device_revoked, identity_changed
 
 from . import queries, realtime
 
@@ -27,3 +27,8 @@ def on_device_revoked(sender, device, **kwargs):
 @receiver(user_deactivated)
 def on_user_deactivated(sender, user, **kwargs):
     realtime.close_user_sockets_sync(user.pk)
+
+
+@receiver(identity_changed)
+def on_identity_changed(sender, user, **kwargs):
+    _tell_device_change(user)

@@ -13,8 +13,11 @@ _key_counter = itertools.count()
 
 
 def fresh_device_keys() -> protocol.DeviceKeys:
-    """A new 2048-bit device key pair set (the smallest PROTOCOL allows: tests stay fast)."""
-    return protocol.generate_device_keys(2048)
+    """New 2048-bit device keys (the smallest PROTOCOL allows: tests stay fast) holding an
+    identity key of their own, which a user's first device brings to the account
+    (`ChatUser.register_device`, `live_user`); later devices are certified by that one."""
+    keys = protocol.generate_device_keys(2048)
+    return keys.with_identity(protocol.generate_identity_key(2048))
 
 
 @pytest.fixture

@@ -51,7 +51,12 @@ class ApiClient:
 
 @dataclass
 class ChatUser:
-    """A registered, logged-in user with one registered device."""
+    """A registered, logged-in user with one registered device.
+
+    The first device registered brings the user's identity key (its `keys.id_private`,
+    set with `PUT /api/identity/`); every device is certified by that identity, and
+    `keys` holds it (`DeviceKeys.with_identity`).
+    """
 
     username: str
     api: ApiClient
@@ -59,8 +64,18 @@ class ChatUser:
     keys: protocol.DeviceKeys | None = None
     device_id: int | None = None
     devices: dict = field(default_factory=dict)
+    identity: object = None  # the identity RsaKey, once set
+
+    def set_identity(self, identity) -> dict:
+        response = self.api.call("PUT", "/api/identity/", identity_body(self.user_id, identity))
+        assert response.status_code in (200, 201), response.content
+        self.identity = identity
+        return response.json_body
 
     def register_device(self, keys: protocol.DeviceKeys, name: str = "test device") -> dict:
+        if self.identity is None:
+            self.set_identity(keys.id_private)
+        keys = keys.with_identity(self.identity)
         response = self.api.post("/api/devices/", device_body(self.user_id, keys, name))
         assert response.status_code == 201, response.content
         self.keys, self.device_id = keys, response.json_body["id"]
@@ -76,11 +91,21 @@ class ChatUser:
 
 
 def device_body(user_id: int, keys: protocol.DeviceKeys, name: str = "test device") -> dict:
+    """`POST /api/devices/` for `keys`, certified by the identity they hold."""
     return {
         "name": name,
         "enc_spki": protocol.b64encode(keys.enc_spki),
         "sig_spki": protocol.b64encode(keys.sig_spki),
         "proof": protocol.sign_device_proof(keys, user_id),
+        "cert": protocol.sign_device_cert(keys.id_private, user_id, keys.enc_kid, keys.sig_kid),
+    }
+
+
+def identity_body(user_id: int, identity) -> dict:
+    """`PUT /api/identity/` for the identity RsaKey `identity`."""
+    return {
+        "id_spki": protocol.b64encode(protocol.spki_of(identity)),
+        "proof": protocol.sign_identity_proof(identity, user_id),
     }
 
 

@@ -37,14 +37,27 @@ class LiveUser:
 
 
 async def live_user(base_url: str, username: str, keys: protocol.DeviceKeys) -> LiveUser:
+    """Register `username`, set her identity to the one `keys` hold, register `keys` as
+    her device certified by it."""
     session = ChatSession(base_url)
     user = await session.register(username, PASSWORD)
-    device = await session.register_device(
-        "live test",
-        protocol.b64encode(keys.enc_spki),
-        protocol.b64encode(keys.sig_spki),
-        protocol.sign_device_proof(keys, user["id"]),
+    identity = keys.id_private
+    await session.request(
+        "PUT",
+        "/api/identity/",
+        {
+            "id_spki": protocol.b64encode(protocol.spki_of(identity)),
+            "proof": protocol.sign_identity_proof(identity, user["id"]),
+        },
     )
+    body = {
+        "name": "live test",
+        "enc_spki": protocol.b64encode(keys.enc_spki),
+        "sig_spki": protocol.b64encode(keys.sig_spki),
+        "proof": protocol.sign_device_proof(keys, user["id"]),
+        "cert": protocol.sign_device_cert(identity, user["id"], keys.enc_kid, keys.sig_kid),
+    }
+    device = await session.request("POST", "/api/devices/", body)
     return LiveUser(username, session, user["id"], keys, device["id"])
 
 
