@@ -44,6 +44,7 @@ KEY_COMMITMENT_LABEL = b"e2ee-chat/v1/key-commitment"
 _B64_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _KID_RE = re.compile(r"[0-9a-f]{64}")
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_USER_KEY_RE = re.compile(r"[1-9][0-9]*")
 _UUID4_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
@@ -208,7 +209,7 @@ class DeviceKeys:
     def with_identity(self, id_private: RsaKey) -> DeviceKeys:
         """The same device keys holding ``id_private`` as the identity key."""
         checked = identity_key_from_pkcs8(id_private.export_key("DER", pkcs=8))
-        if checked.export_key("DER") in (self.enc_spki, self.sig_spki):
+        if spki_of(checked) in (self.enc_spki, self.sig_spki):
             raise ProtocolError("invalid_key", "the identity key must differ from device keys")
         return replace(self, id_private=checked)
 
@@ -774,7 +775,7 @@ def check_trust_state(trust: object) -> dict:
     if not isinstance(identities, dict):
         raise ProtocolError("bad_request", "trust must hold an identities object")
     for user_id, entry in identities.items():
-        if not (isinstance(user_id, str) and user_id.isdigit() and user_id[0] != "0"):
+        if not (isinstance(user_id, str) and _USER_KEY_RE.fullmatch(user_id)):
             raise ProtocolError("bad_request", "trust identities are keyed by user id")
         if (
             not isinstance(entry, dict)
