@@ -351,6 +351,28 @@ def test_seal_open_round_trip_for_every_recipient():
         assert open_as(name, envelope) == {"type": "text", "text": "hello ✓"}
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n", 0),
+        ("n", 2**53),
+        ("n", "17"),
+        ("n", 1.5),
+        ("n", True),
+        ("head", "x"),
+        ("head", HEAD.upper()),
+        ("head", None),
+        ("v", 3),
+        ("v", "2"),
+        ("v", 1),
+    ],
+)
+def test_validate_envelope_checks_v_n_and_head_by_themselves(field, value):
+    with pytest.raises(ProtocolError) as exc:
+        validate_envelope({**sealed(), field: value})
+    assert exc.value.code == "bad_request"
+
+
 def test_direct_envelope_with_empty_head_opens():
     envelope = sealed(n=1, head="")
     assert open_as("bob", envelope)["text"] == "hello ✓"

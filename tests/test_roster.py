@@ -175,6 +175,14 @@ def test_signing_key_none_is_bad_signature():
     assert code_of(records, signing_key=lambda record: None) == "bad_signature"
 
 
+def test_a_key_whose_kid_is_not_the_records_sig_kid_does_not_sign_it():
+    record = chain(("create", [1], 1, None, "alice"))[0]
+    relabelled = {**record, "sig_kid": fixed_keys()["bob"].sig_kid}
+    alice = fixed_keys()["alice"].sig_public
+    assert code_of([relabelled], signing_key=lambda r: alice) == "bad_signature"
+    assert code_of([record], signing_key=lambda r: alice) == "ok"
+
+
 def test_verify_chain_needs_a_uuid4_and_its_own_state():
     records = chain(("create", [1], 1, None, "alice"))
     assert code_of(records, gid=GID.upper()) == "bad_request"

@@ -226,6 +226,17 @@ describe('envelopes', () => {
     }
   });
 
+  test('validateEnvelope checks v, n and head by themselves', async () => {
+    const envelope = await seal();
+    for (const [field, value] of [['n', 0], ['n', 2 ** 53], ['n', '17'], ['n', 1.5], ['n', true], ['head', 'x'], ['head', HEAD.toUpperCase()], ['head', null], ['v', 3], ['v', '2']]) {
+      assert.throws(() => P.validateEnvelope({ ...envelope, [field]: value }), rejectsWith('bad_request'), `${field} ${value}`);
+    }
+    const { n, ...withoutN } = envelope;
+    assert.throws(() => P.validateEnvelope(withoutN), rejectsWith('bad_request'));
+    assert.throws(() => P.validateEnvelope({ ...envelope, v: 1 }), rejectsWith('bad_request'));
+    assert.ok(n);
+  });
+
   test('a direct envelope with an empty head opens', async () => {
     assert.equal((await openAs('bob', await seal(undefined, { n: 1, head: '' }))).text, 'hello ✓');
   });

@@ -148,6 +148,13 @@ describe('rules', () => {
     assert.equal(await codeOf(records, { state: new R.RosterState('00000000-0000-4000-8000-000000000008') }), 'bad_request');
   });
 
+  test('a key whose kid is not the record\'s sig_kid does not sign it', async () => {
+    const [record] = await chain(['create', [1], 1, null, 'alice']);
+    const relabelled = { ...record, sig_kid: keys.bob.sigKid };
+    assert.equal(await codeOf([relabelled], { signingKey: () => keys.alice.sigPublic }), 'bad_signature');
+    assert.equal(await codeOf([record], { signingKey: () => keys.alice.sigPublic }), 'ok');
+  });
+
   test('signingKey is asked once per (by, sig_kid)', async () => {
     const records = await chain(
       ['create', [1, 2], 1, null, 'alice'],
