@@ -150,7 +150,7 @@ def make_record(
 
 def verify_record_signature(gid: str, record: dict, sig_public: RsaKey) -> bool:
     """Whether ``sig`` is ``sig_public``'s signature of R_n and ``sig_kid`` is its kid."""
-    if record["sig_kid"] != protocol.compute_kid(protocol.spki_of(sig_public)):
+    if record["sig_kid"] != protocol.kid_of(sig_public):
         return False
     text = roster_string(
         gid,

@@ -82,11 +82,13 @@ export function b64decode(text, length = undefined) {
     throw new ProtocolError('bad_request', 'not canonical base64');
   }
   const binary = atob(text);
-  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  if (b64encode(bytes) !== text) throw new ProtocolError('bad_request', 'not canonical base64');
-  if (length !== undefined && bytes.length !== length) {
+  // atob also takes non-zero trailing bits; the canonical encoding of what it gave must be the text.
+  if (btoa(binary) !== text) throw new ProtocolError('bad_request', 'not canonical base64');
+  if (length !== undefined && binary.length !== length) {
     throw new ProtocolError('bad_request', `expected ${length} bytes of base64`);
   }
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
   return bytes;
 }
 

@@ -324,9 +324,13 @@ function startCrypto(gid, record, keyFor) {
   return { hash, signed };
 }
 
-/** Check one record whose crypto has been started, in the server's order, then apply it. */
-async function checkAndApply(state, record, crypto, served) {
-  validateRecord(record, { served });
+/**
+ * Check one record whose crypto has been started, in the server's order, then apply it.
+ * `shapeError` is what validateRecord threw for it (undefined: not checked yet, null: fine).
+ */
+async function checkAndApply(state, record, crypto, served, shapeError = undefined) {
+  if (shapeError === undefined) validateRecord(record, { served });
+  else if (shapeError !== null) throw shapeError;
   state.checkPosition(record);
   if ((await crypto().hash) !== record.hash) throw new RosterError('bad_request', `record ${record.n}: hash is wrong`);
   if (!(await crypto().signed)) throw new RosterError('bad_signature', `record ${record.n}: signature does not verify`);
@@ -369,16 +373,17 @@ export async function verifyChain(gid, records, signingKey, { state = null, serv
   const list = Array.from(records);
   for (let start = 0; start < list.length; start += WINDOW) {
     const window = list.slice(start, start + WINDOW);
-    const started = window.map((record) => {
+    const shapeErrors = window.map((record) => {
       try {
         validateRecord(record, { served });
-      } catch {
-        return null; // checkAndApply throws the shape error when it gets there
+        return null;
+      } catch (error) {
+        return error; // checkAndApply throws it when it gets there
       }
-      return startCrypto(gid, record, keyFor);
     });
+    const started = window.map((record, i) => (shapeErrors[i] ? null : startCrypto(gid, record, keyFor)));
     for (const [i, record] of window.entries()) {
-      await checkAndApply(current, record, () => started[i], served);
+      await checkAndApply(current, record, () => started[i], served, shapeErrors[i]);
     }
   }
   return current;
