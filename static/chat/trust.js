@@ -158,6 +158,7 @@ export class Trust extends EventTarget {
       record.v1 = [...new Set([...record.v1, ...v1SigKids])];
     }
     record.username = user.username;
+    if (formerId === undefined) this.state.names[user.username] = user.id; // e.g. a record adopted from a link
     if (JSON.stringify([record, this.state.names[user.username] ?? null]) !== before) {
       await this.save();
       this.changed();

@@ -442,4 +442,10 @@ test('the trust state handed to a linked device carries accepted identities and 
   await other.adopt(state);
   assert.equal(other.isVerified(IDS.bob), true);
   assert.equal(other.record(IDS.carol).id_kid, K.carol.idKid);
+  // the adopted decisions apply when the new device first loads those users
+  await other.pinSelf(ME, K.alice.idKid);
+  const fresh = new Directory({ me: ME, trust: other });
+  assert.deepEqual((await fresh.recipientsOf(['bob', 'carol'])).problems, []);
+  assert.equal(other.userIdOf('bob'), IDS.bob);
+  assert.equal(other.isVerified(IDS.bob), true);
 });
