@@ -2,7 +2,8 @@
  * History for a newly linked device (PROTOCOL §7.3): for every message this device can
  * read, in every conversation the user is a current member of, newest first across
  * conversations, unwrap the content key with this device's key and wrap it for the new
- * device's encryption key; post the wraps in batches of at most 500 with `X-Device-Id`.
+ * device's encryption key; post the wraps in batches of at most 500 (and at most 200 KiB,
+ * under the 256 KiB body limit) with `X-Device-Id`.
  *
  * One job per target device, kept in IndexedDB (`kv/transfer:<this device id>`): the
  * target's public key and, per conversation, the seq down to which everything is done.
@@ -20,6 +21,11 @@ import { getItem, setItem } from './store.js';
 
 /** Most wraps per POST (the server's limit). */
 export const MAX_WRAPS = 500;
+/**
+ * Most bytes of wraps per POST: the body limit is 256 KiB (§6), which 500 wraps of a
+ * 3072-bit key (about 545 bytes each) exceed; a batch is split to stay well below it.
+ */
+export const MAX_BODY = 200 * 1024;
 const PAGE = 100;
 const PARALLEL = 8;
 
@@ -222,11 +228,18 @@ export class HistoryTransfer extends EventTarget {
   }
 
   /**
-   * POST the wraps (one request, ≤ 500). A `not_member` refusal (a conversation left
-   * meanwhile) posts per conversation and skips the refused ones. Resolves the map of
-   * refused conversation ids to their wrap counts.
+   * POST the wraps, in requests of at most MAX_WRAPS wraps and MAX_BODY bytes. A
+   * `not_member` refusal (a conversation left meanwhile) posts per conversation and
+   * skips the refused ones. Resolves the map of refused conversation ids to their wrap
+   * counts.
    */
   async post(job, wraps) {
+    const refused = new Map();
+    for (const chunk of chunks(wraps)) for (const [id, count] of await this.postChunk(job, chunk)) refused.set(id, (refused.get(id) ?? 0) + count);
+    return refused;
+  }
+
+  async postChunk(job, wraps) {
     const refused = new Map();
     if (!wraps.length) return refused;
     const body = (list) => list.map(({ message, ek }) => ({ message, ek }));
@@ -247,6 +260,25 @@ export class HistoryTransfer extends EventTarget {
     }
     return refused;
   }
+}
+
+/** Wraps in requests of at most MAX_WRAPS items and about MAX_BODY bytes of JSON. */
+function chunks(wraps) {
+  const out = [];
+  let current = [];
+  let bytes = 0;
+  for (const wrap of wraps) {
+    const size = wrap.ek.length + String(wrap.message).length + 24;
+    if (current.length && (current.length >= MAX_WRAPS || bytes + size > MAX_BODY)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(wrap);
+    bytes += size;
+  }
+  if (current.length) out.push(current);
+  return out;
 }
 
 function describe(error) {

@@ -65,6 +65,7 @@ function fakeApi(history, { refuse = new Set(), gone = false } = {}) {
       assert.equal(deviceId, DEVICE, 'X-Device-Id names this device');
       assert.equal(targetId, TARGET);
       assert.ok(wraps.length >= 1 && wraps.length <= MAX_WRAPS, `a request of ${wraps.length} wraps`);
+      assert.ok(JSON.stringify({ wraps }).length < 256 * 1024, 'a request over the body limit');
       const convs = new Set(wraps.map((w) => Math.floor(w.message / 10000)));
       if ([...convs].some((c) => refuse.has(c))) throw new ApiError(403, 'not_member', 'Not a member.');
       posts.push(structuredClone(wraps));
@@ -208,4 +209,15 @@ test('a revoked target stops the transfer with a reason, and a wrong target key 
   await other.start({ ...targetInfo(), enc_kid: stranger.encKid });
   assert.equal(other.job.state, 'failed');
   assert.equal(api.posts.length, 0, 'wrapped for a key that is not the target’s');
+});
+
+test('wraps for a 4096-bit device are split to stay under the 256 KiB body limit', async () => {
+  const big = await P.generateDeviceKeys(4096);
+  const history = makeHistory({ 1: 520 });
+  const api = fakeApi(history);
+  const transfer = await transferFor(api, history).load();
+  await transfer.start({ ...targetInfo(), enc_kid: big.encKid, enc_spki: P.b64encode(big.encSpki) });
+  assert.equal(transfer.job.state, 'done');
+  assert.equal(api.posts.flat().length, 520);
+  assert.ok(api.posts.length >= 3, `${api.posts.length} requests`);
 });
