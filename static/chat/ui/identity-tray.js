@@ -26,6 +26,7 @@ export async function startIdentity(app, { me, deviceId, keys }) {
     keys,
     conversations: () => app.list().filter((c) => !c.left).map((c) => ({ id: c.id, last_seq: c.last_seq })),
   }).load();
+  if (transfer.job?.state === 'done') await transfer.dismiss(); // told last time
   const tray = new IdentityTray({ inbox, transfer });
   inbox.start().catch(() => {});
   transfer.resumeIfInterrupted();
@@ -160,9 +161,8 @@ export class IdentityTray {
       this.card = h('section.tray-card.transfer-card', { 'aria-labelledby': 'transfer-title', dataset: { transferState: state } },
         h('h2', { id: 'transfer-title' }, ...title),
         this.progress,
-        this.count,
         job.error ? h('p.form-error', {}, job.error) : null,
-        h('div.row', {}, buttons));
+        h('div.transfer-foot', {}, this.count, h('div.row', {}, buttons)));
       replace(this.transferEl, this.card);
     }
     const value = state === 'done' ? total : Math.min(done ?? 0, total);
