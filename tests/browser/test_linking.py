@@ -147,7 +147,9 @@ def test_link_denied_and_cancelled(people):
     expect(alice2.page.locator("#link-code")).to_be_visible()
     alice.approval_code()
     alice2.page.get_by_role("button", name="Cancel").click()
-    expect(alice2.page.get_by_role("heading", name="Add this browser to your account")).to_be_visible()
+    expect(
+        alice2.page.get_by_role("heading", name="Add this browser to your account")
+    ).to_be_visible()
     expect(alice.page.locator("dialog[open]")).to_have_count(0)
     devices = alice.page.request.get("/api/devices/").json()["devices"]
     assert len([d for d in devices if not d["revoked"]]) == 1
