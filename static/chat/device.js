@@ -131,9 +131,9 @@ export async function deviceStatus(record) {
  * user without an identity makes it: the v2 keystore is stored first, then the identity
  * is published with the upgrade signature by this device's signing key, then the device
  * is certified. `extractable` are the unlocked keys (extractable); `passphrase` locks
- * the upgraded record.
+ * the upgraded record; `save` stores it (IndexedDB unless given).
  */
-export async function reconcile({ me, record, keys: extractable, passphrase, onStep = () => {} }) {
+export async function reconcile({ me, record, keys: extractable, passphrase, onStep = () => {}, save = putKeystore }) {
   const { status, device } = await deviceState(record);
   if (status !== 'active') return { state: 'gone', status };
   let keys = extractable;
@@ -143,7 +143,7 @@ export async function reconcile({ me, record, keys: extractable, passphrase, onS
     onStep('identity');
     keys = await keys.withIdentity(await makeIdentity());
     record = await lockKeystore(keys, { userId: me.id, username: me.username, deviceId: record.device_id, passphrase, iterations: Math.max(record.kdf.iterations, 600000) });
-    await putKeystore(record);
+    await save(record);
   }
   if (!listing.current && !listing.invalid && keys.identity && !device.cert) {
     const upgrade = await signIdentityUpgrade(keys, me.id, keys.idKid);
