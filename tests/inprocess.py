@@ -24,9 +24,12 @@ class ApiClient:
     def csrf(self) -> str:
         return self.http.cookies["csrftoken"].value
 
-    def call(self, method: str, path: str, body=None, raw: bytes | None = None):
+    def call(self, method: str, path: str, body=None, raw: bytes | None = None, headers=None):
+        """One request; `headers` adds request headers (e.g. {"X-Device-Id": "3"})."""
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         kwargs = {"content_type": "application/json", "HTTP_X_CSRFTOKEN": self.csrf}
+        if headers:
+            kwargs["headers"] = headers
         response = (
             getattr(self.http, method.lower())(path, data=data, **kwargs)
             if data is not None
@@ -42,8 +45,8 @@ class ApiClient:
     def get(self, path):
         return self.call("GET", path)
 
-    def post(self, path, body=None, raw=None):
-        return self.call("POST", path, body, raw)
+    def post(self, path, body=None, raw=None, headers=None):
+        return self.call("POST", path, body, raw, headers)
 
     def delete(self, path):
         return self.call("DELETE", path)
