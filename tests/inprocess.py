@@ -104,6 +104,23 @@ def device_body(user_id: int, keys: protocol.DeviceKeys, name: str = "test devic
     }
 
 
+def v1_device(user: ChatUser, keys: protocol.DeviceKeys, name: str = "v1 device") -> int:
+    """A device as v1 registered it (proof, no cert), stored straight in the database (the
+    API now requires a cert); returns its id. For upgrade (§7.5) tests."""
+    from keys.models import Device
+
+    device = Device.objects.create(
+        user_id=user.user_id,
+        name=name,
+        enc_spki=keys.enc_spki,
+        sig_spki=keys.sig_spki,
+        enc_kid=keys.enc_kid,
+        sig_kid=keys.sig_kid,
+        proof=protocol.sign_device_proof(keys, user.user_id),
+    )
+    return device.pk
+
+
 def identity_body(user_id: int, identity) -> dict:
     """`PUT /api/identity/` for the identity RsaKey `identity`."""
     return {
