@@ -375,8 +375,10 @@ def approve_link_request(user, request_id: int, *, cert: str, id_wrap: object) -
             link_request.status, link_request.device = LinkRequest.APPROVED, device
             link_request.id_wrap, link_request.expires = id_wrap, now + LINK_REQUEST_TTL
             link_request.save(update_fields=["status", "device", "id_wrap", "expires"])
-    except IntegrityError as exc:  # a concurrent registration of the same key
-        raise ActionError("duplicate_key", "This key is already registered.") from exc
+    except IntegrityError as exc:
+        if kid_registered(enc_kid) or kid_registered(sig_kid):  # registered concurrently
+            raise ActionError("duplicate_key", "This key is already registered.") from exc
+        raise
     news = device_certified if v1_device is not None else device_added
     transaction.on_commit(lambda: news.send(sender=Device, device=device))
     transaction.on_commit(
