@@ -39,7 +39,7 @@ async def next_of(ws, kind, timeout=5):
             return frame
 
 
-async def closed_with(ws, code, timeout=1.0):
+async def closed_with(ws, code, timeout=5.0):
     while True:
         output = await asyncio.wait_for(ws.output_queue.get(), timeout)
         if output["type"] == "websocket.close":
