@@ -128,9 +128,19 @@ export async function cancelLink(link) {
  * is stored), that the registered device holds this device's kids and a cert that
  * verifies under that identity (LinkError `bad_device`), then lock the v2 keystore under
  * `passphrase`, store it, and adopt the trust state (this device's own identity pinned).
- * Resolves `{record, keys}` (app keys).
+ * Either way the approved request is then deleted, so the wrapped identity key does not
+ * wait on the server until it expires. Resolves `{record, keys}` (app keys).
  */
 export async function completeLink({ me, link, approved, passphrase, storage }) {
+  try {
+    return await finishLink({ me, link, approved, passphrase, storage });
+  } finally {
+    // The wrapped identity key need not wait on the server until the request expires.
+    await cancelLink(link);
+  }
+}
+
+async function finishLink({ me, link, approved, passphrase, storage }) {
   const { keys } = link;
   let opened;
   try {

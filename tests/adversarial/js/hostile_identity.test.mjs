@@ -269,12 +269,15 @@ test('a new device shown a fake identity of its own user: the codes differ and n
     return { device: { id: 12, name: 'new browser', enc_kid: K.alice2.encKid, sig_kid: K.alice2.sigKid, cert: body.cert, created: new Date().toISOString(), revoked: null } };
   };
   const { device } = await inbox.approve(7);
+  const deleted = [];
+  api.deleteLinkRequest = async (id) => void deleted.push(id);
   const storage = memoryStorage();
   await assert.rejects(
     completeLink({ me: ME, link, approved: { status: 'approved', device, id_wrap: approval.id_wrap }, passphrase: 'x'.repeat(20), storage }),
     (error) => error instanceof LinkError && error.code === 'wrong_identity',
   );
   assert.equal(storage.data.size, 0, 'trust was adopted from a refused approval');
+  assert.deepEqual(deleted, [7], 'the approved request (with its wrap) is deleted');
   // and a cert made by the fake identity does not make the real wrap acceptable either
   const fakeCert = await P.signDeviceCert(fake, IDS.alice, K.alice2.encKid, K.alice2.sigKid);
   await assert.rejects(
