@@ -147,7 +147,12 @@ export async function reconcile({ me, record, keys: extractable, passphrase, onS
   }
   if (!listing.current && !listing.invalid && keys.identity && !device.cert) {
     const upgrade = await signIdentityUpgrade(keys, me.id, keys.idKid);
-    await api.putIdentity({ id_spki: b64encode(keys.idSpki), proof: await signIdentityProof(keys.identity, me.id), upgrade });
+    try {
+      await api.putIdentity({ id_spki: b64encode(keys.idSpki), proof: await signIdentityProof(keys.identity, me.id), upgrade });
+    } catch (error) {
+      // Another device of hers made the identity meanwhile: link to it instead.
+      if (!(error instanceof ApiError && error.code === 'identity_exists')) throw error;
+    }
     listing = await readIdentity(me.username);
   }
   if (!listing.current || listing.current.kid !== keys.idKid) return { state: 'link', keys };

@@ -116,3 +116,20 @@ test('a revoked device starts over', async () => {
   assert.deepEqual(await reconcile({ me: ME, record: v1record, keys, passphrase: PASS, save: async () => log.push(['save']) }), { state: 'gone', status: 'revoked' });
   assert.deepEqual(log, []);
 });
+
+test('an identity made elsewhere while this device upgraded: it links instead', async () => {
+  server = { identity: null, cert: null, revoked: null };
+  fake();
+  const other = await P.generateIdentityKey(2048);
+  const racing = await identityBody(other);
+  const put = api.putIdentity;
+  api.putIdentity = async (body) => {
+    server.identity = racing; // the other device was quicker
+    return put(body);
+  };
+  const keys = await unlockKeystore(v1record, PASS, { extractable: true });
+  const outcome = await reconcile({ me: ME, record: v1record, keys, passphrase: PASS, save: async () => log.push(['save']) });
+  assert.equal(outcome.state, 'link');
+  assert.equal(server.identity.id_kid, other.kid);
+  assert.ok(!log.some((e) => e[0] === 'cert'));
+});
