@@ -59,7 +59,7 @@ export class IdentityTray {
     const waiting = this.inbox.pending().filter((entry) => entry.request.id !== this.open);
     replace(this.requestsEl, waiting.map((entry) => h('div.tray-card.tray-request', { dataset: { requestId: entry.request.id } },
       h('p', {}, '“', entry.request.name, '” asks to join your account.'),
-      h('button.primary.small', { type: 'button', onclick: () => this.showDialog(entry) }, 'Review request'))));
+      h('button.primary.small', { type: 'button', 'aria-label': `Review the request of “${entry.request.name}”`, onclick: () => this.showDialog(entry) }, 'Review request'))));
   }
 
   /** The approval dialog of one request. */

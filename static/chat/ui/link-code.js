@@ -6,7 +6,7 @@
 import { formatLinkCode } from '../protocol.js';
 import { h } from './dom.js';
 
-/** The code as a paragraph; `data-code` holds the 20 characters (for comparing). */
+/** The code as a labelled group; `data-code` holds the 20 characters (for comparing). */
 export function linkCodeView(code, { id } = {}) {
   const groups = formatLinkCode(code).split(' ');
   const parts = [];
@@ -14,5 +14,5 @@ export function linkCodeView(code, { id } = {}) {
     if (i) parts.push(' ');
     parts.push(h('span.code-group', {}, group));
   });
-  return h('p.link-code', { id, 'aria-label': `Link code: ${groups.join(', ')}`, dataset: { code } }, parts);
+  return h('div.link-code', { id, role: 'group', 'aria-label': 'Link code', dataset: { code } }, parts);
 }

@@ -12,7 +12,7 @@ import { confirmDialog } from './dialogs.js';
 
 /** 60 digits as a grid of 12 groups (3 rows of 4 on a wide screen). */
 export function safetyNumberView(formatted, { id, label }) {
-  return h('p.safety-number', { id, 'aria-label': label, dataset: { number: formatted.replaceAll(' ', '') } },
+  return h('div.safety-number', { id, role: 'group', 'aria-label': label, dataset: { number: formatted.replaceAll(' ', '') } },
     formatted.split(' ').map((group, i) => [i ? ' ' : null, h('span.safety-group', {}, group)]));
 }
 
@@ -35,7 +35,14 @@ export class SafetyView {
     this.app.removeEventListener('change', this.listener);
   }
 
+  /** Re-render, keeping the focus on the control that had it (by id). */
   async render(force = false) {
+    const focused = this.body.contains(document.activeElement) ? document.activeElement.id : null;
+    await this.draw(force);
+    if (focused) document.getElementById(focused)?.focus();
+  }
+
+  async draw(force) {
     let safety;
     try {
       safety = await safetyWith({ me: this.app.me, myIdKid: this.app.keys.idKid, directory: this.app.directory, trust: this.app.trust }, this.username, { force });
@@ -52,7 +59,7 @@ export class SafetyView {
       return;
     }
     if (safety.state === 'changed') {
-      const accept = h('button.danger', { type: 'button', onclick: async () => {
+      const accept = h('button.danger', { type: 'button', id: 'accept-safety', onclick: async () => {
         if (!(await confirmDialog({ title: 'Accept new safety number?', message: `Accept only if ${name} told you they reset their account, or you compared the new number with them.`, confirm: 'Accept new safety number', danger: true }))) return;
         await this.app.trust.accept(uid);
         toast(`Accepted ${name}’s new safety number.`);
