@@ -165,7 +165,9 @@ def test_cli_key_file_imports_in_the_browser_and_shows_the_history(people, cli_u
     assert json.loads(key_file.read_text()) == json.loads((dora.dir / "keystore.json").read_text())
 
     dora_browser.login()
-    expect(dora_browser.page.get_by_role("heading", name="Set up this browser")).to_be_visible()
+    expect(
+        dora_browser.page.get_by_role("heading", name="Add this browser to your account")
+    ).to_be_visible()
     dora_browser.import_key_file(key_file, CLI_PASSPHRASE)
     dora_browser.open_conversation(bob.username)
     dora_browser.expect_message("from dora's terminal")
