@@ -257,7 +257,7 @@ def test_browser_linked_by_the_cli_reads_the_history(people, cli_user):
     erin_browser.send("erin, now from the linked browser")
     erin_browser.expect_sent("erin, now from the linked browser")
     bob.expect_message("erin, now from the linked browser")
-    expect(bob.page.locator(".identity-notice")).to_have_count(0)
+    expect(bob.page.locator(".trust-alert")).to_have_count(0)
     assert texts(erin.run("history", bob.username).stdout)[-1] == (
         f"{erin.username}: erin, now from the linked browser"
     )
@@ -298,5 +298,5 @@ def test_cli_linked_by_the_browser_reads_the_history(people, stack, tmp_path):
     # the terminal sends as alice; bob's browser takes it as alice's, without a warning
     terminal.run("send", bob.username, "alice, now from the linked terminal")
     bob.expect_message("alice, now from the linked terminal")
-    expect(bob.page.locator(".identity-notice")).to_have_count(0)
+    expect(bob.page.locator(".trust-alert")).to_have_count(0)
     verified_in_browser(bob, 3)

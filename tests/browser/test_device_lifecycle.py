@@ -130,14 +130,14 @@ def test_reset_signs_out_other_devices_and_contacts_must_accept(people):
     # the old device is signed out at once
     expect(alice.page.get_by_role("heading", name="Disconnected")).to_be_visible()
     # bob is told inside the conversation and cannot write to alice until he accepts
-    notice = bob.page.locator(".identity-notice[data-kind=identity_changed]")
+    notice = bob.page.locator(".trust-alert[data-kind=identity_changed]")
     expect(notice).to_contain_text(f"{alice.username}’s safety number changed")
     expect(bob.page.get_by_role("button", name="Send")).to_be_disabled()
     bob.page.locator("#composer-input").fill("are you there?")
     bob.page.locator("#composer-input").press("Enter")
     expect(bob.page.locator(".msg.own", has_text="are you there?")).to_have_count(0)
     # his safety number page shows the change and the new number
-    go_safety_changed = bob.page.locator(".identity-notice").get_by_role(
+    go_safety_changed = bob.page.locator(".trust-alert").get_by_role(
         "link", name="Compare safety numbers"
     )
     go_safety_changed.click()
@@ -151,7 +151,7 @@ def test_reset_signs_out_other_devices_and_contacts_must_accept(people):
     assert bob.page.locator("#safety-number").get_attribute("data-number") == new_number
     back_to_chats(bob)
     bob.open_conversation(alice.username)
-    expect(bob.page.locator(".identity-notice")).to_have_count(0)
+    expect(bob.page.locator(".trust-alert")).to_have_count(0)
     bob.send("hello after reset")
     bob.expect_sent("hello after reset")
     alice2.open_conversation(bob.username)
@@ -208,7 +208,7 @@ def test_stale_devices_refetch_and_reencrypt(people):
     bob.expect_message("two")
     bob2.open_conversation(alice.username)
     bob2.expect_message("two")
-    expect(alice.page.locator(".identity-notice")).to_have_count(0)
+    expect(alice.page.locator(".trust-alert")).to_have_count(0)
 
 
 FORGE_DEVICE = """async ([list, withCert]) => {
@@ -245,7 +245,7 @@ def test_device_without_valid_cert_is_a_blocking_warning(people):
     alice.page.reload()
     alice.unlock().ready()
     alice.open_conversation(bob.username)
-    notice = alice.page.locator(".identity-notice[data-kind=uncertified_device]")
+    notice = alice.page.locator(".trust-alert[data-kind=uncertified_device]")
     expect(notice).to_contain_text(
         f"{bob.username}’s account lists a device that {bob.username}’s identity did not certify"
     )
@@ -267,12 +267,12 @@ def test_own_uncertified_device_is_an_alert_with_revoke(people):
     alice.page.reload()
     alice.unlock().ready()
     alice.open_conversation(bob.username)
-    notice = alice.page.locator(".identity-notice[data-kind=own_uncertified_device]")
+    notice = alice.page.locator(".trust-alert[data-kind=own_uncertified_device]")
     expect(notice).to_contain_text("A device on your account was not certified by your identity")
     expect(notice.get_by_role("button", name="Revoke it")).to_be_visible()
     expect(alice.page.get_by_role("button", name="Send")).to_be_disabled()
     go_security(alice)
-    alert = alice.page.locator(".own-alerts .identity-notice")
+    alert = alice.page.locator(".own-alerts .trust-alert")
     expect(alert).to_contain_text("Server phone")
     expect(alert.get_by_role("button", name="Revoke it")).to_be_visible()
     alice.page.unroute(f"**/api/users/{alice.username}/devices/**")

@@ -86,7 +86,7 @@ def test_link_new_browser_end_to_end(people):
     carol.page.reload()
     carol.unlock().ready()
     carol.open_conversation(alice.username)
-    expect(carol.page.locator(".identity-notice")).to_have_count(0)
+    expect(carol.page.locator(".trust-alert")).to_have_count(0)
     number_before = go_safety(carol, alice.username)
     back_to_chats(carol)
 
@@ -106,7 +106,7 @@ def test_link_new_browser_end_to_end(people):
     # the new device reads the last 200 messages of both conversations
     expect_last_messages(alice2, bob.username, "from bob")
     expect_last_messages(alice2, carol.username, "from carol")
-    expect(alice2.page.locator(".identity-notice")).to_have_count(0)
+    expect(alice2.page.locator(".trust-alert")).to_have_count(0)
     # it adopted alice's trust: bob and carol are accepted, not "new"
     go_security(alice2)
     for name in (bob.username, carol.username):
@@ -115,13 +115,13 @@ def test_link_new_browser_end_to_end(people):
 
     # carol notices nothing: no warning, the same safety number, and both devices get her message
     carol.open_conversation(alice.username)
-    expect(carol.page.locator(".identity-notice")).to_have_count(0)
+    expect(carol.page.locator(".trust-alert")).to_have_count(0)
     assert go_safety(carol, alice.username) == number_before
     back_to_chats(carol)
     carol.open_conversation(alice.username)
     carol.send("welcome, new device")
     carol.expect_sent("welcome, new device")
-    expect(carol.page.locator(".identity-notice")).to_have_count(0)
+    expect(carol.page.locator(".trust-alert")).to_have_count(0)
     back_to_chats(alice2)
     alice2.open_conversation(carol.username)
     alice2.expect_message("welcome, new device")
