@@ -271,6 +271,10 @@ def test_own_uncertified_device_is_an_alert_with_revoke(people):
     expect(notice).to_contain_text("A device on your account was not certified by your identity")
     expect(notice.get_by_role("button", name="Revoke it")).to_be_visible()
     expect(alice.page.get_by_role("button", name="Send")).to_be_disabled()
+    # also on every screen, outside the conversation
+    tray = alice.page.locator(".identity-tray .trust-alert[data-kind=own_uncertified_device]")
+    expect(tray).to_contain_text("Server phone")
+    expect(tray.get_by_role("button", name="Revoke it")).to_be_visible()
     go_security(alice)
     alert = alice.page.locator(".own-alerts .trust-alert")
     expect(alert).to_contain_text("Server phone")

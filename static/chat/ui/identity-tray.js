@@ -12,6 +12,7 @@ import { HistoryTransfer } from '../transfer.js';
 import { h, replace, toast } from './dom.js';
 import { modal } from './dialogs.js';
 import { linkCodeView } from './link-code.js';
+import { renderNotices } from './notices.js';
 
 const number = (n) => Number(n ?? 0).toLocaleString('en');
 
@@ -27,25 +28,38 @@ export async function startIdentity(app, { me, deviceId, keys }) {
     conversations: () => app.list().filter((c) => !c.left).map((c) => ({ id: c.id, last_seq: c.last_seq })),
   }).load();
   if (transfer.job?.state === 'done') await transfer.dismiss(); // told last time
-  const tray = new IdentityTray({ inbox, transfer });
+  const tray = new IdentityTray({ inbox, transfer, trust: app.trust, me });
   inbox.start().catch(() => {});
   transfer.resumeIfInterrupted();
   return { inbox, transfer, tray };
 }
 
 export class IdentityTray {
-  constructor({ inbox, transfer }) {
-    Object.assign(this, { inbox, transfer });
+  constructor({ inbox, transfer, trust = null, me = null }) {
+    Object.assign(this, { inbox, transfer, trust, me });
     this.open = null; // request id of the dialog on screen
     this.dismissed = new Set();
+    this.alertsEl = h('div.tray-alerts');
     this.requestsEl = h('div.tray-requests');
     this.transferEl = h('div.tray-transfer');
     this.announcer = h('p.visually-hidden', { role: 'status', 'aria-live': 'polite' });
-    this.el = h('aside.identity-tray', { 'aria-label': 'Devices and history' }, this.requestsEl, this.transferEl, this.announcer);
+    this.el = h('aside.identity-tray', { 'aria-label': 'Devices and history' }, this.alertsEl, this.requestsEl, this.transferEl, this.announcer);
     document.body.append(this.el);
     inbox.addEventListener('change', () => this.onRequests());
     transfer.addEventListener('change', (e) => this.renderTransfer(e.detail));
+    trust?.addEventListener('change', () => this.renderAlerts());
+    this.renderAlerts();
     this.renderTransfer({ job: transfer.job, done: transfer.done });
+  }
+
+  /**
+   * A device on my own account that my identity did not certify: a red card on every
+   * screen, with "Revoke it" (PROTOCOL §7.4), until it is revoked or linked.
+   */
+  renderAlerts() {
+    if (!this.trust || !this.me) return;
+    const own = this.trust.noticesFor([this.me.username]).filter((n) => n.kind === 'own_uncertified_device');
+    renderNotices(this.alertsEl, own);
   }
 
   onRequests() {
