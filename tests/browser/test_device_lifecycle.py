@@ -267,7 +267,7 @@ def test_own_uncertified_device_is_an_alert_with_revoke(people):
     alice.page.reload()
     alice.unlock().ready()
     alice.open_conversation(bob.username)
-    notice = alice.page.locator(".trust-alert[data-kind=own_uncertified_device]")
+    notice = alice.page.locator(".alerts .trust-alert[data-kind=own_uncertified_device]")
     expect(notice).to_contain_text("A device on your account was not certified by your identity")
     expect(notice.get_by_role("button", name="Revoke it")).to_be_visible()
     expect(alice.page.get_by_role("button", name="Send")).to_be_disabled()
