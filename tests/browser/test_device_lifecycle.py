@@ -264,17 +264,20 @@ def test_own_uncertified_device_is_an_alert_with_revoke(people):
         f"**/api/users/{alice.username}/devices/**",
         lambda route: route.fulfill(status=200, content_type="application/json", body=forged),
     )
-    alice.page.reload()
+    alice.page.goto("/")
     alice.unlock().ready()
+    # a red card on the chat screen before any conversation is open
+    tray = alice.page.locator(".identity-tray .trust-alert[data-kind=own_uncertified_device]")
+    expect(tray).to_contain_text("A device on your account was not added by you")
+    expect(tray.get_by_role("button", name="Revoke it")).to_be_visible()
+    # the conversation shows the full notice (and the card steps back)
     alice.open_conversation(bob.username)
     notice = alice.page.locator(".alerts .trust-alert[data-kind=own_uncertified_device]")
     expect(notice).to_contain_text("A device on your account was not certified by your identity")
+    expect(notice).to_contain_text("Server phone")
     expect(notice.get_by_role("button", name="Revoke it")).to_be_visible()
+    expect(tray).to_be_hidden()
     expect(alice.page.get_by_role("button", name="Send")).to_be_disabled()
-    # also on every screen, outside the conversation
-    tray = alice.page.locator(".identity-tray .trust-alert[data-kind=own_uncertified_device]")
-    expect(tray).to_contain_text("Server phone")
-    expect(tray.get_by_role("button", name="Revoke it")).to_be_visible()
     go_security(alice)
     alert = alice.page.locator(".own-alerts .trust-alert")
     expect(alert).to_contain_text("Server phone")

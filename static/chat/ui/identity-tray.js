@@ -10,9 +10,8 @@
 import { LinkInbox } from '../link.js';
 import { HistoryTransfer } from '../transfer.js';
 import { h, replace, toast } from './dom.js';
-import { modal } from './dialogs.js';
+import { confirmDialog, modal } from './dialogs.js';
 import { linkCodeView } from './link-code.js';
-import { renderNotices } from './notices.js';
 
 const number = (n) => Number(n ?? 0).toLocaleString('en');
 
@@ -53,13 +52,36 @@ export class IdentityTray {
   }
 
   /**
-   * A device on my own account that my identity did not certify: a red card on every
-   * screen, with "Revoke it" (PROTOCOL §7.4), until it is revoked or linked.
+   * A device on my own account that my identity did not certify: a compact red card on
+   * every screen with "Revoke it" (PROTOCOL §7.4), until it is revoked or linked. (An
+   * open conversation shows the full notice; the card then steps back, see identity.css.)
    */
   renderAlerts() {
     if (!this.trust || !this.me) return;
     const own = this.trust.noticesFor([this.me.username]).filter((n) => n.kind === 'own_uncertified_device');
-    renderNotices(this.alertsEl, own);
+    const signature = JSON.stringify(own.map((n) => n.deviceId));
+    if (this.alertsEl.dataset.signature === signature) return;
+    this.alertsEl.dataset.signature = signature;
+    replace(this.alertsEl, own.map((notice) => {
+      const revoke = notice.actions.find((a) => a.run);
+      const button = revoke && h('button.danger.small', {
+        type: 'button',
+        onclick: async () => {
+          if (!(await confirmDialog({ title: revoke.label, message: revoke.confirm, confirm: revoke.label, danger: true }))) return;
+          button.disabled = true;
+          try {
+            await revoke.run();
+          } catch (error) {
+            toast(error?.detail ?? error?.message ?? 'Revoking failed.', 'error');
+          } finally {
+            button.disabled = false;
+          }
+        },
+      }, revoke.label);
+      return h('div.tray-card.callout-danger.trust-alert.tray-alert', { role: 'alert', dataset: { kind: notice.kind, deviceId: notice.deviceId } },
+        h('p', {}, h('strong', {}, 'A device on your account was not added by you. '), 'Sending is paused.'),
+        h('div.row', {}, button, h('a.button.secondary.small', { href: '/security/' }, 'Details')));
+    }));
   }
 
   onRequests() {
