@@ -11,15 +11,17 @@ PROTOCOL_ENDPOINTS = {
     ("delete", "/api/session/"): ({"204"}, None),
     ("post", "/api/users/"): ({"201"}, {"username", "password"}),
     ("get", "/api/users/"): ({"200"}, None),
-    ("post", "/api/devices/"): ({"201"}, {"name", "enc_spki", "sig_spki", "proof"}),
+    ("get", "/api/users/{username}/identity/"): ({"200"}, None),
+    ("put", "/api/identity/"): ({"200", "201"}, {"id_spki", "proof", "upgrade", "replace"}),
+    ("post", "/api/devices/"): ({"201"}, {"name", "enc_spki", "sig_spki", "proof", "cert"}),
     ("get", "/api/devices/"): ({"200"}, None),
     ("delete", "/api/devices/{device_id}/"): ({"204"}, None),
     ("get", "/api/users/{username}/devices/"): ({"200"}, None),
     ("get", "/api/keys/{kid}/"): ({"200"}, None),
     ("get", "/api/conversations/"): ({"200"}, None),
-    ("post", "/api/conversations/"): ({"200", "201"}, {"members", "title", "kind"}),
-    ("post", "/api/conversations/{conversation_id}/members/"): ({"200"}, {"username"}),
-    ("delete", "/api/conversations/{conversation_id}/members/{username}/"): ({"204"}, None),
+    ("post", "/api/conversations/"): ({"200", "201"}, {"members", "gid", "title", "roster"}),
+    ("get", "/api/conversations/{conversation_id}/roster/"): ({"200"}, None),
+    ("post", "/api/conversations/{conversation_id}/roster/"): ({"200", "201"}, {"gid", "record"}),
     ("get", "/api/conversations/{conversation_id}/messages/"): ({"200"}, None),
     ("post", "/api/conversations/{conversation_id}/messages/"): (
         {"200", "201"},
@@ -67,6 +69,8 @@ def test_message_and_error_shapes(client):
     }
     assert set(components["Envelope"]["properties"]) == {
         "v",
+        "n",
+        "head",
         "iv",
         "ct",
         "kc",
@@ -75,4 +79,19 @@ def test_message_and_error_shapes(client):
         "sig",
     }
     assert components["Envelope"].get("additionalProperties") is False
+    assert components["Envelope"]["properties"]["v"].get("const") == 2
+    assert components["Envelope"]["properties"]["n"]["maximum"] == 2**53 - 1
+    assert set(components["ConversationOut"]["properties"]) >= {"gid", "roster_head"}
+    assert set(components["RosterRecordOut"]["properties"]) == {
+        "n",
+        "prev",
+        "op",
+        "subjects",
+        "by",
+        "title",
+        "sig_kid",
+        "sig",
+        "hash",
+        "created",
+    }
     assert set(components["ErrorOut"]["properties"]) == {"error"}

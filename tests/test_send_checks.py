@@ -129,9 +129,13 @@ def case_tampered_head(alice, bob, carol, direct, frame):
 def case_head_in_direct(alice, bob, carol, direct, frame):
     # Signed with a head, but a direct conversation has no roster: head must be "".
     msg_id, envelope = seal(alice, direct, "with a head", head="b" * 64)
-    return alice, {**frame, "client_msg_id": msg_id, "envelope": envelope}, (
-        "stale_roster",
-        {"head": None},
+    return (
+        alice,
+        {**frame, "client_msg_id": msg_id, "envelope": envelope},
+        (
+            "stale_roster",
+            {"head": None},
+        ),
     )
 
 
