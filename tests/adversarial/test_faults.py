@@ -17,7 +17,7 @@ import pytest
 from chatclient import protocol
 from tests.adversarial.agents import Agent, Ledger
 from tests.adversarial.figures import Figures
-from tests.live import live_user
+from tests.live import live_user, second_device
 from tests.support.services import PostgresServer, postgres_unavailable_reason
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(300)]
@@ -41,19 +41,15 @@ async def world(stack, device_keys):
             )
         )
     alice = users[0]
-    extra_keys = device_keys()
-    device = await alice.session.register_device(
-        "second",
-        protocol.b64encode(extra_keys.enc_spki),
-        protocol.b64encode(extra_keys.sig_spki),
-        protocol.sign_device_proof(extra_keys, alice.user_id),
-    )
+    phone = await second_device(urls[1 % len(urls)], alice, device_keys())
     agents.append(
-        Agent("alice#2", alice.user_id, device["id"], extra_keys, alice.session, urls, worker=1)
+        Agent("alice#2", alice.user_id, phone.device_id, phone.keys, phone.session, urls, worker=1)
     )
-    direct1 = await alice.session.create_conversation(["bob"])
-    direct2 = await users[2].session.create_conversation(["dave"])
-    group = await alice.session.create_conversation(names[1:])
+    direct1 = await alice.direct("bob")
+    direct2 = await users[2].direct("dave")
+    group = await alice.create_group(users[1:])
+    for agent in agents:
+        agent.heads[group["id"]] = group["roster_head"]["hash"]
     by_name = {a.name: a for a in agents}
     members = {
         direct1["id"]: [by_name["alice"], by_name["alice#2"], by_name["bob"]],
@@ -85,6 +81,8 @@ async def traffic(
                 conversation_id=cid,
                 sender_id=agent.user_id,
                 client_msg_id=msg_id,
+                n=agent.next_n(cid),
+                head=agent.heads.get(cid, ""),
                 sender_keys=agent.keys,
                 recipient_keys=recipients[cid],
             )
