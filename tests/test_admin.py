@@ -15,7 +15,7 @@ from django.test import Client, override_settings
 from accounts.models import User
 from keys.models import Device
 from messaging.models import Message
-from tests.inprocess import ApiClient, seal
+from tests.inprocess import ApiClient, create_group, seal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -335,8 +335,7 @@ async def test_device_search_by_fingerprint_and_revoke_action(make_user, device_
 
 def test_conversations_and_messages_are_metadata_only(trio):
     alice, bob, carol, direct = trio
-    group = alice.api.post("/api/conversations/", {"members": ["bob", "carol"], "title": "Team"})
-    group = group.json_body["conversation"]
+    group = create_group(alice, [bob, carol], "Team")
     envelopes = []
     for conversation, text in ((direct, "one"), (direct, "two"), (group, "three")):
         msg_id, envelope = seal(alice, conversation, text)
@@ -357,6 +356,8 @@ def test_conversations_and_messages_are_metadata_only(trio):
     page = staff.get(f"/admin/messaging/conversation/{direct['id']}/change/")
     assert page.status_code == 200 and b'name="_save"' not in page.content
     assert f"?conversation__id__exact={direct['id']}".encode() in page.content
+    roster = staff.get(f"/admin/messaging/conversation/{group['id']}/change/").content.decode()
+    assert group["gid"] in roster and group["roster_head"]["hash"] in roster  # record 0 listed
 
     messages = staff.get(f"/admin/messaging/message/?conversation__id__exact={direct['id']}")
     assert messages.status_code == 200
