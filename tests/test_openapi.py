@@ -16,6 +16,13 @@ PROTOCOL_ENDPOINTS = {
     ("post", "/api/devices/"): ({"201"}, {"name", "enc_spki", "sig_spki", "proof", "cert"}),
     ("get", "/api/devices/"): ({"200"}, None),
     ("delete", "/api/devices/{device_id}/"): ({"204"}, None),
+    ("post", "/api/devices/{device_id}/cert/"): ({"200"}, {"cert"}),
+    ("post", "/api/link-requests/"): ({"201"}, {"name", "enc_spki", "sig_spki", "proof"}),
+    ("get", "/api/link-requests/"): ({"200"}, None),
+    ("get", "/api/link-requests/{request_id}/"): ({"200"}, None),
+    ("post", "/api/link-requests/{request_id}/approve/"): ({"201"}, {"cert", "id_wrap"}),
+    ("delete", "/api/link-requests/{request_id}/"): ({"204"}, None),
+    ("post", "/api/devices/{device_id}/history-keys/"): ({"200"}, {"wraps"}),
     ("get", "/api/users/{username}/devices/"): ({"200"}, None),
     ("get", "/api/keys/{kid}/"): ({"200"}, None),
     ("get", "/api/conversations/"): ({"200"}, None),
@@ -95,3 +102,35 @@ def test_message_and_error_shapes(client):
         "created",
     }
     assert set(components["ErrorOut"]["properties"]) == {"error"}
+
+
+def test_identity_and_link_request_shapes(client):
+    components = client.get("/api/openapi.json").json()["components"]["schemas"]
+    assert set(components["IdentityOut"]["properties"]) == {
+        "id_spki",
+        "id_kid",
+        "proof",
+        "upgrade",
+        "created",
+    }
+    assert set(components["PreviousIdentityOut"]["properties"]) == {
+        *components["IdentityOut"]["properties"],
+        "replaced",
+    }
+    assert "cert" in components["OwnDeviceOut"]["properties"]
+    request = {
+        "id",
+        "name",
+        "enc_spki",
+        "sig_spki",
+        "enc_kid",
+        "sig_kid",
+        "proof",
+        "status",
+        "created",
+        "expires",
+    }
+    assert set(components["LinkRequestOut"]["properties"]) == request
+    assert set(components["LinkRequestFull"]["properties"]) == request | {"device", "id_wrap"}
+    assert set(components["WrapIn"]["properties"]) == {"message", "ek"}
+    assert components["HistoryKeysIn"]["properties"]["wraps"]["maxItems"] == 500

@@ -17,7 +17,7 @@ import pytest
 from chatclient import protocol
 from tests.adversarial.agents import Agent, Ledger
 from tests.adversarial.figures import Figures
-from tests.live import live_user, second_device
+from tests.live import add_device, live_user
 from tests.support.services import PostgresServer, postgres_unavailable_reason
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(300)]
@@ -41,9 +41,10 @@ async def world(stack, device_keys):
             )
         )
     alice = users[0]
-    phone = await second_device(urls[1 % len(urls)], alice, device_keys())
+    extra_keys = device_keys()
+    device = await add_device(alice, extra_keys, "second")  # certified by her identity
     agents.append(
-        Agent("alice#2", alice.user_id, phone.device_id, phone.keys, phone.session, urls, worker=1)
+        Agent("alice#2", alice.user_id, device["id"], extra_keys, alice.session, urls, worker=1)
     )
     direct1 = await alice.direct("bob")
     direct2 = await users[2].direct("dave")
