@@ -364,6 +364,18 @@ def record_cases(alice, bob, carol, dave, conv):
             {},
         ),
         (
+            "title a lone surrogate",
+            bob,
+            {
+                "record": {
+                    **rec(keys=bob.keys, op="title", subjects=[], by=bob.user_id, title="x"),
+                    "title": "\ud800",
+                }
+            },
+            "bad_request",
+            {},
+        ),
+        (
             "title without title",
             bob,
             {"record": rec(keys=bob.keys, op="title", subjects=[], by=bob.user_id)},

@@ -1,15 +1,15 @@
 """Group rosters (§8): a group is created with its signed record 0, and its members, owner
 and title change only by the next signed record, checked and applied in one transaction.
 
-The rules are `chatclient.roster`'s (`RosterState.check`/`apply`), run on a state rebuilt
-from the locked conversation row and its current memberships (`joined_n` keeps each
-member's latest joining record for the owner rule), so a record costs the same whether
-the roster holds ten records or ten thousand. Checks, in order: shape (`bad_request`),
-`by` is the caller (`forbidden`), chain (409 `stale_roster` with `head`), `hash`
-(`bad_request`), signature by an active device of `by` certified by her current identity
-(`bad_signature`), the rules (`forbidden` / `bad_request`), added users exist and are
-active (`not_found` with `user_ids`). A record already stored (same `n` and `hash`) is
-answered as applied, without a change.
+Each record goes through `chatclient.roster.verify_record`, the same function clients
+verify chains with, on a state rebuilt from the locked conversation row and its current
+memberships (`joined_n` keeps each member's latest joining record for the owner rule), so
+a record costs the same whether the roster holds ten records or ten thousand. Checks, in
+order: shape (`bad_request`), `by` is the caller (`forbidden`), chain (409
+`stale_roster` with `head`), `hash` (`bad_request`), signature by an active device of
+`by` certified by her current identity (`bad_signature`), the rules (`forbidden` /
+`bad_request`), added users exist and are active (`not_found` with `user_ids`). A
+record already stored (same `n` and `hash`) is answered as applied, without a change.
 """
 
 from django.db import IntegrityError, transaction
@@ -26,8 +26,8 @@ from .conversations import publish_conversation
 from .sending import signing_key
 
 
-def _refused(exc: roster.RosterError, **extra) -> ActionError:
-    return ActionError(exc.code, exc.detail, **extra)
+def _refused(exc: roster.RosterError) -> ActionError:
+    return ActionError(exc.code, exc.detail)
 
 
 def _check_shape(record: dict) -> None:
@@ -60,37 +60,25 @@ def _stale(conversation: Conversation, detail: str) -> ActionError:
     return ActionError("stale_roster", detail, head=_head(conversation))
 
 
-def _check_chain(state: roster.RosterState, record: dict, conversation: Conversation) -> None:
-    if record["n"] != state.n + 1 or record["prev"] != state.head:
-        raise _stale(
-            conversation, f"Record {record['n']} does not follow the roster's head: fetch it."
-        )
-
-
-def _check_hash(gid: str, record: dict) -> None:
-    if roster.record_hash(gid, record) != record["hash"]:
-        raise ActionError("bad_request", "The record's hash is wrong.")
-
-
-def _check_signature(gid: str, record: dict) -> None:
-    """Signed by an active device of `by` that her current identity certified."""
+def _signing_key(record: dict):
+    """The signing key of an active device of `by` holding `sig_kid` that her current
+    identity certified, or None."""
     device = certified_signing_device(record["by"], record["sig_kid"])
-    if device is None or not roster.verify_record_signature(
-        gid, record, signing_key(bytes(device.sig_spki))
-    ):
-        raise ActionError(
-            "bad_signature",
-            "The record is not signed by an active, certified device of its maker.",
-        )
+    return None if device is None else signing_key(bytes(device.sig_spki))
 
 
-def _check_rules(state: roster.RosterState, record: dict) -> None:
-    """Apply the record to `state` by §8's rules (`forbidden` / `bad_request`)."""
+def _verify(state: roster.RosterState, record: dict, conversation: Conversation | None) -> None:
+    """Chain position, hash, signature and rules (`roster.verify_record`); `state` takes
+    the record. Out of chain is `stale_roster` with the conversation's head, or
+    `bad_request` for a new group's record 0 (`conversation` None)."""
     try:
-        state.apply(record)
+        roster.verify_record(state, record, _signing_key)
     except roster.RosterError as exc:
-        code = "bad_request" if exc.code == "stale_roster" else exc.code
-        raise ActionError(code, exc.detail) from None
+        if exc.code != "stale_roster":
+            raise _refused(exc) from None
+        if conversation is None:
+            raise ActionError("bad_request", "Record 0 has n 0 and prev 64 zeros.") from None
+        raise _stale(conversation, f"{exc.detail}: fetch the roster.") from None
 
 
 def _check_users(user_ids: set[int]) -> None:
@@ -149,10 +137,8 @@ def create_group(
     existing = Conversation.objects.filter(gid=gid).first()
     if existing is not None:
         return _existing_group(existing, record)
-    _check_hash(gid, record)
-    _check_signature(gid, record)
     state = roster.RosterState(gid=gid)
-    _check_rules(state, record)
+    _verify(state, record, None)
     _check_users(state.members)
     now = timezone.now()
     first = [creator.pk, *sorted(state.members - {creator.pk})]
@@ -254,12 +240,8 @@ def _next_record(
     if conversation.roster_n is None:
         raise _stale(conversation, "This group has no roster yet: its owner posts record 0.")
     state = _state(conversation, members)
-    gid = state.gid
-    _check_chain(state, record, conversation)
-    _check_hash(gid, record)
-    _check_signature(gid, record)
     before = state.members
-    _check_rules(state, record)
+    _verify(state, record, conversation)
     added, removed = state.members - before, before - state.members
     _check_users(added)
     now = timezone.now()
@@ -291,12 +273,9 @@ def _first_record(
     if conversation.roster_n is not None:
         raise _stale(conversation, "This group has a roster already.")
     state = roster.RosterState(gid=gid)
-    _check_chain(state, record, conversation)
-    _check_hash(gid, record)
-    _check_signature(gid, record)
+    _verify(state, record, conversation)
     if conversation.owner_id != actor.pk:
         raise ActionError("forbidden", "Only the group's owner starts its roster.")
-    _check_rules(state, record)
     if state.members != {member.user_id for member in members}:
         raise ActionError("bad_request", "Record 0 must name exactly the group's members.")
     if state.title != (conversation.title or None):
