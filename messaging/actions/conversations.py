@@ -23,8 +23,7 @@ def publish_conversation(conversation_id: int, *, extra_user_ids=(), new_member_
 
     def publish():
         members = queries.current_members(conversation_id)
-        recipients = {member.user_id for member in members} | set(extra_user_ids)
-        views = queries.conversation_views(conversation_id, recipients, members)
+        views = queries.conversation_views(conversation_id, extra_user_ids, members)
         for user_id, view in views.items():
             realtime.send_to_users_sync([user_id], {"type": "conversation", "conversation": view})
         new = set(new_member_ids)
