@@ -141,7 +141,7 @@ def create_group(
     _verify(state, record, None)
     _check_users(state.members)
     now = timezone.now()
-    first = [creator.pk, *sorted(state.members - {creator.pk})]
+    first = sorted(state.members)
     try:
         with transaction.atomic():
             conversation = Conversation.objects.create(
@@ -214,7 +214,9 @@ def post_record(
                 changed = _next_record(conversation, members, record)
             else:
                 changed = _first_record(actor, conversation, members, record, gid)
-    except IntegrityError:  # a gid taken by another group at the same moment
+    except IntegrityError:  # record 0's gid, taken by another group at the same moment
+        if gid is None:
+            raise
         raise ActionError("bad_request", "This gid is taken.", fields={"gid": ["taken"]}) from None
     added, removed = changed
     publish_conversation(conversation.pk, extra_user_ids=removed, new_member_ids=added)
