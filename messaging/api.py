@@ -49,7 +49,7 @@ def create_conversation(request, body: ConversationIn):
         conversation, created = actions.create_direct(request.auth, body.members)
     elif body.members is None and body.gid is not None and body.roster is not None:
         conversation, created = actions.create_group(
-            request.auth, body.gid, body.title, body.roster
+            request.auth, body.gid, body.title, body.roster.model_dump()
         )
     else:
         raise ActionError(
@@ -80,7 +80,8 @@ def roster(
 def post_roster_record(request, conversation_id: int = ConversationId, *, body: RosterIn):
     """Apply the group's next signed record (add, remove, leave, title), or with `gid` a v1
     group's record 0; 201, or 200 when that record was applied before."""
-    _, applied = actions.post_record(request.auth, conversation_id, body.record, gid=body.gid)
+    record = body.record.model_dump()
+    _, applied = actions.post_record(request.auth, conversation_id, record, gid=body.gid)
     return Status(201 if applied else 200, _view(request.auth, conversation_id))
 
 

@@ -4,7 +4,7 @@ The same models validate HTTP bodies and WebSocket frames (see `frames`).
 """
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field
@@ -91,6 +91,27 @@ class SendIn(StrictIn):
     envelope: Envelope
 
 
+UserId = Annotated[int, Field(ge=1, le=protocol.MAX_COUNTER, strict=True)]
+
+
+class RosterRecordIn(Schema):
+    """A roster record as its maker posts it (§8): exactly these nine fields. What the
+    schema cannot say (ascending subjects, canonical base64, hash, signature, rules) the
+    action checks with `chatclient.roster`."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    n: Annotated[int, Field(ge=0, le=protocol.MAX_COUNTER, strict=True)]
+    prev: Kid
+    op: Literal["create", "add", "remove", "leave", "title"]
+    subjects: list[UserId] = Field(max_length=1000)
+    by: UserId
+    title: Annotated[str, Field(min_length=1, max_length=200)] | None
+    sig_kid: Kid
+    sig: Annotated[str, canonical_b64()]
+    hash: Kid
+
+
 class ConversationIn(Schema):
     """A direct conversation `{"members": ["bob"]}` or a group `{"gid", "title", "roster"}`
     (§8); which one, and whether the fields fit together, the action decides. Unknown
@@ -103,7 +124,7 @@ class ConversationIn(Schema):
     )
     gid: Annotated[str, Field(max_length=36)] | None = None
     title: Annotated[str, Field(max_length=200)] | None = None
-    roster: dict[str, Any] | None = None
+    roster: RosterRecordIn | None = None
 
 
 class RosterIn(Schema):
@@ -111,7 +132,7 @@ class RosterIn(Schema):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    record: dict[str, Any]
+    record: RosterRecordIn
     gid: Annotated[str, Field(max_length=36)] | None = None
 
 

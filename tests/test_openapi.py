@@ -89,6 +89,18 @@ def test_message_and_error_shapes(client):
     assert components["Envelope"]["properties"]["v"].get("const") == 2
     assert components["Envelope"]["properties"]["n"]["maximum"] == 2**53 - 1
     assert set(components["ConversationOut"]["properties"]) >= {"gid", "roster_head"}
+    assert set(components["RosterRecordIn"]["properties"]) == {
+        "n",
+        "prev",
+        "op",
+        "subjects",
+        "by",
+        "title",
+        "sig_kid",
+        "sig",
+        "hash",
+    }
+    assert components["RosterRecordIn"].get("additionalProperties") is False
     assert set(components["RosterRecordOut"]["properties"]) == {
         "n",
         "prev",
