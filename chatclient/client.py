@@ -33,6 +33,7 @@ from .events import (
     REPLAYED,
     UNVERIFIED,
     IncomingMessage,
+    MessageReflagged,
     Rollback,
 )
 from .membership import MembershipBook
@@ -431,10 +432,14 @@ class ChatClient:
             "v": envelope["v"],
             "n": envelope.get("n"),
         }
-        verdict = self._ledger(cid).judge(**fields)
+        ledger = self._ledger(cid)
+        verdict = ledger.judge(**fields)
         if verdict == ordering.ROLLBACK:
             self._rollback(cid, message["seq"], "another message now holds a seq already shown")
-            verdict = self._ledger(cid).judge(**fields)
+            verdict = ledger.judge(**fields)
+        for message_id in ledger.take_changed():
+            status = VERDICT_STATUS[ledger.verdict_of(message_id)]
+            self.notices.append(MessageReflagged(cid, message_id, status))
         self.state.changed("ledgers", cid)
         return verdict
 

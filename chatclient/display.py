@@ -20,6 +20,7 @@ from .events import (
     ConversationTampered,
     IncomingMessage,
     LinkRequested,
+    MessageReflagged,
     Rollback,
     RosterChange,
     ServerNotice,
@@ -96,6 +97,11 @@ def event_line(event: object) -> str | None:
             f"!! conversation {event.conversation}: the server lost or changed its history "
             f"from #{event.seq} ({clean(event.detail)}); reading it again"
         )
+    if isinstance(event, MessageReflagged):
+        return (
+            f"!! conversation {event.conversation}: message {event.message_id} shown before "
+            f"is {event.status.replace('_', ' ')} (a copy the server replayed)"
+        )
     if isinstance(event, LinkRequested):
         return (
             f"-- a new device {clean(event.name)!r} asks to join your account; code "
@@ -116,6 +122,7 @@ EVENT_NAMES = {
     ConversationTampered: "tampered",
     Rollback: "rollback",
     LinkRequested: "link_request",
+    MessageReflagged: "reflagged",
 }
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "ConversationTampered",
     "IncomingMessage",
     "LinkRequested",
+    "MessageReflagged",
     "RosterChange",
     "Rollback",
     "ServerNotice",
@@ -152,6 +153,16 @@ class Rollback:
     conversation: int
     seq: int
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class MessageReflagged:
+    """A message shown earlier is now judged otherwise (§2, §9: a v1 message above a v2
+    one is replayed, whichever loaded first): show it as ``status`` from now on."""
+
+    conversation: int
+    message_id: int
+    status: str
 
 
 @dataclass(frozen=True)
