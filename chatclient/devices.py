@@ -60,17 +60,22 @@ async def setup_first_device(
     bits: int = protocol.DEFAULT_KEY_BITS,
     reset: bool = False,
     iterations: int | None = None,
+    keys: protocol.DeviceKeys | None = None,
 ) -> tuple[protocol.DeviceKeys, dict, dict]:
-    """Make the identity key and this device's keys, ``PUT /api/identity/`` and register
-    the device with its cert. Returns (keys, keystore record, device).
+    """Make the identity key and this device's keys (or use ``keys``, which hold an
+    identity), ``PUT /api/identity/`` and register the device with its cert. Returns
+    (keys, keystore record, device).
 
     ``reset`` replaces an existing identity: every other device of the user is revoked
     and her contacts see an identity change. Without it an account that has an identity
     is ``ChatError`` (link this device instead).
     """
     user = await _me(session)
-    keys = await asyncio.to_thread(protocol.generate_device_keys, bits)
-    keys = keys.with_identity(await asyncio.to_thread(protocol.generate_identity_key, bits))
+    if keys is not None and keys.id_private is None:
+        raise ValueError("keys for a first device hold the identity key")
+    if keys is None:
+        keys = await asyncio.to_thread(protocol.generate_device_keys, bits)
+        keys = keys.with_identity(await asyncio.to_thread(protocol.generate_identity_key, bits))
     try:
         await session.put_identity(
             protocol.b64encode(keys.id_spki),
