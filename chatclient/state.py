@@ -152,8 +152,9 @@ class StateStore:
     # --- persistence -----------------------------------------------------------------------
 
     def save(self, *, inside: Callable[[], None] | None = None) -> None:
-        """Merge with what other processes saved, run ``inside`` (under the file lock) and
-        write. In memory only ``inside`` runs."""
+        """Merge with what other processes saved (this process then sees their changes
+        too), run ``inside`` (under the file lock) and write. In memory only ``inside``
+        runs."""
         for section, cache in self._live.items():
             for key in self._dirty[section] & cache.keys():
                 self.data[section][key] = cache[key].to_json()
@@ -182,7 +183,10 @@ class StateStore:
             for key in set(mine) | set(theirs):
                 if key in self._dirty[section]:
                     if merge is not None and key not in self._forced[section]:
-                        mine[key] = merge(mine[key], theirs.get(key))
+                        merged = merge(mine[key], theirs.get(key))
+                        if merged != mine[key]:
+                            mine[key] = merged
+                            self._live[section].pop(key, None)
                 elif key in theirs and theirs[key] != mine.get(key):
                     mine[key] = theirs[key]
                     self._live[section].pop(key, None)
