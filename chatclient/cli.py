@@ -164,8 +164,8 @@ async def cmd_send(ctx: Context) -> None:
     try:
         message = await client.send_text(parse_target(ctx.args.target), text)
     finally:
-        report_notices(client)
         client.save()
+    report_notices(client)  # on a failure its one line says what they would
     say(f"sent [{message['conversation']}#{message['seq']}] id {message['id']}")
 
 
