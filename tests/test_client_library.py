@@ -278,24 +278,30 @@ async def test_groups_rosters_and_stale_roster(server, device_keys):
     }
 
 
+def v1_device(server, user_id: int, keys: protocol.DeviceKeys) -> int:
+    """A device as v1 registered it (proof, no cert), put straight in the database: the
+    API now requires a cert. Returns its id."""
+    spki = [base64.b64encode(k).decode() for k in (keys.enc_spki, keys.sig_spki)]
+    proof = protocol.sign_device_proof(keys, user_id)
+    code = (
+        "import base64; from keys.models import Device; "
+        f"d = Device.objects.create(user_id={user_id}, name='v1', "
+        f"enc_spki=base64.b64decode('{spki[0]}'), sig_spki=base64.b64decode('{spki[1]}'), "
+        f"enc_kid='{keys.enc_kid}', sig_kid='{keys.sig_kid}', proof='{proof}'); print(d.pk)"
+    )
+    return int(server.manage("shell", "-c", code).split()[-1])
+
+
+def v1_keys(keys: protocol.DeviceKeys) -> protocol.DeviceKeys:
+    return protocol.DeviceKeys(keys.enc_private, keys.sig_private)
+
+
 async def test_a_v1_device_upgrades_and_contacts_accept_it(server, device_keys):
     bob = await new_client(server.base_url, "bob", device_keys())
     session = ChatSession(server.base_url)
     user = await session.register("olga", PASSWORD)
-    keys = device_keys()
-    v1 = protocol.DeviceKeys(keys.enc_private, keys.sig_private)
-    spki = [base64.b64encode(k).decode() for k in (v1.enc_spki, v1.sig_spki)]
-    proof = protocol.sign_device_proof(v1, user["id"])
-    device_id = int(
-        server.manage(
-            "shell",
-            "-c",
-            "import base64; from keys.models import Device; "
-            f"d = Device.objects.create(user_id={user['id']}, name='v1', "
-            f"enc_spki=base64.b64decode('{spki[0]}'), sig_spki=base64.b64decode('{spki[1]}'), "
-            f"enc_kid='{v1.enc_kid}', sig_kid='{v1.sig_kid}', proof='{proof}'); print(d.pk)",
-        ).split()[-1]
-    )
+    v1 = v1_keys(device_keys())
+    device_id = v1_device(server, user["id"], v1)
     # bob knows olga from before her upgrade ("not upgraded": her v1 device is used).
     before = await bob.send_text("olga", "hello olga")
     assert v1.enc_kid in before["envelope"]["keys"]
@@ -310,6 +316,39 @@ async def test_a_v1_device_upgrades_and_contacts_accept_it(server, device_keys):
     assert notices == ["identity_upgraded"]
     assert (await olga.open(after)).text == "you upgraded"
     assert (await olga.open(before)).text == "hello olga"
+
+
+async def test_a_v1_group_gets_its_roster_and_a_v1_device_is_linked(server, device_keys):
+    alice = await new_client(server.base_url, "alice", device_keys())
+    bob = await new_client(server.base_url, "bob", device_keys())
+    code = (
+        "from messaging.models import Conversation, Membership; "
+        f"c = Conversation.objects.create(kind='group', title='old', owner_id={alice.user_id}); "
+        f"[Membership.objects.create(conversation=c, user_id=u) for u in "
+        f"({alice.user_id}, {bob.user_id})]; print(c.pk)"
+    )
+    cid = int(server.manage("shell", "-c", code).split()[-1])
+    before = await bob.conversation(cid)  # no roster yet: the server's members, head ""
+    assert before["gid"] is None
+    # The owner's device makes record 0 when it next opens the group (§8).
+    await alice.conversation(cid)
+    sent = await bob.send_text(cid, "roster now")
+    assert sent["envelope"]["head"] != ""
+    changes = [n.text for n in bob.pop_notices() if isinstance(n, RosterChange)]
+    assert changes == ["alice created the group “old” with you"]
+    assert (await alice.open(sent)).text == "roster now"
+    # A v1 device of alice's (she has an identity now) is linked with its own keys.
+    old = v1_keys(device_keys())
+    old_id = v1_device(server, alice.user_id, old)
+    session = ChatSession(server.base_url)
+    await session.login("alice", PASSWORD)
+    link = await NewDeviceLink.start(session, name="old laptop", keys=old)
+    (request,) = await alice.link_requests()
+    device = await alice.approve_link(request.id, code=link.code)
+    linked = await link.wait(poll=0.05, timeout=30)
+    assert device["id"] == old_id == linked.device["id"] and device["cert"]
+    record = link.keystore(linked, "old pass", iterations=100_000)
+    assert record["v"] == 2 and record["device_id"] == old_id
 
 
 async def test_listen_orders_and_syncs_and_the_readme_bot(server, device_keys, tmp_path):

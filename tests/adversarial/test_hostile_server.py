@@ -94,6 +94,7 @@ class HostileServer:
         self.link_requests: dict[int, dict] = {}
         self.former: dict[int, set[str]] = {}  # conversation -> names who left or were removed
         self.send_errors: list[ChatApiError] = []
+        self.uploads: list[list[dict]] = []  # history-key batches, in order
         self.stored: list[dict] = []  # every envelope a client got stored
         self.ids = itertools.count(1000)
 
@@ -317,6 +318,11 @@ class HostileSession:
 
     async def deny_link_request(self, request_id):
         self.server.link_requests[request_id]["status"] = "denied"
+
+    async def upload_history_keys(self, device_id, wraps, *, acting_device_id):
+        assert 1 <= len(wraps) <= 500
+        self.server.uploads.append(list(wraps))
+        return len(wraps)
 
 
 # --- the cast ------------------------------------------------------------------------------
@@ -570,6 +576,40 @@ async def test_a_new_device_shown_a_fake_identity_of_its_own_user(world):
         await link.wait(poll=0, timeout=5)
     figures.check("another identity" in str(refused.value), f"wrong refusal: {refused.value}")
     figures.assert_clean()
+
+
+async def test_a_history_transfer_resumes_where_it_stopped(world, monkeypatch):
+    from chatclient import linking
+
+    server, keys = world
+    alice = client_of(server, "alice", keys["alice"])
+    bob = client_of(server, "bob", keys["bob"])
+    for i in range(5):
+        await alice.send_text("bob", f"a{i}")
+    await bob.send_text("alice", "b0")
+    laptop = device_record(12, ALICE, keys["mallory"], cert_by=keys["alice"].id_private)
+    server.users["alice"]["devices"].append(laptop)
+    monkeypatch.setattr(linking, "MAX_WRAPS", 2)
+    calls = []
+    original = HostileSession.upload_history_keys
+
+    async def failing_second(self, device_id, wraps, *, acting_device_id):
+        calls.append(len(wraps))
+        if len(calls) == 2:
+            raise ConnectionError("the transfer is interrupted")
+        return await original(self, device_id, wraps, acting_device_id=acting_device_id)
+
+    monkeypatch.setattr(HostileSession, "upload_history_keys", failing_second)
+    progress = []
+    with pytest.raises(ConnectionError):
+        await alice.transfer_history(12, progress=lambda done, total: progress.append(done))
+    assert progress and progress[-1] <= 6
+    posted = await alice.transfer_history(12)
+    batches = [[w["message"] for w in batch] for batch in server.uploads]
+    ids = [m["id"] for m in server.messages[next(iter(server.messages))]]
+    assert batches[0] == ids[::-1][:2]  # newest first, at most MAX_WRAPS a batch
+    assert posted == 4 and sorted(sum(batches, [])) == sorted(ids)
+    assert await alice.transfer_history(12) == 0  # done: nothing again
 
 
 async def test_linking_hands_over_identity_and_trust(world):
