@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
 from chatclient import keystore, protocol
-from chatclient.client import ChatClient, connect
+from chatclient.client import ChatClient
 from chatclient.devices import NewDeviceLink, setup_first_device
 from chatclient.display import message_line
 from chatclient.errors import ChatApiError, SocketClosed
@@ -105,6 +106,24 @@ async def next_frame(socket: ChatSocket, expected: dict, timeout: float = 30.0) 
             frame = await socket.recv_frame()
             if expected.items() <= frame.items():
                 return frame
+
+
+def readme_bot(base_url: str, key_file, state_file):
+    """The README's bot example, run as written: its ``main`` with this server's URL and
+    these files (it reads its secrets from the environment)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    code = readme.split("A bot in a few lines", 1)[1].split("```python\n", 1)[1]
+    code = code.split("```", 1)[0].replace("asyncio.run(main())", "")
+    for text, value in (
+        ("https://chat.example.org", base_url),
+        ("echobot-key.json", str(key_file)),
+        ("echobot-state.json", str(state_file)),
+    ):
+        assert text in code
+        code = code.replace(text, value)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    return namespace["main"]
 
 
 def texts(events) -> list[str]:
@@ -351,7 +370,9 @@ async def test_a_v1_group_gets_its_roster_and_a_v1_device_is_linked(server, devi
     assert record["v"] == 2 and record["device_id"] == old_id
 
 
-async def test_listen_orders_and_syncs_and_the_readme_bot(server, device_keys, tmp_path):
+async def test_listen_orders_and_syncs_and_the_readme_bot(
+    server, device_keys, tmp_path, monkeypatch
+):
     alice = await new_client(server.base_url, "alice", device_keys())
     bot_session = ChatSession(server.base_url)
     bot_user = await bot_session.register("echobot", "echobot-password-9x!")
@@ -363,19 +384,9 @@ async def test_listen_orders_and_syncs_and_the_readme_bot(server, device_keys, t
     assert bot_user["id"] == record["user_id"]
     conversation = await alice.conversation("echobot")
 
-    async def echo_bot():  # the README's example
-        client = await connect(
-            server.base_url,
-            username="echobot",
-            password="echobot-password-9x!",
-            key_file=key_file,
-            passphrase="bot passphrase",
-            state_file=tmp_path / "echobot-state.json",
-        )
-        async for message in client.messages():
-            if message.text is not None:
-                await client.send_text(message.conversation, f"echo: {message.text}")
-
+    monkeypatch.setenv("BOT_PASSWORD", "echobot-password-9x!")
+    monkeypatch.setenv("BOT_PASSPHRASE", "bot passphrase")
+    echo_bot = readme_bot(server.base_url, key_file, tmp_path / "echobot-state.json")
     listening = Recorder(alice)
     watcher = await ChatSocket.open(alice.session, alice.device_id)
     bot = asyncio.create_task(echo_bot())
