@@ -148,19 +148,33 @@ class ChatClient:
 
     # --- conversations -----------------------------------------------------------------
 
-    async def observe(self, conversation: dict) -> dict:
-        """Take in a conversation object from the server: verify its members (§8) and
-        check it for a rollback (§9); notices are queued. Returns it."""
+    async def observe(self, conversation: dict, *, shown: int | None = None) -> dict:
+        """Take in a conversation object from the server: verify its members (§8); notices
+        are queued. Returns it.
+
+        ``shown`` is the highest seq this device had judged there *before* the object was
+        fetched: a ``last_seq`` below it is a rollback (§9). (Frames and objects fetched
+        while messages are being judged carry an older ``last_seq``: they are not
+        compared.)"""
         self.notices.extend(await self.members.check(conversation))
-        last_seq = conversation.get("last_seq")
-        cid = conversation["id"]
-        if isinstance(last_seq, int) and self._ledger(cid).is_rollback(last_seq):
+        last_seq, cid = conversation.get("last_seq"), conversation["id"]
+        if isinstance(last_seq, int) and shown is not None and last_seq < shown:
             self._rollback(cid, last_seq + 1, "the server shows fewer messages than before")
         return conversation
 
+    def _shown_in(self, cid: int) -> int | None:
+        """The highest seq judged so far in a conversation."""
+        entries = self._ledger(cid).entries
+        return max((entry.seq for entry in entries.values()), default=None)
+
+    def _shown(self) -> dict[int, int | None]:
+        return {int(key): self._shown_in(int(key)) for key in self.state.keys("ledgers")}
+
     async def conversations(self) -> list[dict]:
-        """My conversations, each verified (``observe``)."""
-        return [await self.observe(c) for c in await self.session.conversations()]
+        """My conversations, fetched and each verified (``observe``)."""
+        shown = self._shown()
+        listed = await self.session.conversations()
+        return [await self.observe(c, shown=shown.get(c["id"])) for c in listed]
 
     async def conversation(self, target: int | str | dict) -> dict:
         """A conversation by id (int), or the direct one with a username (str; made if
@@ -168,11 +182,14 @@ class ChatClient:
         if isinstance(target, dict):
             target = target["id"]
         if isinstance(target, int):
+            shown = self._shown_in(target)
             for conversation in await self.session.conversations():
                 if conversation["id"] == target:
-                    return await self.observe(conversation)
+                    return await self.observe(conversation, shown=shown)
             raise ChatApiError(404, "not_found", f"no conversation {target} of yours")
-        return await self.observe(await self.session.create_direct(target))
+        shown_all = self._shown()
+        conversation = await self.session.create_direct(target)
+        return await self.observe(conversation, shown=shown_all.get(conversation["id"]))
 
     async def _user_id(self, username: str) -> int:
         return (await self.directory.user(username)).user_id

@@ -908,6 +908,16 @@ async def test_a_replay_after_a_reload_is_flagged(world, tmp_path):
         [r.seq for r in rollbacks] == [original["seq"]], f"no rollback event: {rollbacks}"
     )
     figures.check(event.status == OK, f"after the rollback it is judged afresh: {event}")
+    # The server loses history: last_seq below what was shown. Said, forgotten, resynced.
+    reloaded.advance(original["conversation"], forked["seq"])
+    server.conversations[original["conversation"]]["last_seq"] = original["seq"] - 1
+    await reloaded.conversations()
+    rollbacks = notices_of(reloaded, Rollback)
+    figures.check(
+        [r.seq for r in rollbacks] == [original["seq"]]
+        and reloaded.cursor(original["conversation"]) == original["seq"] - 1,
+        f"a shorter history is not a rollback: {rollbacks}",
+    )
     figures.assert_clean()
 
 
