@@ -298,6 +298,17 @@ class ChatSession:
         body = {"members": [username]}
         return (await self.request("POST", "/api/conversations/", body))["conversation"]
 
+    async def create_conversation(
+        self, members: list[str], *, title: str | None = None, kind: str | None = None
+    ) -> dict:
+        """``POST /api/conversations/`` with the v1 body ``{"members", "title", "kind"?}``,
+        for callers written before rosters: a v2 server takes it only for a direct
+        conversation (use ``create_direct``; groups are ``create_group``)."""
+        body: dict[str, Any] = {"members": list(members), "title": title}
+        if kind is not None:
+            body["kind"] = kind
+        return (await self.request("POST", "/api/conversations/", body))["conversation"]
+
     async def create_group(self, gid: str, title: str | None, record: dict) -> dict:
         """``POST /api/conversations/`` ``{"gid", "title", "roster"}``: a new group whose
         roster starts with ``record`` (record 0, ``create``)."""
