@@ -20,6 +20,20 @@
 import { api } from './api.js';
 import { KeyCache, checkUser } from './identity.js';
 
+/**
+ * A roster record is signed by a device that only an identity change not accepted yet
+ * certifies: the record cannot be judged until the person accepts (or refuses) that
+ * change. Not a bad signature: the group is waiting, not tampered.
+ */
+export class IdentityPendingError extends Error {
+  constructor(userId, username) {
+    super(`${username ?? `user ${userId}`}’s new identity is not accepted yet`);
+    this.name = 'IdentityPendingError';
+    this.code = 'identity_pending';
+    this.userId = userId;
+  }
+}
+
 /** Allowed clock difference between a device's `created` and a message's. */
 const CLOCK_SLACK_MS = 1000;
 
@@ -188,7 +202,8 @@ export class Directory extends EventTarget {
   /**
    * For roster records (§8): the signing key of `userId`'s device holding `sigKid`,
    * certified by her accepted identity or one she had before, revoked since or not;
-   * null otherwise (also while an identity change of hers is pending).
+   * null otherwise. While an identity change of hers is pending, a device certified by
+   * the new identity rejects with IdentityPendingError (wait, do not call it tampered).
    */
   async recordSigner(userId, sigKid) {
     let username = this.usernames.get(userId) ?? this.trust.record(userId)?.username ?? null;
@@ -212,6 +227,9 @@ export class Directory extends EventTarget {
       const device = entry.devices.find((d) => d.sig_kid === sigKid);
       if (!device) continue;
       const record = this.trust.record(userId);
+      if (device.valid && device.certBy && record?.pending && device.certBy === record.pending.id_kid) {
+        throw new IdentityPendingError(userId, entry.user.username);
+      }
       if (!device.valid || !device.certBy || !record?.id_kid || record.pending) return null;
       const earlier = entry.previous.some((p) => p.kid === device.certBy);
       if (device.certBy !== record.id_kid && !earlier) return null;

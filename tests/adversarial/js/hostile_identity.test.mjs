@@ -8,7 +8,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as P from '../../../static/chat/protocol.js';
 import { api, ApiError } from '../../../static/chat/api.js';
-import { Directory } from '../../../static/chat/directory.js';
+import { Directory, IdentityPendingError } from '../../../static/chat/directory.js';
 import { Trust } from '../../../static/chat/trust.js';
 import { LinkError, LinkInbox, completeLink, requestLink } from '../../../static/chat/link.js';
 import { safetyWith } from '../../../static/chat/safety.js';
@@ -198,6 +198,8 @@ test('an identity substituted for a known contact: a blocking identity change', 
     assert.deepEqual(problems.map((p) => [p.kind, p.username]), [['identity_changed', 'bob']]);
     const m = await message('bob', K.mallory, server.bob.devices[0].id, [K.alice], 'new identity');
     assert.equal(await directory.senderKey(m), null);
+    // a roster record by the new identity's device waits for the person: not a bad signature
+    await assert.rejects(directory.recordSigner(IDS.bob, K.mallory.sigKid), (e) => e instanceof IdentityPendingError && e.userId === IDS.bob);
     const [notice] = trust.noticesFor(['bob']);
     assert.equal(notice.kind, 'identity_changed');
     assert.ok(notice.blocking);
@@ -211,6 +213,7 @@ test('an identity substituted for a known contact: a blocking identity change', 
     const after = await directory.recipientsOf(['bob']);
     assert.deepEqual(after.problems, []);
     assert.deepEqual(Object.keys(after.keys), [K.mallory.encKid]);
+    assert.ok(await directory.recordSigner(IDS.bob, K.mallory.sigKid));
     assert.equal(trust.isVerified(IDS.bob), false);
   } finally {
     server.bob = saved;
