@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .client import ChatClient
 
 MAX_WRAPS = 500  # per request (§7.3)
+# Bytes of wraps per request: the body limit is 256 KiB (§6), which 500 wraps of a
+# 3072-bit key (~545 bytes each as JSON) exceed, so a batch also stops at this size.
+MAX_BATCH_BYTES = 200 * 1024
 PAGE = 100  # history page size (the server's maximum)
 
 
@@ -121,7 +124,8 @@ async def transfer_history(
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Give device ``device_id`` the content keys of every message this device can open,
-    in the conversations I am a member of, newest first, at most 500 a request. Progress
+    in the conversations I am a member of, newest first, at most 500 (and 200 KiB of
+    wraps) a request. Progress
     (per conversation, the lowest seq whose wrap was stored) is saved after each request,
     so a later call resumes. Returns how many wraps were posted."""
     target = await _linked_device(client, device_id)
@@ -136,6 +140,15 @@ async def transfer_history(
     handled = sum(_handled_before(c, done.get(str(c["id"]))) for c in conversations)
     posted = 0
     batch: list[tuple[int, int, dict]] = []  # (conversation, seq, wrap)
+
+    def batch_size() -> int:
+        """How many of the batch's first wraps fit one request."""
+        size = 0
+        for count, (_, _, wrap) in enumerate(batch[:MAX_WRAPS]):
+            size += len(wrap["ek"]) + 32
+            if size > MAX_BATCH_BYTES:
+                return count
+        return min(len(batch), MAX_WRAPS)
 
     async def flush(count: int) -> None:
         nonlocal batch, posted
@@ -164,12 +177,13 @@ async def transfer_history(
             handled += len(messages)
             if progress is not None:
                 progress(min(handled, total), total)
-            while len(batch) >= MAX_WRAPS:
-                await flush(MAX_WRAPS)
+            while batch and batch_size() < len(batch):
+                await flush(batch_size())
             if not messages or not page["has_more"]:
                 break
             before = messages[-1]["seq"]
-        await flush(len(batch))
+        while batch:
+            await flush(batch_size())
         done[str(cid)] = 1  # every message of this conversation is handled
         client.state.put("transfers", key, dict(done))
         client.save()
