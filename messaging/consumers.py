@@ -113,10 +113,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- lifecycle -------------------------------------------------------------------
 
     async def connect(self):
-        await self.accept()
+        """Check the session and device, join the groups and register the socket, and only
+        then accept the handshake: once a client sees its socket open, every frame fanned
+        out after that reaches it. Refusals are accepted and then closed (4401, 4403)."""
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             inactive = _session_user_id(self.scope) is not None
+            await self.accept()
             await self.close(code=CLOSE_FORBIDDEN if inactive else CLOSE_NOT_LOGGED_IN)
             return
         self.device_id = device_id = _device_id(self.scope.get("query_string", b""))
@@ -127,15 +130,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(realtime.device_group(device_id), self.channel_name)
         opened = await _open_socket_in_db(self.channel_name, user.pk, device_id)
         if opened is None:
+            await self.accept()
             await self.close(code=CLOSE_FORBIDDEN)
             return
         device, came_online, online_users = opened
         self.user, self.device = user, device
-        realtime.add_local_socket(self.channel_name, self.chat_frame)
         self.limiter = FrameLimiter(
             settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST, settings.WS_FLOOD_CLOSE_AFTER
         )
         self.registered = True
+        # No await between registering and accepting: no frame is handed over before it.
+        realtime.add_local_socket(self.channel_name, self.chat_frame)
+        await self.accept()
         presence.ensure_heartbeat()
         for other in online_users:
             await self.send_frame(presence.presence_frame(other, True))
