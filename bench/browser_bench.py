@@ -7,7 +7,13 @@ Measures, in Debian's Chromium against a live daphne (started here unless --url)
   * open + verify of one message (protocol.js openEnvelope);
   * opening a conversation with 1,000 messages of history in the real UI: from the click
     in the conversation list until the newest page (50 messages) is decrypted, verified
-    and in the DOM (goal <= 2 s), and loading one older page by scrolling up.
+    and in the DOM (goal <= 2 s), and loading one older page by scrolling up;
+  * identity (PROTOCOL §7): linking a second browser to the account holding those 1,000
+    messages through the real UI: approval (the click on Approve) to "ready" on the new
+    device (goal <= 3 s), and the history transfer that follows, wall time and wraps per
+    second (goal <= 10 s for 1,000); the rewrap alone in the page (8 in parallel); and
+    checking a contact with 10 devices: identity proof and 10 device proofs and certs
+    (identity.js checkUser with nothing cached, goal <= 50 ms).
 
 Not a test: it prints a table (and --json writes the numbers).
 Usage: .venv/bin/python bench/browser_bench.py [--url http://127.0.0.1:8000] [--runs 5]
@@ -20,6 +26,7 @@ import json
 import statistics
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -44,7 +51,7 @@ JS_SETUP = """async ([me, passphrase, runs]) => {
   for (let i = 0; i < runs; i += 1) {
     const marks = {};
     const t0 = performance.now();
-    await device.setupDevice({ me, name: `bench ${i}`, passphrase,
+    await device.setupDevice({ me, name: `bench ${i}`, passphrase, replace: i > 0,
       onStep: (s) => { marks[s] = performance.now() - t0; } });
     out.push({ total: performance.now() - t0, ...marks });
   }
@@ -65,7 +72,7 @@ JS_CRYPTO = """async ([runs]) => {
     const times = [];
     for (let i = 0; i < runs + 1; i += 1) {
       const t0 = performance.now();
-      await p.sealEnvelope({ plaintext: text, conversationId: 7, senderId: 1, clientMsgId: p.newClientMsgId(), senderKeys: sender, recipientKeys: keys });
+      await p.sealEnvelope({ plaintext: text, conversationId: 7, senderId: 1, clientMsgId: p.newClientMsgId(), n: i + 1, head: '', senderKeys: sender, recipientKeys: keys });
       if (i > 0) times.push(performance.now() - t0);
     }
     seal[n] = times;
@@ -74,7 +81,7 @@ JS_CRYPTO = """async ([runs]) => {
   const opens = [];
   for (let i = 0; i < runs * 4 + 1; i += 1) {
     const clientMsgId = p.newClientMsgId();
-    const envelope = await p.sealEnvelope({ plaintext: text, conversationId: 7, senderId: 1, clientMsgId,
+    const envelope = await p.sealEnvelope({ plaintext: text, conversationId: 7, senderId: 1, clientMsgId, n: i + 1, head: '',
       senderKeys: sender, recipientKeys: { [receiver.encKid]: receiver.encPublic, [sender.encKid]: sender.encPublic } });
     const t0 = performance.now();
     await p.openEnvelope(envelope, { conversationId: 7, senderId: 1, clientMsgId, deviceKeys: receiver, sigPublic: sender.sigPublic });
@@ -83,13 +90,12 @@ JS_CRYPTO = """async ([runs]) => {
   return { seal, open: opens };
 }"""
 
-JS_SEED = """async ([peer, count]) => {
+JS_SEED = """async ([peer, count, passphrase]) => {
   const p = await import('/static/chat/protocol.js');
-  const { api } = await import('/static/chat/api.js');
+  const { api, request } = await import('/static/chat/api.js');
+  const device = await import('/static/chat/device.js');
   const me = (await api.session()).user;
-  const keys = await p.generateDeviceKeys(3072);
-  const device = await api.registerDevice({ name: 'bench seeder', enc_spki: p.b64encode(keys.encSpki),
-    sig_spki: p.b64encode(keys.sigSpki), proof: await p.signDeviceProof(keys, me.id) });
+  const { keys, device: registered } = await device.setupDevice({ me, name: 'bench seeder', passphrase });
   const { conversation } = await api.createConversation([peer]);
   const recipientKeys = {};
   for (const name of [peer, me.username]) {
@@ -98,18 +104,59 @@ JS_SEED = """async ([peer, count]) => {
     }
   }
   const t0 = performance.now();
+  const sealed = await Promise.all(Array.from({ length: count }, async (_, i) => {
+    const clientMsgId = p.newClientMsgId();
+    const envelope = await p.sealEnvelope({ plaintext: p.textMessage(`History message ${i + 1} of ${count}`),
+      conversationId: conversation.id, senderId: me.id, clientMsgId, n: i + 1, head: '', senderKeys: keys, recipientKeys });
+    return { client_msg_id: clientMsgId, envelope };
+  }));
+  // counters must rise in the order stored (PROTOCOL §2): post one after the other
+  for (const body of sealed) await request('POST', `/api/conversations/${conversation.id}/messages/`, body);
+  return { conversation: conversation.id, device: registered.id, seconds: (performance.now() - t0) / 1000 };
+}"""
+
+
+JS_REWRAP = """async ([count]) => {
+  const p = await import('/static/chat/protocol.js');
+  const [me, target] = await Promise.all([p.generateDeviceKeys(3072), p.generateDeviceKeys(3072)]);
+  const envelopes = await Promise.all(Array.from({ length: count }, (_, i) => p.sealEnvelope({
+    plaintext: p.textMessage(`m${i}`), conversationId: 7, senderId: 1, clientMsgId: p.newClientMsgId(), n: i + 1, head: '',
+    senderKeys: me, recipientKeys: { [me.encKid]: me.encPublic } })));
+  const t0 = performance.now();
   let next = 0;
-  async function worker() {
-    while (next < count) {
-      const i = next++;
-      const clientMsgId = p.newClientMsgId();
-      const envelope = await p.sealEnvelope({ plaintext: p.textMessage(`History message ${i + 1} of ${count}`),
-        conversationId: conversation.id, senderId: me.id, clientMsgId, senderKeys: keys, recipientKeys });
-      await api.send(conversation.id, clientMsgId, envelope);
-    }
+  const worker = async () => { while (next < count) await p.rewrapContentKey(envelopes[next++], me, target.encPublic); };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return { count, ms: performance.now() - t0 };
+}"""
+
+JS_CONTACT_CHECK = """async ([devices, runs]) => {
+  const p = await import('/static/chat/protocol.js');
+  const { KeyCache, checkUser } = await import('/static/chat/identity.js');
+  const userId = 4242;
+  const identity = await p.generateIdentityKey(3072);
+  const keys = await Promise.all(Array.from({ length: devices }, () => p.generateDeviceKeys(3072)));
+  const user = { id: userId, username: 'contact' };
+  const identityBody = { user, previous: [], identity: { id_spki: p.b64encode(identity.spki), id_kid: identity.kid,
+    proof: await p.signIdentityProof(identity, userId), upgrade: null, created: new Date().toISOString() } };
+  const devicesBody = { user, devices: await Promise.all(keys.map(async (k, i) => ({ id: i + 1, name: `d${i}`,
+    enc_spki: p.b64encode(k.encSpki), sig_spki: p.b64encode(k.sigSpki), enc_kid: k.encKid, sig_kid: k.sigKid,
+    proof: await p.signDeviceProof(k, userId), cert: await p.signDeviceCert(identity, userId, k.encKid, k.sigKid),
+    created: new Date().toISOString(), revoked: null }))) };
+  const times = [];
+  for (let i = 0; i < runs + 1; i += 1) {
+    const t0 = performance.now();
+    const entry = await checkUser(identityBody, devicesBody, new KeyCache());
+    const ms = performance.now() - t0;
+    if (!entry.current || entry.devices.some((d) => !d.valid || d.certBy !== identity.kid)) throw new Error('checks failed');
+    if (i > 0) times.push(ms);
   }
-  await Promise.all(Array.from({ length: 6 }, worker));
-  return { conversation: conversation.id, device: device.id, seconds: (performance.now() - t0) / 1000 };
+  return times;
+}"""
+
+JS_TRANSFER_JOB = """async ([userId, deviceId]) => {
+  const store = await import('/static/chat/store.js');
+  void userId;
+  return store.getItem(`transfer:${deviceId}`);
 }"""
 
 
@@ -141,7 +188,7 @@ def run(base_url: str, runs: int) -> dict:
         results["device_setup"] = ms(s["total"] for s in setups)
         results["device_setup_steps_median_ms"] = {
             step: round(statistics.median(s[step] for s in setups), 1)
-            for step in ("register", "lock", "check", "done")
+            for step in ("identity", "register", "lock", "check", "done")
         }
         crypto = page.evaluate(JS_CRYPTO, [runs * 2])
         results["seal"] = {f"{n}_devices": ms(crypto["seal"][str(n)]) for n in (2, 10, 50)}
@@ -170,7 +217,7 @@ def run(base_url: str, runs: int) -> dict:
         spage = seeder.new_page()
         spage.goto("/login/")
         spage.evaluate(JS_REGISTER, [f"sender{tag}", PASSWORD])
-        seeded = spage.evaluate(JS_SEED, [viewer_name, HISTORY])
+        seeded = spage.evaluate(JS_SEED, [viewer_name, HISTORY, PASSPHRASE])
         results["seeding"] = {"messages": HISTORY, "seconds": round(seeded["seconds"], 1)}
         seeder.close()
 
@@ -210,6 +257,63 @@ def run(base_url: str, runs: int) -> dict:
         results["open_conversation_1000_first_ms"] = round(opens[0], 1)
         results["scroll_back_one_page"] = ms(older[1:])
         vpage.screenshot(path=str(REPO / "var" / "bench-conversation.png"))
+
+        # 3. identity: link new browsers to the viewer's account through the UI; each
+        # approval starts the history transfer of the 1,000 messages to the new device
+        vpage.goto("/")
+        vpage.fill("#unlock-passphrase", PASSPHRASE)
+        vpage.get_by_role("button", name="Unlock").click()
+        vpage.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        viewer_device = vpage.evaluate(
+            "async () => (await (await import('/static/chat/api.js')).api.myDevices()).devices.find((d) => !d.revoked).id"
+        )
+        ready_ms, transfers = [], []
+        for i in range(min(3, max(1, runs // 2))):
+            linker = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
+            lpage = linker.new_page()
+            lpage.goto("/login/")
+            lpage.fill("#id_username", viewer_name)
+            lpage.fill("#id_password", PASSWORD)
+            lpage.click("button[type=submit]")
+            lpage.get_by_role("button", name="Link this browser").click()
+            lpage.fill("#device-name", f"bench link {i}")
+            lpage.get_by_label("Passphrase", exact=True).fill(PASSPHRASE)
+            lpage.get_by_label("Passphrase (again)").fill(PASSPHRASE)
+            lpage.get_by_role("button", name="Show link code").click()
+            lpage.wait_for_selector("#link-code", timeout=60_000)
+            approve = vpage.locator("dialog[open]").get_by_role("button", name="Approve")
+            approve.wait_for(timeout=10_000)
+            t0 = time.perf_counter()
+            approve.click()
+            lpage.wait_for_selector("body[data-ready=true]", timeout=60_000)
+            ready_ms.append((time.perf_counter() - t0) * 1000)
+            vpage.wait_for_selector(".transfer-card[data-transfer-state=done]", timeout=120_000)
+            job = vpage.evaluate(JS_TRANSFER_JOB, [0, viewer_device])
+            wall = (
+                datetime.fromisoformat(job["finished"].replace("Z", "+00:00"))
+                - datetime.fromisoformat(job["started"].replace("Z", "+00:00"))
+            ).total_seconds()
+            transfers.append({"wrapped": job["wrapped"], "seconds": wall})
+            vpage.locator(".transfer-card").get_by_role("button", name="Close").click()
+            linker.close()
+            # make room under MAX_DEVICES for the next run
+            vpage.evaluate(
+                """async (name) => { const { api } = await import('/static/chat/api.js');
+                   const d = (await api.myDevices()).devices.find((x) => x.name === name && !x.revoked);
+                   await api.revokeDevice(d.id); }""",
+                f"bench link {i}",
+            )
+        results["link_approval_to_ready"] = ms(ready_ms)
+        results["history_transfer"] = {
+            "runs": transfers,
+            "median_seconds": round(statistics.median(t["seconds"] for t in transfers), 2),
+            "median_wraps_per_s": round(
+                statistics.median(t["wrapped"] / t["seconds"] for t in transfers), 1
+            ),
+        }
+        rewrap = vpage.evaluate(JS_REWRAP, [400])
+        results["rewrap_only_wraps_per_s"] = round(rewrap["count"] / rewrap["ms"] * 1000, 1)
+        results["contact_check_10_devices"] = ms(vpage.evaluate(JS_CONTACT_CHECK, [10, runs * 2]))
         viewer.close()
         browser.close()
     return results
@@ -249,6 +353,19 @@ def main() -> int:
     )
     print(
         f"  scroll back one page (50)           {results['scroll_back_one_page']['median_ms']:8.1f} ms"
+    )
+    transfer = results["history_transfer"]
+    print(
+        f"  link: approval -> new device ready  {results['link_approval_to_ready']['median_ms']:8.1f} ms  (goal <= 3000)"
+    )
+    print(
+        f"  history transfer, {HISTORY} messages   {transfer['median_seconds'] * 1000:8.1f} ms  (goal <= 10000; {transfer['median_wraps_per_s']} wraps/s)"
+    )
+    print(
+        f"  rewrap alone (8 in parallel)        {results['rewrap_only_wraps_per_s']:8.1f} wraps/s"
+    )
+    print(
+        f"  identity + certs, 10 devices        {results['contact_check_10_devices']['median_ms']:8.1f} ms  (goal <= 50)"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

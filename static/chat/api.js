@@ -24,9 +24,13 @@ function cookie(name) {
   return '';
 }
 
-/** Call the API; resolves the parsed JSON body (null for 204), rejects with ApiError. */
-export async function request(method, path, body = undefined) {
-  const headers = { Accept: 'application/json' };
+/**
+ * Call the API; resolves the parsed JSON body (null for 204), rejects with ApiError.
+ * `options.headers` adds request headers (e.g. `X-Device-Id`, which names the acting
+ * device on link approvals and history keys).
+ */
+export async function request(method, path, body = undefined, { headers: extra = {} } = {}) {
+  const headers = { Accept: 'application/json', ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (!['GET', 'HEAD'].includes(method)) headers['X-CSRFToken'] = cookie('csrftoken');
   let response;
@@ -74,6 +78,18 @@ export const api = {
   removeMember: (id, username) => request('DELETE', `/api/conversations/${enc(id)}/members/${enc(username)}/`),
   history: (id, { beforeSeq = null, limit = 50 } = {}) =>
     get(`/api/conversations/${enc(id)}/messages/?limit=${limit}${beforeSeq ? `&before_seq=${beforeSeq}` : ''}`),
+  // identity keys, link requests and history keys (PROTOCOL §4, §7)
+  userIdentity: (username) => get(`/api/users/${enc(username)}/identity/`),
+  putIdentity: (body) => request('PUT', '/api/identity/', body),
+  certifyDevice: (id, cert) => request('POST', `/api/devices/${enc(id)}/cert/`, { cert }),
+  createLinkRequest: (body) => request('POST', '/api/link-requests/', body),
+  linkRequests: () => get('/api/link-requests/'),
+  linkRequest: (id) => get(`/api/link-requests/${enc(id)}/`),
+  approveLinkRequest: (id, body, deviceId) =>
+    request('POST', `/api/link-requests/${enc(id)}/approve/`, body, { headers: { 'X-Device-Id': String(deviceId) } }),
+  deleteLinkRequest: (id) => request('DELETE', `/api/link-requests/${enc(id)}/`),
+  historyKeys: (targetId, wraps, deviceId) =>
+    request('POST', `/api/devices/${enc(targetId)}/history-keys/`, { wraps }, { headers: { 'X-Device-Id': String(deviceId) } }),
   send: (id, clientMsgId, envelope) =>
     request('POST', `/api/conversations/${enc(id)}/messages/`, { client_msg_id: clientMsgId, envelope }),
 };

@@ -38,12 +38,17 @@ export class ChatApp extends EventTarget {
   }
 
   async start() {
-    this.directory = new Directory();
-    this.trust = await new Trust(this.me.id, this.deviceId).load();
+    // Identity and trust (browser-identity lane): whom this device may encrypt to and believe.
+    this.trust = await new Trust(this.me.id, { revokeDevice: (id) => this.revokeOwnDevice(id) }).load();
+    if (this.keys.idKid) await this.trust.pinSelf(this.me, this.keys.idKid);
+    this.directory = new Directory({ me: this.me, trust: this.trust });
     this.messenger = new Messenger({ me: this.me, keys: this.keys, directory: this.directory, trust: this.trust });
     this.outbox = await new Outbox(this.deviceId).load();
     this.notifier = await new Notifier(this.me.id).load();
-    this.trust.addEventListener('change', () => this.emit('trust'));
+    this.trust.addEventListener('change', () => {
+      this.emit('trust');
+      this.retryBlocked();
+    });
     await this.refreshConversations();
     this.socket = new ChatSocket(this.deviceId);
     this.socket.addEventListener('state', (e) => {
@@ -560,8 +565,7 @@ export class ChatApp extends EventTarget {
 
   async onDevicesChanged(username) {
     try {
-      const { user, devices } = await this.directory.active(username, { force: true });
-      await this.trust.observe(user, devices);
+      await this.directory.refresh(username);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
     }
@@ -581,18 +585,24 @@ export class ChatApp extends EventTarget {
 
   async observeUser(username) {
     try {
-      const { user, devices } = await this.directory.active(username);
-      await this.trust.observe(user, devices);
+      await this.directory.load(username);
       this.emit('devices', username);
     } catch {
       /* offline: tried again on the next change */
     }
   }
 
-  async acknowledge(conv) {
-    const alerts = this.trust.pending(conv.members.map((m) => m.username));
-    await this.trust.acknowledge(alerts.map((a) => a.id));
-    this.retryBlocked();
+  /** The identity and device notices of a conversation (trust.noticesFor). */
+  noticesFor(conv) {
+    const names = conv.members.map((m) => m.username);
+    if (!names.includes(this.me.username)) names.push(this.me.username);
+    return this.trust.noticesFor(names);
+  }
+
+  /** Revoke one of my devices ("Revoke it"), then look at my device list again. */
+  async revokeOwnDevice(id) {
+    await api.revokeDevice(id);
+    await this.directory.refresh(this.me.username);
   }
 }
 

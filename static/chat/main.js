@@ -1,52 +1,30 @@
 /**
- * Entry point of the chat page: who is logged in, then set up / unlock this device,
- * then the chat or the security page (client-side routes / and /security/).
+ * Entry point of the chat page: who is logged in, then this device (ui/setup.js: set
+ * up, unlock, link or reset), then the chat with the link inbox and history transfer
+ * (ui/identity-tray.js), and the client-side routes: `/`, `/security/` and a contact's
+ * safety number page `/security/?contact=<username>`.
  * @module main
  */
 
 import { ChatApp } from './chat.js';
-import * as device from './device.js';
 import { h, replace } from './ui/dom.js';
 import { ChatView } from './ui/chat-view.js';
+import { SafetyView } from './ui/safety-view.js';
 import { SecurityView } from './ui/security-view.js';
-import { setupScreen, unlockScreen } from './ui/setup.js';
+import { deviceFlow } from './ui/setup.js';
+import { startIdentity } from './ui/identity-tray.js';
 
 const root = document.getElementById('app');
 const me = { id: Number(root.dataset.userId), username: root.dataset.username };
 
-async function prepareDevice() {
-  let record = await device.storedRecord(me.id);
-  let result;
-  if (!record) {
-    result = await setupScreen(root, { me });
-  } else {
-    result = await unlockScreen(root, { me, record });
-  }
-  record = result.record;
-  let status = 'active';
-  try {
-    status = await device.deviceStatus(record);
-  } catch {
-    /* offline: the socket will tell */
-  }
-  if (status !== 'active') {
-    result = await setupScreen(root, {
-      me,
-      reason: status === 'revoked'
-        ? 'This device was revoked (from another device or after a reset). Set this browser up again with new keys.'
-        : 'This browser’s keys are not registered to your account. Set it up again.',
-    });
-  }
-  return result;
-}
-
 async function main() {
   replace(root, h('div.boot', {}, 'Loading…'));
-  const { record: firstRecord, keys } = await prepareDevice();
+  const { record: firstRecord, keys } = await deviceFlow(root, { me });
   let record = firstRecord;
   const app = new ChatApp({ me, deviceId: record.device_id, keys });
   replace(root, h('div.boot', {}, 'Loading conversations…'));
   await app.start();
+  await startIdentity(app, { me, deviceId: record.device_id, keys });
   const chatRoot = h('div.view');
   const securityRoot = h('div.view');
   replace(root, chatRoot, securityRoot);
@@ -62,8 +40,11 @@ async function main() {
       chatRoot.hidden = true;
       securityRoot.hidden = false;
       security?.destroy();
-      security = new SecurityView(securityRoot, app, { record, navigate, onRecord: (r) => { record = r; } });
-      document.title = 'Security · e2ee chat';
+      const contact = url.searchParams.get('contact');
+      security = contact
+        ? new SafetyView(securityRoot, app, { username: contact, navigate })
+        : new SecurityView(securityRoot, app, { record, navigate, onRecord: (r) => { record = r; } });
+      document.title = contact ? `Safety number with ${contact} · e2ee chat` : 'Security · e2ee chat';
       return;
     }
     securityRoot.hidden = true;
@@ -83,10 +64,10 @@ async function main() {
   }
   window.addEventListener('popstate', () => route());
   document.addEventListener('click', (event) => {
-    const link = event.target.closest?.('a[href="/security/"]');
+    const link = event.target.closest?.('a[href^="/security/"]');
     if (link && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
       event.preventDefault();
-      navigate('/security/');
+      navigate(link.getAttribute('href'));
     }
   });
   route();

@@ -7,22 +7,27 @@
 
 import { OpenError, openEnvelope, sealEnvelope, textMessage } from './protocol.js';
 
-/** A member's device key was replaced and the user has not accepted it yet. */
+/**
+ * Sending to this conversation is paused: a member's identity changed and is not
+ * accepted yet, or a listed device is not certified by its owner's identity
+ * (directory.recipientsOf's `problems`; the conversation shows them as notices).
+ */
 export class BlockedError extends Error {
-  constructor(username) {
-    super(`The keys of a device of ${username} changed. Review the warning before sending.`);
+  constructor(problems) {
+    const first = problems[0];
+    super(first.kind === 'identity_changed'
+      ? `${first.username}’s safety number changed. Review the notice before sending.`
+      : first.kind === 'own_uncertified_device'
+        ? 'A device on your account is not certified by your identity. Review the alert before sending.'
+        : `A device of ${first.username} is not certified by their identity; the message was not sent.`);
     this.name = 'BlockedError';
-    this.username = username;
+    this.problems = problems;
+    this.username = first.username;
   }
 }
 
-/** A member's device failed its key checks (kid or proof), so it cannot be encrypted to. */
-export class UntrustedDeviceError extends Error {
-  constructor(username) {
-    super(`A device of ${username} failed its key checks; the message was not sent.`);
-    this.name = 'UntrustedDeviceError';
-  }
-}
+/** Kept for callers of the v1 API: a device that failed its checks is a BlockedError now. */
+export class UntrustedDeviceError extends BlockedError {}
 
 export class Messenger {
   /** @param {{me: {id:number, username:string}, keys: import('./protocol.js').DeviceKeys, directory: any, trust: any}} deps */
@@ -31,24 +36,16 @@ export class Messenger {
   }
 
   /**
-   * The encryption keys of every active device of every current member, after noting
-   * device-set changes with trust. `force` refetches the lists (after stale_devices).
+   * The encryption keys of every device the directory allows (certified by an accepted
+   * identity; §7.4) for every current member and me. Any problem pauses sending
+   * (BlockedError). `force` refetches the lists (after stale_devices).
    */
   async recipients(conversation, { force = false } = {}) {
     const names = conversation.members.map((m) => m.username);
     if (!names.includes(this.me.username)) names.push(this.me.username);
-    const lists = await Promise.all(names.map((name) => this.directory.active(name, { force })));
-    const changes = [];
-    for (const { user, devices, rejected } of lists) {
-      changes.push(...(await this.trust.observe(user, devices)));
-      if (this.trust.blocked(user.username)) throw new BlockedError(user.username);
-      if (rejected.length) throw new UntrustedDeviceError(user.username);
-    }
-    const keys = {};
-    for (const { devices } of lists) {
-      for (const device of devices) keys[device.enc_kid] = await this.directory.encryptionKey(device);
-    }
-    return { keys, changes };
+    const { keys, problems } = await this.directory.recipientsOf(names, { force });
+    if (problems.length) throw new BlockedError(problems);
+    return { keys, changes: [] };
   }
 
   /** A §2 envelope of a text message. Resolves {envelope, changes}. */
@@ -67,7 +64,8 @@ export class Messenger {
   }
 
   /**
-   * Open a stored message: {status: 'ok', text} or {status: 'failed' | 'not_for_device' |
+   * Open a stored message: {status: 'ok', text, note} (`note`: null, 'earlier_identity'
+   * or 'not_upgraded', from directory.senderKey) or {status: 'failed' | 'not_for_device' |
    * 'unsupported', reason}. Never throws.
    */
   async open(message) {
@@ -79,12 +77,11 @@ export class Messenger {
       return { status: 'not_for_device', reason: 'not encrypted for this device' };
     }
     try {
-      const sigPublic = message.sender_id === this.me.id && envelope.sig_kid === this.keys.sigKid
-        ? this.keys.sigPublic
+      const sender = message.sender_id === this.me.id && envelope.sig_kid === this.keys.sigKid
+        ? { key: this.keys.sigPublic, note: null }
         : await this.directory.senderKey(message);
-      if (!sigPublic) return { status: 'failed', reason: 'unknown or inactive sender device' };
-      const distrust = await this.senderDistrust(message);
-      if (distrust) return { status: 'failed', reason: distrust };
+      if (!sender) return { status: 'failed', reason: 'the sender device is not certified by an accepted identity, or was not active' };
+      const sigPublic = sender.key;
       const plain = await openEnvelope(envelope, {
         conversationId: message.conversation,
         senderId: message.sender_id,
@@ -92,27 +89,11 @@ export class Messenger {
         deviceKeys: this.keys,
         sigPublic,
       });
-      if (plain.type === 'text' && typeof plain.text === 'string') return { status: 'ok', text: plain.text };
+      if (plain.type === 'text' && typeof plain.text === 'string') return { status: 'ok', text: plain.text, note: sender.note };
       return { status: 'unsupported', reason: `message type ${String(plain.type).slice(0, 40)}` };
     } catch (error) {
       return { status: 'failed', reason: error instanceof OpenError ? error.detail : 'could not be opened' };
     }
-  }
-
-  /**
-   * Trust on first use for incoming messages too: a sender device this browser has seen
-   * with other keys is refused until the user accepts the change (a `replaced` alert); one
-   * it has not seen is first noted as an `added` alert. Null when the sender is fine.
-   */
-  async senderDistrust(message) {
-    const known = this.trust.known(message.sender);
-    const seen = known?.devices?.[message.sender_device];
-    if (!known || (seen && seen.sig_kid === message.envelope.sig_kid)) return null;
-    const { user, devices } = await this.directory.active(message.sender);
-    await this.trust.observe(user, devices);
-    const replaced = this.trust.pending([message.sender])
-      .some((a) => a.kind === 'replaced' && a.device.id === message.sender_device);
-    return replaced ? `the keys of ${message.sender}’s device changed; review the warning first` : null;
   }
 
   /** The text of one of this device's own envelopes (to re-encrypt it after stale_devices). */

@@ -88,6 +88,70 @@ class ChatUser:
     def start(self, passphrase: str = PASSPHRASE) -> ChatUser:
         return self.register().setup_device(passphrase)
 
+    def ready(self, timeout: int = SETUP_TIMEOUT) -> ChatUser:
+        self.page.wait_for_selector("body[data-ready=true]", timeout=timeout)
+        return self
+
+    # --- linking (PROTOCOL §7.2) ------------------------------------------------------------
+
+    def request_link(self, passphrase: str = PASSPHRASE, name: str | None = None) -> str:
+        """On the "Add this browser" screen of a logged-in user: Link this browser, name
+        and passphrase, then wait for the link code; returns its 20 characters."""
+        page = self.page
+        expect(page.get_by_role("heading", name="Add this browser to your account")).to_be_visible()
+        page.get_by_role("button", name="Link this browser").click()
+        if name:
+            page.fill("#device-name", name)
+        page.get_by_label("Passphrase", exact=True).fill(passphrase)
+        page.get_by_label("Passphrase (again)").fill(passphrase)
+        page.get_by_role("button", name="Show link code").click()
+        code = page.locator("#link-code")
+        expect(code).to_be_visible(timeout=SETUP_TIMEOUT)
+        return shown_code(code)
+
+    def approval_code(self, timeout: int = LIVE_TIMEOUT) -> str:
+        """Wait for the approval dialog of a link request; returns the code it shows."""
+        code = self.page.locator("dialog[open] #approve-code")
+        expect(code).to_be_visible(timeout=timeout)
+        return shown_code(code)
+
+    def approve_link(self) -> None:
+        self.page.locator("dialog[open]").get_by_role("button", name="Approve").click()
+        expect(self.page.locator("dialog[open]")).to_have_count(0, timeout=LIVE_TIMEOUT)
+
+    def expect_transfer_done(self, timeout: int = 60_000) -> None:
+        expect(self.page.locator(".transfer-card[data-transfer-state=done]")).to_be_visible(
+            timeout=timeout
+        )
+
+    # --- history -----------------------------------------------------------------------------
+
+    def load_history(self, at_least: int, timeout: int = 60_000) -> None:
+        """Scroll the open conversation up until `at_least` messages are shown or the
+        start of the conversation is reached."""
+        page = self.page
+        page.wait_for_function(
+            """(n) => {
+              const log = document.querySelector('.messages');
+              if (!log) return false;
+              const count = log.querySelectorAll('.msg').length;
+              const start = [...log.querySelectorAll('.history-edge')].some((e) => e.textContent.startsWith('Start of'));
+              if (count >= n || start) return true;
+              log.scrollTop = 0;
+              log.dispatchEvent(new Event('scroll'));
+              return false;
+            }""",
+            arg=at_least,
+            polling=250,
+            timeout=timeout,
+        )
+
+    def shown_messages(self) -> list[tuple[str, str]]:
+        """(state, text) of every message in the open conversation, in order."""
+        return self.page.locator(".messages .msg").evaluate_all(
+            "els => els.map((el) => [el.dataset.state, el.querySelector('.msg-text')?.textContent ?? ''])"
+        )
+
     def export_key_file(self, path: Path) -> Path:
         """Save this browser's key file (Security page, "Export key file") to ``path``."""
         go_security(self)
@@ -138,6 +202,26 @@ class ChatUser:
         expect(item).to_have_attribute(
             "data-delivery", re.compile("sent|read"), timeout=LIVE_TIMEOUT
         )
+
+
+def shown_code(locator) -> str:
+    """A link code as shown (groups of four), checked against its data attribute."""
+    text = locator.inner_text().replace(" ", "").replace("\n", "").lower()
+    assert text == locator.get_attribute("data-code"), text
+    assert len(text) == 20, text
+    return text
+
+
+def go_safety(user: ChatUser, other: str) -> str:
+    """Open the safety number page of `other`; returns the 60 digits shown."""
+    go_security(user)
+    user.page.get_by_role("link", name=f"Safety number with {other}").click()
+    number = user.page.locator("#safety-number")
+    expect(number).to_be_visible()
+    digits = number.inner_text().replace(" ", "").replace("\n", "")
+    assert len(digits) == 60 and digits.isdigit(), digits
+    assert digits == number.get_attribute("data-number")
+    return digits
 
 
 def go_security(user: ChatUser) -> None:

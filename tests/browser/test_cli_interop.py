@@ -1,6 +1,7 @@
 """The Python client (`chat-client`, run as subprocesses) and the browser app (Chromium)
-on one live daphne with Redis: they chat both ways, and a key file moves between them
-both ways and reads the history its device could read.
+on one live daphne with Redis: they chat both ways, a key file moves between them both
+ways and reads the history its device could read, and each links a device of the other
+kind to its account (PROTOCOL §7.2) with the history (§7.3).
 
 The CLI makes 2048-bit keys (CHAT_KEY_BITS, set by `Cli`), the browser 3072-bit ones.
 """
@@ -8,14 +9,18 @@ The CLI makes 2048-bit keys (CHAT_KEY_BITS, set by `Cli`), the browser 3072-bit 
 from __future__ import annotations
 
 import json
+import queue
 import secrets
+import subprocess
+import threading
 
 import pytest
 from playwright.sync_api import expect
 
+from chatclient import protocol
 from tests.browser.chat_helpers import PASSPHRASE, PASSWORD, ChatUser
 from tests.support.services import DjangoStack
-from tests.test_client_cli import Cli
+from tests.test_client_cli import REPO, Cli
 
 pytestmark = pytest.mark.browser
 
@@ -165,7 +170,9 @@ def test_cli_key_file_imports_in_the_browser_and_shows_the_history(people, cli_u
     assert json.loads(key_file.read_text()) == json.loads((dora.dir / "keystore.json").read_text())
 
     dora_browser.login()
-    expect(dora_browser.page.get_by_role("heading", name="Set up this browser")).to_be_visible()
+    expect(
+        dora_browser.page.get_by_role("heading", name="Add this browser to your account")
+    ).to_be_visible()
     dora_browser.import_key_file(key_file, CLI_PASSPHRASE)
     dora_browser.open_conversation(bob.username)
     dora_browser.expect_message("from dora's terminal")
@@ -179,4 +186,117 @@ def test_cli_key_file_imports_in_the_browser_and_shows_the_history(people, cli_u
     assert texts(dora.run("history", bob.username).stdout)[-1] == (
         f"{dora.username}: dora again, now from the browser"
     )
+    verified_in_browser(bob, 3)
+
+
+class Running:
+    """A `chat-client` command left running (e.g. `device link`, which waits): its stdout
+    lines arrive on a queue."""
+
+    def __init__(self, cli: Cli, *args: str):
+        self.proc = subprocess.Popen(
+            cli.argv(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=cli.env(),
+            cwd=REPO,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_line(self, prefix: str, timeout: float = 60) -> str:
+        """The first stdout line that starts with `prefix` (waits for it)."""
+        while True:
+            line = self.lines.get(timeout=timeout)
+            if line.startswith(prefix):
+                return line
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        code = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout)
+        rest = []
+        while not self.lines.empty():
+            rest.append(self.lines.get())
+        return code, "\n".join(rest) + self.proc.stderr.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def test_browser_linked_by_the_cli_reads_the_history(people, cli_user):
+    bob = people("bob").start()
+    erin_browser = people("erin")  # only its username for now: the CLI registers the account
+    erin = cli_user(erin_browser.username)
+    erin.run("send", bob.username, "erin's terminal, first")
+    bob.open_conversation(erin.username)
+    bob.expect_message("erin's terminal, first")
+    bob.send("bob to erin")
+    bob.expect_sent("bob to erin")
+    code_before = erin.run("safety-number", bob.username).stdout
+
+    # the browser asks to join erin's account; the CLI approves with the browser's code
+    erin_browser.login()
+    code = erin_browser.request_link(name="Erin's browser")
+    listed = erin.run("device", "approve", "--code", code.upper()).stdout
+    assert "approved request" in listed and "history: gave device" in listed
+    erin_browser.ready(timeout=30_000)
+    erin_browser.open_conversation(bob.username)
+    erin_browser.expect_message("erin's terminal, first")
+    erin_browser.expect_message("bob to erin")
+    verified_in_browser(erin_browser, 2)
+    # the new browser sends; bob sees no warning, the CLI reads it, the safety number holds
+    erin_browser.send("erin, now from the linked browser")
+    erin_browser.expect_sent("erin, now from the linked browser")
+    bob.expect_message("erin, now from the linked browser")
+    expect(bob.page.locator(".trust-alert")).to_have_count(0)
+    assert texts(erin.run("history", bob.username).stdout)[-1] == (
+        f"{erin.username}: erin, now from the linked browser"
+    )
+    assert erin.run("safety-number", bob.username).stdout == code_before
+
+
+def test_cli_linked_by_the_browser_reads_the_history(people, stack, tmp_path):
+    alice = people("alice").start()
+    bob = people("bob").start()
+    bob.open_direct(alice.username)
+    bob.send("bob to alice's browser")
+    alice.open_conversation(bob.username)
+    alice.expect_message("bob to alice's browser")
+    alice.send("alice's browser to bob")
+    alice.expect_sent("alice's browser to bob")
+
+    terminal = Cli(
+        stack.base_url, tmp_path / "alice-cli", passphrase=CLI_PASSPHRASE, password=PASSWORD
+    )
+    terminal.run("login", alice.username)
+    link = Running(terminal, "device", "link", "--name", "alice's terminal")
+    try:
+        cli_code = link.wait_line("link code: ").removeprefix("link code: ")
+        shown = alice.approval_code()
+        assert protocol.same_link_code(cli_code, shown)
+        expect(alice.page.locator("dialog[open]")).to_contain_text("alice's terminal")
+        alice.approve_link()
+        code, output = link.finish()
+        assert code == 0, output
+        assert "linked: device" in output
+    finally:
+        link.stop()
+    alice.expect_transfer_done()
+    assert texts(terminal.run("history", bob.username).stdout) == [
+        f"{bob.username}: bob to alice's browser",
+        f"{alice.username}: alice's browser to bob",
+    ]
+    # the terminal sends as alice; bob's browser takes it as alice's, without a warning
+    terminal.run("send", bob.username, "alice, now from the linked terminal")
+    bob.expect_message("alice, now from the linked terminal")
+    expect(bob.page.locator(".trust-alert")).to_have_count(0)
     verified_in_browser(bob, 3)

@@ -7,9 +7,10 @@
  */
 
 import { api } from '../api.js';
-import { avatar, fingerprint, fullTime, h, replace, shortTime, toast } from './dom.js';
-import { confirmDialog, membersDialog, newGroupDialog } from './dialogs.js';
+import { avatar, fullTime, h, replace, shortTime, toast } from './dom.js';
+import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
+import { isBlocked, renderNotices } from './notices.js';
 
 const CONNECTION_TEXT = {
   idle: 'Starting…',
@@ -178,7 +179,7 @@ export class ChatView {
       const title = this.app.titleOf(conv);
       const peer = this.app.peerOf(conv);
       const online = peer && this.app.online.has(peer);
-      const alerts = this.app.trust.pending(conv.members.map((m) => m.username)).length;
+      const alerts = isBlocked(this.app.noticesFor(conv));
       const current = conv.id === this.app.openId;
       return h('li', {}, h('a.conv-item', {
         href: `/?c=${conv.id}`,
@@ -234,32 +235,15 @@ export class ChatView {
     const sub = conv.kind === 'group'
       ? conv.members.map((m) => m.username).join(', ')
       : online ? 'Online' : 'Offline';
-    const peerDevices = peer ? this.app.directory.cachedActive(peer) : null;
-    const verified = peerDevices?.length > 0 && peerDevices.every((d) => this.app.trust.isVerified(peer, d));
+    const peerId = peer ? conv.members.find((m) => m.username === peer)?.id : null;
+    const verified = peerId ? this.app.trust.isVerified(peerId) : false;
     replace(this.headerEl,
       h('button.icon-button.back', { type: 'button', 'aria-label': 'Back to conversations', onclick: () => this.navigate('/') }, icon('back')),
       h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { role: 'img', 'aria-label': online ? 'online' : 'offline' })),
       h('div.pane-title', {}, h('h2', { id: 'pane-title' }, title), h('div.pane-sub', {}, sub,
-        verified ? h('span.tag.tag-ok.verified-tag', { title: 'You verified all of this person’s devices' }, icon('check', 'icon-inline'), ' verified') : null)),
+        verified ? h('span.tag.tag-ok.verified-tag', { title: 'You compared safety numbers with this person' }, icon('check', 'icon-inline'), ' verified') : null)),
       conv.kind === 'group' && h('button.secondary.small', { type: 'button', onclick: () => membersDialog({ app: this.app, conv }) }, 'Members'));
-    const alerts = this.app.trust.pending(conv.members.map((m) => m.username));
-    const blocking = alerts.some((a) => a.kind === 'replaced');
-    if (!alerts.length) {
-      replace(this.alertsEl);
-    } else {
-      replace(this.alertsEl, h(`div.callout.${blocking ? 'callout-danger' : 'callout-warn'}.trust-alert`, { role: 'alert' },
-        h('strong', {}, blocking ? 'Security keys changed. Sending is paused.' : 'Devices in this conversation changed.'),
-        h('ul', {}, alerts.map((a) => h('li', {}, describeAlert(a, this.app.me.username)))),
-        h('p', {}, blocking
-          ? 'A device that was known before now shows different keys. This can mean someone is intercepting your messages. Check the new fingerprint with the person before you accept it.'
-          : 'Messages are now also encrypted for these devices. If you did not expect this, check with the person.'),
-        h('div.callout-actions', {},
-          h(`button.${blocking ? 'danger' : 'primary'}.small`, { type: 'button', onclick: async () => {
-            if (blocking && !(await confirmDialog({ title: 'Accept new keys?', message: 'Only accept if you have checked the new fingerprints with the person. The device’s “verified” mark is cleared.', confirm: 'Accept new keys', danger: true }))) return;
-            await this.app.acknowledge(conv);
-          } }, blocking ? 'Accept new keys' : 'Acknowledge'),
-          h('a.small', { href: '/security/' }, 'Review fingerprints'))));
-    }
+    renderNotices(this.alertsEl, this.app.noticesFor(conv), { navigate: this.navigate });
     this.updateComposerState();
   }
 
@@ -300,10 +284,10 @@ export class ChatView {
   updateComposerState() {
     const conv = this.app.get(this.app.openId);
     if (!conv || !this.textarea) return;
-    const blocked = conv.members.some((m) => this.app.trust.blocked(m.username));
+    const blocked = isBlocked(this.app.noticesFor(conv));
     this.textarea.disabled = conv.left;
     this.sendButton.disabled = conv.left || blocked;
-    this.textarea.placeholder = conv.left ? 'You are no longer a member' : blocked ? 'Sending is paused until you review the key change' : 'Message';
+    this.textarea.placeholder = conv.left ? 'You are no longer a member' : blocked ? 'Sending is paused: see the notice above' : 'Message';
   }
 
   renderTyping() {
@@ -346,7 +330,7 @@ export class ChatView {
       lastSender = item.sender;
       const delivery = item.own ? this.app.deliveryOf(conv, item) : null;
       const key = `s${item.seq}`;
-      const sig = `${item.status}|${delivery}|${showSender}`;
+      const sig = `${item.status}|${delivery}|${showSender}|${item.note ?? ''}`;
       let node = this.elements.get(key);
       if (!node || node.dataset.sig !== sig) {
         node = messageNode(item, { delivery, showSender });
@@ -379,13 +363,10 @@ export class ChatView {
   }
 }
 
-function describeAlert(alert, me) {
-  const who = alert.username === me ? 'You' : alert.username;
-  const name = alert.device.name ? `“${alert.device.name}”` : `device ${alert.device.id}`;
-  if (alert.kind === 'added') return `${who} added a new device ${name} (fingerprint ${fingerprint(alert.device.sig_kid).slice(0, 19)}…).`;
-  if (alert.kind === 'removed') return `${who} removed the device ${name}.`;
-  return `The keys of ${alert.username}’s device ${name} were replaced (new fingerprint ${fingerprint(alert.device.sig_kid).slice(0, 19)}…).`;
-}
+const NOTE_TEXT = {
+  earlier_identity: 'signed under an earlier identity',
+  not_upgraded: 'not upgraded',
+};
 
 const FAILED_TEXT = {
   failed: 'This message could not be decrypted or verified.',
@@ -399,6 +380,7 @@ function messageNode(item, { delivery, showSender }) {
   const bubble = h(`div.bubble${ok ? '' : item.status === 'not_for_device' ? '.bubble-unavailable' : '.bubble-failed'}`, {},
     ok ? h('p.msg-text', {}, item.text) : h(`p.msg-text.msg-failed${item.status === 'not_for_device' ? '.msg-unavailable' : ''}`, { title: item.reason ?? '' }, icon(item.status === 'not_for_device' ? 'lock' : 'alert', 'icon-inline'), ' ', FAILED_TEXT[item.status] ?? FAILED_TEXT.failed),
     h('span.meta', {},
+      ok && item.note ? h('span.msg-note', { dataset: { note: item.note } }, NOTE_TEXT[item.note] ?? item.note, ' · ') : null,
       h('time', { datetime: item.created, title: fullTime(item.created) }, shortTime(item.created)),
       item.own && h(`span.status.status-${delivery}`, { 'aria-label': delivery === 'read' ? 'Read' : 'Sent', title: delivery === 'read' ? 'Read' : 'Sent' }, icon(delivery === 'read' ? 'checks' : 'check', 'icon-inline'))));
   return h(`div.msg.${item.own ? 'own' : 'other'}`, { dataset: { seq: item.seq, state: item.status, delivery: delivery ?? '' } },

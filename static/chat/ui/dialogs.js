@@ -10,7 +10,8 @@ import { icon } from './icons.js';
 
 let modalCount = 0;
 
-function modal(title, ...body) {
+/** A native modal <dialog> with a titled header and a Close button; removed once closed. */
+export function modal(title, ...body) {
   const titleId = `modal-title-${++modalCount}`;
   const dialog = h('dialog.modal', { 'aria-labelledby': titleId },
     h('header.modal-head', {}, h('h2', { id: titleId }, title),
