@@ -96,8 +96,63 @@ export class Directory {
         const created = Date.parse(message.created);
         if (Date.parse(device.created) > created + 1000) return null;
         if (device.revoked && Date.parse(device.revoked) < created) return null;
-        return this.signingKey(device);
+        return { key: await this.signingKey(device), note: null };
       }
+    }
+    return null;
+  }
+
+  // --- the seam with the rosters lane (docs/browser.md). Smallest versions over today's
+  // proof-checked device lists; the identity lane's (certificates, accepted identities)
+  // replace them. --------------------------------------------------------------------
+
+  /**
+   * The encryption keys of every device this client may encrypt to for these users,
+   * and the problems that forbid sending to them at all: `{keys: {encKid: CryptoKey},
+   * problems: [{kind, username, detail}]}`. `force` refetches the device lists (after
+   * `stale_devices`). Device-set changes are noted with `this.trust` when set.
+   */
+  async recipientsOf(usernames, { force = false } = {}) {
+    const lists = await Promise.all([...new Set(usernames)].map((name) => this.active(name, { force })));
+    const keys = {};
+    const problems = [];
+    for (const { user, devices, rejected } of lists) {
+      if (this.trust) {
+        await this.trust.observe(user, devices);
+        if (this.trust.blocked(user.username)) {
+          problems.push({ kind: 'identity_changed', username: user.username, detail: `The keys of a device of ${user.username} changed. Review the warning before sending.` });
+        }
+      }
+      if (rejected.length) {
+        problems.push({ kind: user.username === this.me ? 'own_uncertified_device' : 'uncertified_device', username: user.username, detail: `A device of ${user.username} failed its key checks.` });
+      }
+      for (const device of devices) keys[device.enc_kid] = await this.encryptionKey(device);
+    }
+    return { keys, problems };
+  }
+
+  /**
+   * The signing key of the device of user `userId` that holds `sigKid`, revoked since or
+   * not, for checking a roster record; null if there is none that passes the checks.
+   */
+  async recordSigner(userId, sigKid) {
+    let owner;
+    try {
+      owner = await api.keyOwner(sigKid);
+    } catch {
+      return null;
+    }
+    if (owner?.user?.id !== userId) return null;
+    for (const force of [false, true]) {
+      let entry;
+      try {
+        entry = await this.load(owner.user.username, { force });
+      } catch {
+        return null;
+      }
+      if (entry.user.id !== userId) return null;
+      const device = entry.devices.find((d) => d.sig_kid === sigKid);
+      if (device) return this.signingKey(device);
     }
     return null;
   }
