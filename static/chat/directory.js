@@ -96,10 +96,24 @@ export class Directory {
         const created = Date.parse(message.created);
         if (Date.parse(device.created) > created + 1000) return null;
         if (device.revoked && Date.parse(device.revoked) < created) return null;
+        if (await this.distrusted(message, entry)) return null;
         return { key: await this.signingKey(device), note: null };
       }
     }
     return null;
+  }
+
+  /**
+   * Trust on first use for senders too (with `this.trust`): a device this browser saw
+   * with other keys is refused until the person accepts the change (a `replaced` alert);
+   * one it has not seen is noted as an `added` alert first.
+   */
+  async distrusted(message, entry) {
+    const known = this.trust?.known(message.sender);
+    const seen = known?.devices?.[message.sender_device];
+    if (!known || (seen && seen.sig_kid === message.envelope.sig_kid)) return false;
+    await this.trust.observe(entry.user, entry.devices.filter((d) => !d.revoked));
+    return this.trust.pending([message.sender]).some((a) => a.kind === 'replaced' && a.device.id === message.sender_device);
   }
 
   // --- the seam with the rosters lane (docs/browser.md). Smallest versions over today's

@@ -1,14 +1,16 @@
 // A malicious server or member against the browser app's message code (static/chat:
 // directory.js, trust.js, messages.js) under node: the server's device lists are faked by
-// replacing api.userDevices; messages are crafted. Each attack must be refused or raise a
-// trust alert, never come back as trusted text. Run by tests/adversarial/test_browser_modules.py.
+// replacing api.userDevices; messages are crafted (v2 envelopes, PROTOCOL §2). Each attack
+// must be refused or raise a trust alert, never come back as trusted text. Run by
+// tests/adversarial/test_browser_modules.py. (Rewritten for v2 by the browser-rosters
+// lane; membership and ordering attacks are in hostile_roster.test.mjs.)
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as P from '../../../static/chat/protocol.js';
 import { api } from '../../../static/chat/api.js';
 import { Directory } from '../../../static/chat/directory.js';
 import { Trust } from '../../../static/chat/trust.js';
-import { Messenger, BlockedError } from '../../../static/chat/messages.js';
+import { Messenger } from '../../../static/chat/messages.js';
 
 const CONV = 40;
 const EARLIER = new Date(Date.now() - 86400000).toISOString();
@@ -17,6 +19,7 @@ let keys;
 let lists; // username -> device records the "server" answers
 let messenger;
 let nextId = 100;
+let nextN = 1;
 
 class MemoryTrust extends Trust {
   async save() {}
@@ -43,6 +46,8 @@ async function message({ sender = 'bob', deviceId = 21, signer, recipients, text
     conversationId: CONV,
     senderId: USERS[sender],
     clientMsgId,
+    n: nextN++,
+    head: '',
     senderKeys: signer,
     recipientKeys,
     ...(contentKey ? { contentKey } : {}),
@@ -68,11 +73,13 @@ before(async () => {
   };
   const directory = new Directory();
   const trust = new MemoryTrust(1, 11);
+  Object.assign(directory, { me: 'alice', trust });
   for (const name of ['alice', 'bob', 'carol']) {
     const { user, devices } = await directory.active(name);
     await trust.observe(user, devices);
   }
-  messenger = new Messenger({ me: { id: 1, username: 'alice' }, keys: keys.alice, directory, trust });
+  messenger = new Messenger({ me: { id: 1, username: 'alice' }, keys: keys.alice, directory });
+  messenger.trust = trust;
 });
 
 const trusted = (result, text) => result.status === 'ok' && result.text === text;
@@ -88,10 +95,8 @@ test('substituted public key for a known device: refused (and blocking)', async 
   const m = await message({ signer: keys.mallory, recipients: [keys.alice, keys.mallory], text: 'substituted' });
   const result = await messenger.open(m);
   assert.notEqual(result.status, 'ok', `shown as trusted: ${JSON.stringify(result)}`);
-  await assert.rejects(
-    messenger.recipients({ id: CONV, members: [{ id: 2, username: 'bob' }] }, { force: true }),
-    (error) => error instanceof BlockedError,
-  );
+  const { problems } = await messenger.directory.recipientsOf(['bob', 'alice'], { force: true });
+  assert.deepEqual(problems.map((p) => [p.kind, p.username]), [['identity_changed', 'bob']]);
   assert.ok(alertsFor('bob', 'replaced').length >= 1);
   await messenger.trust.acknowledge(messenger.trust.pending(['bob']).map((a) => a.id)); // accepted
   lists.bob = [await record(21, 2, keys.bob)];
@@ -137,9 +142,15 @@ test('a ciphertext for two keys is caught by the key commitment', async () => {
   assert.match(result.reason, /commitment/);
 });
 
-test('malformed or downgraded envelopes are refused', async () => {
+test('malformed, altered or downgraded envelopes are refused', async () => {
   const m = await message({ signer: keys.bob, recipients: [keys.alice, keys.bob], text: 'base' });
-  for (const change of [{ v: 2 }, { keys: {} }, { sig_kid: keys.bob.encKid }, { plain: 'hi' }, { ct: m.envelope.iv }]) {
+  const { n, head, ...v1Shaped } = m.envelope;
+  const changes = [
+    { v: 1 }, { v: 3 }, { keys: {} }, { sig_kid: keys.bob.encKid }, { plain: 'hi' }, { ct: m.envelope.iv },
+    { n: m.envelope.n + 1 }, { n: 0 }, { n: 1.5 }, { n: '1' }, { head: 'a'.repeat(64) }, { head: null },
+  ];
+  assert.notEqual((await messenger.open({ ...m, id: nextId++, envelope: { ...v1Shaped, v: 1 } })).status, 'ok', 'v1 downgrade');
+  for (const change of changes) {
     const result = await messenger.open({ ...m, id: nextId++, envelope: { ...m.envelope, ...change } });
     assert.notEqual(result.status, 'ok', JSON.stringify(change));
   }
