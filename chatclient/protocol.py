@@ -17,6 +17,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from Crypto.Cipher import AES, PKCS1_OAEP
@@ -44,6 +45,7 @@ KEY_COMMITMENT_LABEL = b"e2ee-chat/v1/key-commitment"
 _B64_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _KID_RE = re.compile(r"[0-9a-f]{64}")
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_USER_KEY_RE = re.compile(r"[1-9][0-9]*")
 _UUID4_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
@@ -139,6 +141,17 @@ def spki_of(key: RsaKey) -> bytes:
     return key.public_key().export_key("DER")
 
 
+@lru_cache(maxsize=4096)
+def _kid_of_numbers(n: int, e: int) -> str:
+    return compute_kid(RSA.construct((n, e)).export_key("DER"))
+
+
+def kid_of(key: RsaKey) -> str:
+    """The kid of ``key``'s public half (as ``compute_kid(spki_of(key))``), remembered for
+    the last few thousand keys so that checking many signatures by one key exports it once."""
+    return _kid_of_numbers(key.n, key.e)
+
+
 def import_public_key(spki_der: bytes) -> RsaKey:
     """Import a canonical SPKI DER RSA public key of 2048/3072/4096 bits with e = 65537.
 
@@ -203,12 +216,12 @@ class DeviceKeys:
 
     @property
     def id_kid(self) -> str | None:
-        return None if self.id_private is None else compute_kid(spki_of(self.id_private))
+        return None if self.id_private is None else kid_of(self.id_private)
 
     def with_identity(self, id_private: RsaKey) -> DeviceKeys:
         """The same device keys holding ``id_private`` as the identity key."""
         checked = identity_key_from_pkcs8(id_private.export_key("DER", pkcs=8))
-        if checked.export_key("DER") in (self.enc_spki, self.sig_spki):
+        if spki_of(checked) in (self.enc_spki, self.sig_spki):
             raise ProtocolError("invalid_key", "the identity key must differ from device keys")
         return replace(self, id_private=checked)
 
@@ -440,7 +453,7 @@ def _seal(
     body, tag = cipher.encrypt_and_digest(encode_plaintext(plaintext))
     wrapped = {}
     for kid, public_key in recipient_keys.items():
-        if compute_kid(spki_of(public_key)) != kid:
+        if kid_of(public_key) != kid:
             raise ProtocolError("invalid_key", f"recipient key does not match kid {kid}")
         wrapped[kid] = b64encode(_oaep(public_key).encrypt(content_key))
     iv_b64, ct_b64 = b64encode(iv), b64encode(body + tag)
@@ -545,7 +558,7 @@ def verify_envelope_signature(
     else:
         validate_envelope(envelope)
     aad = envelope_aad(envelope, conversation_id, sender_id, client_msg_id)
-    kid = compute_kid(sig_spki) if sig_spki is not None else compute_kid(spki_of(sig_public))
+    kid = compute_kid(sig_spki) if sig_spki is not None else kid_of(sig_public)
     if envelope["sig_kid"] != kid:
         return False
     message = signed_string(aad, envelope["iv"], envelope["ct"], envelope["kc"])
@@ -648,7 +661,7 @@ def identity_proof_message(user_id: int, id_kid: str) -> bytes:
 
 def sign_identity_proof(id_private: RsaKey, user_id: int) -> str:
     """The base64 proof that ``user_id``'s identity key is held (§7.1)."""
-    message = identity_proof_message(user_id, compute_kid(spki_of(id_private)))
+    message = identity_proof_message(user_id, kid_of(id_private))
     return b64encode(pss_sign(id_private, message))
 
 
@@ -658,7 +671,7 @@ def verify_identity_proof(id_public: RsaKey, user_id: int, proof: str) -> bool:
     Malformed input raises ``ProtocolError('bad_request')``; a wrong signature is False.
     """
     signature = b64decode(proof)
-    message = identity_proof_message(user_id, compute_kid(spki_of(id_public)))
+    message = identity_proof_message(user_id, kid_of(id_public))
     return pss_verify(id_public, message, signature)
 
 
@@ -669,7 +682,7 @@ def device_cert_message(user_id: int, enc_kid: str, sig_kid: str, id_kid: str) -
 
 def sign_device_cert(id_private: RsaKey, user_id: int, enc_kid: str, sig_kid: str) -> str:
     """The base64 certificate by the identity key for a device's two kids (§1)."""
-    id_kid = compute_kid(spki_of(id_private))
+    id_kid = kid_of(id_private)
     return b64encode(pss_sign(id_private, device_cert_message(user_id, enc_kid, sig_kid, id_kid)))
 
 
@@ -681,7 +694,7 @@ def verify_device_cert(
     Malformed input raises ``ProtocolError('bad_request')``; a wrong signature is False.
     """
     signature = b64decode(cert)
-    id_kid = compute_kid(spki_of(id_public))
+    id_kid = kid_of(id_public)
     return pss_verify(id_public, device_cert_message(user_id, enc_kid, sig_kid, id_kid), signature)
 
 
@@ -705,7 +718,7 @@ def verify_identity_upgrade(sig_public: RsaKey, user_id: int, id_kid: str, upgra
     if not is_kid(upgrade["sig_kid"]):
         raise ProtocolError("bad_request", "upgrade sig_kid must be a kid")
     signature = b64decode(upgrade["sig"])
-    if upgrade["sig_kid"] != compute_kid(spki_of(sig_public)):
+    if upgrade["sig_kid"] != kid_of(sig_public):
         return False
     return pss_verify(sig_public, identity_upgrade_message(user_id, id_kid), signature)
 
@@ -755,7 +768,7 @@ def make_id_wrap(
     if len(wrap_key) != CONTENT_KEY_BYTES or len(iv) != IV_BYTES:
         raise ValueError("wrap_key must be 32 bytes and iv 12 bytes")
     check_trust_state(trust)
-    enc_kid = compute_kid(spki_of(enc_public))
+    enc_kid = kid_of(enc_public)
     payload = {"id_pkcs8": b64encode(id_private.export_key("DER", pkcs=8)), "trust": trust}
     cipher = AES.new(wrap_key, AES.MODE_GCM, nonce=iv, mac_len=TAG_BYTES)
     cipher.update(id_wrap_aad(user_id, enc_kid, sig_kid))
@@ -774,7 +787,7 @@ def check_trust_state(trust: object) -> dict:
     if not isinstance(identities, dict):
         raise ProtocolError("bad_request", "trust must hold an identities object")
     for user_id, entry in identities.items():
-        if not (isinstance(user_id, str) and user_id.isdigit() and user_id[0] != "0"):
+        if not (isinstance(user_id, str) and _USER_KEY_RE.fullmatch(user_id)):
             raise ProtocolError("bad_request", "trust identities are keyed by user id")
         if (
             not isinstance(entry, dict)

@@ -35,6 +35,15 @@ def _is_user_id(value: object) -> bool:
     return type(value) is int and 1 <= value <= protocol.MAX_COUNTER
 
 
+def _is_well_formed(text: str) -> bool:
+    """Whether ``text`` has a UTF-8 form (no lone surrogates, which JSON can carry)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def title_hash(title: str | None) -> str:
     """Hex SHA-256 of the title's UTF-8 (of the empty string for None)."""
     return hashlib.sha256((title or "").encode()).hexdigest()
@@ -87,7 +96,10 @@ def validate_record(record: object, *, served: bool = False) -> None:
         raise RosterError("bad_request", "by must be a user id")
     title = record["title"]
     if title is not None and (
-        not isinstance(title, str) or not title or len(title) > MAX_TITLE_CHARS
+        not isinstance(title, str)
+        or not title
+        or len(title) > MAX_TITLE_CHARS
+        or not _is_well_formed(title)
     ):
         raise RosterError("bad_request", f"title must be null or 1..{MAX_TITLE_CHARS} characters")
     if not protocol.is_kid(record["sig_kid"]):
@@ -138,7 +150,7 @@ def make_record(
 
 def verify_record_signature(gid: str, record: dict, sig_public: RsaKey) -> bool:
     """Whether ``sig`` is ``sig_public``'s signature of R_n and ``sig_kid`` is its kid."""
-    if record["sig_kid"] != protocol.compute_kid(protocol.spki_of(sig_public)):
+    if record["sig_kid"] != protocol.kid_of(sig_public):
         return False
     text = roster_string(
         gid,
@@ -190,6 +202,11 @@ class RosterState:
             start <= at and (end is None or at < end) for start, end in self.spans.get(user_id, [])
         )
 
+    def is_member(self, user_id: int) -> bool:
+        """Whether ``user_id`` is a current member (constant time)."""
+        spans = self.spans.get(user_id)
+        return bool(spans) and spans[-1][1] is None
+
     def check(self, record: dict) -> None:
         """Whether ``record`` may follow this state: chain position, then §8's rules.
 
@@ -197,6 +214,19 @@ class RosterState:
         ``forbidden`` (``by`` may not do this) or ``bad_request`` (the subjects or title
         break the rules, or no member is left).
         """
+        self.check_position(record)
+        self.check_rules(record)
+
+    def check_position(self, record: dict) -> None:
+        """``stale_roster`` unless ``record`` is the next link: n = this n + 1, prev = head."""
+        if record["n"] != self.n + 1 or record["prev"] != self.head:
+            raise RosterError(
+                "stale_roster", f"record {record['n']} does not follow record {self.n}"
+            )
+
+    def check_rules(self, record: dict) -> None:
+        """§8's rules for ``record`` after this state (its position is not checked here):
+        ``forbidden`` when ``by`` may not act, ``bad_request`` otherwise."""
         n, op, by, subjects, title = (
             record["n"],
             record["op"],
@@ -204,13 +234,10 @@ class RosterState:
             record["subjects"],
             record["title"],
         )
-        if n != self.n + 1 or record["prev"] != self.head:
-            raise RosterError("stale_roster", f"record {n} does not follow record {self.n}")
         if self.closed:
             raise RosterError("bad_request", "the group has no member left")
         if (op == "create") != (n == 0):
             raise RosterError("bad_request", "record 0, and only it, is a create")
-        members = self.members
         if op == "create":
             if by not in subjects:
                 raise RosterError("bad_request", "the creator must be among the first members")
@@ -219,11 +246,13 @@ class RosterState:
             raise RosterError("bad_request", f"a {op} record has no title")
         if op in ("add", "remove") and by != self.owner:
             raise RosterError("forbidden", f"only the owner may {op} members")
-        if op in ("leave", "title") and by not in members:
+        if op in ("leave", "title") and not self.is_member(by):
             raise RosterError("forbidden", f"only a member may {op}")
-        if op == "add" and (not subjects or members.intersection(subjects)):
+        if op == "add" and (not subjects or any(self.is_member(user) for user in subjects)):
             raise RosterError("bad_request", "add names one or more users who are not members")
-        if op == "remove" and (not subjects or not members.issuperset(subjects) or by in subjects):
+        if op == "remove" and (
+            not subjects or by in subjects or not all(self.is_member(user) for user in subjects)
+        ):
             raise RosterError("bad_request", "remove names members other than the owner")
         if op == "leave" and subjects != [by]:
             raise RosterError("bad_request", "leave names exactly its maker")
@@ -245,9 +274,9 @@ class RosterState:
         elif op == "title":
             self.title = record["title"]
         elif op == "leave" and by == self.owner:
-            heirs = sorted((self.joined_at(user), user) for user in self.members)
-            self.owner = heirs[0][1] if heirs else None
-            self.closed = not heirs
+            heir = min(((self.joined_at(user), user) for user in self.members), default=None)
+            self.owner = None if heir is None else heir[1]
+            self.closed = heir is None
         self.n, self.head = n, record["hash"]
         self.heads[record["hash"]] = n
 
@@ -288,13 +317,15 @@ def verify_record(
     *,
     served: bool = False,
 ) -> None:
-    """Check one record against ``state`` and apply it: shape, hash, chain and rules, then
-    the signature by the key ``signing_key(record)`` gives (None: no acceptable device of
-    ``by`` holds ``sig_kid``). Raises ``RosterError`` and leaves ``state`` unchanged."""
+    """Check one record against ``state`` and apply it, in the server's order: shape
+    (``bad_request``), chain position (``stale_roster``), hash (``bad_request``), the
+    signature by the key ``signing_key(record)`` gives (``bad_signature``; None means no
+    acceptable device of ``by`` holds ``sig_kid``), then the rules (``forbidden`` /
+    ``bad_request``). Raises ``RosterError`` and leaves ``state`` unchanged."""
     validate_record(record, served=served)
+    state.check_position(record)
     if record_hash(state.gid, record) != record["hash"]:
         raise RosterError("bad_request", f"record {record['n']}: hash is wrong")
-    state.check(record)
     key = signing_key(record)
     if key is None or not verify_record_signature(state.gid, record, key):
         raise RosterError("bad_signature", f"record {record['n']}: signature does not verify")

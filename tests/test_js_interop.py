@@ -1,4 +1,8 @@
-"""Cross-language interop: JS (static/chat) seals and locks, Python (chatclient) opens and unlocks.
+"""Cross-language interop: JS (static/chat) makes keys, identities, certificates, upgrade
+signatures, link codes, identity wraps, keystores (v1 and v2), envelopes (v2 and v1), a
+history rewrap, a roster chain with its single-field tampers, and a safety number; Python
+(chatclient) verifies, opens and unlocks every one, and refuses every tamper with the error
+JS gave it.
 
 The other direction is covered by the Python-made vectors that tests/js/*.test.mjs open.
 """
@@ -13,30 +17,28 @@ from pathlib import Path
 
 import pytest
 
+from chatclient import roster
 from chatclient.keystore import WrongPassphrase, lock_keystore, unlock_keystore
 from chatclient.protocol import (
-    DeviceKeys,
     OpenError,
     b64decode,
-    device_keys_from_pkcs8,
+    compute_kid,
     import_public_key,
+    link_code,
     open_envelope,
+    open_id_wrap,
+    safety_number,
+    verify_device_cert,
     verify_device_proof,
     verify_envelope_signature,
+    verify_identity_proof,
+    verify_identity_upgrade,
 )
+from tests.vectors.known import fixed_keys, load, roster_signing_key
 
 TESTS = Path(__file__).parent
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not on PATH; JS interop not run")
-
-
-@cache
-def fixed_keys() -> dict[str, DeviceKeys]:
-    stored = json.loads((TESTS / "vectors" / "keys.json").read_text())
-    return {
-        name: device_keys_from_pkcs8(b64decode(entry["enc_pkcs8"]), b64decode(entry["sig_pkcs8"]))
-        for name, entry in stored.items()
-    }
 
 
 @cache
@@ -45,7 +47,7 @@ def js_output() -> dict:
         [NODE, str(TESTS / "js" / "interop.mjs")],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=True,
     )
     return json.loads(result.stdout)
@@ -59,21 +61,61 @@ def py_context(context: dict) -> dict:
     }
 
 
-def test_js_keys_are_canonical_and_proof_verifies():
+def key_of(b64: str):
+    return import_public_key(b64decode(b64))
+
+
+@cache
+def carol_keys():
+    return unlock_keystore(js_output()["keystore"], js_output()["passphrase"])
+
+
+@cache
+def carol2_keys():
+    return unlock_keystore(js_output()["carol2"]["keystore"], js_output()["passphrase"])
+
+
+# --- keys, identity, certificates, upgrade ------------------------------------------------
+
+
+def test_js_keys_are_canonical_and_proofs_verify():
     carol = js_output()["carol"]
-    enc = import_public_key(b64decode(carol["enc_spki"]))
-    sig = import_public_key(b64decode(carol["sig_spki"]))
-    assert enc.size_in_bits() == sig.size_in_bits() == 2048
-    assert verify_device_proof(
-        sig, carol["user_id"], carol["enc_kid"], carol["sig_kid"], carol["proof"]
+    enc, sig, id_public = (
+        key_of(carol["enc_spki"]),
+        key_of(carol["sig_spki"]),
+        key_of(carol["id_spki"]),
+    )
+    assert enc.size_in_bits() == sig.size_in_bits() == id_public.size_in_bits() == 2048
+    assert compute_kid(b64decode(carol["id_spki"])) == carol["id_kid"]
+    assert verify_device_proof(sig, 3, carol["enc_kid"], carol["sig_kid"], carol["proof"])
+    assert verify_identity_proof(id_public, 3, carol["id_proof"])
+    assert not verify_identity_proof(id_public, 1, carol["id_proof"])
+    assert verify_device_cert(id_public, 3, carol["enc_kid"], carol["sig_kid"], carol["cert"])
+    assert not verify_device_cert(id_public, 3, carol["sig_kid"], carol["enc_kid"], carol["cert"])
+    assert verify_identity_upgrade(sig, 3, carol["id_kid"], carol["upgrade"])
+    assert not verify_identity_upgrade(sig, 3, fixed_keys()["alice"].id_kid, carol["upgrade"])
+
+
+def test_js_cert_by_a_python_made_identity_verifies():
+    alice = fixed_keys()["alice"]
+    cert = js_output()["alice_cert"]
+    assert verify_device_cert(alice.id_public, 1, alice.enc_kid, alice.sig_kid, cert)
+    assert not verify_device_cert(
+        fixed_keys()["bob"].id_public, 1, alice.enc_kid, alice.sig_kid, cert
     )
 
 
-def test_js_keystore_unlocks_and_relocks_identically():
+# --- keystores ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["keystore_v1", "keystore"])
+def test_js_keystores_unlock_and_relock_identically(name):
     output = js_output()
-    record = output["keystore"]
+    record = output[name]
     keys = unlock_keystore(record, output["passphrase"])
     assert (keys.enc_kid, keys.sig_kid) == (output["carol"]["enc_kid"], output["carol"]["sig_kid"])
+    assert keys.id_kid == (output["carol"]["id_kid"] if name == "keystore" else None)
+    assert record["v"] == (2 if name == "keystore" else 1)
     relocked = lock_keystore(
         keys,
         user_id=record["user_id"],
@@ -89,24 +131,80 @@ def test_js_keystore_unlocks_and_relocks_identically():
         unlock_keystore(record, "Cafe passphrase")
 
 
-def test_js_envelope_from_fresh_device_opens_for_every_recipient():
+# --- linking ------------------------------------------------------------------------------
+
+
+def test_js_link_code_cert_and_id_wrap_for_the_new_device():
+    output = js_output()
+    carol, carol2 = output["carol"], output["carol2"]
+    assert carol2["link_code"] == link_code(
+        3, carol["id_kid"], carol2["enc_kid"], carol2["sig_kid"]
+    )
+    id_public = key_of(carol["id_spki"])
+    sig2 = key_of(carol2["sig_spki"])
+    assert verify_device_proof(sig2, 3, carol2["enc_kid"], carol2["sig_kid"], carol2["proof"])
+    assert verify_device_cert(id_public, 3, carol2["enc_kid"], carol2["sig_kid"], carol2["cert"])
+    identity, trust = open_id_wrap(output["id_wrap"], user_id=3, device_keys=carol2_keys())
+    assert compute_kid(identity.public_key().export_key("DER")) == carol["id_kid"]
+    assert identity == carol_keys().id_private
+    assert trust == output["trust"]
+    with pytest.raises(OpenError):
+        open_id_wrap(output["id_wrap"], user_id=1, device_keys=carol2_keys())
+    with pytest.raises(OpenError):
+        open_id_wrap(output["id_wrap"], user_id=3, device_keys=carol_keys())
+
+
+def test_js_rewrap_of_the_python_vector_opens_for_the_new_device():
+    vector = load("envelope_v2.json")
+    served = {
+        **vector["envelope"],
+        "keys": {carol2_keys().enc_kid: js_output()["rewrap_for_carol2"]},
+    }
+    plaintext = open_envelope(
+        served,
+        **vector["context"],
+        device_keys=carol2_keys(),
+        sig_public=fixed_keys()["alice"].sig_public,
+    )
+    assert plaintext == vector["plaintext"]
+
+
+def test_js_safety_number_matches():
+    carol = js_output()["carol"]
+    expected = safety_number(1, fixed_keys()["alice"].id_kid, 3, carol["id_kid"])
+    assert js_output()["safety_number"] == expected
+
+
+# --- envelopes ----------------------------------------------------------------------------
+
+
+def test_js_v2_envelope_from_fresh_device_opens_for_every_recipient():
     output = js_output()
     message = output["from_carol"]
     context = py_context(message["context"])
-    sig_public = import_public_key(b64decode(output["carol"]["sig_spki"]))
-    carol = unlock_keystore(output["keystore"], output["passphrase"])
-    assert verify_envelope_signature(message["envelope"], **context, sig_public=sig_public)
-    for device in (carol, fixed_keys()["alice"], fixed_keys()["bob"]):
-        plaintext = open_envelope(
-            message["envelope"], **context, device_keys=device, sig_public=sig_public
-        )
+    envelope = message["envelope"]
+    assert (envelope["v"], envelope["n"], envelope["head"]) == (
+        2,
+        1,
+        output["roster"]["records"][3]["hash"],
+    )
+    sig_public = key_of(output["carol"]["sig_spki"])
+    assert verify_envelope_signature(envelope, **context, sig_public=sig_public)
+    for device in (carol_keys(), fixed_keys()["alice"], fixed_keys()["bob"]):
+        plaintext = open_envelope(envelope, **context, device_keys=device, sig_public=sig_public)
         assert plaintext == {"type": "text", "text": message["text"]}
+    for change in ({"n": 2}, {"head": ""}, {"v": 1}):
+        with pytest.raises(OpenError):
+            open_envelope(
+                {**envelope, **change}, **context, device_keys=carol_keys(), sig_public=sig_public
+            )
 
 
-def test_js_envelope_from_fixed_device_opens_and_binds_aad():
+def test_js_direct_envelope_opens_and_binds_aad():
     message = js_output()["from_alice"]
     context = py_context(message["context"])
     keys = fixed_keys()
+    assert (message["envelope"]["n"], message["envelope"]["head"]) == (2**53 - 1, "")
     plaintext = open_envelope(
         message["envelope"], **context, device_keys=keys["bob"], sig_public=keys["alice"].sig_public
     )
@@ -118,3 +216,48 @@ def test_js_envelope_from_fixed_device_opens_and_binds_aad():
             device_keys=keys["bob"],
             sig_public=keys["alice"].sig_public,
         )
+
+
+def test_js_v1_envelope_opens():
+    message = js_output()["v1_from_alice"]
+    assert message["envelope"]["v"] == 1 and "n" not in message["envelope"]
+    plaintext = open_envelope(
+        message["envelope"],
+        **py_context(message["context"]),
+        device_keys=fixed_keys()["bob"],
+        sig_public=fixed_keys()["alice"].sig_public,
+    )
+    assert plaintext["text"] == message["text"]
+
+
+# --- the JS-made roster chain -------------------------------------------------------------
+
+
+def js_signing_key():
+    chain = js_output()["roster"]
+    return roster_signing_key(chain["devices"], chain["identities"])
+
+
+def test_js_roster_chain_verifies_to_the_same_state():
+    chain = js_output()["roster"]
+    state = roster.verify_chain(chain["gid"], chain["records"], js_signing_key())
+    assert state.to_json() == chain["final"]
+    assert (state.members, state.owner, state.title) == ({1, 2, 5}, 1, "and by bob")
+    assert state.member_at(3, chain["records"][3]["hash"])
+    assert not state.member_at(3, chain["records"][4]["hash"])
+    assert chain["lookups"] == 4  # one per signing device, however many records it signed
+    restored = roster.RosterState.from_json(json.loads(json.dumps(chain["final"])))
+    assert restored.to_json() == state.to_json()
+
+
+def test_every_js_roster_tamper_is_refused_by_both_with_the_same_error():
+    chain = js_output()["roster"]
+    fields = {case["name"].split(".")[1] for case in chain["tampered"] if "." in case["name"]}
+    assert fields >= roster.SIGNED_FIELDS
+    assert len(chain["tampered"]) >= 7 * 16
+    for case in chain["tampered"]:
+        assert case["error"] != "ok", case["name"]
+        records = chain["records"][: case["prefix"]] + case["tail"]
+        with pytest.raises(roster.RosterError) as exc:
+            roster.verify_chain(chain["gid"], records, js_signing_key())
+        assert exc.value.code == case["error"], case["name"]

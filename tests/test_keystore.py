@@ -1,10 +1,10 @@
-"""chatclient.keystore: lock/unlock, NFC passphrases, bounds, kid checks and the vector."""
+"""chatclient.keystore: lock/unlock of v1 and v2 records, NFC passphrases, bounds, kid
+checks and the known-answer vectors."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from functools import cache
-from pathlib import Path
 
 import pytest
 
@@ -12,37 +12,46 @@ from chatclient.keystore import (
     KeystoreError,
     WrongPassphrase,
     derive_kek,
+    keystore_aad,
     lock_keystore,
     unlock_keystore,
 )
-from chatclient.protocol import DeviceKeys, b64decode, b64encode, device_keys_from_pkcs8
+from chatclient.protocol import DeviceKeys, b64decode, b64encode
+from tests.vectors.known import fixed_keys, load
 
-VECTORS = Path(__file__).parent / "vectors"
 FAST = 100_000  # the lowest count readers accept; keeps the tests quick
 
 
-@cache
-def fixed_keys() -> dict[str, DeviceKeys]:
-    stored = json.loads((VECTORS / "keys.json").read_text())
-    return {
-        name: device_keys_from_pkcs8(b64decode(entry["enc_pkcs8"]), b64decode(entry["sig_pkcs8"]))
-        for name, entry in stored.items()
-    }
+def v1_keys(name: str = "alice") -> DeviceKeys:
+    return replace(fixed_keys()[name], id_private=None)
 
 
 @cache
 def vector() -> dict:
-    return json.loads((VECTORS / "keystore.json").read_text())
+    return load("keystore_v1.json")
 
 
 @cache
 def locked(passphrase: str = "pass phrase") -> dict:
+    """A v1 record (the keys hold no identity)."""
+    return lock_keystore(
+        v1_keys(),
+        user_id=1,
+        username="alice",
+        device_id=3,
+        passphrase=passphrase,
+        iterations=FAST,
+    )
+
+
+@cache
+def locked_v2() -> dict:
     return lock_keystore(
         fixed_keys()["alice"],
         user_id=1,
         username="alice",
         device_id=3,
-        passphrase=passphrase,
+        passphrase="pass phrase",
         iterations=FAST,
     )
 
@@ -64,8 +73,39 @@ def test_default_iterations_are_600000():
 
 def test_round_trip():
     keys = unlock_keystore(locked(), "pass phrase")
+    assert keys == v1_keys() and keys.id_private is None
+
+
+def test_v2_record_shape_and_round_trip():
+    record = locked_v2()
     alice = fixed_keys()["alice"]
-    assert keys.enc_private == alice.enc_private and keys.sig_private == alice.sig_private
+    assert record["v"] == 2 and record["id_kid"] == alice.id_kid
+    assert list(record) == [
+        "v",
+        "kind",
+        "user_id",
+        "username",
+        "device_id",
+        "enc_kid",
+        "sig_kid",
+        "id_kid",
+        "kdf",
+        "iv",
+        "ct",
+    ]
+    assert unlock_keystore(record, "pass phrase") == alice
+
+
+def test_keystore_aad():
+    assert keystore_aad(1, 3) == b"e2ee-chat/v1/keystore|1|3"
+    assert keystore_aad(1, 3, "ab" * 32) == ("e2ee-chat/v2/keystore|1|3|" + "ab" * 32).encode()
+
+
+@pytest.mark.parametrize("field", ["id_kid", "v"])
+def test_v2_aad_binds_the_identity(field):
+    changed = {"id_kid": fixed_keys()["bob"].id_kid, "v": 1}[field]
+    with pytest.raises(WrongPassphrase):
+        unlock_keystore({**locked_v2(), field: changed}, "pass phrase")
 
 
 def test_fresh_salt_and_iv():
@@ -153,14 +193,13 @@ def test_missing_field_is_refused():
         unlock_keystore(record, "pass phrase")
 
 
-# --- known-answer vector -----------------------------------------------------------------
+# --- known-answer vectors ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("form", ["passphrase_nfd", "passphrase_nfc"])
 def test_vector_unlocks(form):
     keys = unlock_keystore(vector()["record"], vector()[form])
-    alice = fixed_keys()[vector()["device"]]
-    assert keys.enc_private == alice.enc_private and keys.sig_private == alice.sig_private
+    assert keys == v1_keys(vector()["device"])
 
 
 def test_vector_wrong_passphrase():
@@ -171,7 +210,7 @@ def test_vector_wrong_passphrase():
 def test_vector_locks_byte_identically():
     record = vector()["record"]
     relocked = lock_keystore(
-        fixed_keys()[vector()["device"]],
+        v1_keys(vector()["device"]),
         user_id=record["user_id"],
         username=record["username"],
         device_id=record["device_id"],
@@ -181,3 +220,42 @@ def test_vector_locks_byte_identically():
         iv=b64decode(vector()["iv"]),
     )
     assert relocked == record
+
+
+@pytest.mark.parametrize("form", ["passphrase_nfd", "passphrase_nfc"])
+def test_v2_vector_unlocks(form):
+    v2 = load("keystore_v2.json")
+    assert unlock_keystore(v2["record"], v2[form]) == fixed_keys()[v2["device"]]
+    assert keystore_aad(1, 11, v2["record"]["id_kid"]).decode() == v2["aad"]
+
+
+def test_v2_vector_wrong_passphrase():
+    v2 = load("keystore_v2.json")
+    with pytest.raises(WrongPassphrase):
+        unlock_keystore(v2["record"], v2["wrong_passphrase"])
+
+
+def test_v2_vector_locks_byte_identically():
+    v2 = load("keystore_v2.json")
+    record = v2["record"]
+    relocked = lock_keystore(
+        fixed_keys()[v2["device"]],
+        user_id=record["user_id"],
+        username=record["username"],
+        device_id=record["device_id"],
+        passphrase=v2["passphrase_nfd"],
+        iterations=record["kdf"]["iterations"],
+        salt=b64decode(v2["salt"]),
+        iv=b64decode(v2["iv"]),
+    )
+    assert relocked == record
+
+
+def test_v2_vector_tampers_are_refused():
+    v2 = load("keystore_v2.json")
+    names = {case["name"] for case in v2["tampered"]}
+    assert names >= {"id_kid", "missing_id_kid", "v2_without_id_key", "v1_with_id_key"}
+    for case in v2["tampered"]:
+        with pytest.raises(KeystoreError) as exc:
+            unlock_keystore(case["record"], v2["passphrase_nfc"])
+        assert type(exc.value).__name__ == case["error"], case["name"]

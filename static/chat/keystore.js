@@ -1,12 +1,13 @@
 /**
- * Private keys at rest (PROTOCOL.md §3): the passphrase-locked keystore record.
+ * Private keys at rest (PROTOCOL.md §3): the passphrase-locked keystore record, v2 with
+ * the user's identity key, or v1 (a device not upgraded yet) which still opens.
  *
  * Twin of chatclient/keystore.py. The same JSON is the IndexedDB record and the key
  * file, so a record locked here unlocks in the Python client and back.
  * @module keystore
  */
 
-import { IV_BYTES, TAG_BYTES, b64decode, b64encode, deviceKeysFromPkcs8 } from './protocol.js';
+import { IV_BYTES, TAG_BYTES, b64decode, b64encode, deviceKeysFromPkcs8, isKid } from './protocol.js';
 
 const subtle = globalThis.crypto.subtle;
 const encoder = new TextEncoder();
@@ -17,6 +18,8 @@ export const DEFAULT_ITERATIONS = 600000;
 export const MIN_ITERATIONS = 100000;
 export const MAX_ITERATIONS = 10000000;
 export const SALT_BYTES = 16;
+/** The private keys a record of each `v` holds, exactly. */
+export const SECRET_FIELDS = { 1: ['enc_pkcs8', 'sig_pkcs8'], 2: ['enc_pkcs8', 'sig_pkcs8', 'id_pkcs8'] };
 
 /** A keystore record that is malformed, out of bounds or holds the wrong keys. */
 export class KeystoreError extends Error {
@@ -49,9 +52,14 @@ export async function deriveKek(passphrase, salt, iterations) {
   );
 }
 
-/** `e2ee-chat/v1/keystore|<userId>|<deviceId>` as UTF-8. @returns {Uint8Array} */
-export function keystoreAad(userId, deviceId) {
-  return encoder.encode(`e2ee-chat/v1/keystore|${userId}|${deviceId}`);
+/**
+ * `e2ee-chat/v2/keystore|<userId>|<deviceId>|<idKid>` as UTF-8, or v1's
+ * `e2ee-chat/v1/keystore|<userId>|<deviceId>` without an identity (`idKid` null).
+ * @returns {Uint8Array}
+ */
+export function keystoreAad(userId, deviceId, idKid = null) {
+  if (idKid == null) return encoder.encode(`e2ee-chat/v1/keystore|${userId}|${deviceId}`);
+  return encoder.encode(`e2ee-chat/v2/keystore|${userId}|${deviceId}|${idKid}`);
 }
 
 function checkKdf(iterations, salt) {
@@ -67,13 +75,19 @@ function checkId(value, name) {
   return value;
 }
 
-function gcm(iv, userId, deviceId) {
-  return { name: 'AES-GCM', iv, additionalData: keystoreAad(userId, deviceId), tagLength: TAG_BYTES * 8 };
+function gcm(iv, userId, deviceId, idKid) {
+  return { name: 'AES-GCM', iv, additionalData: keystoreAad(userId, deviceId, idKid), tagLength: TAG_BYTES * 8 };
+}
+
+async function pkcs8Of(privateKey) {
+  return b64encode(await subtle.exportKey('pkcs8', privateKey));
 }
 
 /**
- * Encrypt `deviceKeys` (extractable private keys) under `passphrase` into a §3 record.
- * `salt` (16 bytes) and `iv` (12 bytes) are fresh random unless given.
+ * Encrypt `deviceKeys` (extractable private keys) under `passphrase` into a §3 record:
+ * v2 with the identity key when the keys hold one (`idPrivate`), else v1 (a device not
+ * upgraded yet, §7.5). `salt` (16 bytes) and `iv` (12 bytes) are fresh random unless
+ * given. Non-extractable keys reject (WebCrypto's error).
  * @returns {Promise<object>}
  */
 export async function lockKeystore(
@@ -92,20 +106,26 @@ export async function lockKeystore(
   checkId(userId, 'user_id');
   checkId(deviceId, 'device_id');
   if (iv.length !== IV_BYTES) throw new KeystoreError('iv must be 12 bytes');
+  const idKid = deviceKeys.idKid ?? null;
   const secrets = {
-    enc_pkcs8: b64encode(await subtle.exportKey('pkcs8', deviceKeys.encPrivate)),
-    sig_pkcs8: b64encode(await subtle.exportKey('pkcs8', deviceKeys.sigPrivate)),
+    enc_pkcs8: await pkcs8Of(deviceKeys.encPrivate),
+    sig_pkcs8: await pkcs8Of(deviceKeys.sigPrivate),
   };
+  if (idKid !== null) secrets.id_pkcs8 = await pkcs8Of(deviceKeys.idPrivate);
   const kek = await deriveKek(passphrase, salt, iterations);
-  const ct = await subtle.encrypt(gcm(iv, userId, deviceId), kek, encoder.encode(JSON.stringify(secrets)));
-  return {
-    v: 1,
+  const ct = await subtle.encrypt(gcm(iv, userId, deviceId, idKid), kek, encoder.encode(JSON.stringify(secrets)));
+  const record = {
+    v: idKid === null ? 1 : 2,
     kind: KIND,
     user_id: userId,
     username,
     device_id: deviceId,
     enc_kid: deviceKeys.encKid,
     sig_kid: deviceKeys.sigKid,
+  };
+  if (idKid !== null) record.id_kid = idKid;
+  return {
+    ...record,
     kdf: { name: KDF_NAME, iterations, salt: b64encode(salt) },
     iv: b64encode(iv),
     ct: b64encode(ct),
@@ -114,13 +134,20 @@ export async function lockKeystore(
 
 function parseRecord(record) {
   try {
-    if (record.v !== 1 || record.kind !== KIND || record.kdf.name !== KDF_NAME) {
-      throw new KeystoreError('not a v1 e2ee-chat keystore');
+    if ((record.v !== 1 && record.v !== 2) || record.kind !== KIND || record.kdf.name !== KDF_NAME) {
+      throw new KeystoreError('not an e2ee-chat keystore of v1 or v2');
     }
+    const userId = checkId(record.user_id, 'user_id');
+    const deviceId = checkId(record.device_id, 'device_id');
+    if (userId < 1 || deviceId < 1) throw new KeystoreError('user_id and device_id must be at least 1');
+    const idKid = record.v === 2 ? record.id_kid : null;
+    if (record.v === 2 && !isKid(idKid)) throw new KeystoreError('id_kid must be a kid');
     const salt = b64decode(record.kdf.salt);
     return {
-      userId: checkId(record.user_id, 'user_id'),
-      deviceId: checkId(record.device_id, 'device_id'),
+      version: record.v,
+      userId,
+      deviceId,
+      idKid,
       salt,
       iterations: checkKdf(record.kdf.iterations, salt),
       iv: b64decode(record.iv, IV_BYTES),
@@ -133,32 +160,49 @@ function parseRecord(record) {
 }
 
 /**
- * Decrypt a §3 record into DeviceKeys whose private keys are non-extractable. Refuses a
- * malformed record, iterations outside 100,000..10,000,000 and keys that do not match
- * `enc_kid`/`sig_kid` (KeystoreError); a failed decryption is WrongPassphrase. Unknown
- * extra fields in the record are ignored. `extractable` (only for re-locking, as
- * changePassphrase does) leaves the private keys extractable.
+ * Decrypt a §3 record (v2, or v1 without an identity key) into DeviceKeys whose private
+ * keys are non-extractable. Refuses a malformed record, iterations outside
+ * 100,000..10,000,000, a plaintext that does not hold exactly the keys of the record's
+ * `v`, and keys that do not match `enc_kid`/`sig_kid`/`id_kid` or are not three
+ * different keys (KeystoreError); a failed decryption is WrongPassphrase. Unknown extra
+ * fields in the record are ignored. `extractable` (for re-locking, as changePassphrase
+ * does, or wrapping the identity for a new device) leaves the private keys extractable.
  * @returns {Promise<import('./protocol.js').DeviceKeys>}
  */
 export async function unlockKeystore(record, passphrase, { extractable = false } = {}) {
-  const { userId, deviceId, salt, iterations, iv, sealed } = parseRecord(record);
+  const { version, userId, deviceId, idKid, salt, iterations, iv, sealed } = parseRecord(record);
   if (sealed.length < TAG_BYTES) throw new KeystoreError('keystore ct is shorter than the GCM tag');
   const kek = await deriveKek(passphrase, salt, iterations);
   let data;
   try {
-    data = await subtle.decrypt(gcm(iv, userId, deviceId), kek, sealed);
+    data = await subtle.decrypt(gcm(iv, userId, deviceId, idKid), kek, sealed);
   } catch {
     throw new WrongPassphrase();
   }
-  let keys;
+  const expected = SECRET_FIELDS[version];
+  let secrets;
   try {
-    const secrets = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
-    keys = await deviceKeysFromPkcs8(b64decode(secrets.enc_pkcs8), b64decode(secrets.sig_pkcs8), { extractable });
+    secrets = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
   } catch {
     throw new KeystoreError("keystore plaintext does not hold a device's keys");
   }
-  if (keys.encKid !== record.enc_kid || keys.sigKid !== record.sig_kid) {
-    throw new KeystoreError('keystore keys do not match enc_kid/sig_kid');
+  const fields = secrets !== null && typeof secrets === 'object' && !Array.isArray(secrets) ? Object.keys(secrets) : [];
+  if (fields.length !== expected.length || !expected.every((f) => fields.includes(f))) {
+    throw new KeystoreError(`a v${version} keystore holds exactly ${expected}`);
+  }
+  let keys;
+  try {
+    keys = await deviceKeysFromPkcs8(
+      b64decode(secrets.enc_pkcs8),
+      b64decode(secrets.sig_pkcs8),
+      version === 2 ? b64decode(secrets.id_pkcs8) : null,
+      { extractable },
+    );
+  } catch {
+    throw new KeystoreError("keystore plaintext does not hold a device's keys");
+  }
+  if (keys.encKid !== record.enc_kid || keys.sigKid !== record.sig_kid || keys.idKid !== idKid) {
+    throw new KeystoreError('keystore keys do not match enc_kid/sig_kid/id_kid');
   }
   return keys;
 }
