@@ -66,9 +66,8 @@ export class ChatApp extends EventTarget {
   async start() {
     const { me, deviceId, keys, env } = this;
     const kv = env.kv ?? browserKv;
-    this.trust = env.trust ?? (await new Trust(me.id, deviceId).load());
-    this.directory = env.directory ?? new Directory();
-    if (!env.directory) Object.assign(this.directory, { me: me.username, trust: this.trust });
+    this.trust = env.trust ?? (await this.makeTrust());
+    this.directory = env.directory ?? this.makeDirectory();
     this.rosters = new RosterStore({ me, directory: this.directory, kv });
     this.ledgers = new LedgerStore(me.id, kv);
     this.conversations = new Conversations({ me, rosters: this.rosters });
@@ -131,6 +130,20 @@ export class ChatApp extends EventTarget {
   stop() {
     clearInterval(this.resender);
     this.socket?.stop();
+  }
+
+  // --- the identity lane's parts (trust.js, directory.js): made here, used through the seam
+
+  /** Whom this device trusts (§7.4). */
+  makeTrust() {
+    return new Trust(this.me.id, this.deviceId).load();
+  }
+
+  /** The key directory: recipientsOf, senderKey, recordSigner (docs/browser.md, the seam). */
+  makeDirectory() {
+    const directory = new Directory();
+    Object.assign(directory, { me: this.me.username, trust: this.trust });
+    return directory;
   }
 
   /** One `change` event per (what, id) per task: bursts re-render once. */
@@ -282,8 +295,9 @@ export class ChatApp extends EventTarget {
   /**
    * The notices the conversation view shows above the messages, most serious first:
    * tampered (this lane), rollback, an unsigned group member list, and the identity
-   * lane's through `trust.noticesFor(usernames)`. Each `{kind, level: 'danger' | 'warn',
-   * title?, text, username?, blocking?, actions: [{label, run, danger?, confirm?}]}`.
+   * lane's through `trust.noticesFor(usernames)`. Each `{kind, level?: 'danger' | 'warn',
+   * title?, text, username?, blocking?, actions: [{label, run | href, danger?, confirm?}]}`;
+   * a blocking notice stops sending to the conversation.
    */
   noticesFor(conv) {
     const notices = [];
@@ -318,9 +332,7 @@ export class ChatApp extends EventTarget {
     }
     const usernames = this.conversations.membersOf(conv).map((m) => m.username);
     const trustNotices = typeof this.trust.noticesFor === 'function' ? this.trust.noticesFor(usernames) : legacyTrustNotices(this, conv, usernames);
-    for (const notice of trustNotices) {
-      notices.push({ level: notice.blocking || notice.kind === 'identity_changed' ? 'danger' : 'warn', ...notice });
-    }
+    notices.push(...trustNotices);
     return notices;
   }
 
@@ -558,6 +570,7 @@ function legacyTrustNotices(app, conv, usernames) {
   const added = alerts.some((a) => a.kind === 'added');
   return [{
     kind: blocking ? 'identity_changed' : 'devices_changed',
+    level: blocking ? 'danger' : 'warn',
     blocking,
     title: blocking ? 'Security keys changed. Sending is paused.' : 'Devices in this conversation changed.',
     text: blocking
@@ -565,7 +578,7 @@ function legacyTrustNotices(app, conv, usernames) {
       : `${lines} ${added ? 'Messages are now also encrypted for the new device. If you did not expect it, check with the person.' : 'Messages are no longer encrypted for the removed device.'}`,
     actions: [
       blocking
-        ? { label: 'Accept new keys', danger: true, confirm: { title: 'Accept new keys?', message: 'Only accept if you have checked the new fingerprints with the person. The device’s “verified” mark is cleared.', confirm: 'Accept new keys' }, run: () => app.acknowledge(conv) }
+        ? { label: 'Accept new keys', danger: true, confirm: 'Only accept if you have checked the new fingerprints with the person. The device’s “verified” mark is cleared.', run: () => app.acknowledge(conv) }
         : { label: 'Acknowledge', run: () => app.acknowledge(conv) },
       { label: 'Review fingerprints', href: '/security/' },
     ],

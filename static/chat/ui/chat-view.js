@@ -11,7 +11,7 @@ import { api } from '../api.js';
 import { avatar, h, replace, shortTime, toast } from './dom.js';
 import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
-import { noticeNodes } from './notices.js';
+import { renderNotices } from './conversation-notices.js';
 import { TimelineView } from './timeline-view.js';
 
 const CONNECTION_TEXT = {
@@ -276,7 +276,7 @@ export class ChatView {
         verified ? h('span.tag.tag-ok.verified-tag', { title: 'You verified all of this person’s devices' }, icon('check', 'icon-inline'), ' verified') : null)),
       conv.kind === 'group' && h('button.secondary.small', { type: 'button', onclick: () => membersDialog({ app: this.app, conv }) }, 'Members'));
     this.messagesEl?.setAttribute('aria-label', `Messages with ${title}`);
-    replace(this.alertsEl, noticeNodes(this.app.noticesFor(conv), { onDone: () => this.renderHeaderAndAlerts() }));
+    renderNotices(this.alertsEl, this.app.noticesFor(conv), { navigate: this.navigate, onDone: () => this.renderHeaderAndAlerts() });
     this.updateComposerState();
   }
 
