@@ -39,7 +39,8 @@ export class ChatApp extends EventTarget {
    * @param {number} options.deviceId
    * @param {import('./protocol.js').DeviceKeys} options.keys
    * @param {object} [options.env] parts to use instead of the browser's (node tests): `kv`,
-   *   `socket`, `directory`, `trust`, `notifier`, `visible` (() => whether the page is seen)
+   *   `socket`, `directory`, `trust`, `notifier`, `locks` (a Web Locks stand-in), `visible`
+   *   (() => whether the page is seen)
    */
   constructor({ me, deviceId, keys, env = {} }) {
     super();
@@ -85,6 +86,7 @@ export class ChatApp extends EventTarget {
     this.outbox = await new Outbox(deviceId, kv).load();
     this.sender = new Sender({
       me,
+      deviceId,
       messenger: this.messenger,
       directory: this.directory,
       rosters: this.rosters,
@@ -93,6 +95,7 @@ export class ChatApp extends EventTarget {
       transport: { send: (frame) => Boolean(this.socket?.send(frame)), isOnline: () => this.connection.state === 'online' },
       conversation: (id) => this.conversations.get(id),
       onSent: (conv, sent) => this.timeline.fileOwn(conv, { ...sent, sigKid: keys.sigKid }),
+      ...(env.locks ? { locks: env.locks } : {}),
     });
     this.groups = new Groups({ me, keys, rosters: this.rosters, onConversation: (data) => this.takeAnswer(data) });
     this.notifier = env.notifier ?? (await new Notifier(me.id).load());
@@ -396,7 +399,7 @@ export class ChatApp extends EventTarget {
   async sendText(conv, text) {
     conv.last_activity = new Date().toISOString();
     this.emitSoon('list', null);
-    await this.sender.sendText(conv, text);
+    this.sender.sendText(conv, text);
   }
 
   retryFailed(conv, clientMsgId) {

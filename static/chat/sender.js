@@ -29,6 +29,8 @@ const MAX_SEALS = 6;
 const BURST = 40;
 const PER_SECOND = 18;
 const RATE_LIMIT_WAIT = 1000;
+/** States of a message this tab still has to number, seal, send or see acknowledged. */
+const ACTIVE = new Set(['waiting', 'sealing', 'ready', 'inflight', 'retry']);
 
 /**
  * @typedef {object} Pending
@@ -37,7 +39,8 @@ const RATE_LIMIT_WAIT = 1000;
  * @property {string|null} text null until a reloaded envelope is opened again
  * @property {string} queued ISO time
  * @property {number|null} n
- * @property {'sealing'|'ready'|'inflight'|'retry'|'blocked'|'failed'} state
+ * @property {number} order queue position in this tab
+ * @property {'waiting'|'sealing'|'ready'|'inflight'|'retry'|'blocked'|'failed'} state
  * @property {string|null} error why it is blocked or failed
  * @property {string|null} notice e.g. "re-encrypted for changed devices"
  */
@@ -55,11 +58,14 @@ export class Sender extends EventTarget {
    * @param {(id: number) => object|undefined} deps.conversation the conversation object by id
    * @param {(conv: object, sent: {id, seq, created, client_msg_id, n, text}) => Promise<void>|void} deps.onSent
    */
-  constructor({ me, messenger, directory, rosters, counters, outbox, transport, conversation, onSent }) {
+  constructor({ me, deviceId, messenger, directory, rosters, counters, outbox, transport, conversation, onSent, locks = globalThis.navigator?.locks ?? null }) {
     super();
-    Object.assign(this, { me, messenger, directory, rosters, counters, outbox, transport, conversation, onSent });
+    Object.assign(this, { me, deviceId, messenger, directory, rosters, counters, outbox, transport, conversation, onSent, locks });
     /** @type {Map<string, Pending>} */
     this.items = new Map();
+    this.order = 0;
+    this.holding = new Set();
+    this.waiter = null;
     this.tokens = BURST;
     this.refilled = Date.now();
     this.timer = null;
@@ -74,7 +80,8 @@ export class Sender extends EventTarget {
         text: null,
         queued: stored.queued,
         n: stored.n,
-        state: stored.n === null ? 'sealing' : 'ready',
+        order: this.order++,
+        state: stored.n === null ? 'waiting' : 'ready',
         error: null,
         notice: null,
         seals: 0,
@@ -85,7 +92,6 @@ export class Sender extends EventTarget {
     await Promise.all([...this.items.values()].map(async (item) => {
       item.text = await this.messenger.reopenOwn(item.conversation, item.client_msg_id, this.outbox.get(item.client_msg_id).envelope);
       if (item.text === null) return this.fail(item, 'This message could not be opened again to send it.');
-      if (item.n === null) return this.seal(item);
       return this.changed(item.conversation);
     }));
     this.pumpAll();
@@ -95,15 +101,15 @@ export class Sender extends EventTarget {
   pendingIn(conversationId) {
     return [...this.items.values()]
       .filter((item) => item.conversation === conversationId)
-      .sort((a, b) => (a.n ?? Infinity) - (b.n ?? Infinity) || (a.queued < b.queued ? -1 : 1));
+      .sort((a, b) => (a.n ?? Infinity) - (b.n ?? Infinity) || a.order - b.order);
   }
 
   /**
-   * Queue a text: it is pending at once, gets its `n` in the order of these calls, and
-   * goes out once sealed. Throws for an empty or over-long text.
-   * @returns {Promise<Pending>}
+   * Queue a text: it is pending at once and goes out after the messages queued before
+   * it. Throws for an empty or over-long text.
+   * @returns {Pending}
    */
-  async sendText(conv, text) {
+  sendText(conv, text) {
     if (!text.trim()) throw new Error('A message needs some text.');
     if (Array.from(text).length > MAX_TEXT_CHARS) throw new Error(`A message is at most ${MAX_TEXT_CHARS} characters.`);
     const item = {
@@ -111,23 +117,17 @@ export class Sender extends EventTarget {
       conversation: conv.id,
       text,
       queued: new Date().toISOString(),
+      order: this.order++,
       n: null,
-      state: 'sealing',
+      state: 'waiting',
       error: null,
       notice: null,
       seals: 0,
       sentAt: 0,
     };
     this.items.set(item.client_msg_id, item);
-    const counted = this.counters.next(conv.id); // opened now: numbers follow call order
     this.changed(conv.id);
-    try {
-      item.n = await counted;
-    } catch {
-      this.fail(item, 'Could not store this device’s message counter.');
-      return item;
-    }
-    await this.seal(item);
+    this.pump(conv.id);
     return item;
   }
 
@@ -186,15 +186,89 @@ export class Sender extends EventTarget {
   }
 
   /**
-   * Send the conversation's sealed messages in `n` order: each goes once every message
-   * before it is in flight or acknowledged; a message still sealing or blocked holds
-   * the ones after it.
+   * Move the conversation's messages along. In a browser with Web Locks this runs under
+   * the lock `e2ee-chat-send:<device>:<conversation>` until nothing is left to number,
+   * seal or acknowledge: tabs of one profile share the device, so one at a time numbers
+   * and sends (numbers then rise in the order the server stores them, and a tab's
+   * messages keep their order). Without Web Locks (node tests) it steps at once.
    */
   pump(conversationId) {
+    if (!this.locks) {
+      this.step(conversationId);
+      return;
+    }
+    if (this.holding.has(conversationId)) {
+      this.signal();
+      return;
+    }
+    if (!this.busy(conversationId)) return;
+    this.holding.add(conversationId);
+    this.locks.request(`e2ee-chat-send:${this.deviceId}:${conversationId}`, async () => {
+      try {
+        while (this.busy(conversationId) && (this.transport.isOnline() || this.unsealed(conversationId))) {
+          const progress = this.progress();
+          this.step(conversationId);
+          await progress;
+        }
+      } finally {
+        this.holding.delete(conversationId);
+      }
+    }).catch(() => this.holding.delete(conversationId));
+  }
+
+  /** Number the waiting messages in queue order (each number stored first), seal them, send what may go. */
+  step(conversationId) {
+    for (const item of this.pendingIn(conversationId)) {
+      if (item.state !== 'waiting') continue;
+      item.state = 'sealing';
+      this.counters.next(conversationId).then( // opened now: numbers follow queue order
+        (n) => {
+          item.n = n;
+          return this.seal(item);
+        },
+        () => this.fail(item, 'Could not store this device’s message counter.'),
+      );
+    }
+    this.transmit(conversationId);
+  }
+
+  /** Whether the conversation has messages to number, seal, send or see acknowledged. */
+  busy(conversationId) {
+    return [...this.items.values()].some((item) => item.conversation === conversationId && ACTIVE.has(item.state));
+  }
+
+  unsealed(conversationId) {
+    return [...this.items.values()].some((item) => item.conversation === conversationId && (item.state === 'waiting' || item.state === 'sealing'));
+  }
+
+  /** A promise of the next change (a seal done, an ack, an error, a timer). */
+  progress() {
+    if (!this.waiter) {
+      let resolve;
+      const promise = new Promise((r) => {
+        resolve = r;
+      });
+      this.waiter = { promise, resolve };
+    }
+    return this.waiter.promise;
+  }
+
+  signal() {
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.resolve();
+  }
+
+  /**
+   * Send the conversation's sealed messages in `n` order: each goes once every message
+   * before it is in flight or acknowledged; a message still waiting, sealing or blocked
+   * holds the ones after it.
+   */
+  transmit(conversationId) {
     const now = Date.now();
     for (const item of this.pendingIn(conversationId)) {
       if (item.state === 'failed' || item.state === 'inflight') continue;
-      if (item.state === 'sealing' || item.state === 'blocked') return;
+      if (item.state === 'waiting' || item.state === 'sealing' || item.state === 'blocked') return;
       if (item.state === 'retry' && now < item.retryAt) return this.later(item.retryAt - now);
       if (!this.transport.isOnline()) return;
       if (!this.takeToken()) return this.later(1000 / PER_SECOND);
@@ -223,6 +297,7 @@ export class Sender extends EventTarget {
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.signal();
       this.pumpAll();
     }, Math.max(10, ms));
   }
@@ -344,6 +419,7 @@ export class Sender extends EventTarget {
   }
 
   changed(conversationId) {
+    this.signal();
     this.dispatchEvent(new CustomEvent('change', { detail: conversationId }));
   }
 }

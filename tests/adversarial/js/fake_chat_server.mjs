@@ -83,8 +83,11 @@ export class FakeServer {
     };
   }
 
-  /** A ChatApp of `user` on this server, its state in `kv` (share one kv to "reload"). */
-  async app(user, kv = memoryKv()) {
+  /**
+   * A ChatApp of `user` on this server, its state in `kv` (share one kv to "reload" or
+   * to be a second tab of the profile; share `locks` too for Web Locks between tabs).
+   */
+  async app(user, kv = memoryKv(), locks = null) {
     this.me = user;
     const socket = new FakeSocket(this, user);
     const app = new ChatApp({
@@ -98,6 +101,7 @@ export class FakeServer {
         trust: { noticesFor: () => [], addEventListener() {} },
         notifier: { message() {} },
         visible: () => true,
+        ...(locks ? { locks } : {}),
       },
     });
     app.kv = kv;
@@ -364,4 +368,17 @@ export class FakeSocket extends EventTarget {
 /** Whether `user` can open `envelope` (it carries an entry for her key). */
 export function readableBy(envelope, user) {
   return Object.hasOwn(envelope.keys, user.keys.encKid);
+}
+
+/** Web Locks (navigator.locks.request) for tabs of one profile in one node process. */
+export function memoryLocks() {
+  const tails = new Map();
+  return {
+    request(name, callback) {
+      const before = tails.get(name) ?? Promise.resolve();
+      const run = before.then(() => callback());
+      tails.set(name, run.catch(() => {}));
+      return run;
+    },
+  };
 }

@@ -8,7 +8,7 @@ import { test, describe, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as P from '../../../static/chat/protocol.js';
 import * as R from '../../../static/chat/roster.js';
-import { FakeServer, memoryKv, readableBy } from './fake_chat_server.mjs';
+import { FakeServer, memoryKv, memoryLocks, readableBy } from './fake_chat_server.mjs';
 
 let server;
 let alice;
@@ -17,8 +17,8 @@ let carol;
 let eve;
 const apps = [];
 
-async function start(user, kv) {
-  const app = await server.app(user, kv);
+async function start(user, kv, locks = null) {
+  const app = await server.app(user, kv, locks);
   apps.push(app);
   return app;
 }
@@ -359,8 +359,9 @@ describe('sending: counters, refusals, reloads', () => {
     };
     // the tab dies after five are stored: the rest stay in the outbox (ciphertext)
     app.socket.deliver = () => {};
-    await Promise.all(Array.from({ length: 12 }, (_, i) => app.sendText(c, `m${i + 1}`)));
-    await server.settle();
+    for (let i = 1; i <= 12; i += 1) app.sendText(c, `m${i}`);
+    // all twelve sealed and in the outbox (their acks never arrive), five of them stored
+    await until(() => app.outbox.list().length === 12 && stored === 5, 'sealed and partly stored');
     app.stop();
     server.hooks.refuse = null;
     server.store = realStore;
@@ -394,6 +395,25 @@ describe('sending: counters, refusals, reloads', () => {
     assert.deepEqual(ns, [...ns].sort((a, b) => a - b));
     assert.equal(new Set(ns).size, 20);
     for (const [app, c] of [[one, c1], [two, c2]]) assert.ok(shown(app, c).every((i) => i.status === 'ok'), JSON.stringify(shown(app, c).map((i) => i.status)));
+  });
+
+  test('with Web Locks, two tabs take turns: no refusal, each tab’s messages in order', async () => {
+    const conv = server.direct(alice, bob);
+    const kv = memoryKv();
+    const locks = memoryLocks();
+    const one = await start(alice, kv, locks);
+    const two = await start(alice, kv, locks);
+    const [c1, c2] = [one.get(conv.id), two.get(conv.id)];
+    for (let i = 1; i <= 10; i += 1) {
+      one.sendText(c1, `one ${i}`);
+      two.sendText(c2, `two ${i}`);
+    }
+    await until(() => server.messages.get(conv.id).length === 20 && shown(one, c1).length === 20, 'all stored');
+    assert.equal(server.sent.length, 20, 'no message was refused and sealed again');
+    const order = texts(one, c1);
+    for (const prefix of ['one', 'two']) {
+      assert.deepEqual(order.filter((t) => t.startsWith(prefix)), Array.from({ length: 10 }, (_, i) => `${prefix} ${i + 1}`));
+    }
   });
 });
 
