@@ -46,7 +46,9 @@ def assert_counters_rise(rows: list[tuple[int, int, int]]) -> None:
     """Per sending device, n strictly rises with seq."""
     last: dict[int, int] = {}
     for seq, device, n in rows:
-        assert n is not None and n > last.get(device, 0), f"seq {seq}: n {n} after {last.get(device)}"
+        assert n is not None and n > last.get(device, 0), (
+            f"seq {seq}: n {n} after {last.get(device)}"
+        )
         last[device] = n
 
 
@@ -92,7 +94,9 @@ def test_two_tabs_of_one_profile_send_at_once(people, stack):
     alice.page.evaluate(BURST, ["one", 20])
     second.evaluate(BURST, ["two", 20])
     for page in (alice.page, second):
-        expect(page.locator(".msg.own:not(.pending)", has_text=re.compile(r"^(one|two) \d+"))).to_have_count(40, timeout=30_000)
+        expect(
+            page.locator(".msg.own:not(.pending)", has_text=re.compile(r"^(one|two) \d+"))
+        ).to_have_count(40, timeout=30_000)
         expect(page.locator(FLAGGED)).to_have_count(0)
     expect(bob.messages().filter(has_text=re.compile(r"^(one|two) \d+$"))).to_have_count(40)
     expect(bob.page.locator(FLAGGED)).to_have_count(0)

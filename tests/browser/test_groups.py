@@ -118,7 +118,13 @@ def test_group_of_three_with_verified_events(people):
     )
 
     # the same verified events, in the same order, for each (a former member up to her leaving)
-    full = [created[alice], f"You added {d}", f"You removed {c}", f"{b} left", f"{d} changed the title to “Reading group”"]
+    full = [
+        created[alice],
+        f"You added {d}",
+        f"You removed {c}",
+        f"{b} left",
+        f"{d} changed the title to “Reading group”",
+    ]
     expect_events(alice, full)
     expect_events(
         dave,
