@@ -135,7 +135,9 @@ export class ChatApp extends EventTarget {
     this.socket?.stop();
   }
 
-  // --- the identity lane's parts (trust.js, directory.js): made here, used through the seam
+  // --- the identity lane's parts (trust.js, directory.js). ChatApp uses them through the
+  // seam (recipientsOf, senderKey, recordSigner, trust.noticesFor) and these six methods;
+  // the identity lane's versions of this section replace these. ---------------------------
 
   /** Whom this device trusts (§7.4). */
   makeTrust() {
@@ -147,6 +149,30 @@ export class ChatApp extends EventTarget {
     const directory = new Directory();
     Object.assign(directory, { me: this.me.username, trust: this.trust });
     return directory;
+  }
+
+  /** A user's devices changed (`devices_changed`): look again. */
+  async refreshUser(username) {
+    const { user, devices } = await this.directory.active(username, { force: true });
+    await this.trust.observe(user, devices);
+  }
+
+  /** Look at a user's devices once (notices changes since the last time). */
+  async loadUser(username) {
+    const { user, devices } = await this.directory.active(username);
+    await this.trust.observe(user, devices);
+  }
+
+  /** Whether the person verified the other member of a direct conversation. */
+  peerVerified(conv) {
+    const peer = this.peerOf(conv);
+    const devices = peer ? this.directory.cachedActive?.(peer) : null;
+    return Boolean(devices?.length) && devices.every((d) => this.trust.isVerified(peer, d));
+  }
+
+  /** Notices of today's device-level trust store (until trust.noticesFor replaces them). */
+  legacyNotices(conv, usernames) {
+    return legacyTrustNotices(this, conv, usernames);
   }
 
   /** One `change` event per (what, id) per task: bursts re-render once. */
@@ -334,7 +360,8 @@ export class ChatApp extends EventTarget {
       });
     }
     const usernames = this.conversations.membersOf(conv).map((m) => m.username);
-    const trustNotices = typeof this.trust.noticesFor === 'function' ? this.trust.noticesFor(usernames) : legacyTrustNotices(this, conv, usernames);
+    if (!usernames.includes(this.me.username)) usernames.push(this.me.username);
+    const trustNotices = typeof this.trust.noticesFor === 'function' ? this.trust.noticesFor(usernames) : this.legacyNotices(conv, usernames);
     notices.push(...trustNotices);
     return notices;
   }
@@ -521,8 +548,7 @@ export class ChatApp extends EventTarget {
 
   async onDevicesChanged(username) {
     try {
-      const { user, devices } = await this.directory.active(username, { force: true });
-      await this.trust.observe?.(user, devices);
+      await this.refreshUser(username);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
     }
@@ -541,10 +567,9 @@ export class ChatApp extends EventTarget {
   }
 
   async observeUser(username) {
-    if (typeof this.trust.observe !== 'function' || typeof this.directory.active !== 'function') return;
+    if (this.env.directory) return; // tests give a directory of their own
     try {
-      const { user, devices } = await this.directory.active(username);
-      await this.trust.observe(user, devices);
+      await this.loadUser(username);
       this.emit('devices', username);
     } catch {
       /* offline: tried again on the next change */

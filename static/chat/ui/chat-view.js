@@ -267,8 +267,7 @@ export class ChatView {
     const sub = conv.kind === 'group'
       ? this.app.membersOf(conv).map((m) => m.username).join(', ')
       : online ? 'Online' : 'Offline';
-    const peerDevices = peer ? this.app.directory.cachedActive?.(peer) : null;
-    const verified = peerDevices?.length > 0 && peerDevices.every((d) => this.app.trust.isVerified?.(peer, d));
+    const verified = this.app.peerVerified(conv);
     replace(this.headerEl,
       h('button.icon-button.back', { type: 'button', 'aria-label': 'Back to conversations', onclick: () => this.navigate('/') }, icon('back')),
       h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { role: 'img', 'aria-label': online ? 'online' : 'offline' })),
