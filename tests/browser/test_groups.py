@@ -71,7 +71,7 @@ def test_group_of_three_with_verified_events(people):
     page.keyboard.press("Escape")
     dave.open_conversation("Book club")
     for user in (alice, bob, carol):
-        expect(user.page.locator(".roster-event").last).to_contain_text(f"added {d}")
+        expect(user.page.locator(".roster-event .event-text").last).to_contain_text(f"added {d}")
     expect_events(alice, [created[alice], f"You added {d}"])
     expect_events(bob, [created[bob], f"{a} added {d}"])
     expect_events(dave, [f"{a} created the group “Book club” with {b} and {c}", f"{a} added you"])
@@ -85,12 +85,12 @@ def test_group_of_three_with_verified_events(people):
     expect(dialog.get_by_role("button", name=f"Remove {c}")).to_have_count(0)
     page.keyboard.press("Escape")
     expect(carol.page.locator("#composer-input")).to_be_disabled()
-    expect(alice.page.locator(".roster-event").last).to_have_text(f"You removed {c}")
+    expect(alice.page.locator(".roster-event .event-text").last).to_have_text(f"You removed {c}")
     expect(box).to_have_value("After carol left")
     box.press("Enter")
     for user in (bob, dave):
         user.expect_message("After carol left")
-    expect(carol.page.locator(".roster-event").last).to_have_text(f"{a} removed you")
+    expect(carol.page.locator(".roster-event .event-text").last).to_have_text(f"{a} removed you")
     expect(carol.page.locator(".conv-item", has_text="Book club")).to_contain_text(
         f"{a} removed you"
     )
@@ -101,19 +101,19 @@ def test_group_of_three_with_verified_events(people):
     dialog.get_by_role("button", name="Leave group").click()
     bob.page.get_by_role("dialog", name="Leave group").get_by_role("button", name="Leave").click()
     expect(bob.page.locator("#composer-input")).to_be_disabled()
-    expect(bob.page.locator(".roster-event").last).to_have_text("You left")
-    expect(alice.page.locator(".roster-event").last).to_have_text(f"{b} left")
+    expect(bob.page.locator(".roster-event .event-text").last).to_have_text("You left")
+    expect(alice.page.locator(".roster-event .event-text").last).to_have_text(f"{b} left")
 
     # dave (a member, not the owner) renames the group
     dialog = open_members(dave)
     dialog.locator("#group-rename").fill("Reading group")
     dialog.get_by_role("button", name="Rename").click()
-    expect(dave.page.locator(".roster-event").last).to_have_text(
+    expect(dave.page.locator(".roster-event .event-text").last).to_have_text(
         "You changed the title to “Reading group”"
     )
     dave.page.keyboard.press("Escape")
     expect(alice.page.locator("#pane-title")).to_have_text("Reading group")
-    expect(alice.page.locator(".roster-event").last).to_have_text(
+    expect(alice.page.locator(".roster-event .event-text").last).to_have_text(
         f"{d} changed the title to “Reading group”"
     )
 
@@ -163,7 +163,7 @@ def test_only_the_owner_adds_and_the_members_see_a_late_joiner_join(people):
     dialog = open_members(alice)
     dialog.get_by_role("button", name="Leave group").click()
     alice.page.get_by_role("dialog", name="Leave group").get_by_role("button", name="Leave").click()
-    expect(bob.page.locator(".roster-event").last).to_have_text(f"{alice.username} left")
+    expect(bob.page.locator(".roster-event .event-text").last).to_have_text(f"{alice.username} left")
     dialog = open_members(bob)
     expect(dialog.locator(".member-name", has_text=bob.username)).to_contain_text("owner")
     dialog.locator("#member-search").fill(carol.username)
@@ -173,4 +173,4 @@ def test_only_the_owner_adds_and_the_members_see_a_late_joiner_join(people):
     bob.send("Hi carol")
     carol.open_conversation("Owners")
     carol.expect_message("Hi carol")
-    expect(carol.page.locator(".roster-event").last).to_have_text(f"{bob.username} added you")
+    expect(carol.page.locator(".roster-event .event-text").last).to_have_text(f"{bob.username} added you")
