@@ -65,7 +65,7 @@ export function renderNotices(container, notices, { navigate = null, onDone = ()
       const danger = (notice.level ?? 'danger') === 'danger';
       const identity = !['tampered', 'rollback', 'unsigned'].includes(notice.kind);
       const title = notice.title ?? TITLES[notice.kind] ?? (notice.blocking ? 'Sending is paused.' : null);
-      return h(`div.callout.notice-box.${danger ? 'callout-danger' : 'callout-warn'}${identity ? '.trust-alert' : ''}`, {
+      return h(`div.callout.notice-box.${danger ? 'callout-danger' : 'callout-warn'}${identity ? '.trust-alert.identity-notice' : ''}`, {
         role: danger ? 'alert' : 'status',
         dataset: { kind: notice.kind, username: notice.username },
       },
