@@ -478,6 +478,8 @@ export class ChatApp extends EventTarget {
       if (!conv) return;
     }
     if (message.seq > conv.last_seq) conv.last_seq = message.seq;
+    // this tab's own message still waiting for its ack (which comes first and files it)
+    if (message.sender_device === this.deviceId && this.sender.items.has(message.client_msg_id)) return;
     await this.timeline.ingest(conv, [message], { live: true });
     this.emitSoon('messages', conv.id);
     this.emitSoon('list', null);

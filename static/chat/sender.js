@@ -29,6 +29,8 @@ const MAX_SEALS = 6;
 const BURST = 40;
 const PER_SECOND = 18;
 const RATE_LIMIT_WAIT = 1000;
+/** New messages sealed at once (in queue order): enough to keep WebCrypto busy, few enough that the first is ready soon. */
+const SEAL_AT_ONCE = 4;
 /** States of a message this tab still has to number, seal, send or see acknowledged. */
 const ACTIVE = new Set(['waiting', 'sealing', 'ready', 'inflight', 'retry']);
 
@@ -64,6 +66,8 @@ export class Sender extends EventTarget {
     /** @type {Map<string, Pending>} */
     this.items = new Map();
     this.order = 0;
+    this.toSeal = [];
+    this.sealingNow = 0;
     this.holding = new Set();
     this.waiter = null;
     this.tokens = BURST;
@@ -216,7 +220,11 @@ export class Sender extends EventTarget {
     }).catch(() => this.holding.delete(conversationId));
   }
 
-  /** Number the waiting messages in queue order (each number stored first), seal them, send what may go. */
+  /**
+   * Number the waiting messages in queue order (each number stored first), seal them a
+   * few at a time in that order (the first goes out while later ones are sealed), send
+   * what may go.
+   */
   step(conversationId) {
     for (const item of this.pendingIn(conversationId)) {
       if (item.state !== 'waiting') continue;
@@ -224,12 +232,24 @@ export class Sender extends EventTarget {
       this.counters.next(conversationId).then( // opened now: numbers follow queue order
         (n) => {
           item.n = n;
-          return this.seal(item);
+          this.toSeal.push(item);
+          this.sealSome();
         },
         () => this.fail(item, 'Could not store this device’s message counter.'),
       );
     }
     this.transmit(conversationId);
+  }
+
+  sealSome() {
+    while (this.sealingNow < SEAL_AT_ONCE && this.toSeal.length) {
+      const item = this.toSeal.shift();
+      this.sealingNow += 1;
+      this.seal(item).finally(() => {
+        this.sealingNow -= 1;
+        this.sealSome();
+      });
+    }
   }
 
   /** Whether the conversation has messages to number, seal, send or see acknowledged. */

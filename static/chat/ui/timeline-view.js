@@ -3,7 +3,8 @@
  * verified roster events among them ("alice added bob"), flagged messages (replayed,
  * out of order, failed) as notes that never show their text, and this device's pending
  * messages at the end. Re-renders at most once per animation frame, reusing the nodes
- * of items that did not change. Text only ever goes in through text nodes.
+ * of items that did not change and moving only those that did. Text only ever goes in
+ * through text nodes.
  * @module ui/timeline-view
  */
 
@@ -92,11 +93,6 @@ export class TimelineView {
     const fromBottom = el.scrollHeight - el.scrollTop;
     const { entries, pending } = app.items(conv);
     const nodes = [];
-    if (!conv.loaded) nodes.push(h('div.history-edge', {}, 'Loading messages…'));
-    else if (conv.hasMore) nodes.push(h('div.history-edge', {}, conv.loading ? 'Loading older messages…' : h('button.link', { type: 'button', onclick: () => app.loadOlder(conv) }, 'Load older messages')));
-    else nodes.push(h('div.history-edge', {}, 'Start of the conversation · end-to-end encrypted'));
-    let lastDay = null;
-    let lastSender = null;
     const used = new Set();
     const reuse = (key, sig, make) => {
       let node = this.nodes.get(key);
@@ -108,11 +104,17 @@ export class TimelineView {
       used.add(key);
       nodes.push(node);
     };
+    if (!conv.loaded) reuse('edge', 'loading', () => h('div.history-edge', {}, 'Loading messages…'));
+    else if (conv.hasMore) {
+      reuse('edge', conv.loading ? 'older-loading' : 'older', () => h('div.history-edge', {}, conv.loading ? 'Loading older messages…' : h('button.link', { type: 'button', onclick: () => app.loadOlder(conv) }, 'Load older messages')));
+    } else reuse('edge', 'start', () => h('div.history-edge', {}, 'Start of the conversation · end-to-end encrypted'));
+    let lastDay = null;
+    let lastSender = null;
     for (const entry of entries) {
       const when = entry.kind === 'message' ? entry.item.created : entry.event.created;
       const day = when ? new Date(when).toDateString() : lastDay;
       if (day !== lastDay) {
-        nodes.push(h('div.day', { role: 'separator' }, new Date(when).toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' })));
+        reuse(`d${day}`, day, () => h('div.day', { role: 'separator' }, new Date(when).toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' })));
         lastDay = day;
         lastSender = null;
       }
@@ -132,7 +134,7 @@ export class TimelineView {
       reuse(`p${item.client_msg_id}`, `${pendingState(item)}|${item.error ?? ''}|${item.notice ?? ''}|${item.text === null}`, () => pendingNode(item, conv, app));
     }
     for (const key of [...this.nodes.keys()]) if (!used.has(key)) this.nodes.delete(key);
-    el.replaceChildren(...nodes);
+    patchChildren(el, nodes);
     if (older && !first) el.scrollTop = el.scrollHeight - fromBottom;
     else if (nearBottom) el.scrollTop = el.scrollHeight;
     this.stick = false;
@@ -140,6 +142,18 @@ export class TimelineView {
       app.loadOlder(conv).catch(() => {});
     }
   }
+}
+
+/**
+ * Make `el`'s children exactly `nodes`, moving and inserting only where they differ (a
+ * burst appends and swaps a few nodes; the rest of the log is left for layout as it was).
+ */
+function patchChildren(el, nodes) {
+  for (let i = 0; i < nodes.length; i += 1) {
+    const current = el.children[i];
+    if (current !== nodes[i]) el.insertBefore(nodes[i], current ?? null);
+  }
+  while (el.children.length > nodes.length) el.lastElementChild.remove();
 }
 
 function eventNode(event, text) {
