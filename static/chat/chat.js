@@ -314,10 +314,10 @@ export class ChatApp extends EventTarget {
       this.rosters.targets(conv);
     } catch (error) {
       if (error instanceof NotSendable && error.kind !== 'unchecked') {
-        return { ok: false, kind: error.kind, reason: error.kind === 'tampered' ? 'Sending is blocked: this conversation may have been tampered with' : error.message };
+        return { ok: false, kind: error.kind, reason: error.kind === 'tampered' ? 'Sending blocked (see above)' : error.message };
       }
     }
-    if (this.noticesFor(conv).some((n) => n.blocking)) return { ok: false, kind: 'keys', reason: 'Sending is paused until you review the warning above' };
+    if (this.noticesFor(conv).some((n) => n.blocking)) return { ok: false, kind: 'keys', reason: 'Sending paused (see above)' };
     return { ok: true };
   }
 
@@ -337,7 +337,7 @@ export class ChatApp extends EventTarget {
         level: 'danger',
         blocking: true,
         title: 'This conversation may have been tampered with. Nothing is sent to it.',
-        text: `${tampered.text} The server may be trying to add a reader you cannot see, or to change what this conversation shows. This device sends nothing to it.`,
+        text: `${tampered.text} The server may be trying to add a reader you cannot see, or to change what this conversation shows.`,
         actions: [],
       });
     }
@@ -400,6 +400,7 @@ export class ChatApp extends EventTarget {
   }
 
   onIncoming(conv, item) {
+    conv.typing.delete(item.sender); // their message is here: no longer typing it
     if (item.seq <= conv.read_up_to) return;
     if (this.openId === conv.id && this.visible) {
       queueMicrotask(() => this.markRead());

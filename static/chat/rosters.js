@@ -189,15 +189,18 @@ export class RosterStore extends EventTarget {
 
   async checkDirect(entry, data) {
     if (data.gid != null || data.roster_head != null) return this.tamper(entry, data.id, 'direct_roster');
-    const ids = [...new Set((data.members ?? []).map((m) => m.id))].sort((a, b) => a - b);
-    if (ids.length !== 2 || (data.members ?? []).length !== 2 || !ids.includes(this.me.id)) {
-      return this.tamper(entry, data.id, 'direct_members');
+    const members = data.members ?? [];
+    const ids = [...new Set(members.map((m) => m.id))].sort((a, b) => a - b);
+    const others = (pair) => members.filter((m) => !pair.includes(m.id)).map((m) => m.username);
+    if (ids.length !== 2 || members.length !== 2 || !ids.includes(this.me.id)) {
+      const detail = entry.pair ? others(entry.pair).join(', ') : `listed: ${others([this.me.id]).join(', ') || 'no one else'}`;
+      return this.tamper(entry, data.id, 'direct_members', detail);
     }
     if (!entry.pair) {
       entry.pair = ids;
       await this.save(data.id, entry);
     } else if (entry.pair[0] !== ids[0] || entry.pair[1] !== ids[1]) {
-      return this.tamper(entry, data.id, 'direct_members');
+      return this.tamper(entry, data.id, 'direct_members', others(entry.pair).join(', '));
     }
     return entry;
   }
@@ -235,7 +238,12 @@ export class RosterStore extends EventTarget {
     const shown = new Set((data.members ?? []).map((m) => m.id));
     const signed = new Set([...state.spans.keys()].filter((user) => state.memberAt(user, hash)));
     if (shown.size !== (data.members ?? []).length || shown.size !== signed.size || ![...shown].every((u) => signed.has(u))) {
-      return this.tamper(entry, data.id, 'members_mismatch');
+      const unsigned = (data.members ?? []).filter((m) => !signed.has(m.id)).map((m) => m.username);
+      const hidden = [...signed].filter((u) => !shown.has(u)).map((u) => this.names.get(u) ?? `user ${u}`);
+      const parts = [];
+      if (unsigned.length) parts.push(`listed but not in the signed list: ${unsigned.join(', ')}`);
+      if (hidden.length) parts.push(`signed but not listed: ${hidden.join(', ')}`);
+      return this.tamper(entry, data.id, 'members_mismatch', parts.join('; '));
     }
     if (hash === state.head) {
       if ((data.owner?.id ?? null) !== state.owner) return this.tamper(entry, data.id, 'owner_mismatch');
@@ -304,7 +312,8 @@ export class RosterStore extends EventTarget {
 
   async tamper(entry, conversationId, code, detail = '') {
     if (entry.tampered) return entry;
-    const text = TAMPER_TEXT[code] + (code === 'chain' ? (detail ? `: ${detail}.` : '.') : '');
+    const base = TAMPER_TEXT[code];
+    const text = code === 'chain' ? `${base}${detail ? `: ${detail}` : ''}.` : detail ? `${base.slice(0, -1)} (${detail}).` : base;
     entry.tampered = { code, text, at: new Date().toISOString() };
     await this.save(conversationId, entry);
     this.changed(conversationId);

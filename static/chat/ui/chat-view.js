@@ -220,7 +220,7 @@ export class ChatView {
 
   /** The line under a conversation's title in the list. */
   subline(conv, online) {
-    if (this.app.rosters.tampered(conv.id)) return 'Sending blocked: possible tampering';
+    if (this.app.rosters.tampered(conv.id)) return 'Possible tampering';
     if (conv.left) {
       const how = this.app.departure(conv);
       if (how?.op === 'remove') return `${how.by} removed you`;

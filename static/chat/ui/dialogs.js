@@ -10,7 +10,8 @@ import { icon } from './icons.js';
 
 let modalCount = 0;
 
-function modal(title, ...body) {
+/** A native modal <dialog> with a titled header and a Close button; removed once closed. */
+export function modal(title, ...body) {
   const titleId = `modal-title-${++modalCount}`;
   const dialog = h('dialog.modal', { 'aria-labelledby': titleId },
     h('header.modal-head', {}, h('h2', { id: titleId }, title),
@@ -191,7 +192,9 @@ export function membersDialog({ app, conv }) {
   };
   app.addEventListener('change', onChange);
   render();
-  const dialog = modal(app.titleOf(conv), list, picker.el, renameForm, status, h('div.modal-actions', {}, leave));
+  const dialog = modal(app.titleOf(conv), list, picker.el, renameForm, status,
+    h('p.hint', {}, 'Each change is signed by the device that makes it, and every member’s app checks it.'),
+    h('div.modal-actions', {}, leave));
   dialog.addEventListener('close', () => app.removeEventListener('change', onChange));
   return dialog;
 }
