@@ -23,17 +23,19 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 BITS = 2048
 
 
+def _one_key(_: int = 0) -> str:
+    """Base64 PKCS#8 of one fresh RSA key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=BITS)
+    der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return base64.b64encode(der).decode()
+
+
 def _one(_: int) -> tuple[str, str]:
-    out = []
-    for _k in range(2):  # encryption, signing
-        key = rsa.generate_private_key(public_exponent=65537, key_size=BITS)
-        der = key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        out.append(base64.b64encode(der).decode())
-    return out[0], out[1]
+    return _one_key(), _one_key()  # encryption, signing
 
 
 def cache_path(bits: int = BITS) -> Path:
@@ -59,6 +61,40 @@ def ensure(count: int, bits: int = BITS) -> list[tuple[bytes, bytes]]:
                 out.write(json.dumps([enc, sig]) + "\n")
                 rows.append([enc, sig])
     return [(base64.b64decode(e), base64.b64decode(s)) for e, s in rows[:count]]
+
+
+def ensure_identities(count: int) -> list[bytes]:
+    """At least `count` identity keys (PKCS#8 DER, one per user, §7), cached like the
+    device keys in their own file."""
+    path = CACHE / f"identity-keys-{BITS}.jsonl"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rows = []
+    if path.exists():
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    missing = count - len(rows)
+    if missing > 0:
+        print(f"generating {missing} identity keys ({BITS} bits) into {path}", file=sys.stderr)
+        with (
+            ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool,
+            path.open("a") as out,
+        ):
+            for der in pool.map(_one_key, range(missing), chunksize=4):
+                out.write(json.dumps(der) + "\n")
+                rows.append(der)
+    return [base64.b64decode(der) for der in rows[:count]]
+
+
+_identity_ders: list = []
+_identity_cache: dict = {}
+
+
+def identity_key(index: int):
+    """The pycryptodome RsaKey of cached identity key `index` (fast import)."""
+    if index not in _identity_cache:
+        if len(_identity_ders) <= index:
+            _identity_ders[:] = ensure_identities(index + 1)
+        _identity_cache[index] = _construct(_identity_ders[index])
+    return _identity_cache[index]
 
 
 _pairs_cache: list = []

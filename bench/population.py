@@ -1,7 +1,7 @@
 """Users, devices and conversations for a benchmark, made through the HTTP API (PROTOCOL §4).
 
-`populate()` registers `n` users (one device each, real 2048-bit keys from bench.keys),
-then groups them into conversations of `room_size` consecutive users: a `direct`
+`populate()` registers `n` users (each with an identity key and one device it certifies,
+real 2048-bit keys from bench.keys), then groups them into conversations of `room_size` consecutive users: a `direct`
 conversation for 2, a `group` otherwise. The result, a plan, is plain JSON (ids, session
 cookies, key indexes) that the load generator reads.
 """
@@ -30,16 +30,27 @@ def session_for(base_url: str, tls: ssl.SSLContext | None) -> ChatSession:
     return session
 
 
-async def _user(base_url, tls, username, keys: protocol.DeviceKeys, sem):
+async def _user(base_url, tls, username, keys: protocol.DeviceKeys, identity, sem):
+    """Register `username`, set her identity key (§7.1), register `keys` certified by it."""
     async with sem:
         session = session_for(base_url, tls)
         user = await session.register(username, PASSWORD)
-        device = await session.register_device(
-            "bench",
-            protocol.b64encode(keys.enc_spki),
-            protocol.b64encode(keys.sig_spki),
-            protocol.sign_device_proof(keys, user["id"]),
+        await session.request(
+            "PUT",
+            "/api/identity/",
+            {
+                "id_spki": protocol.b64encode(protocol.spki_of(identity)),
+                "proof": protocol.sign_identity_proof(identity, user["id"]),
+            },
         )
+        body = {
+            "name": "bench",
+            "enc_spki": protocol.b64encode(keys.enc_spki),
+            "sig_spki": protocol.b64encode(keys.sig_spki),
+            "proof": protocol.sign_device_proof(keys, user["id"]),
+            "cert": protocol.sign_device_cert(identity, user["id"], keys.enc_kid, keys.sig_kid),
+        }
+        device = await session.request("POST", "/api/devices/", body)
         return session, user, device
 
 
@@ -57,10 +68,12 @@ async def populate(
     if n % room_size:
         raise ValueError("n must be a multiple of room_size")
     keycache.pairs(key_offset + n)
+    keycache.ensure_identities(key_offset + n)
     all_keys = [keycache.device_keys(key_offset + i) for i in range(n)]
+    identities = [keycache.identity_key(key_offset + i) for i in range(n)]
     sem = asyncio.Semaphore(concurrency)
     made = await asyncio.gather(
-        *(_user(base_url, tls, f"{prefix}{i}", all_keys[i], sem) for i in range(n))
+        *(_user(base_url, tls, f"{prefix}{i}", all_keys[i], identities[i], sem) for i in range(n))
     )
     devices = []
     for i, (session, user, device) in enumerate(made):

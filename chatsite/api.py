@@ -10,7 +10,9 @@ from accounts import api as accounts_api
 from accounts.errors import ActionError
 from accounts.wire import loads_strict
 from keys import api as keys_api
+from keys import link_api
 from messaging import api as messaging_api
+from messaging import history_keys
 
 CODE_BY_STATUS = {
     400: "bad_request",
@@ -56,7 +58,9 @@ api = NinjaAPI(
 )
 api.add_router("/", accounts_api.router)
 api.add_router("/", keys_api.router)
+api.add_router("/", link_api.router)
 api.add_router("/", messaging_api.router)
+api.add_router("/", history_keys.router)
 
 
 def error_response(request, code: str, detail: str, status: int, **extra):

@@ -8,15 +8,17 @@ from accounts.errors import ActionError
 from accounts.models import User
 from accounts.schemas import with_errors
 
-from .actions import register_device, revoke_device, set_identity
+from .actions import certify_device, register_device, revoke_device, set_identity
 from .models import Device, Identity
 from .schemas import (
+    CertIn,
     DeviceIn,
     DeviceList,
     IdentityIn,
     IdentityWrapped,
     KeyLookup,
     OwnDeviceOut,
+    OwnDeviceWrapped,
     UserDevices,
     UserIdentity,
     device_dict,
@@ -88,6 +90,13 @@ def delete_device(request, device_id: int = Path(..., ge=1, le=2**63 - 1)):
         raise ActionError("not_found", "No such device of yours.")
     revoke_device(device)
     return Status(204, None)
+
+
+@router.post("/devices/{int:device_id}/cert/", response=with_errors({200: OwnDeviceWrapped}))
+def certify(request, device_id: int = Path(..., ge=1, le=2**63 - 1), *, body: CertIn):
+    """Certify one of my devices registered without a cert (§7.5) under my identity."""
+    device, _ = certify_device(request.auth, device_id, body.cert)
+    return {"device": device_dict(device)}
 
 
 @router.get("/users/{username}/devices/", response=with_errors({200: UserDevices}))

@@ -30,6 +30,24 @@ class IdentityIn(StrictIn):
     replace: bool = False
 
 
+class CertIn(StrictIn):
+    cert: str = Field(max_length=B64_MAX)
+
+
+class LinkRequestIn(StrictIn):
+    name: str = Field(min_length=1, max_length=100)
+    enc_spki: str = Field(max_length=B64_MAX)
+    sig_spki: str = Field(max_length=B64_MAX)
+    proof: str = Field(max_length=B64_MAX)
+
+
+class ApproveIn(StrictIn):
+    cert: str = Field(max_length=B64_MAX)
+    #: ``{"ek","iv","ct"}``, checked by `keys.actions.check_id_wrap`; `ct` carries the
+    #: identity's PKCS#8 and the trust state, so it may be a few KiB.
+    id_wrap: dict
+
+
 class IdentityOut(Schema):
     id_spki: str
     id_kid: str
@@ -74,6 +92,40 @@ class UserDevices(Schema):
     devices: list[OwnDeviceOut]
 
 
+class OwnDeviceWrapped(Schema):
+    device: OwnDeviceOut
+
+
+class LinkRequestOut(Schema):
+    id: int
+    name: str
+    enc_spki: str
+    sig_spki: str
+    enc_kid: str
+    sig_kid: str
+    proof: str
+    status: str
+    created: str
+    expires: str
+
+
+class LinkRequestFull(LinkRequestOut):
+    device: OwnDeviceOut | None
+    id_wrap: dict | None
+
+
+class LinkRequestWrapped(Schema):
+    link_request: LinkRequestOut
+
+
+class LinkRequestFullWrapped(Schema):
+    link_request: LinkRequestFull
+
+
+class LinkRequestList(Schema):
+    link_requests: list[LinkRequestOut]
+
+
 class KeyLookup(Schema):
     device: OwnDeviceOut
     user: UserRef
@@ -106,4 +158,26 @@ def identity_dict(identity) -> dict:
     }
     if identity.replaced is not None:
         data["replaced"] = iso_utc(identity.replaced)
+    return data
+
+
+def link_request_dict(link_request, *, full: bool = False) -> dict:
+    """A link request as §7.2 shows it; `full` (its own GET) adds the approved `device`
+    (or null) and `id_wrap` (or null)."""
+    data = {
+        "id": link_request.pk,
+        "name": link_request.name,
+        "enc_spki": protocol.b64encode(bytes(link_request.enc_spki)),
+        "sig_spki": protocol.b64encode(bytes(link_request.sig_spki)),
+        "enc_kid": link_request.enc_kid,
+        "sig_kid": link_request.sig_kid,
+        "proof": link_request.proof,
+        "status": link_request.status,
+        "created": iso_utc(link_request.created),
+        "expires": iso_utc(link_request.expires),
+    }
+    if full:
+        device = link_request.device
+        data["device"] = device_dict(device) if device is not None else None
+        data["id_wrap"] = link_request.id_wrap
     return data

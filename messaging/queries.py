@@ -1,12 +1,14 @@
 """Read-side queries of messaging: access checks, lists, history and sync pages."""
 
+from collections import defaultdict
+
 from django.db import connection
 from django.db.models import Count, F, Q
 
 from accounts.errors import ActionError
 from keys.models import Device
 
-from .models import Conversation, Membership, Message
+from .models import Conversation, HistoryKey, Membership, Message
 from .wire import conversation_dict, message_dict
 
 
@@ -163,7 +165,8 @@ def history_page(
     has_more = len(page) > limit
     page = page[:limit]
     page.reverse()
-    return [message_dict(m, m.sender.username) for m in page], has_more
+    messages = [message_dict(m, m.sender.username) for m in page]
+    return with_history_keys(membership.user_id, messages), has_more
 
 
 def messages_after(membership: Membership, after_seq: int, limit: int) -> tuple[list[dict], bool]:
@@ -172,7 +175,31 @@ def messages_after(membership: Membership, after_seq: int, limit: int) -> tuple[
         readable_messages(membership).filter(seq__gt=after_seq).order_by("seq")[: limit + 1]
     )
     has_more = len(page) > limit
-    return [message_dict(m, m.sender.username) for m in page[:limit]], has_more
+    messages = [message_dict(m, m.sender.username) for m in page[:limit]]
+    return with_history_keys(membership.user_id, messages), has_more
+
+
+def with_history_keys(user_id: int, messages: list[dict]) -> list[dict]:
+    """The messages as `user_id` reads them (§7.3): each envelope's `keys` gains the
+    history keys stored for her active devices whose kid it does not hold yet. One query
+    for the whole page; envelopes are copied, never changed in place."""
+    if not messages:
+        return messages
+    extra: dict[int, dict[str, str]] = defaultdict(dict)
+    for message_id, enc_kid, ek in HistoryKey.objects.filter(
+        message_id__in=[m["id"] for m in messages],
+        device__user_id=user_id,
+        device__revoked__isnull=True,
+    ).values_list("message_id", "device__enc_kid", "ek"):
+        extra[message_id][enc_kid] = ek
+    for message in messages:
+        envelope = message["envelope"]
+        if message["id"] in extra and envelope is not None:
+            keys = dict(envelope["keys"])
+            for enc_kid, ek in extra[message["id"]].items():
+                keys.setdefault(enc_kid, ek)
+            message["envelope"] = {**envelope, "keys": keys}
+    return messages
 
 
 def sync_pages(user, cursors: dict[int, int], limit: int) -> list[tuple[int, object, bool, int]]:

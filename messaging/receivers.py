@@ -3,7 +3,15 @@
 from django.dispatch import receiver
 
 from accounts.signals import user_deactivated
-from keys.signals import device_added, device_revoked, identity_changed
+from keys.schemas import link_request_dict
+from keys.signals import (
+    device_added,
+    device_certified,
+    device_revoked,
+    identity_changed,
+    link_request_created,
+    link_request_done,
+)
 
 from . import queries, realtime
 
@@ -24,6 +32,11 @@ def on_device_revoked(sender, device, **kwargs):
     _tell_device_change(device.user)
 
 
+@receiver(device_certified)
+def on_device_certified(sender, device, **kwargs):
+    _tell_device_change(device.user)
+
+
 @receiver(user_deactivated)
 def on_user_deactivated(sender, user, **kwargs):
     realtime.close_user_sockets_sync(user.pk)
@@ -32,3 +45,18 @@ def on_user_deactivated(sender, user, **kwargs):
 @receiver(identity_changed)
 def on_identity_changed(sender, user, **kwargs):
     _tell_device_change(user)
+
+
+def _tell_own_devices(frame_type: str, link_request) -> None:
+    frame = {"type": frame_type, "link_request": link_request_dict(link_request)}
+    realtime.send_to_users_sync([link_request.user_id], frame)
+
+
+@receiver(link_request_created)
+def on_link_request_created(sender, link_request, **kwargs):
+    _tell_own_devices("link_request", link_request)
+
+
+@receiver(link_request_done)
+def on_link_request_done(sender, link_request, **kwargs):
+    _tell_own_devices("link_done", link_request)

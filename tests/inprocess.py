@@ -24,9 +24,12 @@ class ApiClient:
     def csrf(self) -> str:
         return self.http.cookies["csrftoken"].value
 
-    def call(self, method: str, path: str, body=None, raw: bytes | None = None):
+    def call(self, method: str, path: str, body=None, raw: bytes | None = None, headers=None):
+        """One request; `headers` adds request headers (e.g. {"X-Device-Id": "3"})."""
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         kwargs = {"content_type": "application/json", "HTTP_X_CSRFTOKEN": self.csrf}
+        if headers:
+            kwargs["headers"] = headers
         response = (
             getattr(self.http, method.lower())(path, data=data, **kwargs)
             if data is not None
@@ -42,8 +45,8 @@ class ApiClient:
     def get(self, path):
         return self.call("GET", path)
 
-    def post(self, path, body=None, raw=None):
-        return self.call("POST", path, body, raw)
+    def post(self, path, body=None, raw=None, headers=None):
+        return self.call("POST", path, body, raw, headers)
 
     def delete(self, path):
         return self.call("DELETE", path)
@@ -99,6 +102,23 @@ def device_body(user_id: int, keys: protocol.DeviceKeys, name: str = "test devic
         "proof": protocol.sign_device_proof(keys, user_id),
         "cert": protocol.sign_device_cert(keys.id_private, user_id, keys.enc_kid, keys.sig_kid),
     }
+
+
+def v1_device(user: ChatUser, keys: protocol.DeviceKeys, name: str = "v1 device") -> int:
+    """A device as v1 registered it (proof, no cert), stored straight in the database (the
+    API now requires a cert); returns its id. For upgrade (§7.5) tests."""
+    from keys.models import Device
+
+    device = Device.objects.create(
+        user_id=user.user_id,
+        name=name,
+        enc_spki=keys.enc_spki,
+        sig_spki=keys.sig_spki,
+        enc_kid=keys.enc_kid,
+        sig_kid=keys.sig_kid,
+        proof=protocol.sign_device_proof(keys, user.user_id),
+    )
+    return device.pk
 
 
 def identity_body(user_id: int, identity) -> dict:

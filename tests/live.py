@@ -50,15 +50,27 @@ async def live_user(base_url: str, username: str, keys: protocol.DeviceKeys) -> 
             "proof": protocol.sign_identity_proof(identity, user["id"]),
         },
     )
-    body = {
-        "name": "live test",
-        "enc_spki": protocol.b64encode(keys.enc_spki),
-        "sig_spki": protocol.b64encode(keys.sig_spki),
-        "proof": protocol.sign_device_proof(keys, user["id"]),
-        "cert": protocol.sign_device_cert(identity, user["id"], keys.enc_kid, keys.sig_kid),
-    }
+    body = certified_device_body(user["id"], keys, identity, "live test")
     device = await session.request("POST", "/api/devices/", body)
     return LiveUser(username, session, user["id"], keys, device["id"])
+
+
+def certified_device_body(user_id: int, keys: protocol.DeviceKeys, identity, name: str) -> dict:
+    """`POST /api/devices/` for `keys`, certified by the identity RsaKey `identity`."""
+    return {
+        "name": name,
+        "enc_spki": protocol.b64encode(keys.enc_spki),
+        "sig_spki": protocol.b64encode(keys.sig_spki),
+        "proof": protocol.sign_device_proof(keys, user_id),
+        "cert": protocol.sign_device_cert(identity, user_id, keys.enc_kid, keys.sig_kid),
+    }
+
+
+async def add_device(user: LiveUser, keys: protocol.DeviceKeys, name: str) -> dict:
+    """Register `keys` as another device of `user`, certified by her identity (the one her
+    first device's keys brought); returns the device object."""
+    body = certified_device_body(user.user_id, keys, user.keys.id_private, name)
+    return await user.session.request("POST", "/api/devices/", body)
 
 
 async def recipients_of(user: LiveUser, conversation: dict) -> dict:

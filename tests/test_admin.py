@@ -13,9 +13,10 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.test import Client, override_settings
 
 from accounts.models import User
-from keys.models import Device
+from chatclient import protocol
+from keys.models import Device, Identity, LinkRequest
 from messaging.models import Message
-from tests.inprocess import ApiClient, seal
+from tests.inprocess import ApiClient, identity_body, seal, v1_device
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -328,6 +329,111 @@ async def test_device_search_by_fingerprint_and_revoke_action(make_user, device_
     finally:
         await kept_ws.disconnect()
         await b_ws.disconnect()
+
+
+# --------------------------------------------------------------------------- identities
+
+
+def test_identity_fingerprints_and_device_certs_in_the_user_admin(make_user, device_keys):
+    """Current and replaced identity fingerprints, each device's certificate status,
+    identities searchable by fingerprint; no proof, cert or other signature shown."""
+    alice = make_user("alice")
+    make_user("bob")
+    old_kid, old_device = alice.keys.id_kid, alice.device_id
+    new_identity = device_keys().id_private
+    reset = {**identity_body(alice.user_id, new_identity), "replace": True}
+    assert alice.api.call("PUT", "/api/identity/", reset).status_code == 201
+    alice.identity = new_identity
+    alice.register_device(device_keys(), "laptop")
+    laptop = alice.device_id
+    legacy = v1_device(alice, device_keys(), "old tablet")
+    new_kid = protocol.compute_kid(protocol.spki_of(new_identity))
+    staff = staff_client()
+
+    users = staff.get("/admin/accounts/user/").content.decode()
+    assert new_kid[:16] in users and "none (not upgraded)" in users  # root has no identity
+    page = staff.get(f"/admin/accounts/user/{alice.user_id}/change/").content.decode()
+    assert new_kid in page and old_kid in page
+    assert f"certified by {new_kid[:16]}" in page
+    assert f"certified by replaced identity {old_kid[:16]}" in page
+    assert "no cert (v1)" in page and "old tablet" in page
+
+    found = staff.get(f"/admin/keys/identity/?q={old_kid[:20]}")
+    assert found.status_code == 200
+    assert (
+        found.content.count(b'class="field-fingerprint"') == 1 and old_kid.encode() in found.content
+    )
+    assert b"replaced" in found.content
+    users_found = staff.get(f"/admin/accounts/user/?q={new_kid}")
+    assert users_found.content.count(b'name="_selected_action"') == 1
+    identity = Identity.objects.get(id_kid=new_kid)
+    detail = staff.get(f"/admin/keys/identity/{identity.pk}/change/")
+    assert detail.status_code == 200 and b'name="_save"' not in detail.content
+    assert staff.get("/admin/keys/identity/add/").status_code == 403
+    assert staff.get(f"/admin/keys/identity/{identity.pk}/delete/").status_code == 403
+
+    devices = staff.get("/admin/keys/device/?cert=none").content.decode()
+    assert "old tablet" in devices and "laptop" not in devices
+    devices = staff.get("/admin/keys/device/?cert=replaced").content
+    assert devices.count(b'name="_selected_action"') == 1
+    shown = [page, users, found.content.decode(), detail.content.decode()]
+    for device in Device.objects.filter(pk__in=[old_device, laptop, legacy]):
+        shown.append(staff.get(f"/admin/keys/device/{device.pk}/change/").content.decode())
+    secrets = [d.cert for d in Device.objects.exclude(cert="")]
+    secrets += [d.proof for d in Device.objects.all()] + [i.proof for i in Identity.objects.all()]
+    for body in shown:
+        for secret in secrets:
+            assert secret[:24] not in body
+
+
+def test_link_requests_are_listed_read_only_without_id_wrap(make_user, device_keys):
+    alice = make_user("alice")
+    pending_keys, approved_keys = device_keys(), device_keys()
+    bodies = {}
+    for keys, name in ((pending_keys, "waiting phone"), (approved_keys, "new laptop")):
+        body = {
+            "name": name,
+            "enc_spki": protocol.b64encode(keys.enc_spki),
+            "sig_spki": protocol.b64encode(keys.sig_spki),
+            "proof": protocol.sign_device_proof(keys, alice.user_id),
+        }
+        bodies[name] = alice.api.post("/api/link-requests/", body).json_body["link_request"]
+    id_wrap = protocol.make_id_wrap(
+        alice.identity,
+        {"identities": {}},
+        user_id=alice.user_id,
+        enc_public=approved_keys.enc_public,
+        sig_kid=approved_keys.sig_kid,
+    )
+    cert = protocol.sign_device_cert(
+        alice.identity, alice.user_id, approved_keys.enc_kid, approved_keys.sig_kid
+    )
+    approved = alice.api.post(
+        f"/api/link-requests/{bodies['new laptop']['id']}/approve/",
+        {"cert": cert, "id_wrap": id_wrap},
+    )
+    assert approved.status_code == 201
+    staff = staff_client()
+    listing = staff.get("/admin/keys/linkrequest/")
+    assert listing.status_code == 200
+    text = listing.content.decode()
+    assert "waiting phone" in text and "new laptop" in text
+    assert "pending" in text and "approved" in text
+    found = staff.get(f"/admin/keys/linkrequest/?q={pending_keys.enc_kid[:12]}")
+    assert b"waiting phone" in found.content and b"new laptop" not in found.content
+    pk = bodies["new laptop"]["id"]
+    detail = staff.get(f"/admin/keys/linkrequest/{pk}/change/")
+    assert detail.status_code == 200 and b'name="_save"' not in detail.content
+    for body in (text, detail.content.decode()):
+        for secret in (id_wrap["ek"], id_wrap["ct"], id_wrap["iv"], cert):
+            assert secret[:24] not in body
+        assert "id_wrap" not in body and "id wrap" not in body.lower()
+    assert staff.get("/admin/keys/linkrequest/add/").status_code == 403
+    assert staff.get(f"/admin/keys/linkrequest/{pk}/delete/").status_code == 403
+    assert (
+        staff.post(f"/admin/keys/linkrequest/{pk}/change/", {"status": "denied"}).status_code == 403
+    )
+    assert LinkRequest.objects.get(pk=pk).status == LinkRequest.APPROVED
 
 
 # --------------------------------------------------------------------------- conversations

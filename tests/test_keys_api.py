@@ -1,4 +1,5 @@
-"""The device registry (PROTOCOL §1, §4): key checks, proof, uniqueness, listing, revocation."""
+"""The device registry (PROTOCOL §1, §4): key checks, proof, certificate, uniqueness,
+MAX_DEVICES, listing, revocation."""
 
 import pytest
 from Crypto.PublicKey import ECC, RSA
@@ -17,11 +18,19 @@ def error_code(response):
 def test_register_device_returns_kids(make_user, device_keys):
     alice = make_user("alice", with_device=False)
     keys = device_keys()
+    alice.set_identity(keys.id_private)
     response = alice.api.post("/api/devices/", device_body(alice.user_id, keys, "laptop"))
     assert response.status_code == 201
     body = response.json_body
     assert body["enc_kid"] == keys.enc_kid and body["sig_kid"] == keys.sig_kid
     assert body["name"] == "laptop" and body["created"].endswith("Z") and body["revoked"] is None
+    assert protocol.verify_device_cert(
+        keys.id_public, alice.user_id, keys.enc_kid, keys.sig_kid, body["cert"]
+    )
+    device = Device.objects.get(pk=body["id"])
+    assert device.identity.id_kid == keys.id_kid and device.cert == body["cert"]
+    listed = alice.api.get("/api/users/alice/devices/").json_body["devices"]
+    assert listed[0]["cert"] == body["cert"]
 
 
 def test_register_device_needs_login(device_keys):
@@ -52,12 +61,22 @@ def spki_b64(key) -> str:
         ("wrong_user_proof", "bad_proof"),
         ({"proof": "AAAA"}, "bad_proof"),
         ({"proof": "AAA"}, "bad_request"),
+        ("no_cert", "bad_request"),
+        ({"cert": "AAAA"}, "bad_cert"),
+        ({"cert": "AAA"}, "bad_cert"),
+        ("cert_by_another_identity", "bad_cert"),
+        ("cert_for_another_user", "bad_cert"),
+        ("cert_for_other_kids", "bad_cert"),
+        ("no_identity", "bad_cert"),
     ],
 )
 def test_register_device_refusals(make_user, device_keys, replace, expected):
     alice = make_user("alice", with_device=False)
     keys = device_keys()
+    if replace != "no_identity":
+        alice.set_identity(keys.id_private)
     body = device_body(alice.user_id, keys)
+    other = device_keys()
     if replace == "small":
         body["enc_spki"] = spki_b64(RSA.generate(1024))
     elif replace == "exponent3":
@@ -72,6 +91,16 @@ def test_register_device_refusals(make_user, device_keys, replace, expected):
         body["sig_spki"] = body["enc_spki"]
     elif replace == "wrong_user_proof":
         body["proof"] = protocol.sign_device_proof(keys, alice.user_id + 1)
+    elif replace == "no_cert":
+        del body["cert"]
+    elif replace == "cert_by_another_identity":
+        body["cert"] = device_body(alice.user_id, keys.with_identity(other.id_private))["cert"]
+    elif replace == "cert_for_another_user":
+        body["cert"] = device_body(alice.user_id + 1, keys)["cert"]
+    elif replace == "cert_for_other_kids":
+        body["cert"] = device_body(alice.user_id, other.with_identity(keys.id_private))["cert"]
+    elif isinstance(replace, str):
+        pass
     else:
         body.update(replace)
     response = alice.api.post("/api/devices/", body)
@@ -88,6 +117,20 @@ def test_duplicate_key_across_users(make_user, device_keys):
     again = alice.api.post("/api/devices/", device_body(alice.user_id, alice.keys))
     assert again.status_code == 409
     assert Device.objects.count() == 1
+
+
+def test_max_devices(make_user, device_keys, settings):
+    settings.MAX_DEVICES = 2
+    alice = make_user("alice")
+    alice.register_device(device_keys(), "second")
+    third = device_body(alice.user_id, device_keys().with_identity(alice.identity))
+    refused = alice.api.post("/api/devices/", third)
+    assert refused.status_code == 400 and error_code(refused) == "bad_request"
+    assert "2 active devices" in refused.json_body["error"]["detail"]
+    assert Device.objects.filter(user_id=alice.user_id).count() == 2
+    # A revoked device frees its place.
+    assert alice.api.delete(f"/api/devices/{alice.device_id}/").status_code == 204
+    assert alice.api.post("/api/devices/", third).status_code == 201
 
 
 def test_list_revoke_and_lookup(make_user, device_keys):

@@ -11,9 +11,18 @@ PROTOCOL_ENDPOINTS = {
     ("delete", "/api/session/"): ({"204"}, None),
     ("post", "/api/users/"): ({"201"}, {"username", "password"}),
     ("get", "/api/users/"): ({"200"}, None),
-    ("post", "/api/devices/"): ({"201"}, {"name", "enc_spki", "sig_spki", "proof"}),
+    ("get", "/api/users/{username}/identity/"): ({"200"}, None),
+    ("put", "/api/identity/"): ({"200", "201"}, {"id_spki", "proof", "upgrade", "replace"}),
+    ("post", "/api/devices/"): ({"201"}, {"name", "enc_spki", "sig_spki", "proof", "cert"}),
     ("get", "/api/devices/"): ({"200"}, None),
     ("delete", "/api/devices/{device_id}/"): ({"204"}, None),
+    ("post", "/api/devices/{device_id}/cert/"): ({"200"}, {"cert"}),
+    ("post", "/api/link-requests/"): ({"201"}, {"name", "enc_spki", "sig_spki", "proof"}),
+    ("get", "/api/link-requests/"): ({"200"}, None),
+    ("get", "/api/link-requests/{request_id}/"): ({"200"}, None),
+    ("post", "/api/link-requests/{request_id}/approve/"): ({"201"}, {"cert", "id_wrap"}),
+    ("delete", "/api/link-requests/{request_id}/"): ({"204"}, None),
+    ("post", "/api/devices/{device_id}/history-keys/"): ({"200"}, {"wraps"}),
     ("get", "/api/users/{username}/devices/"): ({"200"}, None),
     ("get", "/api/keys/{kid}/"): ({"200"}, None),
     ("get", "/api/conversations/"): ({"200"}, None),
@@ -76,3 +85,35 @@ def test_message_and_error_shapes(client):
     }
     assert components["Envelope"].get("additionalProperties") is False
     assert set(components["ErrorOut"]["properties"]) == {"error"}
+
+
+def test_identity_and_link_request_shapes(client):
+    components = client.get("/api/openapi.json").json()["components"]["schemas"]
+    assert set(components["IdentityOut"]["properties"]) == {
+        "id_spki",
+        "id_kid",
+        "proof",
+        "upgrade",
+        "created",
+    }
+    assert set(components["PreviousIdentityOut"]["properties"]) == {
+        *components["IdentityOut"]["properties"],
+        "replaced",
+    }
+    assert "cert" in components["OwnDeviceOut"]["properties"]
+    request = {
+        "id",
+        "name",
+        "enc_spki",
+        "sig_spki",
+        "enc_kid",
+        "sig_kid",
+        "proof",
+        "status",
+        "created",
+        "expires",
+    }
+    assert set(components["LinkRequestOut"]["properties"]) == request
+    assert set(components["LinkRequestFull"]["properties"]) == request | {"device", "id_wrap"}
+    assert set(components["WrapIn"]["properties"]) == {"message", "ek"}
+    assert components["HistoryKeysIn"]["properties"]["wraps"]["maxItems"] == 500

@@ -4,7 +4,8 @@ or close code, and no data of others in any answer. CSRF on every unsafe method;
 Origin refused at the WebSocket handshake.
 
 Resources under test belong to alice (owner) and bob: a direct conversation and a group,
-each holding one message. The actors:
+each holding one message; alice's identity, device and a pending link request of hers
+(the identity, certificate, link-request and history-key endpoints of §7). The actors:
   anonymous    no session
   outsider     carol, logged in with a device, in neither conversation
   other_user   bob, a member, acting on alice's own things (her device, her group's owner rights)
@@ -15,16 +16,19 @@ each holding one message. The actors:
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
+from django.utils import timezone
 
 from accounts.actions import deactivate_user
 from accounts.models import User
+from chatclient import protocol
 from keys.actions import revoke_device
-from keys.models import Device
-from messaging.models import Message
+from keys.models import Device, Identity, LinkRequest
+from messaging.models import HistoryKey, Message
 from tests.adversarial.figures import Figures
 from tests.inprocess import ApiClient, seal
 
@@ -163,6 +167,73 @@ def expected_http(alice, bob, direct, group, actor_name, actor):
     return rows
 
 
+def alice_link_request(alice) -> LinkRequest:
+    """A pending link request of alice's (a new device of hers asking to join)."""
+    return LinkRequest.objects.create(
+        user_id=alice.user_id,
+        name="alice's new phone",
+        enc_spki=b"enc",
+        sig_spki=b"sig",
+        enc_kid="e" * 64,
+        sig_kid="f" * 64,
+        proof="AAAA",
+        expires=timezone.now() + timedelta(minutes=10),
+    )
+
+
+def identity_rows(alice, actor_name, link_request_id):
+    """Identity, certificate, link-request and history-key endpoints (§7), acting on
+    alice's things: (label, method, path, body, expected status, expected code or None)."""
+    anon = actor_name in ("anonymous", "deactivated")
+    no_certified_device = actor_name == "revoked"  # eve: her only device is revoked
+
+    def refused(status, code):
+        return (401, "not_authenticated") if anon else (status, code)
+
+    request = f"/api/link-requests/{link_request_id}/"
+    alice_identity = {
+        "id_spki": protocol.b64encode(protocol.spki_of(alice.identity)),
+        "proof": "AAAA",
+    }
+    wraps = {"wraps": [{"message": 1, "ek": "AAAA"}]}
+    acting = (403, "forbidden") if no_certified_device else (404, "not_found")
+    return [
+        ("alice's identity", "GET", "/api/users/alice/identity/", None, *refused(200, None)),
+        (
+            "claim alice's identity",
+            "PUT",
+            "/api/identity/",
+            alice_identity,
+            *refused(409, "duplicate_key"),
+        ),
+        (
+            "certify alice's device",
+            "POST",
+            f"/api/devices/{alice.device_id}/cert/",
+            {"cert": "AAAA"},
+            *refused(404, "not_found"),
+        ),
+        ("my link requests", "GET", "/api/link-requests/", None, *refused(200, None)),
+        ("new link request (empty)", "POST", "/api/link-requests/", {}, *refused(400, None)),
+        ("alice's link request", "GET", request, None, *refused(404, "not_found")),
+        (
+            "approve alice's link request",
+            "POST",
+            request + "approve/",
+            {"cert": "AAAA", "id_wrap": {}},
+            *refused(*acting),
+        ),
+        ("deny alice's link request", "DELETE", request, None, *refused(404, "not_found")),
+        (
+            "history keys for alice's device",
+            "POST",
+            f"/api/devices/{alice.device_id}/history-keys/",
+            wraps,
+            *refused(*acting),
+        ),
+    ]
+
+
 def leaks(body: bytes, secrets: list[str]) -> list[str]:
     text = body.decode("utf-8", "replace")
     return [s for s in secrets if s in text]
@@ -171,13 +242,15 @@ def leaks(body: bytes, secrets: list[str]) -> list[str]:
 def test_http_matrix(make_user):
     figures = Figures("authz: HTTP endpoints x actors")
     alice, bob, direct, group, actors, secrets = world(make_user)
+    link_request = alice_link_request(alice)
     for actor_name, (api, user) in actors.items():
         member_secrets = (
             secrets if actor_name in ("anonymous", "outsider", "staff", "deactivated") else []
         )
-        for label, method, path, body, status, code in expected_http(
-            alice, bob, direct, group, actor_name, user
-        ):
+        member_secrets = [*member_secrets, link_request.enc_kid, link_request.name]
+        rows = expected_http(alice, bob, direct, group, actor_name, user)
+        rows += identity_rows(alice, actor_name, link_request.pk)
+        for label, method, path, body, status, code in rows:
             response = api.call(method, path, body)
             where = f"{actor_name}: {label} {method} {path}"
             figures.check(
@@ -196,6 +269,13 @@ def test_http_matrix(make_user):
         Device.objects.active().filter(pk=alice.device_id).exists(), "alice's device was revoked"
     )
     figures.check(Message.objects.count() == 2, "a message was stored or lost")
+    link_request.refresh_from_db()
+    figures.check(link_request.status == LinkRequest.PENDING, "alice's link request changed")
+    figures.check(not HistoryKey.objects.exists(), "a history key was stored")
+    figures.check(
+        Identity.objects.filter(id_kid=alice.keys.id_kid, user_id=alice.user_id).exists(),
+        "alice's identity moved",
+    )
     figures.assert_clean()
 
 
@@ -215,6 +295,13 @@ def check_views(figures, where, actor_name, user, body, direct, group):
             )
         )
         figures.check(owners <= {user.username}, f"{where}: lists devices of {owners}")
+    if "link_requests" in body:
+        owners = set(
+            LinkRequest.objects.filter(pk__in=[r["id"] for r in body["link_requests"]]).values_list(
+                "user__username", flat=True
+            )
+        )
+        figures.check(owners <= {user.username}, f"{where}: lists link requests of {owners}")
     if "users" in body:
         names = {u["username"] for u in body["users"]}
         figures.check("frank" not in names, f"{where}: lists a deactivated user")
@@ -232,6 +319,12 @@ UNSAFE = [
     ("POST", "/api/conversations/{group}/members/", {"username": "carol"}),
     ("DELETE", "/api/conversations/{group}/members/bob/", None),
     ("POST", "/api/conversations/{direct}/messages/", {"client_msg_id": "x", "envelope": {}}),
+    ("PUT", "/api/identity/", {"id_spki": "AAAA", "proof": "AAAA"}),
+    ("POST", "/api/devices/{device}/cert/", {"cert": "AAAA"}),
+    ("POST", "/api/link-requests/", {}),
+    ("POST", "/api/link-requests/{link_request}/approve/", {"cert": "AAAA", "id_wrap": {}}),
+    ("DELETE", "/api/link-requests/{link_request}/", None),
+    ("POST", "/api/devices/{device}/history-keys/", {"wraps": []}),
 ]
 
 
@@ -240,7 +333,13 @@ def test_csrf_on_every_unsafe_method(make_user):
     over HTTPS-less loopback: 403 `forbidden` and nothing changes."""
     figures = Figures("authz: CSRF on unsafe methods")
     alice, bob, direct, group, actors, _ = world(make_user)
-    values = {"device": alice.device_id, "group": group["id"], "direct": direct["id"]}
+    link_request = alice_link_request(alice)
+    values = {
+        "device": alice.device_id,
+        "group": group["id"],
+        "direct": direct["id"],
+        "link_request": link_request.pk,
+    }
     before = (Message.objects.count(), User.objects.count(), Device.objects.count())
     for logged_in in (True, False):
         for variant in ("missing", "wrong"):
@@ -266,6 +365,8 @@ def test_csrf_on_every_unsafe_method(make_user):
     figures.check(
         Device.objects.active().filter(pk=alice.device_id).exists(), "alice's device revoked"
     )
+    link_request.refresh_from_db()
+    figures.check(link_request.status == LinkRequest.PENDING, "alice's link request changed")
     figures.assert_clean()
 
 

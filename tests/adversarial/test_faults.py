@@ -17,7 +17,7 @@ import pytest
 from chatclient import protocol
 from tests.adversarial.agents import Agent, Ledger
 from tests.adversarial.figures import Figures
-from tests.live import live_user
+from tests.live import add_device, live_user
 from tests.support.services import PostgresServer, postgres_unavailable_reason
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(300)]
@@ -42,12 +42,7 @@ async def world(stack, device_keys):
         )
     alice = users[0]
     extra_keys = device_keys()
-    device = await alice.session.register_device(
-        "second",
-        protocol.b64encode(extra_keys.enc_spki),
-        protocol.b64encode(extra_keys.sig_spki),
-        protocol.sign_device_proof(extra_keys, alice.user_id),
-    )
+    device = await add_device(alice, extra_keys, "second")  # certified by her identity
     agents.append(
         Agent("alice#2", alice.user_id, device["id"], extra_keys, alice.session, urls, worker=1)
     )

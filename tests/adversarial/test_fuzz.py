@@ -157,7 +157,7 @@ async def test_fuzz_websocket_frames(trio, settings):
 
 HTTP_BODY_FIELDS = {
     "send": (["client_msg_id", "envelope"], {"envelope": ENVELOPE_FIELDS}),
-    "device": (["name", "enc_spki", "sig_spki", "proof"], {}),
+    "device": (["name", "enc_spki", "sig_spki", "proof", "cert"], {}),
     "conversation": (["members", "title", "kind"], {}),
     "member": (["username"], {}),
     "login": (["username", "password"], {}),
@@ -219,7 +219,7 @@ def http_request(example, alice, direct, group, pool):
         msg_id, envelope = pool[index]
         base = {"client_msg_id": msg_id, "envelope": envelope}
         path, who = f"/api/conversations/{cid}/messages/", "alice"
-    elif kind == "device":
+    elif kind == "device":  # her own registered keys, certified: refused, never stored
         base, path, who = device_body(alice.user_id, alice.keys), "/api/devices/", "alice"
     elif kind == "conversation":
         base, path, who = {"members": ["bob"], "title": None}, "/api/conversations/", "alice"

@@ -24,7 +24,7 @@ from tests.adversarial.browser.xss_corpus import DANGEROUS_DOM, XSS
 from tests.adversarial.figures import Figures
 from tests.adversarial.keycache import key_pairs
 from tests.browser.test_chat_app import DUMP_INDEXEDDB, database_text
-from tests.live import live_user
+from tests.live import add_device, live_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_stack, pytest.mark.timeout(600)]
 
@@ -38,23 +38,25 @@ def in_thread(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
-def pycryptodome_keys(pair):
+def pkcs8(key) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    ders = [
-        k.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        for k in pair
-    ]
-    return protocol.device_keys_from_pkcs8(*ders)
+    return key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def pycryptodome_keys(pair):
+    return protocol.device_keys_from_pkcs8(*(pkcs8(k) for k in pair))
 
 
 async def mallory_attacks(base_url: str, alice: str, payloads: list[str]) -> dict:
-    keys = [pycryptodome_keys(pair) for pair in key_pairs(len(payloads) + 1)]
-    mallory = await live_user(base_url, "mallory", keys[0])
+    pairs = key_pairs(len(payloads) + 2)
+    identity = protocol.identity_key_from_pkcs8(pkcs8(pairs[-1][0]))
+    keys = [pycryptodome_keys(pair) for pair in pairs[:-1]]
+    mallory = await live_user(base_url, "mallory", keys[0].with_identity(identity))
     refused_names = 0
     for payload in payloads:  # usernames: refused by the validator
         probe = type(mallory.session)(base_url)
@@ -62,15 +64,10 @@ async def mallory_attacks(base_url: str, alice: str, payloads: list[str]) -> dic
             await probe.register(payload[:150], "correct horse battery staple")
         except Exception:  # noqa: BLE001 - ChatApiError: refused
             refused_names += 1
-    named_devices = 0
+    named_devices = 0  # at most MAX_DEVICES - 1: the server refuses more
     for payload, k in zip(payloads, keys[1:], strict=True):
         try:
-            await mallory.session.register_device(
-                payload[:100],
-                protocol.b64encode(k.enc_spki),
-                protocol.b64encode(k.sig_spki),
-                protocol.sign_device_proof(k, mallory.user_id),
-            )
+            await add_device(mallory, k, payload[:100])  # certified by her identity
             named_devices += 1
         except Exception:  # noqa: BLE001
             pass
