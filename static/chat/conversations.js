@@ -114,12 +114,15 @@ export class Conversations {
       const title = state ? state.title : conv.title;
       return title || this.membersOf(conv).map((m) => m.username).filter((n) => n !== this.me.username).join(', ') || 'Group';
     }
-    const other = conv.members.find((m) => m.id !== this.me.id);
-    return other?.username ?? conv.title ?? 'Direct chat';
+    return this.peerOf(conv) ?? conv.title ?? 'Direct chat';
   }
 
+  /** The other person of a direct conversation: the pinned one, whatever the server lists now. */
   peerOf(conv) {
-    return conv.kind === 'direct' ? conv.members.find((m) => m.id !== this.me.id)?.username ?? null : null;
+    if (conv.kind !== 'direct') return null;
+    const pair = this.rosters.entry(conv.id)?.pair;
+    const otherId = pair ? pair.find((id) => id !== this.me.id) : conv.members.find((m) => m.id !== this.me.id)?.id;
+    return otherId === undefined ? null : this.nameOf(conv, otherId);
   }
 
   /**

@@ -120,17 +120,18 @@ export class FakeServer {
   membersOf(conv) {
     if (conv.membersOverride) return conv.membersOverride;
     if (conv.kind === 'direct') return conv.pair.map((id) => this.byId(id));
+    if (!conv.state) return conv.v1.members;
     return [...conv.state.members].map((id) => this.byId(id));
   }
 
   view(conv) {
     const members = this.membersOf(conv).map((u) => ({ id: u.id, username: u.username }));
     const last = conv.roster?.[conv.roster.length - 1];
-    const ownerId = conv.kind === 'group' ? conv.state.owner : null;
+    const ownerId = conv.kind === 'group' ? (conv.state ? conv.state.owner : conv.v1.owner.id) : null;
     const view = {
       id: conv.id,
       kind: conv.kind,
-      title: conv.kind === 'group' ? conv.state.title : null,
+      title: conv.kind === 'group' ? (conv.state ? conv.state.title : conv.v1.title) : null,
       members,
       owner: ownerId ? { id: ownerId, username: this.byId(ownerId).username } : null,
       last_seq: (this.messages.get(conv.id) ?? []).length,
@@ -147,6 +148,14 @@ export class FakeServer {
 
   direct(a, b) {
     const conv = { id: this.nextId.conversation++, kind: 'direct', pair: [a.id, b.id].sort((x, y) => x - y), created: EARLIER };
+    this.conversations.set(conv.id, conv);
+    this.messages.set(conv.id, []);
+    return conv;
+  }
+
+  /** A group from before signed rosters (v1): no gid, no records. */
+  v1group(owner, others, title = 'Old club') {
+    const conv = { id: this.nextId.conversation++, kind: 'group', gid: null, roster: [], state: null, v1: { owner, members: [owner, ...others], title }, created: EARLIER };
     this.conversations.set(conv.id, conv);
     this.messages.set(conv.id, []);
     return conv;
@@ -192,7 +201,7 @@ export class FakeServer {
       senderId: sender.id,
       clientMsgId,
       n: number,
-      head: head ?? (conv.kind === 'group' ? conv.state.head : ''),
+      head: head ?? (conv.kind === 'group' && conv.state ? conv.state.head : ''),
       senderKeys: sender.keys,
       recipientKeys: Object.fromEntries(recipients.map((u) => [u.keys.encKid, u.keys.encPublic])),
     });
@@ -263,7 +272,7 @@ export class FakeServer {
       const refusal = this.hooks.refuse(frame);
       if (refusal) return error(refusal.code, refusal.extra);
     }
-    const head = conv.kind === 'group' ? conv.state.head : '';
+    const head = conv.kind === 'group' && conv.state ? conv.state.head : '';
     if (envelope.head !== head && !this.hooks.acceptAnyHead) {
       const last = conv.roster?.[conv.roster.length - 1];
       return error('stale_roster', { head: last ? { n: last.n, hash: last.hash } : null });
@@ -303,8 +312,19 @@ export class FakeServer {
         const conv = server.createGroupFrom(server.me, body);
         return { conversation: server.view(conv) };
       },
-      postRecord: async (id, { record }) => {
+      postRecord: async (id, { record, gid }) => {
         const conv = server.conversations.get(id);
+        if (!conv.state) { // record 0 of a v1 group: its owner, naming exactly its members
+          const ids = conv.v1.members.map((u) => u.id).sort((a, b) => a - b);
+          if (!gid || record.n !== 0 || record.op !== 'create' || record.by !== conv.v1.owner.id || record.by !== server.me.id
+              || JSON.stringify(record.subjects) !== JSON.stringify(ids)) fail(400, 'bad_request');
+          conv.gid = gid;
+          conv.state = new R.RosterState(gid);
+          server.appendRecord(conv, record);
+          server.bootstrapped = (server.bootstrapped ?? 0) + 1;
+          queueMicrotask(() => server.announce(conv));
+          return { conversation: server.view(conv) };
+        }
         if (record.prev !== conv.state.head || record.n !== conv.state.n + 1) {
           const last = conv.roster[conv.roster.length - 1];
           fail(409, 'stale_roster', { head: { n: last.n, hash: last.hash } });

@@ -222,6 +222,47 @@ describe('a group member the roster does not name', () => {
   });
 });
 
+describe('groups from before signed rosters (v1)', () => {
+  test('the owner’s device signs record 0 with exactly the members; then it is a verified group', async () => {
+    const conv = server.v1group(alice, [bob, carol]);
+    const old = await server.post(conv, bob, 'from the v1 days');
+    const app = await start(alice);
+    await until(() => server.bootstrapped === 1 && app.rosters.state(conv.id), 'record 0 posted and verified');
+    const record = conv.roster[0];
+    assert.deepEqual([record.op, record.by, record.subjects, record.title], ['create', alice.id, [alice.id, bob.id, carol.id], 'Old club']);
+    const c = app.get(conv.id);
+    await app.open(conv.id);
+    assert.equal(app.rosters.tampered(conv.id), null);
+    assert.deepEqual(app.noticesFor(c).map((n) => n.kind), []);
+    const item = shown(app, c).find((i) => i.id === old.id);
+    assert.equal(item.status, 'ok');
+    assert.equal(item.beforeRoster, true);
+    await app.sendText(c, 'signed now');
+    await until(() => texts(app, c).includes('signed now'), 'sent');
+    assert.equal(sentBy(alice)[0].envelope.head, record.hash);
+  });
+
+  test('a member who is not the owner is warned and sends with an empty head', async () => {
+    const conv = server.v1group(bob, [alice]);
+    const app = await start(alice);
+    const c = app.get(conv.id);
+    assert.deepEqual(app.noticesFor(c).map((n) => n.kind), ['unsigned']);
+    assert.equal(server.bootstrapped, undefined);
+    await app.sendText(c, 'still v1 members');
+    await until(() => texts(app, c).includes('still v1 members'), 'sent');
+    assert.equal(sentBy(alice)[0].envelope.head, '');
+  });
+
+  test('a group whose gid was seen and now has none: tampered', async () => {
+    const conv = await server.group(alice, [bob]);
+    const app = await start(alice);
+    server.hooks.conversationView = (cv, view) => ({ ...view, gid: null, roster_head: null });
+    server.announce(conv);
+    await until(() => app.rosters.tampered(conv.id), 'tampered');
+    assert.match(app.rosters.tampered(conv.id).text, /no longer shows/);
+  });
+});
+
 describe('order and replay', () => {
   test('swapped seqs: the second shows as out of order, never as text', async () => {
     const conv = server.direct(alice, bob);
