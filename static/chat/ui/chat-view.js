@@ -12,6 +12,7 @@ import { avatar, h, replace, shortTime, toast } from './dom.js';
 import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
 import { renderNotices } from './conversation-notices.js';
+import { NodeCache, patchChildren } from './patch.js';
 import { TimelineView } from './timeline-view.js';
 
 const CONNECTION_TEXT = {
@@ -27,6 +28,7 @@ export class ChatView {
     this.root = root;
     this.app = app;
     this.navigate = navigate;
+    this.listNodes = new NodeCache();
     this.build();
     app.addEventListener('change', (event) => this.onChange(event.detail));
     this.renderList();
@@ -189,33 +191,49 @@ export class ChatView {
     const q = this.searchInput.value.trim().toLowerCase();
     const convs = this.app.list().filter((c) => !q || this.app.titleOf(c).toLowerCase().includes(q) || c.members.some((m) => m.username.toLowerCase().includes(q)));
     if (!convs.length) {
+      this.listNodes.sweep();
       replace(this.listEl, h('li.muted.empty-list', {}, q ? 'No conversation matches.' : 'No conversations yet. Search for someone to start one.'));
       return;
     }
-    replace(this.listEl, convs.map((conv) => {
+    const items = convs.map((conv) => {
       const title = this.app.titleOf(conv);
       const peer = this.app.peerOf(conv);
       const online = peer && this.app.online.has(peer);
       const notices = this.app.noticesFor(conv);
       const current = conv.id === this.app.openId;
-      return h('li', {}, h('a.conv-item', {
+      const sub = this.subline(conv, online);
+      const warn = notices.length ? (notices.some((n) => n.level === 'danger' || n.blocking) ? 'danger' : 'warn') : '';
+      const when = shortTime(conv.last_activity);
+      const sig = JSON.stringify([title, peer, online, sub, warn, when, conv.unread, conv.kind]);
+      // one <li><a> per conversation for good, its contents replaced when they change (the
+      // link's children take no clicks, so a click in progress always lands on the link)
+      const li = this.listNodes.get(`c${conv.id}`, String(conv.id), () => h('li', {}, h('a.conv-item', {
         href: `/?c=${conv.id}`,
-        'aria-current': current ? 'page' : undefined,
         dataset: { id: conv.id },
         onclick: (e) => {
           e.preventDefault();
           this.navigate(`/?c=${conv.id}`);
         },
-      },
-      h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { 'aria-label': online ? 'online' : 'offline', role: 'img' })),
-      h('span.conv-main', {},
-        h('span.conv-title', {}, title),
-        h('span.conv-sub', {}, this.subline(conv, online))),
-      h('span.conv-side', {},
-        h('time.conv-time', { datetime: conv.last_activity ?? '' }, shortTime(conv.last_activity)),
-        notices.length ? h(`span.badge.badge-warn${notices.some((n) => n.level === 'danger') ? '.badge-danger' : ''}`, { 'aria-label': 'Security warning', title: 'Security warning' }, '!') : null,
-        conv.unread ? h('span.badge', { 'aria-label': `${conv.unread} unread` }, String(conv.unread)) : null)));
-    }));
+      })));
+      const link = li.firstElementChild;
+      if (current) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+      if (link.dataset.content !== sig) {
+        link.dataset.content = sig;
+        replace(link,
+          h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { 'aria-label': online ? 'online' : 'offline', role: 'img' })),
+          h('span.conv-main', {},
+            h('span.conv-title', {}, title),
+            h('span.conv-sub', {}, sub)),
+          h('span.conv-side', {},
+            h('time.conv-time', { datetime: conv.last_activity ?? '' }, when),
+            warn ? h(`span.badge.badge-warn${warn === 'danger' ? '.badge-danger' : ''}`, { 'aria-label': 'Security warning', title: 'Security warning' }, '!') : null,
+            conv.unread ? h('span.badge', { 'aria-label': `${conv.unread} unread` }, String(conv.unread)) : null));
+      }
+      return li;
+    });
+    this.listNodes.sweep();
+    patchChildren(this.listEl, items);
   }
 
   /** The line under a conversation's title in the list. */
@@ -268,15 +286,22 @@ export class ChatView {
       ? this.app.membersOf(conv).map((m) => m.username).join(', ')
       : online ? 'Online' : 'Offline';
     const verified = this.app.peerVerified(conv);
+    const sig = JSON.stringify([conv.id, title, sub, online, verified, conv.kind]);
+    if (this.headerEl.dataset.sig !== sig) this.renderHeader(conv, { peer, online, title, sub, verified, sig });
+    this.messagesEl?.setAttribute('aria-label', `Messages with ${title}`);
+    renderNotices(this.alertsEl, this.app.noticesFor(conv), { navigate: this.navigate, onDone: () => this.renderHeaderAndAlerts() });
+    this.updateComposerState();
+  }
+
+  /** The header's contents (only when they changed: a click on Members in progress survives). */
+  renderHeader(conv, { peer, online, title, sub, verified, sig }) {
+    this.headerEl.dataset.sig = sig;
     replace(this.headerEl,
       h('button.icon-button.back', { type: 'button', 'aria-label': 'Back to conversations', onclick: () => this.navigate('/') }, icon('back')),
       h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { role: 'img', 'aria-label': online ? 'online' : 'offline' })),
       h('div.pane-title', {}, h('h2', { id: 'pane-title' }, title), h('div.pane-sub', {}, sub,
         verified ? h('span.tag.tag-ok.verified-tag', { title: 'You verified all of this person’s devices' }, icon('check', 'icon-inline'), ' verified') : null)),
       conv.kind === 'group' && h('button.secondary.small', { type: 'button', onclick: () => membersDialog({ app: this.app, conv }) }, 'Members'));
-    this.messagesEl?.setAttribute('aria-label', `Messages with ${title}`);
-    renderNotices(this.alertsEl, this.app.noticesFor(conv), { navigate: this.navigate, onDone: () => this.renderHeaderAndAlerts() });
-    this.updateComposerState();
   }
 
   buildComposer(conv) {

@@ -10,6 +10,7 @@
 
 import { fullTime, h, shortTime } from './dom.js';
 import { icon } from './icons.js';
+import { patchChildren } from './patch.js';
 
 const FLAGGED_TEXT = {
   failed: 'This message could not be decrypted or verified.',
@@ -142,18 +143,6 @@ export class TimelineView {
       app.loadOlder(conv).catch(() => {});
     }
   }
-}
-
-/**
- * Make `el`'s children exactly `nodes`, moving and inserting only where they differ (a
- * burst appends and swaps a few nodes; the rest of the log is left for layout as it was).
- */
-function patchChildren(el, nodes) {
-  for (let i = 0; i < nodes.length; i += 1) {
-    const current = el.children[i];
-    if (current !== nodes[i]) el.insertBefore(nodes[i], current ?? null);
-  }
-  while (el.children.length > nodes.length) el.lastElementChild.remove();
 }
 
 function eventNode(event, text) {
