@@ -163,7 +163,9 @@ def test_only_the_owner_adds_and_the_members_see_a_late_joiner_join(people):
     dialog = open_members(alice)
     dialog.get_by_role("button", name="Leave group").click()
     alice.page.get_by_role("dialog", name="Leave group").get_by_role("button", name="Leave").click()
-    expect(bob.page.locator(".roster-event .event-text").last).to_have_text(f"{alice.username} left")
+    expect(bob.page.locator(".roster-event .event-text").last).to_have_text(
+        f"{alice.username} left"
+    )
     dialog = open_members(bob)
     expect(dialog.locator(".member-name", has_text=bob.username)).to_contain_text("owner")
     dialog.locator("#member-search").fill(carol.username)
@@ -173,4 +175,6 @@ def test_only_the_owner_adds_and_the_members_see_a_late_joiner_join(people):
     bob.send("Hi carol")
     carol.open_conversation("Owners")
     carol.expect_message("Hi carol")
-    expect(carol.page.locator(".roster-event .event-text").last).to_have_text(f"{bob.username} added you")
+    expect(carol.page.locator(".roster-event .event-text").last).to_have_text(
+        f"{bob.username} added you"
+    )
