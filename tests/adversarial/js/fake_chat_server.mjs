@@ -314,6 +314,7 @@ export class FakeServer {
       },
       postRecord: async (id, { record, gid }) => {
         const conv = server.conversations.get(id);
+        if (server.hooks.beforeRecord) await server.hooks.beforeRecord(conv, record);
         if (!conv.state) { // record 0 of a v1 group: its owner, naming exactly its members
           const ids = conv.v1.members.map((u) => u.id).sort((a, b) => a - b);
           if (!gid || record.n !== 0 || record.op !== 'create' || record.by !== conv.v1.owner.id || record.by !== server.me.id

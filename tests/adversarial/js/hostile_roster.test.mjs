@@ -209,6 +209,22 @@ describe('a group member the roster does not name', () => {
     assert.ok(app.rosters.tampered(conv.id));
   });
 
+  test('two owner devices adding at once: stale_roster, verified, signed again on the new head', async () => {
+    const { conv, app, c } = await groupApp();
+    let raced = 0;
+    server.hooks.beforeRecord = async (cv) => {
+      if (raced++ === 0) await server.change(cv, alice, 'add', [carol.id]); // alice's other device, first
+    };
+    await app.addMember(c, { id: eve.id, username: eve.username });
+    assert.equal(raced, 2, 'the first post was refused (stale_roster) and the change signed again');
+    assert.deepEqual(conv.roster.map((r) => [r.n, r.op, r.subjects]), [[0, 'create', [alice.id, bob.id]], [1, 'add', [carol.id]], [2, 'add', [eve.id]]]);
+    assert.equal(app.rosters.tampered(conv.id), null);
+    assert.equal(app.rosters.state(conv.id).n, 2);
+    server.hooks.beforeRecord = null;
+    await assert.rejects(app.addMember(c, { id: carol.id, username: carol.username }), /already a member/);
+    assert.equal(conv.roster.length, 3);
+  });
+
   test('the real add, signed by the owner, is verified and shown as an event', async () => {
     const { conv, app, c } = await groupApp();
     await server.change(conv, alice, 'add', [carol.id]);
