@@ -1,4 +1,4 @@
-"""Send frames prepared before a run: real PROTOCOL §2 envelopes, sealed and signed.
+"""Send frames prepared before a run: real PROTOCOL §2 (v2) envelopes, sealed and signed.
 
 For each (sender device, conversation) the first envelope is made by
 `chatclient.protocol.seal_envelope` itself (fresh content key K wrapped with RSA-OAEP for
@@ -8,12 +8,18 @@ under the message's own AAD and a fresh RSA-PSS signature over S, made with the 
 protocol helpers; signing uses `cryptography` (OpenSSL), ~3x faster than pycryptodome
 for the same PSS-SHA256/salt-32 signature. One envelope per sender is opened again with
 `protocol.open_envelope` as a recipient would, as a self-check.
+
+Each device's counter `n` in its conversation starts at `first_n` (by default the run's
+start in seconds x 100,000, so runs against the same database keep rising) and goes up
+by one per message, in the order the load generator sends them; `head` is the
+conversation's roster head from the plan ("" for a direct one).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 from Crypto.Cipher import AES
@@ -42,9 +48,19 @@ def _text(m: int, chars: int) -> dict:
 
 
 def _seal_sender(job):
-    (dev, key_index, member_key_indexes, conv_id, sender_id, run_tag, count, chars, check_index) = (
-        job
-    )
+    (
+        dev,
+        key_index,
+        member_key_indexes,
+        conv_id,
+        head,
+        sender_id,
+        run_tag,
+        count,
+        chars,
+        check_index,
+        first_n,
+    ) = job
     keycache.pairs(max([key_index, *member_key_indexes]) + 1)
     sender = keycache.device_keys(key_index)
     members = [keycache.device_keys(i) for i in member_key_indexes]
@@ -56,19 +72,22 @@ def _seal_sender(job):
     frames, wrapped = [], None
     for m in range(count):
         cmid = client_msg_id(run_tag, dev, m)
+        n = first_n + m
         if m == 0:
             env = protocol.seal_envelope(
                 _text(m, chars),
                 conversation_id=conv_id,
                 sender_id=sender_id,
                 client_msg_id=cmid,
+                n=n,
+                head=head,
                 sender_keys=sender,
                 recipient_keys=recipients,
                 content_key=content_key,
             )
             wrapped = env["keys"]
         else:
-            aad = protocol.message_aad(conv_id, sender_id, cmid)
+            aad = protocol.message_aad(conv_id, sender_id, cmid, sig_kid, n, head)
             iv = protocol.get_random_bytes(protocol.IV_BYTES)
             cipher = AES.new(content_key, AES.MODE_GCM, nonce=iv, mac_len=protocol.TAG_BYTES)
             cipher.update(aad.encode())
@@ -78,7 +97,9 @@ def _seal_sender(job):
                 protocol.signed_string(aad, iv_b64, ct_b64, kc), PSS, hashes.SHA256()
             )
             env = {
-                "v": 1,
+                "v": 2,
+                "n": n,
+                "head": head,
                 "iv": iv_b64,
                 "ct": ct_b64,
                 "kc": kc,
@@ -102,10 +123,20 @@ def _seal_sender(job):
 
 
 def prepare(
-    plan: dict, per_device: int, run_tag: str, *, text_chars: int = 100, workers: int = 2, only=None
+    plan: dict,
+    per_device: int,
+    run_tag: str,
+    *,
+    text_chars: int = 100,
+    workers: int = 2,
+    only=None,
+    first_n: int | None = None,
 ) -> dict[int, list[tuple[str, str]]]:
-    """{device index: [(client_msg_id, send frame text), ...]} for every device."""
+    """{device index: [(client_msg_id, send frame text), ...]} for every device, to be
+    sent in list order (their `n` rise from `first_n`)."""
     devices = plan["devices"]
+    if first_n is None:
+        first_n = int(time.time()) * 100_000
     jobs = []
     for conv in plan["conversations"]:
         members = conv["members"]
@@ -118,11 +149,13 @@ def prepare(
                     devices[dev]["key_index"],
                     [devices[m]["key_index"] for m in members],
                     conv["id"],
+                    conv.get("head", ""),
                     devices[dev]["user_id"],
                     run_tag,
                     per_device,
                     text_chars,
                     (pos + 1) % len(members),
+                    first_n,
                 )
             )
     keycache.pairs(max(d["key_index"] for d in devices) + 1)

@@ -3,7 +3,8 @@
 
 Targets:
   chat  /ws/chat/?device=<id> with the device's session cookie and Origin; sends real
-        `send` frames whose envelopes were sealed and signed before the run (bench.envelopes),
+        `send` frames whose v2 envelopes were sealed and signed before the run
+        (bench.envelopes; each device sends its own in order, so their counters rise),
         so the generator's own crypto is not in the measured window; times every `message`
         copy that reaches a member device (the sender's own device included).
   room  ../shared/anchors/channels_baseline: /ws/room/<name>/ echoes every JSON frame to its

@@ -1,9 +1,11 @@
 """Users, devices and conversations for a benchmark, made through the HTTP API (PROTOCOL §4).
 
 `populate()` registers `n` users (each with an identity key and one device it certifies,
-real 2048-bit keys from bench.keys), then groups them into conversations of `room_size` consecutive users: a `direct`
-conversation for 2, a `group` otherwise. The result, a plan, is plain JSON (ids, session
-cookies, key indexes) that the load generator reads.
+real 2048-bit keys from bench.keys), then groups them into conversations of `room_size`
+consecutive users: a `direct` conversation for 2, a `group` otherwise (made with its gid
+and record 0, §8, signed by its first user's device). The result, a plan, is plain JSON
+(ids, session cookies, key indexes, each conversation's roster `head`) that the load
+generator reads.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 import urllib.request
+import uuid
 
-from chatclient import protocol
+from chatclient import protocol, roster
 from chatclient.session import ChatSession
 
 from . import keys as keycache
@@ -94,10 +97,24 @@ async def populate(
         async with sem:
             members = list(range(g * room_size, (g + 1) * room_size))
             owner = made[members[0]][0]
-            names = [devices[m]["username"] for m in members[1:]]
-            kind = "group" if room_size > 2 else None
-            conv = await owner.create_conversation(names, title=f"bench {g}", kind=kind)
-            return {"id": conv["id"], "members": members}
+            if room_size == 2:
+                body = {"members": [devices[members[1]]["username"]]}
+            else:
+                gid, title = str(uuid.uuid4()), f"bench {g}"
+                record = roster.make_record(
+                    all_keys[members[0]],
+                    gid=gid,
+                    n=0,
+                    prev=roster.GENESIS,
+                    op="create",
+                    subjects=[devices[m]["user_id"] for m in members],
+                    by=devices[members[0]]["user_id"],
+                    title=title,
+                )
+                body = {"gid": gid, "title": title, "roster": record}
+            conv = (await owner.request("POST", "/api/conversations/", body))["conversation"]
+            head = conv["roster_head"]["hash"] if conv["roster_head"] else ""
+            return {"id": conv["id"], "members": members, "head": head}
 
     conversations = await asyncio.gather(*(conversation(g) for g in range(n // room_size)))
     origin = made[0][0].origin

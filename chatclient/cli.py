@@ -9,130 +9,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import json
-import os
 import signal
-import socket
 import sys
-from pathlib import Path
 
 from . import keystore, protocol
-from .client import ChatClient
-from .config import Profile, default_config_dir, read_json, write_json
-from .directory import DeviceDirectory, fingerprint
+from .cli_devices import add_commands as add_device_commands
+from .clikit import (
+    KEY_BITS_ENV,
+    PASSPHRASE_ENV,
+    PASSWORD_ENV,
+    SERVER_ENV,
+    CliError,
+    Context,
+    conversation_id,
+    parse_target,
+    read_secret,
+    report_notices,
+    require_user,
+    say,
+    warn,
+)
+from .directory import Directory, fingerprint
 from .display import as_json, clean, event_line
-from .errors import ChatApiError, ChatError, ServerUnreachable, SocketClosed
+from .errors import (
+    ChatApiError,
+    ChatError,
+    LinkError,
+    SendingPaused,
+    ServerUnreachable,
+    SocketClosed,
+    TamperedConversation,
+)
 from .events import IncomingMessage, Status
-from .session import ChatSession
-
-SERVER_ENV = "CHAT_SERVER"
-PASSPHRASE_ENV = "CHAT_PASSPHRASE"
-PASSWORD_ENV = "CHAT_PASSWORD"
-KEY_BITS_ENV = "CHAT_KEY_BITS"
-
-
-class CliError(Exception):
-    """A failure to report as one line."""
-
-
-# --- input ---------------------------------------------------------------------------
-
-
-def read_secret(env: str, prompt: str, *, confirm: bool = False) -> str:
-    """A secret from ``$env`` if set (non-interactive use), else getpass (twice if ``confirm``)."""
-    if os.environ.get(env):
-        return os.environ[env]
-    try:
-        first = getpass.getpass(prompt)
-        if confirm and getpass.getpass("Again: ") != first:
-            raise CliError("the two entries do not match")
-    except EOFError as exc:
-        raise CliError(f"no terminal to ask for it: set {env}") from exc
-    if not first:
-        raise CliError("empty input")
-    return first
-
-
-def parse_target(value: str) -> int | str:
-    """``7`` or ``#7``: conversation 7; ``bob`` or ``@bob``: the direct conversation with bob."""
-    if value.startswith("@"):
-        return value[1:]
-    digits = value.removeprefix("#")
-    if digits.isdigit():
-        return int(digits)
-    return value
-
-
-# --- context ---------------------------------------------------------------------------
-
-
-class Context:
-    """Parsed arguments plus the profile's files."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.profile = Profile(Path(args.config_dir) if args.config_dir else default_config_dir())
-
-    def server(self) -> str:
-        saved = self.profile.load_session() or {}
-        url = self.args.server or os.environ.get(SERVER_ENV) or saved.get("server")
-        if not url:
-            raise CliError(f"no server: pass --server URL or set {SERVER_ENV}")
-        return url
-
-    def session(self) -> ChatSession:
-        """The saved session if it is for this server, else a fresh one."""
-        url = self.server()
-        saved = self.profile.load_session()
-        try:
-            if saved and ChatSession(url).base_url == saved.get("server"):
-                return ChatSession.from_state(saved)
-            return ChatSession(url)
-        except ValueError as exc:
-            raise CliError(str(exc)) from exc
-
-    def save(self, session: ChatSession) -> None:
-        self.profile.save_session(session.export_state())
-
-    def keystore(self) -> dict:
-        record = self.profile.load_keystore()
-        if record is None:
-            raise CliError(
-                "this profile has no device key yet: run `chat-client device setup` "
-                "or `chat-client device import FILE`"
-            )
-        return record
-
-    async def client(self) -> ChatClient:
-        """The unlocked device, logged in as the key file's user; state persisted as it goes."""
-        record = self.keystore()
-        session = self.session()
-        passphrase = read_secret(PASSPHRASE_ENV, "Key passphrase: ")
-        client = await ChatClient.unlock(session, record, passphrase)
-        state = self.profile.load_state(client.device_id)
-        client.cursors.update({int(k): v for k, v in state["cursors"].items()})
-        client.directory.known.update(state["known_devices"])
-        client.on_cursor = lambda _c, _s: self.save_state(client)
-        await client.check_login()
-        return client
-
-    def save_state(self, client: ChatClient) -> None:
-        self.profile.save_state(client.device_id, client.cursors, client.directory.known)
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def warn(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def report_notices(client: ChatClient) -> None:
-    for change in client.pop_notices():
-        warn(event_line(change))
-
+from .trust import TrustBook
 
 # --- commands: account -----------------------------------------------------------------
 
@@ -160,105 +70,7 @@ async def cmd_logout(ctx: Context) -> None:
     say("logged out")
 
 
-async def require_user(session: ChatSession) -> dict:
-    user = await session.get_session()
-    if user is None:
-        raise ChatApiError(401, "not_authenticated", "not logged in")
-    return user
-
-
-# --- commands: device ------------------------------------------------------------------
-
-
-def key_bits(args: argparse.Namespace) -> int:
-    bits = args.key_bits or int(os.environ.get(KEY_BITS_ENV) or protocol.DEFAULT_KEY_BITS)
-    if bits not in protocol.ALLOWED_KEY_BITS:
-        raise CliError(f"key size must be one of {protocol.ALLOWED_KEY_BITS}")
-    return bits
-
-
-async def cmd_device_setup(ctx: Context) -> None:
-    if ctx.profile.load_keystore() is not None and not ctx.args.force:
-        raise CliError(f"a key file exists already: {ctx.profile.keystore_path} (use --force)")
-    session = ctx.session()
-    user = await require_user(session)
-    passphrase = read_secret(PASSPHRASE_ENV, "New key passphrase: ", confirm=True)
-    bits = key_bits(ctx.args)
-    keys = await asyncio.to_thread(protocol.generate_device_keys, bits)
-    name = ctx.args.name or f"chat-client on {socket.gethostname()}"[:100]
-    device = await session.register_device(
-        name,
-        protocol.b64encode(keys.enc_spki),
-        protocol.b64encode(keys.sig_spki),
-        protocol.sign_device_proof(keys, user["id"]),
-    )
-    record = await asyncio.to_thread(
-        keystore.lock_keystore,
-        keys,
-        user_id=user["id"],
-        username=user["username"],
-        device_id=device["id"],
-        passphrase=passphrase,
-    )
-    ctx.profile.save_keystore(record)
-    ctx.save(session)
-    say(f"device {device['id']} registered; key file {ctx.profile.keystore_path}")
-    say(f"encryption fingerprint: {fingerprint(keys.enc_kid)}")
-    say(f"signing fingerprint:    {fingerprint(keys.sig_kid)}")
-
-
-async def cmd_device_import(ctx: Context) -> None:
-    if ctx.profile.load_keystore() is not None and not ctx.args.force:
-        raise CliError(f"a key file exists already: {ctx.profile.keystore_path} (use --force)")
-    record = read_json(Path(ctx.args.file))
-    if record is None:
-        raise CliError(f"no such file: {ctx.args.file}")
-    if not isinstance(record, dict) or record.get("kind") != keystore.KIND:
-        raise CliError(f"{ctx.args.file} is not an e2ee-chat key file")
-    passphrase = read_secret(PASSPHRASE_ENV, "Key passphrase: ")
-    keys = await asyncio.to_thread(keystore.unlock_keystore, record, passphrase)
-    session = ctx.session()
-    user = await require_user(session)
-    if user["id"] != record["user_id"]:
-        raise CliError(
-            f"the key file is {clean(str(record.get('username')))!r}'s; "
-            f"logged in as {clean(user['username'])!r}"
-        )
-    mine = {d["id"]: d for d in await session.my_devices()}
-    device = mine.get(record["device_id"])
-    if device is None or (device["enc_kid"], device["sig_kid"]) != (keys.enc_kid, keys.sig_kid):
-        raise CliError("the key file's device is not registered on this server")
-    if device["revoked"]:
-        raise CliError(f"device {device['id']} was revoked on {device['revoked']}")
-    ctx.profile.save_keystore(record)
-    ctx.save(session)
-    say(f"imported device {device['id']} ({clean(device['name'])}) of {clean(user['username'])}")
-
-
-async def cmd_device_export(ctx: Context) -> None:
-    write_json(Path(ctx.args.file), ctx.keystore())
-    say(f"key file written to {ctx.args.file} (still locked by its passphrase)")
-
-
-async def cmd_device_list(ctx: Context) -> None:
-    session = ctx.session()
-    await require_user(session)
-    record = ctx.profile.load_keystore() or {}
-    for device in await session.my_devices():
-        this = " (this one)" if device["id"] == record.get("device_id") else ""
-        state = f"revoked {device['revoked']}" if device["revoked"] else "active"
-        say(f"{device['id']}  {clean(device['name'])}  {state}{this}")
-        say(f"    signing    {fingerprint(device['sig_kid'])}")
-        say(f"    encryption {fingerprint(device['enc_kid'])}")
-
-
-async def cmd_device_revoke(ctx: Context) -> None:
-    session = ctx.session()
-    await session.revoke_device(ctx.args.device_id)
-    say(f"device {ctx.args.device_id} revoked")
-
-
-# --- commands: messaging ---------------------------------------------------------------
+# --- commands: conversations and groups ------------------------------------------------
 
 
 async def cmd_conversations(ctx: Context) -> None:
@@ -268,43 +80,77 @@ async def cmd_conversations(ctx: Context) -> None:
     if ctx.args.json:
         say(json.dumps(conversations, ensure_ascii=False))
         return
+    record = ctx.profile.load_keystore()
+    state = ctx.state(record["device_id"]) if record else None
     for c in conversations:
         others = ", ".join(m["username"] for m in c["members"] if m["id"] != user["id"])
         if c["kind"] == "direct":
             label = f"direct with {others or '(left)'}"
         else:
             label = f"group {c['title'] or ''!r}: {others}"
-        say(f"{c['id']}  {clean(label)}  last #{c['last_seq']}  unread {c['unread']}")
+        view = state.get("rosters", c["id"]) if state else None
+        mark = "  !! TAMPERED" if view and view.get("tampered") else ""
+        say(f"{c['id']}  {clean(label)}  last #{c['last_seq']}  unread {c['unread']}{mark}")
+
+
+async def cmd_group_create(ctx: Context) -> None:
+    client = await ctx.client()
+    conversation = await client.create_group(ctx.args.title, ctx.args.members)
+    report_notices(client)
+    say(f"group {conversation['id']} created")
+
+
+async def cmd_group_change(ctx: Context) -> None:
+    client = await ctx.client()
+    target = conversation_id(ctx.args.conversation)
+    action = ctx.args.group_command
+    if action == "add":
+        await client.add_members(target, ctx.args.members)
+    elif action == "remove":
+        await client.remove_members(target, ctx.args.members)
+    elif action == "leave":
+        await client.leave(target)
+    else:
+        await client.set_title(target, ctx.args.title)
+    for notice in client.pop_notices():
+        say(event_line(notice))
 
 
 async def cmd_fingerprints(ctx: Context) -> None:
     session = ctx.session()
     user = await require_user(session)
     record = ctx.profile.load_keystore()
+    own_kid = record.get("id_kid") if record else None
+    state = ctx.state(record["device_id"] if record else 0)
     if record:
         say(f"this device ({record['device_id']})")
         say(f"    signing    {fingerprint(record['sig_kid'])}")
         say(f"    encryption {fingerprint(record['enc_kid'])}")
-    directory = DeviceDirectory(session)
-    names = ctx.args.users
-    if not names:
-        names = sorted(
-            {m["username"] for c in await session.conversations() for m in c["members"]}
-            | {user["username"]}
-        )
+    trust = TrustBook(state, user_id=user["id"], username=user["username"], id_kid=own_kid)
+    directory = Directory(session, trust)
+    names = ctx.args.users or sorted(
+        {m["username"] for c in await session.conversations() for m in c["members"]}
+        | {user["username"]}
+    )
     for name in names:
         try:
-            devices = await directory.devices_of(name)
+            view = await directory.user(name)
         except ChatApiError as exc:
             if exc.code == "not_found":
                 raise CliError(f"unknown user: {clean(name)}") from exc
             raise
-        for device in devices:
-            say(f"{clean(name)}  device {device.id} {clean(device.name)!r}")
-            say(f"    signing    {fingerprint(device.sig_kid)}")
-            say(f"    encryption {fingerprint(device.enc_kid)}")
+        kid = view.identity.id_kid if view.identity else None
+        say(f"{clean(name)}  identity {fingerprint(kid) if kid else '(none: not upgraded)'}")
+        usable = directory.usable(view)
+        for device in view.devices:
+            mark = "" if device in usable else "  !! not certified by the accepted identity"
+            say(f"    device {device.id} {clean(device.name)!r}{mark}")
+            say(f"        signing    {fingerprint(device.sig_kid)}")
     for problem in directory.skipped:
-        warn(f"!! refused a device record: {problem}")
+        warn(f"!! refused a record: {problem}")
+
+
+# --- commands: messages ----------------------------------------------------------------
 
 
 async def cmd_send(ctx: Context) -> None:
@@ -318,8 +164,8 @@ async def cmd_send(ctx: Context) -> None:
     try:
         message = await client.send_text(parse_target(ctx.args.target), text)
     finally:
-        report_notices(client)
-        ctx.save_state(client)
+        client.save()
+    report_notices(client)  # on a failure its one line says what they would
     say(f"sent [{message['conversation']}#{message['seq']}] id {message['id']}")
 
 
@@ -332,7 +178,7 @@ async def cmd_history(ctx: Context) -> None:
     if has_more and not ctx.args.json:
         warn("(older messages not shown; raise --limit)")
     report_notices(client)
-    ctx.save_state(client)
+    client.save()
 
 
 def status_line(event: Status) -> str:
@@ -358,7 +204,6 @@ async def cmd_listen(ctx: Context) -> None:
         if isinstance(event, IncomingMessage):
             # Printed means handled: save the cursor now, not when the next event is asked for.
             client.advance(event.conversation, event.seq)
-        ctx.save_state(client)
 
 
 def stop_on_sigterm() -> None:
@@ -378,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             f"Environment: {SERVER_ENV} (server URL), CHAT_CONFIG_DIR (profile directory), "
             f"{PASSPHRASE_ENV} and {PASSWORD_ENV} (secrets for scripts; less safe than the "
-            f"prompt), {KEY_BITS_ENV} (RSA size for device setup)."
+            f"prompt), {KEY_BITS_ENV} (RSA size for device setup and link)."
         ),
     )
     parser.add_argument(
@@ -397,33 +242,31 @@ def build_parser() -> argparse.ArgumentParser:
     add("register", cmd_register, "create an account and log in").add_argument("username")
     add("login", cmd_login, "log in (session kept in the profile, 0600)").add_argument("username")
     add("logout", cmd_logout, "log out")
-
-    device = commands.add_parser("device", help="this client's device keys")
-    device_commands = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
-
-    def add_device(name, handler, help_text):
-        sub = device_commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler)
-        return sub
-
-    setup = add_device("setup", cmd_device_setup, "make keys, register them, write the key file")
-    setup.add_argument("--name", help="device name shown to you (default: host name)")
-    setup.add_argument(
-        "--key-bits", type=int, choices=protocol.ALLOWED_KEY_BITS, help="RSA size (default 3072)"
-    )
-    setup.add_argument("--force", action="store_true", help="replace an existing key file")
-    imp = add_device("import", cmd_device_import, "use a key file exported from the browser")
-    imp.add_argument("file")
-    imp.add_argument("--force", action="store_true", help="replace an existing key file")
-    add_device("export", cmd_device_export, "copy the (locked) key file").add_argument("file")
-    add_device("list", cmd_device_list, "list your devices")
-    add_device("revoke", cmd_device_revoke, "revoke one of your devices").add_argument(
-        "device_id", type=int
-    )
+    add_device_commands(commands, add)
 
     conversations = add("conversations", cmd_conversations, "list your conversations")
     conversations.add_argument("--json", action="store_true", help="print the server's JSON")
-    fingerprints = add("fingerprints", cmd_fingerprints, "list device fingerprints")
+    group = commands.add_parser("group", help="make and change groups (signed rosters)")
+    group_actions = group.add_subparsers(dest="group_command", required=True, metavar="ACTION")
+
+    def group_sub(name, handler, help_text):
+        sub = group_actions.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    create = group_sub("create", cmd_group_create, "a new group of you and these people")
+    create.add_argument("title")
+    create.add_argument("members", nargs="+", metavar="USER")
+    for name, text in (("add", "add people (owner)"), ("remove", "remove members (owner)")):
+        sub = group_sub(name, cmd_group_change, text)
+        sub.add_argument("conversation")
+        sub.add_argument("members", nargs="+", metavar="USER")
+    group_sub("leave", cmd_group_change, "leave a group").add_argument("conversation")
+    title = group_sub("title", cmd_group_change, "retitle a group")
+    title.add_argument("conversation")
+    title.add_argument("title")
+
+    fingerprints = add("fingerprints", cmd_fingerprints, "identity and device fingerprints")
     fingerprints.add_argument("users", nargs="*", help="users (default: everyone you talk to)")
 
     send = add("send", cmd_send, "send a text message")
@@ -450,8 +293,19 @@ def describe(error: BaseException) -> str:
         return "wrong passphrase for the key file"
     if isinstance(error, keystore.KeystoreError):
         return f"unusable key file: {error}"
-    if isinstance(error, ServerUnreachable):
+    if isinstance(error, ServerUnreachable | LinkError):
         return str(error)
+    if isinstance(error, SendingPaused):
+        reasons = "; ".join(
+            f"{clean(p.username)} {clean(p.detail)}" if p.username else clean(p.detail)
+            for p in error.problems
+        )
+        return f"not sent: sending to conversation {error.conversation_id} is paused ({reasons})"
+    if isinstance(error, TamperedConversation):
+        return (
+            f"not sent: conversation {error.conversation_id} was tampered with by the server "
+            f"({clean(error.reason)})"
+        )
     if isinstance(error, SocketClosed):
         if error.code == 4401:
             return "the server refused the connection: not logged in (run `chat-client login`)"

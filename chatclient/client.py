@@ -1,8 +1,10 @@
-"""One device of one user: seal and send, open and check, keep per-conversation cursors.
+"""One device of one user: seal and send, open and judge, verify members and identities.
 
-``ChatClient`` joins a logged-in ``ChatSession``, the device's unlocked keys and a
-``DeviceDirectory``. It sends over HTTP (idempotent by ``client_msg_id``) and, through
-``events()``/``messages()``, listens on the WebSocket with reconnects (see ``listener``).
+``ChatClient`` joins a logged-in ``ChatSession``, the device's unlocked keys and its
+``StateStore`` (cursors, counters, ledgers, rosters, trust). It sends over HTTP
+(idempotent by ``client_msg_id``) or on a socket, and through ``events()``/``messages()``
+listens on the WebSocket with reconnects (see ``listener``). Identity, linking and group
+operations are methods too (see docs/client.md).
 """
 
 from __future__ import annotations
@@ -10,24 +12,65 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import keystore, protocol
-from .directory import DeviceDirectory, DeviceSetChange, parse_time
-from .errors import ChatApiError, ChatError, UntrustedDevice
-from .events import OK, REPLAY, UNVERIFIED, IncomingMessage
+from . import keystore, ordering, protocol
+from .config import write_json
+from .directory import Directory
+from .errors import (
+    ChatApiError,
+    ChatError,
+    SendingPaused,
+    UntrustedDevice,
+    UntrustedIdentity,
+)
+from .events import (
+    DELETED,
+    OK,
+    OUT_OF_ORDER,
+    REPLAYED,
+    UNVERIFIED,
+    IncomingMessage,
+    MessageReflagged,
+    Rollback,
+)
+from .membership import MembershipBook
 from .session import ChatSession
+from .state import StateStore
+from .trust import TrustBook
 from .ws import ChatSocket
+
+MAX_SEND_ATTEMPTS = 6
+VERDICT_STATUS = {
+    ordering.OK: OK,
+    ordering.REPLAYED: REPLAYED,
+    ordering.OUT_OF_ORDER: OUT_OF_ORDER,
+}
+
+
+@dataclass(frozen=True)
+class SafetyNumber:
+    """The safety number of this user and ``username`` (§7.4): 60 digits in 12 groups of
+    5 for the accepted identity; ``pending`` is the number of an identity change waiting
+    for acceptance (else None)."""
+
+    username: str
+    user_id: int
+    number: str | None
+    verified: bool
+    status: str
+    pending: str | None
 
 
 class ChatClient:
     """A device's view of the chat.
 
-    ``cursors`` (conversation id -> last seq handled) and ``known_devices`` (username ->
-    signing kids last seen) may come from a previous run; ``on_cursor(conversation, seq)`` is
-    called after each message is handled, so a caller can persist them. Device-set
-    changes collect in ``notices`` (see ``pop_notices``) and are yielded by ``events()``.
+    ``state`` is the device's ``StateStore`` (in memory unless given; ``connect`` and the
+    CLI keep it in a file). Notices found on the way (``TrustNotice``,
+    ``RosterChange``, ``ConversationTampered``, ``Rollback``) collect in ``notices``
+    (see ``pop_notices``) and are yielded by ``events()``.
     """
 
     def __init__(
@@ -38,29 +81,40 @@ class ChatClient:
         user_id: int,
         username: str,
         device_id: int,
-        cursors: dict[int, int] | None = None,
-        known_devices: dict[str, list[str]] | None = None,
-        on_cursor: Callable[[int, int], None] | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self.session = session
-        self.keys = keys
         self.user_id = user_id
         self.username = username
         self.device_id = device_id
-        self.cursors: dict[int, int] = {int(k): int(v) for k, v in (cursors or {}).items()}
-        self.on_cursor = on_cursor
-        self.notices: list[DeviceSetChange] = []
-        self.directory = DeviceDirectory(
-            session, known=known_devices, on_change=self.notices.append
+        self.state = state or StateStore(device_id=device_id)
+        self.notices: list = []
+        self.trust = TrustBook(self.state, user_id=user_id, username=username, id_kid=keys.id_kid)
+        self.state.put("names", user_id, username)
+        self.directory = Directory(session, self.trust, on_notice=self.notices.append)
+        self.members = MembershipBook(
+            self.state, session, self.directory, user_id=user_id, keys=keys
         )
-        self._shown: dict[tuple[int, int, str], int] = {}  # (conv, sender, cmid) -> id
+        self._keys = keys
+
+    @property
+    def keys(self) -> protocol.DeviceKeys:
+        return self._keys
+
+    @keys.setter
+    def keys(self, keys: protocol.DeviceKeys) -> None:
+        """New keys of this same device (after an upgrade or linking: the identity)."""
+        self._keys = keys
+        self.members.keys = keys
+        self.trust.set_own_identity(keys.id_kid)
 
     @classmethod
     async def unlock(
         cls, session: ChatSession, record: dict, passphrase: str, **options
     ) -> ChatClient:
-        """A client from a §3 keystore record (``WrongPassphrase``/``KeystoreError`` if it
-        does not open)."""
+        """A client from a §3 keystore record, v2 or v1 (``WrongPassphrase`` /
+        ``KeystoreError`` if it does not open). A v1 device must ``upgrade`` or be linked
+        before it can send."""
         keys = await asyncio.to_thread(keystore.unlock_keystore, record, passphrase)
         return cls(
             session,
@@ -83,73 +137,179 @@ class ChatClient:
             )
         return user
 
-    def pop_notices(self) -> list[DeviceSetChange]:
-        """Device-set changes seen since the last call."""
+    def pop_notices(self) -> list:
+        """Notices seen since the last call."""
         notices, self.notices[:] = list(self.notices), []
         return notices
 
+    def save(self) -> None:
+        """Write the device's state (merged with other processes' changes)."""
+        self.state.save()
+
     # --- conversations -----------------------------------------------------------------
 
-    async def conversation(self, target: int | str) -> dict:
-        """A conversation by id (int) or the direct one with a username (str; made if
-        missing). Unknown ids are ``ChatApiError('not_found')``."""
+    async def observe(self, conversation: dict, *, shown: int | None = None) -> dict:
+        """Take in a conversation object from the server: verify its members (§8); notices
+        are queued. Returns it.
+
+        ``shown`` is the highest seq this device had judged there *before* the object was
+        fetched: a ``last_seq`` below it is a rollback (§9). (Frames and objects fetched
+        while messages are being judged carry an older ``last_seq``: they are not
+        compared.)"""
+        self.notices.extend(await self.members.check(conversation))
+        last_seq, cid = conversation.get("last_seq"), conversation["id"]
+        if isinstance(last_seq, int) and shown is not None and last_seq < shown:
+            self._rollback(cid, last_seq + 1, "the server shows fewer messages than before")
+        return conversation
+
+    def _shown_in(self, cid: int) -> int | None:
+        """The highest seq judged so far in a conversation."""
+        entries = self._ledger(cid).entries
+        return max((entry.seq for entry in entries.values()), default=None)
+
+    def _shown(self) -> dict[int, int | None]:
+        return {int(key): self._shown_in(int(key)) for key in self.state.keys("ledgers")}
+
+    async def conversations(self) -> list[dict]:
+        """My conversations, fetched and each verified (``observe``)."""
+        shown = self._shown()
+        listed = await self.session.conversations()
+        return [await self.observe(c, shown=shown.get(c["id"])) for c in listed]
+
+    async def conversation(self, target: int | str | dict) -> dict:
+        """A conversation by id (int), or the direct one with a username (str; made if
+        missing), fetched and verified. Unknown ids are ``ChatApiError('not_found')``."""
+        if isinstance(target, dict):
+            target = target["id"]
         if isinstance(target, int):
+            shown = self._shown_in(target)
             for conversation in await self.session.conversations():
                 if conversation["id"] == target:
-                    return conversation
+                    return await self.observe(conversation, shown=shown)
             raise ChatApiError(404, "not_found", f"no conversation {target} of yours")
-        return await self.session.create_conversation([target])
+        shown_all = self._shown()
+        conversation = await self.session.create_direct(target)
+        return await self.observe(conversation, shown=shown_all.get(conversation["id"]))
+
+    async def _user_id(self, username: str) -> int:
+        return (await self.directory.user(username)).user_id
+
+    def _require_identity(self) -> None:
+        if self.keys.id_private is None:
+            raise ChatError(
+                "this device has no identity key yet: upgrade it (`chat-client device "
+                "upgrade`) or link it"
+            )
+
+    async def create_group(self, title: str | None, usernames: list[str]) -> dict:
+        """A new group of these people and me (owner), from a signed record 0."""
+        self._require_identity()
+        ids = [await self._user_id(name) for name in usernames]
+        conversation, events = await self.members.create_group(title, ids)
+        self.notices.extend(events)
+        self.save()
+        return conversation
+
+    async def _change(self, target: int | dict, op: str, usernames=(), title=None) -> dict:
+        self._require_identity()
+        conversation = await self.conversation(target)
+        ids = [await self._user_id(name) for name in usernames]
+        updated, events = await self.members.change(conversation, op, ids, title)
+        self.notices.extend(events)
+        self.save()
+        return updated
+
+    async def add_members(self, target: int | dict, usernames: list[str]) -> dict:
+        """The owner adds people to a group (a signed ``add`` record)."""
+        return await self._change(target, "add", usernames)
+
+    async def remove_members(self, target: int | dict, usernames: list[str]) -> dict:
+        """The owner removes members from a group (a signed ``remove`` record)."""
+        return await self._change(target, "remove", usernames)
+
+    async def leave(self, target: int | dict) -> dict:
+        """Leave a group (a signed ``leave`` record)."""
+        return await self._change(target, "leave", [self.username])
+
+    async def set_title(self, target: int | dict, title: str) -> dict:
+        """Retitle a group (a signed ``title`` record)."""
+        return await self._change(target, "title", (), title)
 
     # --- sending -----------------------------------------------------------------------
 
-    async def _recipient_keys(self, conversation: dict, *, refresh: bool) -> dict:
-        usernames = {member["username"] for member in conversation["members"]}
-        usernames.add(self.username)
-        recipients = {}
-        for username in sorted(usernames):
-            for device in await self.directory.devices_of(username, refresh=refresh):
-                recipients[device.enc_kid] = device.enc_public
-        if self.keys.enc_kid not in recipients:
-            raise ChatError("this device is not an active device of yours (revoked?)")
-        return recipients
+    async def _recipients(self, cid: int, members: set[int], *, refresh: bool) -> dict:
+        usernames = []
+        for user_id in sorted(members):
+            name = self.username if user_id == self.user_id else self.state.get("names", user_id)
+            if not name:
+                raise ChatError(f"conversation {cid}: member {user_id} has no known name")
+            usernames.append(name)
+        result = await self.directory.recipients_of(usernames, refresh=refresh)
+        if result.problems:
+            raise SendingPaused(cid, result.problems)
+        if self.keys.enc_kid not in result.keys:
+            raise ChatError("this device is not an active certified device of yours (revoked?)")
+        return result.keys
 
-    async def seal(
-        self, conversation: dict, content: dict, client_msg_id: str, *, refresh_devices: bool
-    ) -> dict:
-        """The §2 envelope of ``content`` for every active device of every current member."""
-        recipients = await self._recipient_keys(conversation, refresh=refresh_devices)
-        return await asyncio.to_thread(
-            protocol.seal_envelope,
-            content,
-            conversation_id=conversation["id"],
-            sender_id=self.user_id,
-            client_msg_id=client_msg_id,
-            sender_keys=self.keys,
-            recipient_keys=recipients,
-        )
+    async def _deliver(
+        self,
+        target: int | str | dict,
+        content: dict,
+        client_msg_id: str | None,
+        transmit: Callable[[int, str, dict], Awaitable],
+    ):
+        """Seal and ``transmit`` until stored: ``stale_devices`` fetches the devices again,
+        ``stale_counter`` takes a higher ``n``, ``stale_roster`` verifies the new roster;
+        the same ``client_msg_id`` (and ``n``, but after ``stale_counter``) each time."""
+        conversation = await self.conversation(target)
+        cid = conversation["id"]
+        client_msg_id = client_msg_id or protocol.new_client_msg_id()
+        n, refresh = None, False
+        for _attempt in range(MAX_SEND_ATTEMPTS):
+            members, head = self.members.send_plan(conversation)
+            recipients = await self._recipients(cid, members, refresh=refresh)
+            if n is None:
+                n = self.state.allocate_counter(cid)
+            envelope = await asyncio.to_thread(
+                protocol.seal_envelope,
+                content,
+                conversation_id=cid,
+                sender_id=self.user_id,
+                client_msg_id=client_msg_id,
+                n=n,
+                head=head,
+                sender_keys=self.keys,
+                recipient_keys=recipients,
+            )
+            try:
+                return await transmit(cid, client_msg_id, envelope)
+            except ChatApiError as error:
+                refresh = False
+                if error.code == "stale_devices":
+                    refresh = True
+                elif error.code == "stale_counter":
+                    n = self.state.allocate_counter(cid, above=_int(error.extra.get("n")))
+                elif error.code == "stale_roster":
+                    conversation = await self.conversation(cid)
+                else:
+                    raise
+        raise ChatError("the conversation kept changing while sending; try again")
 
     async def send(
         self, target: int | str | dict, content: dict, *, client_msg_id: str | None = None
     ) -> dict:
-        """Seal ``content`` for every active device of every member and store it.
+        """Seal ``content`` for the certified devices of the conversation's verified
+        members and store it over HTTP; returns the stored message of §4.
 
-        ``target`` is a conversation dict, id or username. On ``stale_devices`` the
-        members and their devices are fetched again and the message re-sealed once (same
-        ``client_msg_id``). Returns the stored message of §4.
+        ``target`` is a conversation dict, id or username. Raises ``SendingPaused`` (an
+        identity change to accept, a device without a valid cert),
+        ``TamperedConversation``, or ``ChatApiError``.
         """
-        conversation = target if isinstance(target, dict) else await self.conversation(target)
-        client_msg_id = client_msg_id or protocol.new_client_msg_id()
-        for attempt in range(2):
-            envelope = await self.seal(
-                conversation, content, client_msg_id, refresh_devices=attempt > 0
-            )
-            try:
-                return await self.session.send_message(conversation["id"], client_msg_id, envelope)
-            except ChatApiError as error:
-                if error.code != "stale_devices" or attempt:
-                    raise
-                conversation = await self.conversation(conversation["id"])
-        raise AssertionError("unreachable")
+
+        async def transmit(cid: int, msg_id: str, envelope: dict) -> dict:
+            return await self.session.send_message(cid, msg_id, envelope)
+
+        return await self._deliver(target, content, client_msg_id, transmit)
 
     async def send_on_socket(
         self,
@@ -161,42 +321,26 @@ class ChatClient:
         timeout: float = 30.0,
     ) -> tuple[dict, list[dict]]:
         """Like ``send`` but with the WebSocket ``send`` frame on an open ``socket`` of this
-        device (for tests and tools that drive a socket themselves).
-
-        Returns the ``ack`` frame and the other frames read while waiting for it. An
-        ``error`` frame for this message raises ``ChatApiError`` (status 0), after one
-        re-seal on ``stale_devices``.
-        """
-        conversation = target if isinstance(target, dict) else await self.conversation(target)
-        client_msg_id = client_msg_id or protocol.new_client_msg_id()
+        device. Returns the ``ack`` frame and the other frames read while waiting for it;
+        an ``error`` frame for this message raises ``ChatApiError`` (status 0) unless a
+        re-seal handles it."""
         others: list[dict] = []
-        for attempt in range(2):
-            envelope = await self.seal(
-                conversation, content, client_msg_id, refresh_devices=attempt > 0
-            )
-            frame = {
-                "type": "send",
-                "conversation": conversation["id"],
-                "client_msg_id": client_msg_id,
-                "envelope": envelope,
-            }
-            await socket.send_frame(frame)
+
+        async def transmit(cid: int, msg_id: str, envelope: dict) -> dict:
+            frame = {"type": "send", "conversation": cid, "client_msg_id": msg_id}
+            await socket.send_frame({**frame, "envelope": envelope})
             while True:
                 reply = await socket.recv_frame(timeout=timeout)
-                if (
-                    reply.get("type") in ("ack", "error")
-                    and reply.get("client_msg_id") == client_msg_id
-                ):
+                if reply.get("type") in ("ack", "error") and reply.get("client_msg_id") == msg_id:
                     break
                 others.append(reply)
             if reply["type"] == "ack":
-                return reply, others
+                return reply
             extra = {k: v for k, v in reply.items() if k not in ("type", "code", "detail")}
-            error = ChatApiError(0, str(reply.get("code")), str(reply.get("detail", "")), extra)
-            if error.code != "stale_devices" or attempt:
-                raise error
-            conversation = await self.conversation(conversation["id"])
-        raise AssertionError("unreachable")
+            raise ChatApiError(0, str(reply.get("code")), str(reply.get("detail", "")), extra)
+
+        ack = await self._deliver(target, content, client_msg_id, transmit)
+        return ack, others
 
     async def send_text(self, target: int | str | dict, text: str) -> dict:
         """Send ``{"type":"text","text":text}`` (at most 16,000 characters)."""
@@ -204,14 +348,45 @@ class ChatClient:
 
     # --- receiving ---------------------------------------------------------------------
 
-    async def open(self, message: dict) -> IncomingMessage:
-        """Open and check one stored message of §4; never raises for a bad message.
+    def _ledger(self, cid: int) -> ordering.Ledger:
+        return self.state.live("ledgers", cid, ordering.Ledger.from_json, ordering.Ledger)
 
-        A message that fails any check comes back ``"unverified"`` with the reason; a
-        second message with a shown (sender, client_msg_id) under another id comes back
-        ``"replay"``. ``ServerUnreachable`` and transient API errors (5xx, 429) propagate:
-        the message was not judged and should be opened again later.
+    def cursor(self, cid: int) -> int | None:
+        """The last seq handled in a conversation (None: never looked at)."""
+        return self.state.cursor(cid)
+
+    @property
+    def cursors(self) -> dict[int, int]:
+        return {int(k): self.state.get("cursors", k) for k in self.state.keys("cursors")}
+
+    def advance(self, cid: int, seq: int) -> None:
+        """Record ``seq`` as handled in ``cid`` and save the state."""
+        self.state.set_cursor(cid, seq)
+        self.save()
+
+    def forget_cursor(self, cid: int) -> None:
+        """Stop following a conversation (not a member any more)."""
+        self.state.data["cursors"].pop(str(cid), None)
+
+    def _rollback(self, cid: int, seq: int, detail: str) -> None:
+        """Forget what was judged from ``seq`` on and move the cursor back (§9)."""
+        self._ledger(cid).forget_from(seq)
+        self.state.changed("ledgers", cid, force=True)
+        cursor = self.state.cursor(cid)
+        if cursor is not None and cursor >= seq:
+            self.state.set_cursor(cid, seq - 1, force=True)
+        self.notices.append(Rollback(cid, seq, detail))
+
+    async def open(self, message: dict) -> IncomingMessage:
+        """Open, check and judge one stored message of §4; never raises for a bad message.
+
+        A message that fails any check comes back ``"unverified"`` with the reason; §9's
+        verdicts give ``"replayed"`` and ``"out_of_order"``. A rollback (another message
+        at a seq already shown) is noted, forgotten from there and judged afresh.
+        ``ServerUnreachable`` and transient API errors (5xx, 429) propagate: the message
+        was not judged and should be opened again later.
         """
+        envelope = message.get("envelope")
         base = {
             "id": message.get("id"),
             "conversation": message.get("conversation"),
@@ -222,15 +397,12 @@ class ChatClient:
             "client_msg_id": message.get("client_msg_id"),
             "created": message.get("created"),
             "own": message.get("sender_id") == self.user_id,
+            "v": envelope.get("v") if isinstance(envelope, dict) else None,
         }
-        key = (base["conversation"], base["sender_id"], base["client_msg_id"])
+        if message.get("deleted") or envelope is None:
+            return IncomingMessage(**base, status=DELETED)
         try:
-            envelope = message["envelope"]
-            signer = await self.directory.signer(
-                envelope["sig_kid"], message["sender_id"], parse_time(message["created"])
-            )
-            if signer.id != message["sender_device"]:
-                raise UntrustedDevice("sender_device is not the signing device")
+            signer = await self.directory.sender_key(message)
             content = await asyncio.to_thread(
                 protocol.open_envelope,
                 envelope,
@@ -238,35 +410,81 @@ class ChatClient:
                 sender_id=message["sender_id"],
                 client_msg_id=message["client_msg_id"],
                 device_keys=self.keys,
-                sig_public=signer.sig_public,
+                sig_public=signer.device.sig_public,
             )
-        except (UntrustedDevice, protocol.ProtocolError, KeyError, TypeError, ValueError) as exc:
+            if envelope["v"] == 2:
+                events, reason = await self.members.check_head(
+                    message["conversation"], message["sender_id"], envelope["head"]
+                )
+                self.notices.extend(events)
+                if reason is not None:
+                    raise UntrustedDevice(reason)
+        except (
+            UntrustedDevice,
+            UntrustedIdentity,
+            protocol.ProtocolError,
+            KeyError,
+            TypeError,
+            ValueError,
+        ) as exc:
             return IncomingMessage(**base, status=UNVERIFIED, error=_reason(exc))
         except ChatApiError as exc:
             if exc.transient:
                 raise
             return IncomingMessage(**base, status=UNVERIFIED, error=f"key lookup failed: {exc}")
-        first = self._shown.setdefault(key, base["id"])
-        if first != base["id"]:
-            return IncomingMessage(**base, status=REPLAY, replay_of=first)
-        return IncomingMessage(**base, status=OK, content=content)
+        verdict = self._judge(message, envelope)
+        status = VERDICT_STATUS[verdict]
+        if status != OK:
+            return IncomingMessage(**base, status=status, replay_of=self._first(message))
+        return IncomingMessage(**base, status=OK, content=content, note=signer.note)
+
+    def _judge(self, message: dict, envelope: dict) -> str:
+        cid = message["conversation"]
+        fields = {
+            "id": message["id"],
+            "seq": message["seq"],
+            "sender_id": message["sender_id"],
+            "client_msg_id": message["client_msg_id"],
+            "sig_kid": envelope["sig_kid"],
+            "v": envelope["v"],
+            "n": envelope.get("n"),
+        }
+        ledger = self._ledger(cid)
+        verdict = ledger.judge(**fields)
+        if verdict == ordering.ROLLBACK:
+            self._rollback(cid, message["seq"], "another message now holds a seq already shown")
+            verdict = ledger.judge(**fields)
+        for message_id in ledger.take_changed():
+            status = VERDICT_STATUS[ledger.verdict_of(message_id)]
+            self.notices.append(MessageReflagged(cid, message_id, status))
+        self.state.changed("ledgers", cid)
+        return verdict
+
+    def _first(self, message: dict) -> int | None:
+        """The id of the message shown first with this one's sender and client id."""
+        for entry in self._ledger(message["conversation"]).entries.values():
+            if (
+                entry.verdict == ordering.OK
+                and entry.id != message["id"]
+                and (entry.sender_id, entry.client_msg_id)
+                == (message["sender_id"], message["client_msg_id"])
+            ):
+                return entry.id
+        return None
 
     async def history(
         self, conversation_id: int, *, limit: int = 50, before_seq: int | None = None
     ) -> tuple[list[IncomingMessage], bool]:
         """A page of opened history (ascending seq) and whether older messages exist."""
         page = await self.session.history(conversation_id, before_seq=before_seq, limit=limit)
-        return [await self.open(m) for m in page["messages"]], page["has_more"]
-
-    def advance(self, conversation_id: int, seq: int) -> None:
-        """Record ``seq`` as handled in ``conversation_id`` and tell ``on_cursor``."""
-        self.cursors[conversation_id] = seq
-        if self.on_cursor is not None:
-            self.on_cursor(conversation_id, seq)
+        opened = [await self.open(m) for m in page["messages"]]
+        self.save()
+        return opened, page["has_more"]
 
     def events(self, *, since: str = "cursor") -> AsyncIterator:
-        """Listen until cancelled: yields ``IncomingMessage``, ``DeviceSetChange``,
-        ``ConversationChanged``, ``ServerNotice`` and ``Status`` (see ``listener.listen``)."""
+        """Listen until cancelled: yields ``IncomingMessage``, ``RosterChange``,
+        ``TrustNotice``, ``ConversationTampered``, ``Rollback``, ``LinkRequested``,
+        ``ConversationChanged``, ``ServerNotice`` and ``Status`` (see ``listener``)."""
         from .listener import listen
 
         return listen(self, since=since)
@@ -276,6 +494,122 @@ class ChatClient:
         async for event in self.events(since=since):
             if isinstance(event, IncomingMessage) and (include_own or not event.own):
                 yield event
+
+    # --- identities (§7.4) -------------------------------------------------------------
+
+    async def safety_number(self, username: str) -> SafetyNumber:
+        """The safety number with ``username`` for her accepted identity (accepted now on
+        first use), and the one of a pending identity change."""
+        self._require_identity()
+        view = await self.directory.user(username, refresh=True)
+        contact = self.trust.contact(view.user_id)
+        if contact is None:
+            raise ChatError(f"{username} has no identity key yet (not upgraded)")
+
+        def number(id_kid: str | None) -> str | None:
+            if id_kid is None:
+                return None
+            digits = protocol.safety_number(self.user_id, self.keys.id_kid, view.user_id, id_kid)
+            return protocol.format_safety_number(digits)
+
+        return SafetyNumber(
+            username=view.username,
+            user_id=view.user_id,
+            number=number(contact.id_kid),
+            verified=contact.verified,
+            status=contact.status,
+            pending=number(contact.pending_kid) if contact.pending is not None else None,
+        )
+
+    async def mark_verified(self, username: str, verified: bool = True) -> None:
+        """Record that the person compared the safety number with ``username`` (or not)."""
+        view = await self.directory.user(username, refresh=True)
+        self.trust.set_verified(view.user_id, verified)
+        self.save()
+
+    async def accept_identity(self, username: str) -> None:
+        """Accept ``username``'s identity change: sending to her resumes, her new devices
+        are trusted, the new identity is not verified."""
+        view = await self.directory.user(username, refresh=True)
+        self.trust.accept(view.user_id)
+        self.save()
+
+    # --- this device's identity and other devices (§7) --------------------------------
+
+    async def upgrade(
+        self,
+        passphrase: str,
+        *,
+        save_record: Callable[[dict], None] | None = None,
+        iterations: int | None = None,
+    ) -> dict:
+        """§7.5 for a v1 device of a user without an identity: make the identity key, hand
+        the new v2 keystore record to ``save_record`` (before anything is sent), put the
+        identity with the upgrade signature and certify this device. Returns the record.
+        ``ChatError`` if the user has an identity already (link this device instead)."""
+        from .devices import upgrade_device
+
+        keys, record = await upgrade_device(
+            self.session,
+            self.keys,
+            user_id=self.user_id,
+            username=self.username,
+            device_id=self.device_id,
+            passphrase=passphrase,
+            iterations=iterations,
+            save_record=save_record,
+        )
+        self.keys = keys
+        self.directory.forget(self.username)
+        self.save()
+        return record
+
+    async def complete_identity(self) -> bool:
+        """Finish an upgrade a crash interrupted (identity put, this device certified);
+        a no-op for a device that is in order. Returns whether anything was done."""
+        from .devices import complete_identity
+
+        if self.keys.id_private is None:
+            return False
+        done = await complete_identity(
+            self.session, self.keys, user_id=self.user_id, device_id=self.device_id
+        )
+        if done:
+            self.directory.forget(self.username)
+        return done
+
+    async def link_requests(self) -> list:
+        """My pending link requests, each with the code computed from its kids and this
+        device's identity (``linking.PendingRequest``)."""
+        from .linking import pending_requests
+
+        self._require_identity()
+        return await pending_requests(self)
+
+    async def approve_link(self, request_id: int, *, code: str | None = None) -> dict:
+        """Approve a link request (after the person compared the codes; with ``code`` it
+        must equal the request's): cert and ``id_wrap`` with this device's trust state.
+        Returns the new device."""
+        from .linking import approve
+
+        self._require_identity()
+        return await approve(self, request_id, code=code)
+
+    async def deny_link(self, request_id: int) -> None:
+        """Deny a link request."""
+        await self.session.deny_link_request(request_id)
+
+    async def transfer_history(self, device_id: int, *, progress=None) -> int:
+        """Give my linked device ``device_id`` the keys of the messages this device can
+        read (§7.3), newest first, in batches of at most 500; resumable. ``progress(done,
+        total)`` is called as it goes. Returns how many wraps were sent."""
+        from .linking import transfer_history
+
+        return await transfer_history(self, device_id, progress=progress)
+
+
+def _int(value: object) -> int:
+    return value if type(value) is int else 0
 
 
 def _reason(exc: Exception) -> str:
@@ -293,13 +627,24 @@ async def connect(
     password: str,
     key_file: str | os.PathLike,
     passphrase: str,
-    **options,
+    state_file: str | os.PathLike | None = None,
 ) -> ChatClient:
     """Log in to ``server`` and unlock ``key_file`` (a §3 keystore, e.g. the CLI's or the
-    browser's export): the few lines a bot needs before ``messages()`` and ``send_text``."""
+    browser's export): the few lines a bot needs before ``messages()`` and ``send_text``.
+
+    ``state_file`` keeps counters, order ledgers, rosters and trust across restarts (a
+    bot without one cannot tell a replay after a restart). A v1 key file of a user
+    without an identity is upgraded (§7.5) and rewritten as v2.
+    """
     session = ChatSession(server)
     await session.login(username, password)
-    record = json.loads(Path(key_file).read_text(encoding="utf-8"))
-    client = await ChatClient.unlock(session, record, passphrase, **options)
+    path = Path(key_file)
+    record = json.loads(path.read_text(encoding="utf-8"))
+    state = StateStore(state_file, device_id=record["device_id"])
+    client = await ChatClient.unlock(session, record, passphrase, state=state)
     await client.check_login()
+    if client.keys.id_private is None:
+        await client.upgrade(passphrase, save_record=lambda new: write_json(path, new))
+    else:
+        await client.complete_identity()
     return client

@@ -2,7 +2,8 @@
 
 One profile per directory: ``session.json`` (server URL and session cookies),
 ``keystore.json`` (the PROTOCOL §3 key file, same JSON as the browser's export) and
-``state.json`` (per-conversation cursors and the device sets last seen).
+``state.json`` (what the device remembers: cursors, counters, ledgers, rosters and trust;
+see ``state.StateStore``).
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
-def write_json(path: Path, value: object) -> None:
-    """``write_private`` of indented JSON."""
-    write_private(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode())
+def write_json(path: Path, value: object, *, compact: bool = False) -> None:
+    """``write_private`` of indented (or ``compact``) JSON."""
+    if compact:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    else:
+        text = json.dumps(value, indent=2, ensure_ascii=False)
+    write_private(path, (text + "\n").encode())
 
 
 class ProfileError(ChatError):
@@ -90,32 +95,3 @@ class Profile:
 
     def save_keystore(self, record: dict) -> None:
         write_json(self.keystore_path, record)
-
-    def load_state(self, device_id: int) -> dict:
-        """Cursors and known device sets saved for ``device_id`` (empty for another device)."""
-        try:
-            state = read_json(self.state_path)
-        except ProfileError:
-            state = None  # only cursors and device sets: start afresh
-        if (
-            not isinstance(state, dict)
-            or state.get("device_id") != device_id
-            or not isinstance(state.get("cursors"), dict)
-            or not isinstance(state.get("known_devices"), dict)
-        ):
-            return {"device_id": device_id, "cursors": {}, "known_devices": {}}
-        return state
-
-    def save_state(self, device_id: int, cursors: dict, known_devices: dict) -> None:
-        """Merge into the saved state: each cursor keeps the higher value and each user's
-        device set the given one, so a ``send`` beside a running ``listen`` loses nothing."""
-        saved = self.load_state(device_id)
-        merged = {int(k): v for k, v in saved["cursors"].items()}
-        for conversation, seq in cursors.items():
-            merged[int(conversation)] = max(seq, merged.get(int(conversation), 0))
-        state = {
-            "device_id": device_id,
-            "cursors": {str(k): v for k, v in sorted(merged.items())},
-            "known_devices": {**saved["known_devices"], **known_devices},
-        }
-        write_json(self.state_path, state)

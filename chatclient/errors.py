@@ -53,3 +53,33 @@ class SocketClosed(ChatError):
 
 class UntrustedDevice(ChatError):
     """A device record whose kids, keys or proof of possession do not check out."""
+
+
+class UntrustedIdentity(ChatError):
+    """An identity record whose key, kid or proof does not check out."""
+
+
+class SendingPaused(ChatError):
+    """Nothing is sent to this conversation until the person acts (PROTOCOL §7.4): an
+    identity change to accept, or a device without a valid cert to revoke or certify.
+    ``problems`` are the ``TrustNotice`` events that say which."""
+
+    def __init__(self, conversation_id: int, problems: list) -> None:
+        self.conversation_id = conversation_id
+        self.problems = list(problems)
+        what = "; ".join(f"{p.username}: {p.detail or p.kind}" for p in self.problems)
+        super().__init__(f"sending to conversation {conversation_id} is paused ({what})")
+
+
+class TamperedConversation(ChatError):
+    """The conversation's members cannot be trusted (PROTOCOL §8); nothing is sent to it."""
+
+    def __init__(self, conversation_id: int, reason: str) -> None:
+        self.conversation_id = conversation_id
+        self.reason = reason
+        super().__init__(f"conversation {conversation_id} was tampered with: {reason}")
+
+
+class LinkError(ChatError):
+    """Linking a device failed: denied, expired, a code that does not match, or an
+    identity that is not the one the codes were computed from (PROTOCOL §7.2)."""

@@ -1,9 +1,13 @@
 """Stay connected: the WebSocket loop with in-order delivery, sync and reconnects.
 
 Per conversation the client keeps a cursor (the last seq handled). On every
-(re)connection it syncs all conversations from their cursors; live ``message`` frames
-are handled only in seq order - a frame past a gap is held and a ``sync`` fills the
-gap, so nothing is shown twice or skipped. A dropped connection is retried with
+(re)connection it verifies every conversation (rosters, rollbacks) and this account's
+own identity and devices, then syncs all conversations from their cursors; live
+``message`` frames are handled only in seq order - a frame past a gap is held and a
+``sync`` fills the gap, so nothing is shown twice or skipped. ``conversation`` frames
+are verified (§8), ``devices_changed`` fetches that user's identity and devices again
+(§7.4), ``link_request`` frames become ``LinkRequested`` events, and a rollback (§9)
+makes the conversation be read again from where it forked. A dropped connection is retried with
 exponential backoff (with jitter), as are 5xx and 429 answers; 4401/4403 closes end the
 loop with ``SocketClosed`` and other API errors (401, a refused Origin) propagate.
 """
@@ -16,8 +20,8 @@ import random
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from .errors import ChatApiError, ServerUnreachable, SocketClosed
-from .events import ConversationChanged, ServerNotice, Status
+from .errors import ChatApiError, ChatError, ServerUnreachable, SocketClosed
+from .events import ConversationChanged, LinkRequested, Rollback, ServerNotice, Status
 from .ws import ChatSocket
 
 if TYPE_CHECKING:
@@ -89,10 +93,16 @@ class _Connection:
 
     async def run(self) -> AsyncIterator:
         client = self.client
-        for conversation in await client.session.conversations():
-            if conversation["id"] not in client.cursors:
+        for conversation in await client.conversations():
+            if client.cursor(conversation["id"]) is None:
                 start = conversation["last_seq"] if self.new_at_last_seq else 0
                 client.advance(conversation["id"], start)
+        try:
+            await client.directory.user(client.username, refresh=True)
+        except ChatError as error:  # shown, but listening goes on
+            logger.warning("own identity and devices: %s", error)
+        for event in client.pop_notices():
+            yield event
         self.socket = await ChatSocket.open(client.session, client.device_id)
         try:
             await self.sync(list(client.cursors))
@@ -104,17 +114,30 @@ class _Connection:
                 if not connected and frame.get("type") == "synced":
                     connected = True
                     yield Status("connected")
-                for event in client.pop_notices():
+                async for event in self.notices():
                     yield event
         finally:
             await self.socket.close()
 
+    async def notices(self) -> AsyncIterator:
+        """The client's queued notices; a rollback makes its conversation sync again."""
+        resync = []
+        for event in self.client.pop_notices():
+            if isinstance(event, Rollback):
+                self.held.pop(event.conversation, None)
+                self.gap_syncs.pop(event.conversation, None)
+                resync.append(event.conversation)
+            yield event
+        if resync:
+            await self.sync(resync)
+
     async def sync(self, conversation_ids: list[int]) -> None:
-        cursors = {str(c): self.client.cursors.get(c, 0) for c in conversation_ids}
+        cursors = {str(c): self.client.cursor(c) or 0 for c in conversation_ids}
         await self.socket.send_frame({"type": "sync", "cursors": cursors})
 
     async def handle(self, frame: dict) -> AsyncIterator:
         kind = frame.get("type")
+        client = self.client
         if kind == "message" and isinstance(frame.get("message"), dict):
             async for event in self.on_message(frame["message"]):
                 yield event
@@ -125,26 +148,46 @@ class _Connection:
                     yield event
         elif kind == "conversation" and isinstance(frame.get("conversation"), dict):
             conversation = frame["conversation"]
-            if conversation.get("id") not in self.client.cursors:
-                self.client.advance(conversation["id"], 0)
-                await self.sync([conversation["id"]])
+            if isinstance(conversation.get("id"), int):
+                await client.observe(conversation)
+                if client.cursor(conversation["id"]) is None:
+                    client.advance(conversation["id"], 0)
+                    await self.sync([conversation["id"]])
             yield ConversationChanged(conversation)
         elif kind == "devices_changed" and isinstance(frame.get("user"), str):
-            self.client.directory.forget(frame["user"])
+            client.directory.forget(frame["user"])
             try:
-                await self.client.directory.devices_of(frame["user"], refresh=True)
-            except Exception as error:  # a vanished user: nothing to compare
-                logger.info("devices of %s: %s", frame["user"], error)
+                await client.directory.user(frame["user"], refresh=True)
+            except ChatError as error:  # a vanished user: nothing to compare
+                logger.info("identity and devices of %s: %s", frame["user"], error)
+        elif kind == "link_request" and isinstance(frame.get("link_request"), dict):
+            event = self.link_request(frame["link_request"])
+            if event is not None:
+                yield event
         elif kind == "error":
-            if frame.get("code") == "not_member" and "conversation" in frame:
-                self.client.cursors.pop(frame["conversation"], None)
+            if frame.get("code") == "not_member" and isinstance(frame.get("conversation"), int):
+                client.forget_cursor(frame["conversation"])
             yield ServerNotice(str(frame.get("code")), str(frame.get("detail", "")), frame)
+
+    def link_request(self, request: dict) -> LinkRequested | None:
+        """A new device's request, with the code this device computes for it."""
+        from .linking import check_request
+
+        keys = self.client.keys
+        if keys.id_private is None:
+            return None
+        try:
+            checked = check_request(request, self.client.user_id, keys.id_kid)
+        except ChatError as error:
+            logger.warning("link request %s refused: %s", request.get("id"), error)
+            return None
+        return LinkRequested(checked.id, checked.name, checked.code, checked.expires)
 
     async def on_message(self, message: dict) -> AsyncIterator:
         conversation_id, seq = message.get("conversation"), message.get("seq")
         if not isinstance(conversation_id, int) or not isinstance(seq, int):
             return
-        cursor = self.client.cursors.get(conversation_id)
+        cursor = self.client.cursor(conversation_id)
         if cursor is None:  # a conversation we did not know: read it from the start
             self.client.advance(conversation_id, 0)
             cursor = 0
@@ -162,7 +205,7 @@ class _Connection:
         """Hand out held messages that follow the cursor (past a gap too if ``force``)."""
         held = self.held.get(conversation_id, {})
         while held:
-            cursor = self.client.cursors.get(conversation_id, 0)
+            cursor = self.client.cursor(conversation_id) or 0
             for seq in [s for s in held if s <= cursor]:
                 del held[seq]
             if not held:
@@ -184,7 +227,7 @@ class _Connection:
         has_more = frame.get("has_more") or {}
         again = [int(c) for c, more in has_more.items() if more and c.isdigit()]
         for conversation_id, held in self.held.items():
-            cursor = self.client.cursors.get(conversation_id, 0)
+            cursor = self.client.cursor(conversation_id) or 0
             if held and min(held) > cursor + 1 and conversation_id not in again:
                 tries = self.gap_syncs.get(conversation_id, 0)
                 if tries >= MAX_GAP_SYNCS:

@@ -136,16 +136,18 @@ class ChatSession:
         body: Any = None,
         *,
         query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """Send one API request; returns parsed JSON (None for an empty body).
 
         ``path`` starts with ``/api/``. Unsafe methods get the CSRF cookie first if
-        missing. Raises ``ChatApiError`` for 4xx/5xx, ``ServerUnreachable`` otherwise.
+        missing; ``headers`` are added (e.g. ``X-Device-Id``). Raises ``ChatApiError``
+        for 4xx/5xx, ``ServerUnreachable`` otherwise.
         """
         method = method.upper()
         if method in UNSAFE_METHODS and self.csrf_token is None:
             await self.request("GET", "/api/session/")
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(headers or {})}
         if method in UNSAFE_METHODS:
             headers.update(
                 {
@@ -196,12 +198,34 @@ class ChatSession:
         """``GET /api/users/?q=``: active users whose name starts with ``prefix``."""
         return (await self.request("GET", "/api/users/", query={"q": prefix}))["users"]
 
-    # --- devices and keys ----------------------------------------------------------------
+    # --- identity, devices and keys (§4, §7) ----------------------------------------------
 
-    async def register_device(self, name: str, enc_spki: str, sig_spki: str, proof: str) -> dict:
-        """``POST /api/devices/`` (base64 SPKIs and proof); returns the new device."""
+    async def user_identity(self, username: str) -> dict:
+        """``GET /api/users/<username>/identity/``: ``{"user", "identity", "previous"}``."""
+        return await self.request("GET", f"/api/users/{_quote(username)}/identity/")
+
+    async def put_identity(
+        self, id_spki: str, proof: str, *, upgrade: dict | None = None, replace: bool = False
+    ) -> dict:
+        """``PUT /api/identity/``: set (or with ``replace`` reset) my identity key."""
+        body: dict[str, Any] = {"id_spki": id_spki, "proof": proof}
+        if upgrade is not None:
+            body["upgrade"] = upgrade
+        if replace:
+            body["replace"] = True
+        return (await self.request("PUT", "/api/identity/", body))["identity"]
+
+    async def register_device(
+        self, name: str, enc_spki: str, sig_spki: str, proof: str, cert: str
+    ) -> dict:
+        """``POST /api/devices/`` (base64 SPKIs, proof and cert); returns the new device."""
         body = {"name": name, "enc_spki": enc_spki, "sig_spki": sig_spki, "proof": proof}
-        return await self.request("POST", "/api/devices/", body)
+        return await self.request("POST", "/api/devices/", {**body, "cert": cert})
+
+    async def certify_device(self, device_id: int, cert: str) -> dict:
+        """``POST /api/devices/<id>/cert/`` for one of my uncertified (v1) devices."""
+        path = f"/api/devices/{int(device_id)}/cert/"
+        return (await self.request("POST", path, {"cert": cert}))["device"]
 
     async def my_devices(self) -> list[dict]:
         """``GET /api/devices/``: my devices, revoked ones included."""
@@ -220,31 +244,95 @@ class ChatSession:
         """``GET /api/keys/<kid>/``: ``{"device", "user"}``, revoked devices included."""
         return await self.request("GET", f"/api/keys/{_quote(kid)}/")
 
-    # --- conversations and messages ------------------------------------------------------
+    # --- linking a device and its history (§7.2, §7.3) ----------------------------------
+
+    async def create_link_request(
+        self, name: str, enc_spki: str, sig_spki: str, proof: str
+    ) -> dict:
+        """``POST /api/link-requests/``: this new device asks to join; the request."""
+        body = {"name": name, "enc_spki": enc_spki, "sig_spki": sig_spki, "proof": proof}
+        return (await self.request("POST", "/api/link-requests/", body))["link_request"]
+
+    async def link_requests(self) -> list[dict]:
+        """``GET /api/link-requests/``: my pending, unexpired requests, newest first."""
+        return _unwrap(await self.request("GET", "/api/link-requests/"), "link_requests")
+
+    async def link_request(self, request_id: int) -> dict:
+        """``GET /api/link-requests/<id>/``: one request, with ``device`` and ``id_wrap``
+        once approved."""
+        answer = await self.request("GET", f"/api/link-requests/{int(request_id)}/")
+        return _unwrap(answer, "link_request")
+
+    async def approve_link_request(
+        self, request_id: int, cert: str, id_wrap: dict, *, device_id: int
+    ) -> dict:
+        """``POST /api/link-requests/<id>/approve/`` from my device ``device_id``; returns
+        the registered device."""
+        path = f"/api/link-requests/{int(request_id)}/approve/"
+        body = {"cert": cert, "id_wrap": id_wrap}
+        answer = await self.request("POST", path, body, headers=_device_header(device_id))
+        return answer["device"]
+
+    async def deny_link_request(self, request_id: int) -> None:
+        """``DELETE /api/link-requests/<id>/``: deny or cancel."""
+        await self.request("DELETE", f"/api/link-requests/{int(request_id)}/")
+
+    async def upload_history_keys(
+        self, device_id: int, wraps: list[dict], *, acting_device_id: int
+    ) -> int:
+        """``POST /api/devices/<id>/history-keys/`` (at most 500 wraps) from my device
+        ``acting_device_id``; returns how many were new."""
+        path = f"/api/devices/{int(device_id)}/history-keys/"
+        headers = _device_header(acting_device_id)
+        return (await self.request("POST", path, {"wraps": wraps}, headers=headers))["stored"]
+
+    # --- conversations, rosters and messages (§4, §8) -------------------------------------
 
     async def conversations(self) -> list[dict]:
         """``GET /api/conversations/``."""
         return (await self.request("GET", "/api/conversations/"))["conversations"]
 
+    async def create_direct(self, username: str) -> dict:
+        """``POST /api/conversations/`` ``{"members": [username]}``: the direct conversation
+        with one person (the existing one, or new)."""
+        body = {"members": [username]}
+        return (await self.request("POST", "/api/conversations/", body))["conversation"]
+
     async def create_conversation(
         self, members: list[str], *, title: str | None = None, kind: str | None = None
     ) -> dict:
-        """``POST /api/conversations/``: the direct one with one member (existing or new),
-        else a new group; ``kind="group"`` forces a group."""
+        """``POST /api/conversations/`` with the v1 body ``{"members", "title", "kind"?}``,
+        for callers written before rosters: a v2 server takes it only for a direct
+        conversation (use ``create_direct``; groups are ``create_group``)."""
         body: dict[str, Any] = {"members": list(members), "title": title}
         if kind is not None:
             body["kind"] = kind
         return (await self.request("POST", "/api/conversations/", body))["conversation"]
 
-    async def add_member(self, conversation_id: int, username: str) -> dict:
-        """``POST /api/conversations/<id>/members/`` (owner only); returns the conversation."""
-        path = f"/api/conversations/{int(conversation_id)}/members/"
-        return (await self.request("POST", path, {"username": username}))["conversation"]
+    async def create_group(self, gid: str, title: str | None, record: dict) -> dict:
+        """``POST /api/conversations/`` ``{"gid", "title", "roster"}``: a new group whose
+        roster starts with ``record`` (record 0, ``create``)."""
+        body = {"gid": gid, "title": title, "roster": record}
+        return (await self.request("POST", "/api/conversations/", body))["conversation"]
 
-    async def remove_member(self, conversation_id: int, username: str) -> None:
-        """``DELETE /api/conversations/<id>/members/<username>/``."""
-        path = f"/api/conversations/{int(conversation_id)}/members/{_quote(username)}/"
-        await self.request("DELETE", path)
+    async def accept_conversation(self, conversation_id: int) -> dict:
+        """``POST /api/conversations/<id>/accept/``: accept a message request."""
+        path = f"/api/conversations/{int(conversation_id)}/accept/"
+        return (await self.request("POST", path))["conversation"]
+
+    async def roster(self, conversation_id: int, *, after: int = -1) -> list[dict]:
+        """``GET /api/conversations/<id>/roster/?after=``: records with n > ``after``."""
+        path = f"/api/conversations/{int(conversation_id)}/roster/"
+        return (await self.request("GET", path, query={"after": after}))["records"]
+
+    async def post_roster_record(
+        self, conversation_id: int, record: dict, *, gid: str | None = None
+    ) -> dict:
+        """``POST /api/conversations/<id>/roster/``: one signed record (with ``gid`` for
+        record 0 of a v1 group); returns the conversation."""
+        path = f"/api/conversations/{int(conversation_id)}/roster/"
+        body = {"record": record} if gid is None else {"gid": gid, "record": record}
+        return (await self.request("POST", path, body))["conversation"]
 
     async def history(
         self, conversation_id: int, *, before_seq: int | None = None, limit: int | None = None
@@ -258,6 +346,16 @@ class ChatSession:
         path = f"/api/conversations/{int(conversation_id)}/messages/"
         body = {"client_msg_id": client_msg_id, "envelope": envelope}
         return (await self.request("POST", path, body))["message"]
+
+
+def _device_header(device_id: int) -> dict[str, str]:
+    """``X-Device-Id``: which of my devices acts (approvals, history keys)."""
+    return {"X-Device-Id": str(int(device_id))}
+
+
+def _unwrap(answer: Any, key: str) -> Any:
+    """``answer[key]`` when the answer wraps its object under ``key``, else the answer."""
+    return answer[key] if isinstance(answer, dict) and key in answer else answer
 
 
 def _api_error(status: int, parsed: Any, raw: bytes) -> ChatApiError:

@@ -11,16 +11,27 @@ from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdminMixin
 
-from .models import Connection, Conversation, Membership, Message
+from .models import Connection, Conversation, Membership, Message, RosterRecord
 
 
 class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Membership
-    fields = ("user", "joined", "read_up_to", "left_seq")
+    fields = ("user", "joined", "joined_n", "read_up_to", "left_seq")
     readonly_fields = fields
     extra = 0
     can_delete = False
     ordering = ("joined", "id")
+
+
+class RosterRecordInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """A group's signed roster records (§8): who did what, and when."""
+
+    model = RosterRecord
+    fields = ("n", "op", "by", "subjects", "title", "sig_kid", "hash", "created")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("n",)
 
 
 @admin.register(Conversation)
@@ -40,6 +51,9 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "kind",
         "title",
         "owner",
+        "gid",
+        "roster_n",
+        "roster_hash",
         "created",
         "last_activity",
         "last_seq",
@@ -47,7 +61,7 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "messages_link",
     )
     readonly_fields = fields
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, RosterRecordInline]
     ordering = ("-last_activity",)
 
     def get_queryset(self, request):
@@ -85,7 +99,7 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Message metadata. The envelope (ciphertext, wrapped keys, signature) is never shown."""
 
-    list_display = ("id", "conversation", "seq", "sender", "sender_device", "size", "created")
+    list_display = ("id", "conversation", "seq", "sender", "sender_device", "n", "size", "created")
     list_select_related = ("conversation", "sender", "sender_device")
     search_fields = ("sender__username", "=conversation__id")
     fields = (
@@ -94,6 +108,7 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "sender",
         "sender_device",
         "client_msg_id",
+        "n",
         "size",
         "created",
     )

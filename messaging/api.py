@@ -1,8 +1,9 @@
-"""The JSON API of messaging: conversations, members, history, REST send (PROTOCOL §4)."""
+"""The JSON API of messaging: conversations, rosters, history, REST send (PROTOCOL §4, §8)."""
 
 from ninja import Path, Query, Router, Status
 
 from accounts.auth import session_auth
+from accounts.errors import ActionError
 from accounts.schemas import with_errors
 
 from . import actions, queries
@@ -11,9 +12,10 @@ from .schemas import (
     ConversationIn,
     ConversationList,
     ConversationWrapped,
-    MemberIn,
     MessagePage,
     MessageWrapped,
+    RosterIn,
+    RosterRecords,
     SendIn,
 )
 
@@ -41,30 +43,46 @@ def list_conversations(request):
     "/conversations/", response=with_errors({200: ConversationWrapped, 201: ConversationWrapped})
 )
 def create_conversation(request, body: ConversationIn):
-    """One other member: the direct conversation (200 if it exists). More: a new group (201)."""
-    conversation, created = actions.create_conversation(
-        request.auth, body.members, title=body.title, kind=body.kind
-    )
+    """`{"members": ["bob"]}`: the direct conversation with bob (200 if it exists).
+    `{"gid", "title", "roster"}`: a new group from its signed record 0 (§8), 201."""
+    if body.members is not None and body.gid is None and body.roster is None and not body.title:
+        conversation, created = actions.create_direct(request.auth, body.members)
+    elif body.members is None and body.gid is not None and body.roster is not None:
+        conversation, created = actions.create_group(
+            request.auth, body.gid, body.title, body.roster.model_dump()
+        )
+    else:
+        raise ActionError(
+            "bad_request",
+            'A conversation is {"members": ["<one other user>"]} or {"gid", "title", "roster"}.',
+        )
     return Status(201 if created else 200, _view(request.auth, conversation.pk))
 
 
+@router.get(
+    "/conversations/{int:conversation_id}/roster/", response=with_errors({200: RosterRecords})
+)
+def roster(
+    request,
+    conversation_id: int = ConversationId,
+    after: int = Query(-1, ge=-1, le=DB_INT_MAX),
+):
+    """The group's roster records with n above `after` (default -1: all), ascending; for
+    current and former members. A direct conversation has none."""
+    queries.require_membership(request.auth, conversation_id, current=False)
+    return {"records": queries.roster_records(conversation_id, after)}
+
+
 @router.post(
-    "/conversations/{int:conversation_id}/members/",
-    response=with_errors({200: ConversationWrapped}),
+    "/conversations/{int:conversation_id}/roster/",
+    response=with_errors({200: ConversationWrapped, 201: ConversationWrapped}),
 )
-def add_member(request, conversation_id: int = ConversationId, *, body: MemberIn):
-    """The owner adds a member to a group."""
-    actions.add_member(request.auth, conversation_id, body.username)
-    return _view(request.auth, conversation_id)
-
-
-@router.delete(
-    "/conversations/{int:conversation_id}/members/{username}/", response=with_errors({204: None})
-)
-def remove_member(request, username: str, conversation_id: int = ConversationId):
-    """The owner removes a member, or a member leaves."""
-    actions.remove_member(request.auth, conversation_id, username)
-    return Status(204, None)
+def post_roster_record(request, conversation_id: int = ConversationId, *, body: RosterIn):
+    """Apply the group's next signed record (add, remove, leave, title), or with `gid` a v1
+    group's record 0; 201, or 200 when that record was applied before."""
+    record = body.record.model_dump()
+    _, applied = actions.post_record(request.auth, conversation_id, record, gid=body.gid)
+    return Status(201 if applied else 200, _view(request.auth, conversation_id))
 
 
 @router.get(

@@ -49,7 +49,8 @@ class Membership(models.Model):
     """A user's place in a conversation and her read mark.
 
     A member who leaves or is removed keeps the row with ``left_seq`` set: she may still
-    read the history up to that seq, and nothing after it.
+    read the history up to that seq, and nothing after it. A group's memberships change
+    only with its roster (§8), direct conversations' never.
     """
 
     conversation = models.ForeignKey(
@@ -61,6 +62,9 @@ class Membership(models.Model):
     joined = models.DateTimeField(default=timezone.now)
     read_up_to = models.PositiveBigIntegerField(default=0)
     left_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    #: The n of the roster record by which she last joined (§8; the owner rule after the
+    #: owner leaves); None in a direct conversation and in a group without a roster.
+    joined_n = models.PositiveBigIntegerField(null=True, blank=True)
 
     objects = MembershipQuerySet.as_manager()
 

@@ -8,8 +8,8 @@ from django.db.models import Count, F, Q
 from accounts.errors import ActionError
 from keys.models import Device
 
-from .models import Conversation, HistoryKey, Membership, Message
-from .wire import conversation_dict, message_dict
+from .models import Conversation, HistoryKey, Membership, Message, RosterRecord
+from .wire import conversation_dict, message_dict, roster_record_dict
 
 
 def require_membership(user, conversation_id: int, *, current: bool) -> Membership:
@@ -102,6 +102,45 @@ def conversation_view(membership: Membership, members: list[Membership] | None =
     return conversation_dict(
         conversation, members, unread=unread_count(membership), read_up_to=membership.read_up_to
     )
+
+
+def conversation_views(
+    conversation_id: int, extra_user_ids=(), members: list[Membership] | None = None
+) -> dict[int, dict]:
+    """user id -> the conversation as she sees it, for every current member and for the
+    former members in `extra_user_ids`; four queries whatever the group's size."""
+    conversation = Conversation.objects.select_related("owner").get(pk=conversation_id)
+    if members is None:
+        members = current_members(conversation_id)
+    extra = set(extra_user_ids)
+    viewers = list(
+        Membership.objects.filter(conversation_id=conversation_id).filter(
+            Q(left_seq__isnull=True) | Q(user_id__in=list(extra))
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_UNREAD_BY_MEMBER_SQL, [conversation_id])
+        unread = dict(cursor.fetchall())
+    return {
+        viewer.user_id: conversation_dict(
+            conversation,
+            members,
+            unread=unread.get(viewer.user_id, 0),
+            read_up_to=viewer.read_up_to,
+        )
+        for viewer in viewers
+    }
+
+
+# What `unread_count` counts, for every membership of one conversation in one statement:
+# the join condition keeps each member's scan to the seqs above her read mark.
+_UNREAD_BY_MEMBER_SQL = (
+    "SELECT m.user_id, COUNT(g.id) FROM messaging_membership m"
+    " JOIN messaging_message g ON g.conversation_id = m.conversation_id"
+    " AND g.seq > m.read_up_to AND (m.left_seq IS NULL OR g.seq <= m.left_seq)"
+    " AND g.sender_id <> m.user_id"
+    " WHERE m.conversation_id = %s GROUP BY m.user_id"
+)
 
 
 def conversations_for(user) -> list[dict]:
@@ -227,3 +266,11 @@ def sync_pages(user, cursors: dict[int, int], limit: int) -> list[tuple[int, obj
             (conversation_id, messages, has_more, messages[-1]["seq"] if messages else cursor)
         )
     return pages
+
+
+def roster_records(conversation_id: int, after: int) -> list[dict]:
+    """Every roster record of the conversation with n above `after`, ascending (§8)."""
+    records = RosterRecord.objects.filter(conversation_id=conversation_id, n__gt=after).order_by(
+        "n"
+    )
+    return [roster_record_dict(record) for record in records]

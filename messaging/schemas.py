@@ -1,4 +1,4 @@
-"""Declared shapes of the messaging API and of the envelope (PROTOCOL §2, §4).
+"""Declared shapes of the messaging API, the envelope and roster bodies (PROTOCOL §2, §4, §8).
 
 The same models validate HTTP bodies and WebSocket frames (see `frames`).
 """
@@ -46,8 +46,16 @@ def check_kid(value: str) -> str:
     return value
 
 
+def check_head(value: str) -> str:
+    if not protocol.is_head(value):
+        raise ValueError('head is "" or a roster record hash (64 lowercase hex digits)')
+    return value
+
+
 ClientMsgId = Annotated[str, AfterValidator(check_client_msg_id)]
 Kid = Annotated[str, AfterValidator(check_kid)]
+Counter = Annotated[int, Field(ge=1, le=protocol.MAX_COUNTER, strict=True)]
+Head = Annotated[str, AfterValidator(check_head)]
 
 
 def check_wrapped_keys(value: dict[str, str]) -> dict[str, str]:
@@ -62,11 +70,14 @@ def check_wrapped_keys(value: dict[str, str]) -> dict[str, str]:
 
 
 class Envelope(Schema):
-    """Exactly the fields of PROTOCOL §2; anything else is refused."""
+    """Exactly the fields of a v2 envelope (PROTOCOL §2); anything else, v1 included, is
+    refused. `n` is a JSON integer 1..2^53-1 (no bool, float or string)."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    v: Literal[1]
+    v: Literal[2]
+    n: Counter
+    head: Head
     iv: Annotated[str, canonical_b64(12)]
     ct: Annotated[str, canonical_b64()]
     kc: Annotated[str, canonical_b64(32)]
@@ -80,14 +91,71 @@ class SendIn(StrictIn):
     envelope: Envelope
 
 
-class ConversationIn(StrictIn):
-    members: list[Annotated[str, Field(min_length=1, max_length=150)]] = Field(max_length=1000)
+UserId = Annotated[int, Field(ge=1, le=protocol.MAX_COUNTER, strict=True)]
+
+
+class RosterRecordIn(Schema):
+    """A roster record as its maker posts it (§8): exactly these nine fields. What the
+    schema cannot say (ascending subjects, canonical base64, hash, signature, rules) the
+    action checks with `chatclient.roster`."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    n: Annotated[int, Field(ge=0, le=protocol.MAX_COUNTER, strict=True)]
+    prev: Kid
+    op: Literal["create", "add", "remove", "leave", "title"]
+    subjects: list[UserId] = Field(max_length=1000)
+    by: UserId
+    title: Annotated[str, Field(min_length=1, max_length=200)] | None
+    sig_kid: Kid
+    sig: Annotated[str, canonical_b64()]
+    hash: Kid
+
+
+class ConversationIn(Schema):
+    """A direct conversation `{"members": ["bob"]}` or a group `{"gid", "title", "roster"}`
+    (§8); which one, and whether the fields fit together, the action decides. Unknown
+    fields are refused, so an old `kind`/`members` group body is not taken as direct."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    members: list[Annotated[str, Field(min_length=1, max_length=150)]] | None = Field(
+        None, max_length=1000
+    )
+    gid: Annotated[str, Field(max_length=36)] | None = None
     title: Annotated[str, Field(max_length=200)] | None = None
-    kind: Literal["direct", "group"] | None = None
+    roster: RosterRecordIn | None = None
 
 
-class MemberIn(StrictIn):
-    username: str = Field(min_length=1, max_length=150)
+class RosterIn(Schema):
+    """`POST …/roster/`: one record, with `gid` only for a v1 group's record 0 (§8)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    record: RosterRecordIn
+    gid: Annotated[str, Field(max_length=36)] | None = None
+
+
+class RosterHead(Schema):
+    n: int
+    hash: str
+
+
+class RosterRecordOut(Schema):
+    n: int
+    prev: str
+    op: str
+    subjects: list[int]
+    by: int
+    title: str | None
+    sig_kid: str
+    sig: str
+    hash: str
+    created: str
+
+
+class RosterRecords(Schema):
+    records: list[RosterRecordOut]
 
 
 class ConversationOut(Schema):
@@ -102,6 +170,8 @@ class ConversationOut(Schema):
     last_activity: str
     read_up_to: int
     read_marks: dict[str, int]
+    gid: str | None
+    roster_head: RosterHead | None
 
 
 class ConversationList(Schema):

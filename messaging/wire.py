@@ -18,6 +18,29 @@ def message_dict(message, sender_username: str) -> dict:
     }
 
 
+def roster_head(conversation) -> dict | None:
+    """`{"n", "hash"}` of the conversation's last roster record, or None without a roster."""
+    if conversation.roster_n is None:
+        return None
+    return {"n": conversation.roster_n, "hash": conversation.roster_hash}
+
+
+def roster_record_dict(record) -> dict:
+    """A stored roster record as served (§8): the nine signed fields and `created`."""
+    return {
+        "n": record.n,
+        "prev": record.prev,
+        "op": record.op,
+        "subjects": record.subjects,
+        "by": record.by_id,
+        "title": record.title,
+        "sig_kid": record.sig_kid,
+        "sig": record.sig,
+        "hash": record.hash,
+        "created": iso_utc(record.created),
+    }
+
+
 def conversation_dict(conversation, members: list, *, unread: int, read_up_to: int) -> dict:
     """A conversation as one user sees it; `members` are the current memberships.
 
@@ -25,6 +48,7 @@ def conversation_dict(conversation, members: list, *, unread: int, read_up_to: i
     `read_marks` (user id -> read mark of every current member, for read receipts).
     """
     owner = conversation.owner
+    gid = conversation.gid
     return {
         "id": conversation.pk,
         "kind": conversation.kind,
@@ -37,4 +61,6 @@ def conversation_dict(conversation, members: list, *, unread: int, read_up_to: i
         "last_activity": iso_utc(conversation.last_activity),
         "read_up_to": read_up_to,
         "read_marks": {str(member.user_id): member.read_up_to for member in members},
+        "gid": str(gid) if gid is not None else None,
+        "roster_head": roster_head(conversation),
     }

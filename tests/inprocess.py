@@ -2,12 +2,13 @@
 WebsocketCommunicator against the real ASGI application, database and channel layer."""
 
 import json
+import uuid
 from dataclasses import dataclass, field
 
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from chatclient import protocol
+from chatclient import protocol, roster
 from chatsite.asgi import application
 
 ORIGIN = b"http://127.0.0.1"
@@ -58,7 +59,8 @@ class ChatUser:
 
     The first device registered brings the user's identity key (its `keys.id_private`,
     set with `PUT /api/identity/`); every device is certified by that identity, and
-    `keys` holds it (`DeviceKeys.with_identity`).
+    `keys` holds it (`DeviceKeys.with_identity`). `counters` keeps the last `n` used per
+    (device id, conversation id), as a client does (§2).
     """
 
     username: str
@@ -68,6 +70,13 @@ class ChatUser:
     device_id: int | None = None
     devices: dict = field(default_factory=dict)
     identity: object = None  # the identity RsaKey, once set
+    counters: dict = field(default_factory=dict)
+
+    def next_n(self, conversation_id: int) -> int:
+        """The next counter of this user's current device in the conversation."""
+        key = (self.device_id, conversation_id)
+        self.counters[key] = self.counters.get(key, 0) + 1
+        return self.counters[key]
 
     def set_identity(self, identity) -> dict:
         response = self.api.call("PUT", "/api/identity/", identity_body(self.user_id, identity))
@@ -148,26 +157,121 @@ def recipient_keys(viewer: ChatUser, conversation: dict) -> dict:
     return keys
 
 
+def head_of(conversation: dict) -> str:
+    """The `head` a message to this conversation carries: its roster head's hash or ""."""
+    head = conversation.get("roster_head")
+    return head["hash"] if head else ""
+
+
 def seal(
     sender: ChatUser,
     conversation: dict,
     text: str,
     client_msg_id: str | None = None,
     recipients=None,
+    *,
+    n: int | None = None,
+    head: str | None = None,
 ):
-    """(client_msg_id, envelope) of a text message from `sender` to the conversation."""
+    """(client_msg_id, envelope) of a v2 text message from `sender` to the conversation:
+    `n` the sender's next counter there and `head` the conversation's roster head unless
+    given."""
     client_msg_id = client_msg_id or protocol.new_client_msg_id()
     envelope = protocol.seal_envelope(
         protocol.text_message(text),
         conversation_id=conversation["id"],
         sender_id=sender.user_id,
         client_msg_id=client_msg_id,
+        n=sender.next_n(conversation["id"]) if n is None else n,
+        head=head_of(conversation) if head is None else head,
         sender_keys=sender.keys,
         recipient_keys=recipients
         if recipients is not None
         else recipient_keys(sender, conversation),
     )
     return client_msg_id, envelope
+
+
+# --- groups and their rosters (§8) --------------------------------------------------------
+
+
+def _user_ids(users) -> list[int]:
+    return [u if isinstance(u, int) else u.user_id for u in users]
+
+
+def create_group_response(owner: ChatUser, members, title: str | None = None, gid=None):
+    """`POST /api/conversations/` for a new group of `owner` and `members` (ChatUsers or
+    user ids), record 0 signed by the owner's device; the response."""
+    gid = gid or str(uuid.uuid4())
+    record = roster.make_record(
+        owner.keys,
+        gid=gid,
+        n=0,
+        prev=roster.GENESIS,
+        op="create",
+        subjects=[owner.user_id, *_user_ids(members)],
+        by=owner.user_id,
+        title=title,
+    )
+    return owner.api.post("/api/conversations/", {"gid": gid, "title": title, "roster": record})
+
+
+def create_group(owner: ChatUser, members, title: str | None = None) -> dict:
+    """A new group (see `create_group_response`); its conversation object."""
+    response = create_group_response(owner, members, title)
+    assert response.status_code == 201, response.content
+    return response.json_body["conversation"]
+
+
+def current_view(user: ChatUser, conversation_id: int) -> dict:
+    """The conversation as `user` sees it now (from `GET /api/conversations/`)."""
+    for conversation in user.api.get("/api/conversations/").json_body["conversations"]:
+        if conversation["id"] == conversation_id:
+            return conversation
+    raise LookupError(conversation_id)
+
+
+def roster_record(
+    user: ChatUser,
+    conversation: dict,
+    op: str,
+    subjects=(),
+    title: str | None = None,
+    *,
+    head: dict | None = None,
+) -> dict:
+    """A record signed by `user`'s device following `head` (`{"n","hash"}`; by default the
+    conversation's current head, asked of the server)."""
+    if head is None:
+        head = current_view(user, conversation["id"])["roster_head"]
+    return roster.make_record(
+        user.keys,
+        gid=conversation["gid"],
+        n=head["n"] + 1,
+        prev=head["hash"],
+        op=op,
+        subjects=_user_ids(subjects),
+        by=user.user_id,
+        title=title,
+    )
+
+
+def post_record(user: ChatUser, conversation: dict, record: dict, gid: str | None = None):
+    """`POST /api/conversations/<id>/roster/`; the response."""
+    body = {"record": record} if gid is None else {"gid": gid, "record": record}
+    return user.api.post(f"/api/conversations/{conversation['id']}/roster/", body)
+
+
+def change_roster(
+    user: ChatUser, conversation: dict, op: str, subjects=(), title: str | None = None
+) -> dict:
+    """Sign and post the next record (`add`, `remove`, `leave`, `title`); the conversation
+    object the server answers (201)."""
+    response = post_record(
+        user, conversation, roster_record(user, conversation, op, subjects, title)
+    )
+    assert response.status_code == 201, response.content
+    return response.json_body["conversation"]
 
 
 def open_message(reader: ChatUser, message: dict, sender_keys: protocol.DeviceKeys) -> dict:

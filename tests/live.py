@@ -2,9 +2,10 @@
 speaking PROTOCOL through chatclient's session and socket."""
 
 import asyncio
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
-from chatclient import protocol
+from chatclient import protocol, roster
 from chatclient.session import ChatSession
 from chatclient.ws import ChatSocket
 
@@ -13,27 +14,80 @@ PASSWORD = "correct horse battery staple"
 
 @dataclass
 class LiveUser:
+    """A user with one device; `counters` keeps the last `n` per conversation id (§2)."""
+
     username: str
     session: ChatSession
     user_id: int
     keys: protocol.DeviceKeys
     device_id: int
+    counters: dict = field(default_factory=dict)
 
     async def socket(self) -> ChatSocket:
         return await ChatSocket.open(self.session, self.device_id)
 
-    async def seal(self, conversation: dict, text: str, recipients: dict) -> tuple[str, dict]:
+    def next_n(self, conversation_id: int) -> int:
+        self.counters[conversation_id] = self.counters.get(conversation_id, 0) + 1
+        return self.counters[conversation_id]
+
+    async def seal(
+        self, conversation: dict, text: str, recipients: dict, *, n: int | None = None
+    ) -> tuple[str, dict]:
+        """A v2 text message: the next `n` here and the conversation's roster head."""
         msg_id = protocol.new_client_msg_id()
+        head = conversation.get("roster_head")
         envelope = await asyncio.to_thread(
             protocol.seal_envelope,
             protocol.text_message(text),
             conversation_id=conversation["id"],
             sender_id=self.user_id,
             client_msg_id=msg_id,
+            n=self.next_n(conversation["id"]) if n is None else n,
+            head=head["hash"] if head else "",
             sender_keys=self.keys,
             recipient_keys=recipients,
         )
         return msg_id, envelope
+
+    async def direct(self, username: str) -> dict:
+        """The direct conversation with `username` (`POST /api/conversations/`)."""
+        body = {"members": [username]}
+        return (await self.session.request("POST", "/api/conversations/", body))["conversation"]
+
+    async def create_group(self, members: list["LiveUser"], title: str | None = None) -> dict:
+        """A new group of this user and `members`, record 0 signed by this device."""
+        gid = str(uuid.uuid4())
+        record = roster.make_record(
+            self.keys,
+            gid=gid,
+            n=0,
+            prev=roster.GENESIS,
+            op="create",
+            subjects=[self.user_id, *(m.user_id for m in members)],
+            by=self.user_id,
+            title=title,
+        )
+        body = {"gid": gid, "title": title, "roster": record}
+        return (await self.session.request("POST", "/api/conversations/", body))["conversation"]
+
+    def record(self, conversation: dict, op: str, subjects=(), title=None) -> dict:
+        """The record following the conversation's `roster_head`, signed by this device."""
+        head = conversation["roster_head"]
+        return roster.make_record(
+            self.keys,
+            gid=conversation["gid"],
+            n=head["n"] + 1,
+            prev=head["hash"],
+            op=op,
+            subjects=[s if isinstance(s, int) else s.user_id for s in subjects],
+            by=self.user_id,
+            title=title,
+        )
+
+    async def post_record(self, conversation: dict, record: dict) -> dict:
+        """`POST …/roster/`; the conversation object (raises ChatApiError when refused)."""
+        path = f"/api/conversations/{conversation['id']}/roster/"
+        return (await self.session.request("POST", path, {"record": record}))["conversation"]
 
 
 async def live_user(base_url: str, username: str, keys: protocol.DeviceKeys) -> LiveUser:
@@ -71,6 +125,17 @@ async def add_device(user: LiveUser, keys: protocol.DeviceKeys, name: str) -> di
     first device's keys brought); returns the device object."""
     body = certified_device_body(user.user_id, keys, user.keys.id_private, name)
     return await user.session.request("POST", "/api/devices/", body)
+
+
+async def second_device(base_url: str, user: LiveUser, keys: protocol.DeviceKeys) -> LiveUser:
+    """Another device of `user` in a session of its own (logged in as her), certified by
+    her identity (the one her first device's keys hold)."""
+    session = ChatSession(base_url)
+    await session.login(user.username, PASSWORD)
+    keys = keys.with_identity(user.keys.id_private)
+    body = certified_device_body(user.user_id, keys, user.keys.id_private, "second device")
+    device = await session.request("POST", "/api/devices/", body)
+    return LiveUser(user.username, session, user.user_id, keys, device["id"])
 
 
 async def recipients_of(user: LiveUser, conversation: dict) -> dict:

@@ -16,7 +16,7 @@ from accounts.models import User
 from chatclient import protocol
 from keys.models import Device, Identity, LinkRequest
 from messaging.models import Message
-from tests.inprocess import ApiClient, identity_body, seal, v1_device
+from tests.inprocess import ApiClient, create_group, identity_body, seal, v1_device
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -441,8 +441,7 @@ def test_link_requests_are_listed_read_only_without_id_wrap(make_user, device_ke
 
 def test_conversations_and_messages_are_metadata_only(trio):
     alice, bob, carol, direct = trio
-    group = alice.api.post("/api/conversations/", {"members": ["bob", "carol"], "title": "Team"})
-    group = group.json_body["conversation"]
+    group = create_group(alice, [bob, carol], "Team")
     envelopes = []
     for conversation, text in ((direct, "one"), (direct, "two"), (group, "three")):
         msg_id, envelope = seal(alice, conversation, text)
@@ -463,6 +462,8 @@ def test_conversations_and_messages_are_metadata_only(trio):
     page = staff.get(f"/admin/messaging/conversation/{direct['id']}/change/")
     assert page.status_code == 200 and b'name="_save"' not in page.content
     assert f"?conversation__id__exact={direct['id']}".encode() in page.content
+    roster = staff.get(f"/admin/messaging/conversation/{group['id']}/change/").content.decode()
+    assert group["gid"] in roster and group["roster_head"]["hash"] in roster  # record 0 listed
 
     messages = staff.get(f"/admin/messaging/message/?conversation__id__exact={direct['id']}")
     assert messages.status_code == 200

@@ -1,7 +1,9 @@
 """The `chat-client` command against a live daphne + Redis, each command a subprocess.
 
 `listen` runs as a long-lived subprocess; one test restarts the server under it and
-checks that every message arrives exactly once, in order.
+checks that every message arrives exactly once, in order. Two CLI profiles of one user
+link a device (code, approval, history), people compare safety numbers and accept an
+identity change, and a group changes its signed roster.
 """
 
 from __future__ import annotations
@@ -71,6 +73,18 @@ class Cli:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("chat-client: error: "), done.stderr
         return lines[0].removeprefix("chat-client: error: ")
+
+    def start(self, *args: str) -> subprocess.Popen:
+        """A command left running (its stdout and stderr are pipes)."""
+        return subprocess.Popen(
+            self.argv(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=self.env(),
+            cwd=REPO,
+        )
 
     def listen(self, *args: str) -> Listener:
         proc = subprocess.Popen(
@@ -173,12 +187,14 @@ def test_files_are_private_and_key_file_is_protocol_section_3(people):
         assert stat.S_IMODE((alice.dir / name).stat().st_mode) == 0o600, name
     record = json.loads((alice.dir / "keystore.json").read_text())
     assert set(record) == {
-        "v", "kind", "user_id", "username", "device_id", "enc_kid", "sig_kid", "kdf", "iv", "ct",
+        "v", "kind", "user_id", "username", "device_id", "enc_kid", "sig_kid", "id_kid", "kdf",
+        "iv", "ct",
     }  # fmt: skip
     assert record["kind"] == "e2ee-chat-keystore" and record["username"] == "alice"
+    assert record["v"] == 2
     assert record["kdf"]["name"] == "PBKDF2-SHA256" and record["kdf"]["iterations"] >= 600_000
     keys = keystore.unlock_keystore(record, "alice pass")
-    assert keys.enc_private.size_in_bits() == 2048
+    assert keys.enc_private.size_in_bits() == 2048 and keys.id_kid == record["id_kid"]
     with pytest.raises(keystore.WrongPassphrase):
         keystore.unlock_keystore(record, "other")
 
@@ -246,10 +262,9 @@ def test_listen_survives_a_server_restart_without_loss_or_repeats(server, people
         listener.connected(timeout=60)
         for i in range(3):
             send(f"after {i}")
-        listener.wait_for(lambda e: e.get("text") == "after 2", timeout=60)
-        time.sleep(1.0)  # room for any duplicate to show up
-        while not listener.lines.empty():
-            listener.events.append(listener.lines.get())
+        # A last message: any repeat of an earlier one would come before it (seq order).
+        send("the end")
+        listener.wait_for(lambda e: e.get("text") == "the end", timeout=60)
     finally:
         listener.stop()
     messages = listener.messages()
@@ -259,21 +274,102 @@ def test_listen_survives_a_server_restart_without_loss_or_repeats(server, people
     assert all(m["status"] == "ok" for m in messages)
 
 
-def test_a_new_contact_device_is_reported_and_gets_the_message(people, tmp_path, server):
+def link(new: Cli, approver: Cli, *approve_args: str) -> tuple[str, str]:
+    """`device link` on ``new`` and `device approve --code` on ``approver``; returns both
+    outputs. The code is the one the new device prints."""
+    proc = new.start("device", "link", "--name", "second")
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("link code: "), (line, proc.stderr.read())
+        code = line.removeprefix("link code: ").strip()
+        approved = approver.run("device", "approve", "--code", code, *approve_args).stdout
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, (out, err)
+    return line + out, approved
+
+
+def test_link_a_device_with_its_history_and_nobody_is_warned(people, tmp_path, server):
     alice, bob = people["alice"], people["bob"]
     alice.run("send", "bob", "one")
+    bob.run("send", "alice", "two")
+    before = alice.run("safety-number", "bob").stdout
     bob2 = Cli(server.base_url, tmp_path / "bob2", passphrase="bob second", password=bob.password)
     bob2.run("login", "bob")
-    bob2.run("device", "setup", "--name", "bob laptop")
-    done = alice.run("send", "bob", "two")
-    assert "bob's devices changed (1 added, 0 removed)" in done.stderr
-    # Both of bob's devices can read the new message; the new one not the old one.
+    assert "no pending link request" in bob.fails("device", "approve", "--code", "0000")
+    linked, approved = link(bob2, bob)
+    assert "linked: device" in linked and "adopted the approving device's trust" in linked
+    assert "approved request" in approved and "the keys of 2 messages" in approved
+    # The new device reads the history; alice's next message reaches both without warning.
     history = bob2.run("history", "alice").stdout.splitlines()
-    assert history[-1].endswith("alice: two")
-    assert "could not be decrypted or verified" in history[0]
-    assert bob.run("history", "alice").stdout.splitlines()[-1].endswith("alice: two")
-    fingerprints = alice.run("fingerprints", "bob").stdout
-    assert fingerprints.count("bob  device") == 2
+    assert [line.split("] ", 1)[-1] for line in history] == ["alice: one", "bob: two"]
+    done = alice.run("send", "bob", "three")
+    assert done.stderr == ""
+    assert bob2.run("history", "alice").stdout.splitlines()[-1].endswith("alice: three")
+    assert alice.run("safety-number", "bob").stdout == before
+    record = json.loads((bob2.dir / "keystore.json").read_text())
+    bob_record = json.loads((bob.dir / "keystore.json").read_text())
+    assert record["v"] == 2 and record["id_kid"] == bob_record["id_kid"]
+    assert "NO CERTIFICATE" not in bob.run("device", "list").stdout
+    assert bob2.run("safety-number", "alice").stdout == bob.run("safety-number", "alice").stdout
+
+
+def test_safety_numbers_a_reset_and_identity_accept(people, tmp_path, server):
+    alice, bob = people["alice"], people["bob"]
+    alice.run("send", "bob", "hi")
+    number = alice.run("safety-number", "bob").stdout.splitlines()
+    assert number[0] == "safety number with bob (not verified):"
+    groups = " ".join(number[1:3]).split()
+    assert len(groups) == 12 and all(len(g) == 5 and g.isdigit() for g in groups)
+    assert bob.run("safety-number", "alice").stdout.splitlines()[1:3] == number[1:3]
+    assert "marked as verified" in alice.run("safety-number", "bob", "--verify").stdout
+    # bob loses his device and resets: alice's client blocks until she accepts.
+    fresh = Cli(server.base_url, tmp_path / "bob-new", passphrase="new", password=bob.password)
+    fresh.run("login", "bob")
+    assert "identity reset" in fresh.run("device", "setup", "--reset").stdout
+    paused = alice.fails("send", "bob", "are you there?")
+    assert paused.startswith("not sent: sending to conversation") and "bob" in paused
+    shown = alice.run("safety-number", "bob").stdout
+    assert "identity key changed; the new safety number is:" in shown
+    accepted = alice.run("identity", "accept", "bob").stdout
+    assert accepted.startswith("accepted bob's new identity key")
+    assert accepted.splitlines()[1:3] != number[1:3]
+    alice.run("send", "bob", "welcome back")
+    assert fresh.run("history", "alice").stdout.splitlines()[-1].endswith("alice: welcome back")
+
+
+def test_groups_with_signed_rosters(people, tmp_path, server):
+    alice, bob = people["alice"], people["bob"]
+    carol = Cli(server.base_url, tmp_path / "carol", passphrase="carol", password="carol-pw-Xy7!q")
+    carol.run("register", "carol")
+    carol.run("device", "setup")
+    created = alice.run("group", "create", "plans", "bob").stdout
+    assert created.splitlines()[-1].startswith("group ")
+    group = created.splitlines()[-1].split()[1]
+    listener = bob.listen()
+    try:
+        listener.connected()
+        assert "you added carol" in alice.run("group", "add", group, "carol").stdout
+        alice.run("send", group, "welcome carol")
+        carol.run("group", "title", group, "new plans")
+        assert "you left" in carol.run("group", "leave", group).stdout
+        alice.run("group", "remove", group, "bob")
+        listener.wait_for(lambda e: e["event"] == "roster" and e["op"] == "remove")
+    finally:
+        listener.stop()
+    roster = [e["text"] for e in listener.events if e["event"] == "roster"]
+    assert roster[-4:] == [
+        "alice added carol",
+        "title changed to “new plans” by carol",
+        "carol left",
+        "alice removed you",
+    ]
+    assert [m["text"] for m in listener.messages()] == ["welcome carol"]
+    assert bob.fails("send", group, "still here?").endswith(f"not a member of conversation {group}")
+    assert "group 'new plans'" in alice.run("conversations").stdout
 
 
 def test_device_import_of_a_key_file(people, tmp_path, server):
@@ -321,4 +417,6 @@ def test_listen_ends_with_one_line_when_its_device_is_revoked(people):
     assert stderr[-1] == (
         "chat-client: error: the server refused this device (revoked, or another user's key file)"
     )
-    assert bob.fails("send", "alice", "hi").startswith("this device is not an active device")
+    assert bob.fails("send", "alice", "hi").startswith(
+        "this device is not an active certified device"
+    )

@@ -3,16 +3,27 @@ filled by sync, duplicates dropped, and the reconnect backoff."""
 
 from __future__ import annotations
 
+from chatclient.events import Rollback
 from chatclient.listener import MAX_GAP_SYNCS, Backoff, _Connection
 
 
 class FakeClient:
+    """The part of ChatClient the connection uses: cursors, opening, notices."""
+
     def __init__(self, cursors):
         self.cursors = dict(cursors)
         self.opened = []
+        self.notices = []
+
+    def cursor(self, conversation_id):
+        return self.cursors.get(conversation_id)
 
     def advance(self, conversation_id, seq):
         self.cursors[conversation_id] = seq
+
+    def pop_notices(self):
+        notices, self.notices = self.notices, []
+        return notices
 
     async def open(self, message):
         self.opened.append(message["seq"])
@@ -61,6 +72,19 @@ async def test_a_gap_the_server_never_fills_is_skipped_after_some_syncs():
         events += await feed(connection, {"type": "synced", "cursors": {"7": 0}, "has_more": {}})
     assert events == [2] and client.cursors == {7: 2}
     assert len(connection.socket.sent) == MAX_GAP_SYNCS  # the first sync plus the retries
+
+
+async def test_a_rollback_notice_drops_held_frames_and_syncs_again():
+    client, connection = connection_for({7: 5})
+    await feed(connection, message(7, 8))  # held past a gap
+    client.cursors[7] = 2  # the client moved the cursor back (forget and resync)
+    client.notices.append(Rollback(7, 3, "fork"))
+    events = [event async for event in connection.notices()]
+    assert events == [Rollback(7, 3, "fork")]
+    assert connection.held == {} and connection.socket.sent[-1] == {
+        "type": "sync",
+        "cursors": {"7": 2},
+    }
 
 
 async def test_unknown_conversation_is_read_from_the_start_and_has_more_resyncs():

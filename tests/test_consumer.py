@@ -1,5 +1,5 @@
 """The chat WebSocket (PROTOCOL §5): closes, bad frames, typing, read, presence, sync,
-device and membership changes, rate limits. Real ASGI app, database and channel layer."""
+device changes, roster changes (`conversation` frames), rate limits. Real ASGI app, database and channel layer."""
 
 import asyncio
 import json
@@ -12,7 +12,7 @@ from accounts.models import User
 from keys.actions import revoke_device
 from keys.models import Device
 from messaging.models import Membership, Message
-from tests.inprocess import seal
+from tests.inprocess import change_roster, create_group, seal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -273,25 +273,38 @@ async def test_deactivating_a_user_closes_her_sockets_within_a_second(trio):
     await closed_with(a_ws, 4403, timeout=1.0)
 
 
-async def test_conversation_frames_on_create_add_and_remove(trio):
+async def test_conversation_frames_on_every_roster_change(trio):
     alice, bob, carol, _ = trio
     a_ws, b_ws, c_ws = await connected(alice.socket(), bob.socket(), carol.socket())
-    group = (
-        await sync_to_async(alice.api.post)(
-            "/api/conversations/", {"members": ["bob"], "kind": "group", "title": "g"}
-        )
-    ).json_body["conversation"]
+    group = await sync_to_async(create_group)(alice, [bob], "g")
     for ws in (a_ws, b_ws):
         frame = await next_of(ws, "conversation")
         assert frame["conversation"]["id"] == group["id"]
-    await sync_to_async(alice.api.post)(
-        f"/api/conversations/{group['id']}/members/", {"username": "carol"}
-    )
-    joined = await next_of(c_ws, "conversation")
-    assert {m["username"] for m in joined["conversation"]["members"]} == {"alice", "bob", "carol"}
-    await sync_to_async(alice.api.delete)(f"/api/conversations/{group['id']}/members/carol/")
-    removed = await next_of(c_ws, "conversation")
-    assert {m["username"] for m in removed["conversation"]["members"]} == {"alice", "bob"}
+        assert frame["conversation"]["roster_head"] == group["roster_head"]
+    added = await sync_to_async(change_roster)(alice, group, "add", [carol])
+    for ws in (a_ws, b_ws, c_ws):
+        joined = await next_of(ws, "conversation")
+        assert joined["conversation"]["roster_head"] == added["roster_head"]
+        assert {m["username"] for m in joined["conversation"]["members"]} == {
+            "alice",
+            "bob",
+            "carol",
+        }
+    retitled = await sync_to_async(change_roster)(bob, group, "title", title="new name")
+    for ws in (a_ws, b_ws, c_ws):
+        frame = await next_of(ws, "conversation")
+        assert frame["conversation"]["title"] == "new name"
+        assert frame["conversation"]["roster_head"] == retitled["roster_head"]
+    await sync_to_async(change_roster)(alice, group, "remove", [carol])
+    for ws in (a_ws, b_ws, c_ws):  # carol too, and her copy lists the group without her
+        removed = await next_of(ws, "conversation")
+        assert {m["username"] for m in removed["conversation"]["members"]} == {"alice", "bob"}
+    await sync_to_async(change_roster)(bob, group, "leave", [bob])
+    for ws in (a_ws, b_ws):
+        left = await next_of(ws, "conversation")
+        assert [m["username"] for m in left["conversation"]["members"]] == ["alice"]
+    while not await c_ws.receive_nothing(timeout=0.2):  # carol is no longer told anything
+        assert (await c_ws.receive_json_from())["type"] != "conversation"
     for ws in (a_ws, b_ws, c_ws):
         await ws.disconnect()
 
@@ -311,10 +324,7 @@ async def test_rate_limit_then_flood_close(trio):
 async def test_new_co_members_learn_who_is_online_and_read_marks(trio):
     alice, bob, carol, direct = trio
     a_ws, c_ws = await connected(alice.socket(), carol.socket())
-    body = {"members": ["carol"], "kind": "group", "title": "new friends"}
-    group = (await sync_to_async(alice.api.post)("/api/conversations/", body)).json_body[
-        "conversation"
-    ]
+    group = await sync_to_async(create_group)(alice, [carol], "new friends")
     assert group["read_marks"] == {str(alice.user_id): 0, str(carol.user_id): 0}
     assert (await next_of(c_ws, "presence"))["user"] == "alice"
     assert (await next_of(a_ws, "presence"))["user"] == "carol"

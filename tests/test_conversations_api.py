@@ -1,9 +1,17 @@
-"""Conversations, members and history over HTTP (PROTOCOL §4, §6)."""
+"""Conversations, groups, members and history over HTTP (PROTOCOL §4, §6, §8); the roster's
+every refusal is in test_rosters.py."""
 
 import pytest
 
 from messaging.models import Conversation, Membership, Message
-from tests.inprocess import ApiClient, open_message, seal
+from tests.inprocess import (
+    ApiClient,
+    change_roster,
+    create_group,
+    current_view,
+    open_message,
+    seal,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +36,7 @@ def test_direct_conversation_is_unique_per_pair(make_user):
     assert created.status_code == 201
     conversation = created.json_body["conversation"]
     assert conversation["kind"] == "direct" and conversation["owner"] is None
+    assert conversation["gid"] is None and conversation["roster_head"] is None
     assert {m["username"] for m in conversation["members"]} == {"alice", "bob"}
     again = bob.api.post("/api/conversations/", {"members": ["alice", "bob"]})
     assert again.status_code == 200 and again.json_body["conversation"]["id"] == conversation["id"]
@@ -42,7 +51,11 @@ def test_direct_conversation_is_unique_per_pair(make_user):
         ({"members": ["nobody"]}, 404, "not_found"),
         ({"members": "bob"}, 400, "bad_request"),
         ({"members": [7]}, 400, "bad_request"),
-        ({"members": ["bob", "carol"], "kind": "direct"}, 400, "bad_request"),
+        ({"members": ["bob", "carol"]}, 400, "bad_request"),  # a group needs its roster
+        ({"members": ["bob"], "kind": "group"}, 400, "bad_request"),  # v1's group body
+        ({"members": ["bob"], "title": "pair"}, 400, "bad_request"),
+        ({"title": "Team"}, 400, "bad_request"),
+        ({}, 400, "bad_request"),
     ],
 )
 def test_create_conversation_refusals(make_user, body, status, code):
@@ -53,66 +66,51 @@ def test_create_conversation_refusals(make_user, body, status, code):
     assert not Conversation.objects.exists()
 
 
-def test_group_of_two_and_groups(make_user):
-    alice = make_user("alice")
-    make_user("bob"), make_user("carol")
-    pair = alice.api.post(
-        "/api/conversations/", {"members": ["bob"], "kind": "group", "title": "pair"}
-    )
-    assert pair.status_code == 201 and pair.json_body["conversation"]["kind"] == "group"
-    group = alice.api.post(
-        "/api/conversations/", {"members": ["bob", "carol"], "title": "Team"}
-    ).json_body["conversation"]
+def test_groups_carry_gid_and_roster_head(make_user):
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    pair = create_group(alice, [bob], "pair")
+    assert pair["kind"] == "group" and pair["title"] == "pair"
+    assert pair["roster_head"]["n"] == 0 and len(pair["roster_head"]["hash"]) == 64
+    group = create_group(alice, [carol, bob], "Team")
     assert group["owner"]["username"] == "alice" and group["title"] == "Team"
     assert [m["username"] for m in group["members"]] == ["alice", "bob", "carol"]
+    assert group["gid"] != pair["gid"]
+    listed = {c["id"]: c for c in bob.api.get("/api/conversations/").json_body["conversations"]}
+    assert listed[group["id"]]["gid"] == group["gid"]
+    assert listed[group["id"]]["roster_head"] == group["roster_head"]
 
 
 def test_members_add_remove_leave_and_owner_handover(make_user):
     alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
-    make_user("dave")
-    group = alice.api.post("/api/conversations/", {"members": ["bob"], "kind": "group"}).json_body[
-        "conversation"
-    ]
-    gid = group["id"]
-    refused = bob.api.post(f"/api/conversations/{gid}/members/", {"username": "dave"})
-    assert refused.status_code == 403 and error_code(refused) == "forbidden"
-    outsider = carol.api.post(f"/api/conversations/{gid}/members/", {"username": "dave"})
-    assert outsider.status_code == 403 and error_code(outsider) == "not_member"
-    added = alice.api.post(f"/api/conversations/{gid}/members/", {"username": "carol"})
-    assert added.status_code == 200
-    assert {m["username"] for m in added.json_body["conversation"]["members"]} == {
+    group = create_group(alice, [bob])
+    added = change_roster(alice, group, "add", [carol])
+    assert {m["username"] for m in added["members"]} == {"alice", "bob", "carol"}
+    assert added["roster_head"]["n"] == 1
+    removed = change_roster(alice, group, "remove", [carol])
+    assert {m["username"] for m in removed["members"]} == {"alice", "bob"}
+    # carol keeps what she could read, and sees the group without herself
+    assert carol.api.get(f"/api/conversations/{group['id']}/messages/").status_code == 200
+    assert [m["username"] for m in current_view(carol, group["id"])["members"]] == [
         "alice",
         "bob",
-        "carol",
-    }
-    assert (
-        alice.api.post(f"/api/conversations/{gid}/members/", {"username": "nobody"}).status_code
-        == 404
-    )
-
-    assert bob.api.delete(f"/api/conversations/{gid}/members/carol/").status_code == 403
-    assert alice.api.delete(f"/api/conversations/{gid}/members/carol/").status_code == 204
-    assert (
-        carol.api.get(f"/api/conversations/{gid}/messages/").status_code == 200
-    )  # keeps what she could read
-    assert (
-        alice.api.delete(f"/api/conversations/{gid}/members/alice/").status_code == 204
-    )  # owner leaves
-    view = bob.api.get("/api/conversations/").json_body["conversations"][0]
-    assert view["owner"]["username"] == "bob" and [m["username"] for m in view["members"]] == [
+    ]
+    left = change_roster(alice, group, "leave", [alice])  # the owner leaves: bob inherits
+    assert left["owner"]["username"] == "bob" and [m["username"] for m in left["members"]] == [
         "bob"
     ]
+    view = current_view(bob, group["id"])
+    assert view["owner"]["username"] == "bob" and view["roster_head"]["n"] == 3
 
 
-def test_direct_members_are_fixed(trio):
+def test_member_endpoints_are_gone(trio):
     alice, _, _, direct = trio
-    assert (
-        alice.api.post(
-            f"/api/conversations/{direct['id']}/members/", {"username": "carol"}
-        ).status_code
-        == 400
-    )
-    assert alice.api.delete(f"/api/conversations/{direct['id']}/members/bob/").status_code == 400
+    group = create_group(alice, [trio[1]])
+    for conversation in (direct, group):
+        cid = conversation["id"]
+        added = alice.api.post(f"/api/conversations/{cid}/members/", {"username": "carol"})
+        assert added.status_code == 404 and error_code(added) == "not_found"
+        assert alice.api.delete(f"/api/conversations/{cid}/members/bob/").status_code == 404
+    assert Membership.objects.filter(user_id=trio[2].user_id).count() == 0
 
 
 def test_history_pages_and_access(trio):

@@ -1,9 +1,9 @@
 """The relay across real processes: redis-server and two daphne workers on loopback.
 
-Shows cross-process fan-out of message/typing/read/presence, gapless seq under
-concurrent senders (SQLite shared by two processes, and PostgreSQL), bursts beyond
-a channel's default capacity, idle sockets past channels_redis's old 5 s timeout,
-and that no stored row holds a plaintext.
+Shows cross-process fan-out of message/typing/read/presence, gapless seq and every
+device's counter rising with seq under concurrent senders (SQLite shared by two
+processes, and PostgreSQL), bursts beyond a channel's default capacity, idle sockets past
+channels_redis's old 5 s timeout, and that no stored row holds a plaintext.
 """
 
 import asyncio
@@ -23,7 +23,7 @@ async def test_two_workers_relay_message_typing_read_presence(live_stack, device
     left, right = stack.base_urls
     alice = await live_user(left, "alice", device_keys())
     bob = await live_user(right, "bob", device_keys())
-    direct = await alice.session.create_conversation(["bob"])
+    direct = await alice.direct("bob")
     a_ws = await alice.socket()
     b_ws = await bob.socket()
     assert (await next_of(a_ws, "presence")) == {
@@ -75,13 +75,14 @@ async def test_two_workers_relay_message_typing_read_presence(live_stack, device
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
 async def test_concurrent_senders_get_gapless_seqs_and_every_copy(live_stack, device_keys, db):
-    """5 senders x 50 messages at once into one group across two workers -> seq 1..250,
-    no gap, no duplicate; a listening member receives all 250 live (a burst well past
+    """5 devices x 50 messages at once into one group across two workers -> seq 1..250,
+    no gap, no duplicate, and every device's n strictly rising with seq (§9: nothing a
+    client would flag); a listening member receives all 250 live (a burst well past
     channels_redis's default per-channel capacity of 100)."""
     stack = live_stack(2, db=db)
     users = [await live_user(stack.base_urls[i % 2], f"user{i}", device_keys()) for i in range(6)]
     senders, listener = users[:5], users[5]
-    group = await senders[0].session.create_conversation([u.username for u in users[1:]])
+    group = await senders[0].create_group(users[1:])
     recipients = await recipients_of(senders[0], group)
     prepared = [
         [await s.seal(group, f"{s.username} #{n}", recipients) for n in range(50)] for s in senders
@@ -99,13 +100,13 @@ async def test_concurrent_senders_get_gapless_seqs_and_every_copy(live_stack, de
                     "envelope": envelope,
                 }
             )
-        acks = []
+        acks = {}
         while len(acks) < len(batch):
             frame = await ws.recv_frame(timeout=60)
             assert frame["type"] != "error", frame
             if frame["type"] == "ack":
-                acks.append(frame["seq"])
-        return acks
+                acks[frame["client_msg_id"]] = frame["seq"]
+        return [acks[msg_id] for msg_id, _ in batch]  # in the order sent, i.e. of n
 
     async def receive_all():
         seqs = []
@@ -121,9 +122,20 @@ async def test_concurrent_senders_get_gapless_seqs_and_every_copy(live_stack, de
     )
     all_acks = sorted(seq for batch in acks for seq in batch)
     assert all_acks == list(range(1, 251))
+    for seqs in acks:  # each device's n 1..50 was stored at strictly rising seqs
+        assert seqs == sorted(seqs)
     assert sorted(await receiving) == list(range(1, 251))
-    history = await listener.session.history(group["id"], limit=100)
-    assert [m["seq"] for m in history["messages"]] == list(range(151, 251))
+    by_seq = {}
+    for before in (101, 201, 251):
+        page = await listener.session.history(group["id"], before_seq=before, limit=100)
+        by_seq.update({m["seq"]: m for m in page["messages"]})
+    assert sorted(by_seq) == list(range(1, 251))
+    stored: dict[int, list[tuple[int, int]]] = {}
+    for seq, m in sorted(by_seq.items()):
+        stored.setdefault(m["sender_device"], []).append((seq, m["envelope"]["n"]))
+    assert sorted(stored) == sorted(s.device_id for s in senders)
+    for pairs in stored.values():  # by seq, n goes 1, 2, ... 50 for every device
+        assert [n for _, n in pairs] == list(range(1, 51))
     for ws in [listen_ws, *sockets]:
         await ws.close()
 
@@ -133,7 +145,7 @@ async def test_idle_socket_outlives_redis_timeouts(live_stack, device_keys):
     stack = live_stack(1)
     alice = await live_user(stack.base_url, "alice", device_keys())
     bob = await live_user(stack.base_url, "bob", device_keys())
-    direct = await alice.session.create_conversation(["bob"])
+    direct = await alice.direct("bob")
     b_ws = await bob.socket()
     await asyncio.sleep(12)
     msg_id, envelope = await alice.seal(direct, "still there?", await recipients_of(alice, direct))
@@ -149,7 +161,7 @@ async def test_database_holds_no_plaintext(live_stack, device_keys):
     stack = live_stack(1)
     alice = await live_user(stack.base_url, "alice", device_keys())
     bob = await live_user(stack.base_url, "bob", device_keys())
-    direct = await alice.session.create_conversation(["bob"])
+    direct = await alice.direct("bob")
     recipients = await recipients_of(alice, direct)
     canaries = [f"canary-plaintext-{n}-{protocol.new_client_msg_id()}" for n in range(6)]
     a_ws = await alice.socket()

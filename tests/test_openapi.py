@@ -26,9 +26,9 @@ PROTOCOL_ENDPOINTS = {
     ("get", "/api/users/{username}/devices/"): ({"200"}, None),
     ("get", "/api/keys/{kid}/"): ({"200"}, None),
     ("get", "/api/conversations/"): ({"200"}, None),
-    ("post", "/api/conversations/"): ({"200", "201"}, {"members", "title", "kind"}),
-    ("post", "/api/conversations/{conversation_id}/members/"): ({"200"}, {"username"}),
-    ("delete", "/api/conversations/{conversation_id}/members/{username}/"): ({"204"}, None),
+    ("post", "/api/conversations/"): ({"200", "201"}, {"members", "gid", "title", "roster"}),
+    ("get", "/api/conversations/{conversation_id}/roster/"): ({"200"}, None),
+    ("post", "/api/conversations/{conversation_id}/roster/"): ({"200", "201"}, {"gid", "record"}),
     ("get", "/api/conversations/{conversation_id}/messages/"): ({"200"}, None),
     ("post", "/api/conversations/{conversation_id}/messages/"): (
         {"200", "201"},
@@ -76,6 +76,8 @@ def test_message_and_error_shapes(client):
     }
     assert set(components["Envelope"]["properties"]) == {
         "v",
+        "n",
+        "head",
         "iv",
         "ct",
         "kc",
@@ -84,6 +86,33 @@ def test_message_and_error_shapes(client):
         "sig",
     }
     assert components["Envelope"].get("additionalProperties") is False
+    assert components["Envelope"]["properties"]["v"].get("const") == 2
+    assert components["Envelope"]["properties"]["n"]["maximum"] == 2**53 - 1
+    assert set(components["ConversationOut"]["properties"]) >= {"gid", "roster_head"}
+    assert set(components["RosterRecordIn"]["properties"]) == {
+        "n",
+        "prev",
+        "op",
+        "subjects",
+        "by",
+        "title",
+        "sig_kid",
+        "sig",
+        "hash",
+    }
+    assert components["RosterRecordIn"].get("additionalProperties") is False
+    assert set(components["RosterRecordOut"]["properties"]) == {
+        "n",
+        "prev",
+        "op",
+        "subjects",
+        "by",
+        "title",
+        "sig_kid",
+        "sig",
+        "hash",
+        "created",
+    }
     assert set(components["ErrorOut"]["properties"]) == {"error"}
 
 

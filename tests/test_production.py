@@ -256,6 +256,7 @@ class Peer:
         self.sent_texts: dict[str, str] = {}
         self.closed = asyncio.Event()
         self.reconnects = 0
+        self.counter = 0  # the last n used (one conversation per peer in these tests)
 
     # --- HTTP
     def sign_up(self) -> None:
@@ -265,6 +266,16 @@ class Peer:
         )
         assert status == 201, body
         self.user_id = body["user"]["id"]
+        identity = self.keys.id_private
+        status, body, _ = self.browser.call(
+            "PUT",
+            "/api/identity/",
+            {
+                "id_spki": protocol.b64encode(protocol.spki_of(identity)),
+                "proof": protocol.sign_identity_proof(identity, self.user_id),
+            },
+        )
+        assert status == 201, body
         status, body, _ = self.browser.call(
             "POST",
             "/api/devices/",
@@ -273,6 +284,9 @@ class Peer:
                 "enc_spki": protocol.b64encode(self.keys.enc_spki),
                 "sig_spki": protocol.b64encode(self.keys.sig_spki),
                 "proof": protocol.sign_device_proof(self.keys, self.user_id),
+                "cert": protocol.sign_device_cert(
+                    identity, self.user_id, self.keys.enc_kid, self.keys.sig_kid
+                ),
             },
         )
         assert status == 201, body
@@ -329,12 +343,16 @@ class Peer:
                 return frame
 
     async def send_text(self, conversation: dict, keys: dict, text: str) -> str:
+        """Seal (v2, the next counter: resends of pending frames keep theirs) and send."""
         msg_id = protocol.new_client_msg_id()
+        self.counter += 1
         envelope = protocol.seal_envelope(
             protocol.text_message(text),
             conversation_id=conversation["id"],
             sender_id=self.user_id,
             client_msg_id=msg_id,
+            n=self.counter,
+            head="",  # a direct conversation
             sender_keys=self.keys,
             recipient_keys=keys,
         )
@@ -381,9 +399,10 @@ class Peer:
 
 
 def new_keys() -> protocol.DeviceKeys:
-    """Fresh device keys: the module's tests share one database, where keys are unique
-    (the session's key pool hands every test the same first keys)."""
-    return protocol.generate_device_keys(2048)
+    """Fresh device keys holding a fresh identity key (the user's, set at sign-up): the
+    module's tests share one database, where keys are unique (the session's key pool hands
+    every test the same first keys)."""
+    return protocol.generate_device_keys(2048).with_identity(protocol.generate_identity_key(2048))
 
 
 async def until(predicate, timeout: float = 5.0) -> None:

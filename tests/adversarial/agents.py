@@ -1,11 +1,12 @@
 """Simulated devices with bookkeeping, for the fault and load scenarios against live workers.
 
 An `Agent` is one device of one user: it keeps one socket (to any of the workers), sends
-with a `client_msg_id` and resends the same one until it has an ack (after a drop, a
-timeout or a transient error), records every `message` frame it receives (live or by
-sync), de-duplicates by message id like the clients do, and syncs from its cursors (the
-last seq with no gap below it) after every reconnect. `Ledger` compares what was sent,
-stored and delivered.
+with a `client_msg_id` and resends the same one (same envelope, so the same `n`) until it
+has an ack (after a drop, a timeout or a transient error), records every `message` frame
+it receives (live or by sync), de-duplicates by message id like the clients do, and syncs
+from its cursors (the last seq with no gap below it) after every reconnect. It keeps its
+counter per conversation (§2) and the roster head it seals with. `Ledger` compares what
+was sent, stored and delivered, and that every device's `n` rises with `seq` (§9).
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ class Agent:
     resends: int = 0
     errors: list[str] = field(default_factory=list)
     acks: dict[str, dict] = field(default_factory=dict)
+    counters: dict[int, int] = field(default_factory=dict)  # conversation -> last n used
+    heads: dict[int, str] = field(default_factory=dict)  # conversation -> roster head ("")
+
+    def next_n(self, conversation_id: int) -> int:
+        """The next counter of this device in the conversation."""
+        self.counters[conversation_id] = self.counters.get(conversation_id, 0) + 1
+        return self.counters[conversation_id]
 
     def __post_init__(self):
         self.connection = None
@@ -251,6 +259,15 @@ class Ledger:
             for agent, orders in by_sender.items():
                 figures.check(
                     orders == sorted(orders), f"{agent}: order broken in {conversation_id}"
+                )
+            # Per device, n strictly rises with seq: no client would flag anything (§9).
+            by_device: dict[int, list[int]] = {}
+            for m in stored:
+                by_device.setdefault(m["sender_device"], []).append(m["envelope"]["n"])
+            for device, ns in by_device.items():
+                figures.check(
+                    all(a < b for a, b in zip(ns, ns[1:], strict=False)),
+                    f"device {device}: n {ns[:20]} does not rise with seq in {conversation_id}",
                 )
             expect = {m["seq"]: m["id"] for m in stored}
             for agent in agents:

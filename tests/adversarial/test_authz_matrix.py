@@ -28,9 +28,9 @@ from accounts.models import User
 from chatclient import protocol
 from keys.actions import revoke_device
 from keys.models import Device, Identity, LinkRequest
-from messaging.models import HistoryKey, Message
+from messaging.models import HistoryKey, Message, RosterRecord
 from tests.adversarial.figures import Figures
-from tests.inprocess import ApiClient, seal
+from tests.inprocess import ApiClient, create_group, roster_record, seal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,9 +42,7 @@ def world(make_user):
     eve, frank, sam = make_user("eve"), make_user("frank"), make_user("sam")
     User.objects.filter(username="sam").update(is_staff=True)
     direct = alice.api.post("/api/conversations/", {"members": ["bob"]}).json_body["conversation"]
-    group = alice.api.post(
-        "/api/conversations/", {"members": ["bob", "eve", "frank"], "title": "secret group"}
-    ).json_body["conversation"]
+    group = create_group(alice, [bob, eve, frank], "secret group")
     secrets = []
     for conversation in (direct, group):
         msg_id, envelope = seal(alice, conversation, "hello")
@@ -66,8 +64,9 @@ def world(make_user):
         "staff": (sam.api, sam),
     }
     # Strings only alice, bob (and the group's members) may see: message ciphertexts and
-    # ids, the group's title; and each conversation id as a JSON value.
-    secrets.append("secret group")
+    # ids, the group's title and gid, the roster's signatures.
+    record_0 = group["roster_head"]["hash"]
+    secrets += ["secret group", group["gid"], record_0]
     return alice, bob, direct, group, actors, secrets
 
 
@@ -126,32 +125,37 @@ def expected_http(alice, bob, direct, group, actor_name, actor):
         rows.append(
             (f"{label} history", "GET", f"/api/conversations/{cid}/messages/", None, status, code)
         )
-        # add a member: only the owner (alice) of a group
+        rows.append(
+            (f"{label} roster", "GET", f"/api/conversations/{cid}/roster/", None, status, code)
+        )
+        # a roster record: alice's (only she may post it), for the group's head
         if anon:
-            add = (401, "not_authenticated")
+            post = (401, "not_authenticated")
         elif not is_member:
-            add = (403, "not_member")
+            post = (403, "not_member")
         elif label == "direct":
-            add = (400, "bad_request")
+            post = (400, "bad_request")
         else:
-            add = (403, "forbidden")
+            post = (403, "forbidden")
+        carol_id = User.objects.get(username="carol").pk
+        record = roster_record(alice, group, "add", [carol_id], head=group["roster_head"])
         rows.append(
             (
-                f"{label} add member",
+                f"{label} roster record by alice",
+                "POST",
+                f"/api/conversations/{cid}/roster/",
+                {"record": record},
+                *post,
+            )
+        )
+        rows.append(  # the v1 member endpoints are gone, for everyone
+            (
+                f"{label} old add member",
                 "POST",
                 f"/api/conversations/{cid}/members/",
                 {"username": "carol"},
-                *add,
-            )
-        )
-        target = "bob" if actor_name != "other_user" else "alice"
-        rows.append(
-            (
-                f"{label} remove another member",
-                "DELETE",
-                f"/api/conversations/{cid}/members/{target}/",
-                None,
-                *add,
+                404,
+                "not_found",
             )
         )
     rows.append(
@@ -269,6 +273,7 @@ def test_http_matrix(make_user):
         Device.objects.active().filter(pk=alice.device_id).exists(), "alice's device was revoked"
     )
     figures.check(Message.objects.count() == 2, "a message was stored or lost")
+    figures.check(RosterRecord.objects.count() == 1, "a roster record was stored")
     link_request.refresh_from_db()
     figures.check(link_request.status == LinkRequest.PENDING, "alice's link request changed")
     figures.check(not HistoryKey.objects.exists(), "a history key was stored")
@@ -316,8 +321,7 @@ UNSAFE = [
     ("POST", "/api/devices/", {}),
     ("DELETE", "/api/devices/{device}/", None),
     ("POST", "/api/conversations/", {"members": ["bob"]}),
-    ("POST", "/api/conversations/{group}/members/", {"username": "carol"}),
-    ("DELETE", "/api/conversations/{group}/members/bob/", None),
+    ("POST", "/api/conversations/{group}/roster/", {"record": {}}),
     ("POST", "/api/conversations/{direct}/messages/", {"client_msg_id": "x", "envelope": {}}),
     ("PUT", "/api/identity/", {"id_spki": "AAAA", "proof": "AAAA"}),
     ("POST", "/api/devices/{device}/cert/", {"cert": "AAAA"}),

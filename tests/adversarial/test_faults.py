@@ -46,9 +46,11 @@ async def world(stack, device_keys):
     agents.append(
         Agent("alice#2", alice.user_id, device["id"], extra_keys, alice.session, urls, worker=1)
     )
-    direct1 = await alice.session.create_conversation(["bob"])
-    direct2 = await users[2].session.create_conversation(["dave"])
-    group = await alice.session.create_conversation(names[1:])
+    direct1 = await alice.direct("bob")
+    direct2 = await users[2].direct("dave")
+    group = await alice.create_group(users[1:])
+    for agent in agents:
+        agent.heads[group["id"]] = group["roster_head"]["hash"]
     by_name = {a.name: a for a in agents}
     members = {
         direct1["id"]: [by_name["alice"], by_name["alice#2"], by_name["bob"]],
@@ -80,6 +82,8 @@ async def traffic(
                 conversation_id=cid,
                 sender_id=agent.user_id,
                 client_msg_id=msg_id,
+                n=agent.next_n(cid),
+                head=agent.heads.get(cid, ""),
                 sender_keys=agent.keys,
                 recipient_keys=recipients[cid],
             )

@@ -12,17 +12,18 @@ import asyncio
 import json
 import os
 import urllib.parse
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
 from hypothesis import strategies as st
 
-from chatclient import protocol
+from chatclient import protocol, roster
 from keys.models import Device
-from messaging.models import Message
+from messaging.models import Message, RosterRecord
 from tests.adversarial import fuzzing
 from tests.adversarial.figures import Figures
-from tests.inprocess import ApiClient, device_body, seal
+from tests.inprocess import ApiClient, create_group, device_body, recipient_keys, seal
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
@@ -35,11 +36,14 @@ WS_ERROR_CODES = {  # §5's list, and not_found for an unknown conversation (doc
     "unknown_type",
     "not_member",
     "stale_devices",
+    "stale_roster",
+    "stale_counter",
     "bad_signature",
     "too_large",
 }
 SUCCESS = {"send": {"ack"}, "sync": {"synced"}, "read": set(), "typing": set(), "ping": set()}
-ENVELOPE_FIELDS = ["v", "iv", "ct", "kc", "keys", "sig_kid", "sig"]
+ENVELOPE_FIELDS = ["v", "n", "head", "iv", "ct", "kc", "keys", "sig_kid", "sig"]
+RECORD_FIELDS = ["n", "prev", "op", "subjects", "by", "title", "sig_kid", "sig", "hash"]
 FRAME_FIELDS = {
     "send": (["type", "conversation", "client_msg_id", "envelope"], {"envelope": ENVELOPE_FIELDS}),
     "sync": (["type", "cursors"], {"cursors": ["1", "0", "x"]}),
@@ -47,6 +51,42 @@ FRAME_FIELDS = {
     "read": (["type", "conversation", "up_to"], {}),
     "ping": (["type"], {}),
 }
+
+
+class SealingPool:
+    """POOL client_msg_ids; item i is id i sealed afresh (by `seal_one(msg_id, text)`) with
+    the sender's next n, so a valid send is stored whatever order the fuzz picks ids in,
+    and an id stored before is a replay."""
+
+    def __init__(self, seal_one):
+        self.ids = [protocol.new_client_msg_id() for _ in range(POOL)]
+        self.seal_one = seal_one
+
+    def __getitem__(self, index: int) -> tuple[str, dict]:
+        msg_id = self.ids[index]
+        return msg_id, self.seal_one(msg_id, f"fuzz {index}")
+
+
+def roster_bodies(keys, user_id: int, member_id: int, group: dict) -> dict:
+    """Valid bodies as they stand: a new group (once 201, then 200: the same again) and a
+    title record for `group`'s head (once 201, then 200)."""
+    gid = str(uuid.uuid4())
+    head = group["roster_head"]
+    common = {"prev": roster.GENESIS, "by": user_id}
+    create = roster.make_record(
+        keys, gid=gid, n=0, op="create", subjects=[user_id, member_id], title="fuzz", **common
+    )
+    title = roster.make_record(
+        keys,
+        gid=group["gid"],
+        n=head["n"] + 1,
+        prev=head["hash"],
+        op="title",
+        subjects=[],
+        by=user_id,
+        title="fuzzed",
+    )
+    return {"group": {"gid": gid, "title": "fuzz", "roster": create}, "record": {"record": title}}
 
 
 def ws_examples(count: int) -> list:
@@ -106,7 +146,10 @@ async def test_fuzz_websocket_frames(trio, settings):
     alice, bob, carol, direct = trio
     figures = Figures(f"fuzz: WebSocket frames (in process, {WS_FRAMES})")
     examples = ws_examples(WS_FRAMES)
-    pool = [await sync_to_async(seal)(alice, direct, f"fuzz {n}") for n in range(POOL)]
+    recipients = await sync_to_async(recipient_keys)(alice, direct)
+    pool = SealingPool(
+        lambda msg_id, text: seal(alice, direct, text, msg_id, recipients=recipients)[1]
+    )
     ws = alice.socket()
     assert (await ws.connect(timeout=10))[0]
     acked: set[str] = set()
@@ -158,8 +201,9 @@ async def test_fuzz_websocket_frames(trio, settings):
 HTTP_BODY_FIELDS = {
     "send": (["client_msg_id", "envelope"], {"envelope": ENVELOPE_FIELDS}),
     "device": (["name", "enc_spki", "sig_spki", "proof", "cert"], {}),
-    "conversation": (["members", "title", "kind"], {}),
-    "member": (["username"], {}),
+    "conversation": (["members", "title"], {}),
+    "group": (["gid", "title", "roster"], {"roster": RECORD_FIELDS}),
+    "record": (["record", "gid"], {"record": RECORD_FIELDS}),
     "login": (["username", "password"], {}),
     "register": (["username", "password"], {}),
 }
@@ -177,14 +221,14 @@ def http_examples(count: int) -> list:
         for kind, (fields, nested) in HTTP_BODY_FIELDS.items()
     ]
     paths = st.tuples(
-        st.sampled_from(["history", "user_devices", "key", "revoke", "remove", "search"]),
+        st.sampled_from(["history", "user_devices", "key", "revoke", "roster", "search"]),
         path_text,
         path_text,
     )
     return fuzzing.collect(st.one_of(*bodies, bodies[0], bodies[0], paths), count, seed=13)
 
 
-def http_request(example, alice, direct, group, pool):
+def http_request(example, alice, direct, group, pool, bodies):
     """(client: 'alice'|'anon', method, path, body text or None)."""
     kind = example[0]
     cid, gid = direct["id"], group["id"]
@@ -206,10 +250,10 @@ def http_request(example, alice, direct, group, pool):
             ),
             "key": ("alice", "GET", f"/api/keys/{q(a, safe='')}/", None),
             "revoke": ("alice", "DELETE", f"/api/devices/{q(a, safe='')}/", None),
-            "remove": (
+            "roster": (
                 "alice",
-                "DELETE",
-                f"/api/conversations/{q(b, safe='')}/members/{q(a, safe='')}/",
+                "GET",
+                f"/api/conversations/{q(b, safe='')}/roster/?after={q(a)}",
                 None,
             ),
             "search": ("alice", "GET", f"/api/users/?q={q(a)}", None),
@@ -223,8 +267,10 @@ def http_request(example, alice, direct, group, pool):
         base, path, who = device_body(alice.user_id, alice.keys), "/api/devices/", "alice"
     elif kind == "conversation":
         base, path, who = {"members": ["bob"], "title": None}, "/api/conversations/", "alice"
-    elif kind == "member":
-        base, path, who = {"username": "bob"}, f"/api/conversations/{gid}/members/", "alice"
+    elif kind == "group":
+        base, path, who = bodies["group"], "/api/conversations/", "alice"
+    elif kind == "record":
+        base, path, who = bodies["record"], f"/api/conversations/{gid}/roster/", "alice"
     elif kind == "login":
         base, path, who = {"username": "alice", "password": "wrong"}, "/api/session/", "anon"
     else:
@@ -236,19 +282,22 @@ def http_request(example, alice, direct, group, pool):
 def test_fuzz_http_bodies(trio, settings):
     settings.AXES_ENABLED = True
     alice, bob, carol, direct = trio
-    group = alice.api.post("/api/conversations/", {"members": ["bob", "carol"]}).json_body[
-        "conversation"
-    ]
+    group = create_group(alice, [bob])
     figures = Figures(f"fuzz: HTTP bodies, paths, queries (in process, {HTTP_BODIES})")
-    pool = [seal(alice, direct, f"fuzz {n}") for n in range(POOL)]
+    recipients = recipient_keys(alice, direct)
+    pool = SealingPool(
+        lambda msg_id, text: seal(alice, direct, text, msg_id, recipients=recipients)[1]
+    )
+    bodies = roster_bodies(alice.keys, alice.user_id, carol.user_id, group)
     examples = http_examples(HTTP_BODIES)
     created_messages: set[str] = set()
+    applied: set[int] = set()
     registered = 0
     devices_before = Device.objects.count()
     codes: dict[str, int] = {}
     anon = ApiClient()
     for example in examples:
-        who, method, path, body = http_request(example, alice, direct, group, pool)
+        who, method, path, body = http_request(example, alice, direct, group, pool, bodies)
         api = alice.api if who == "alice" else anon
         raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
         try:
@@ -271,6 +320,8 @@ def test_fuzz_http_bodies(trio, settings):
                 figures.fail(f"{where}: {problem}")
         elif path.endswith("/messages/") and method == "POST" and status == 201:
             created_messages.add(response.json_body["message"]["client_msg_id"])
+        elif path.endswith("/roster/") and method == "POST" and status == 201:
+            applied.add(response.json_body["conversation"]["roster_head"]["n"])
         elif path == "/api/users/" and status == 201:
             registered += 1
             anon = ApiClient()
@@ -289,6 +340,8 @@ def test_fuzz_http_bodies(trio, settings):
     figures.check(
         Device.objects.active().filter(pk=alice.device_id).exists(), "alice's device revoked"
     )
+    records = RosterRecord.objects.filter(conversation_id=group["id"]).count()
+    figures.check(records == 1 + (1 in applied), f"{records} roster records, applied {applied}")
     figures.stored = len(stored)
     listed = ", ".join(f"{k} {v}" for k, v in sorted(codes.items(), key=str))
     figures.notes = (

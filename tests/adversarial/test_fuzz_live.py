@@ -11,15 +11,17 @@ import os
 
 import pytest
 
+from chatclient import protocol
 from chatclient.session import ChatSession
 from tests.adversarial import fuzzing
 from tests.adversarial.figures import Figures
 from tests.adversarial.test_fuzz import (
-    POOL,
     WS_ERROR_CODES,
+    SealingPool,
     base_frame,
     http_examples,
     http_request,
+    roster_bodies,
     ws_examples,
 )
 from tests.live import live_user, recipients_of
@@ -55,12 +57,26 @@ async def raw_call(session: ChatSession, method: str, path: str, raw: bytes | No
 async def test_fuzz_live_postgres(live_stack, device_keys):
     stack = live_stack(1, db="postgres", env=FAST)
     alice = await live_user(stack.base_url, "alice", device_keys())
-    await live_user(stack.base_url, "bob", device_keys())
-    await live_user(stack.base_url, "carol", device_keys())
-    direct = await alice.session.create_conversation(["bob"])
-    group = await alice.session.create_conversation(["bob", "carol"])
+    bob = await live_user(stack.base_url, "bob", device_keys())
+    carol = await live_user(stack.base_url, "carol", device_keys())
+    direct = await alice.direct("bob")
+    group = await alice.create_group([bob], "fuzz group")
     recipients = await recipients_of(alice, direct)
-    pool = [await alice.seal(direct, f"fuzz {n}", recipients) for n in range(POOL)]
+
+    def seal_one(msg_id: str, text: str) -> dict:
+        return protocol.seal_envelope(
+            protocol.text_message(text),
+            conversation_id=direct["id"],
+            sender_id=alice.user_id,
+            client_msg_id=msg_id,
+            n=alice.next_n(direct["id"]),
+            head="",
+            sender_keys=alice.keys,
+            recipient_keys=recipients,
+        )
+
+    pool = SealingPool(seal_one)
+    bodies = roster_bodies(alice.keys, alice.user_id, carol.user_id, group)
 
     figures = Figures(f"fuzz: HTTP over daphne + PostgreSQL ({LIVE_HTTP})")
     anon = ChatSession(stack.base_url)
@@ -72,10 +88,15 @@ async def test_fuzz_live_postgres(live_stack, device_keys):
             "alice",
             "POST",
             "/api/conversations/",
-            '{"members": ["bob", "carol"], "title": "a\\u0000b"}',
+            json.dumps({**bodies["group"], "title": "a\u0000b"}),
         ),
-        ("alice", "POST", f"/api/conversations/{group['id']}/members/", '{"username": "\\u0000"}'),
-        ("alice", "DELETE", f"/api/conversations/{group['id']}/members/%00/", None),
+        (
+            "alice",
+            "POST",
+            f"/api/conversations/{group['id']}/roster/",
+            json.dumps({"record": {**bodies["record"]["record"], "title": "\u0000"}}),
+        ),
+        ("alice", "GET", f"/api/conversations/{group['id']}/roster/?after=%00", None),
         ("alice", "GET", "/api/users/%00/devices/", None),
         ("alice", "GET", "/api/keys/%00/", None),
         ("alice", "GET", "/api/users/?q=%00", None),
@@ -101,7 +122,7 @@ async def test_fuzz_live_postgres(live_stack, device_keys):
         ),
     ]
     generated = [
-        http_request(e, Seal(alice), direct, group, pool) for e in http_examples(LIVE_HTTP)
+        http_request(e, Seal(alice), direct, group, pool, bodies) for e in http_examples(LIVE_HTTP)
     ]
     for who, method, path, body in explicit + generated:
         raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body

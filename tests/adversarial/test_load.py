@@ -100,10 +100,12 @@ class FastKeys:
         self.enc_public = enc.public_key()
 
 
-def seal_fast(text, conversation_id, sender_id, client_msg_id, keys: FastKeys, recipients):
-    """The envelope of PROTOCOL §2, as protocol.seal_envelope makes it."""
+def seal_fast(
+    text, conversation_id, sender_id, client_msg_id, keys: FastKeys, recipients, n, head=""
+):
+    """The v2 envelope of PROTOCOL §2, as protocol.seal_envelope makes it."""
     content_key, iv = os.urandom(32), os.urandom(12)
-    aad = protocol.message_aad(conversation_id, sender_id, client_msg_id)
+    aad = protocol.message_aad(conversation_id, sender_id, client_msg_id, keys.sig_kid, n, head)
     plaintext = protocol.encode_plaintext(protocol.text_message(text))
     ct = AESGCM(content_key).encrypt(iv, plaintext, aad.encode())
     kc = hmac.new(content_key, protocol.KEY_COMMITMENT_LABEL, hashlib.sha256).digest()
@@ -113,7 +115,9 @@ def seal_fast(text, conversation_id, sender_id, client_msg_id, keys: FastKeys, r
         protocol.signed_string(aad, iv_b64, ct_b64, kc_b64), PSS, hashes.SHA256()
     )
     return {
-        "v": 1,
+        "v": 2,
+        "n": n,
+        "head": head,
         "iv": iv_b64,
         "ct": ct_b64,
         "kc": kc_b64,
@@ -229,6 +233,7 @@ async def test_load_devices_send_through_two_workers(live_stack, tmp_path):
                 msg_id,
                 agent.keys,
                 recipients[cid],
+                agent.next_n(cid),  # the groups have no roster (made as v1 groups): head ""
             )
             ledger.note(msg_id, cid, agent)
             await agent.send(cid, msg_id, envelope, timeout=180)

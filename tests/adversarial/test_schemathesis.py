@@ -28,10 +28,10 @@ MAX_TIME = int(os.environ.get("SCHEMATHESIS_MAX_TIME", "60"))
 async def test_schemathesis_against_published_openapi(live_stack, device_keys, tmp_path):
     stack = live_stack(1, db="postgres")
     alice = await live_user(stack.base_url, "alice", device_keys())
-    await live_user(stack.base_url, "bob", device_keys())
-    await live_user(stack.base_url, "carol", device_keys())
-    direct = await alice.session.create_conversation(["bob"])
-    await alice.session.create_conversation(["bob", "carol"], title="group")
+    bob = await live_user(stack.base_url, "bob", device_keys())
+    carol = await live_user(stack.base_url, "carol", device_keys())
+    direct = await alice.direct("bob")
+    await alice.create_group([bob, carol], "group")
     msg_id, envelope = await alice.seal(direct, "hello", await recipients_of(alice, direct))
     await alice.session.send_message(direct["id"], msg_id, envelope)
     session = alice.session
@@ -51,8 +51,9 @@ async def test_schemathesis_against_published_openapi(live_stack, device_keys, t
         # Left out (docs/reliability.md): ignored_auth and negative_data_rejection (the
         # session cookie goes as a fixed header, so "missing sessionid" cannot be sent);
         # positive_data_acceptance (the schema does not express what the validators check:
-        # UUID and kid patterns, base64 byte lengths, a valid RSA key, a direct
-        # conversation's fixed members - test_fuzz*.py covers refusals); unsupported_method
+        # UUID and kid patterns, base64 byte lengths, a valid RSA key, a signed roster
+        # record, a direct conversation's fixed members - test_fuzz*.py covers refusals);
+        # unsupported_method
         # (TRACE on /api/devices/-1/, a URL that does not exist, is 404, not 405).
         "--exclude-checks",
         "ignored_auth,negative_data_rejection,positive_data_acceptance,unsupported_method",

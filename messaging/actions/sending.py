@@ -1,8 +1,4 @@
-"""Every write to messaging: conversations, members, messages, read marks.
-
-REST views and the WebSocket consumer both call these. Each validates, writes in one
-transaction, and fans the resulting frames out after commit.
-"""
+"""Sending: check and store envelopes (§2), group commit for the socket, fan-out."""
 
 import asyncio
 import logging
@@ -19,9 +15,9 @@ from accounts.models import User
 from chatclient import protocol
 from keys.models import Device
 
-from . import dbthread, presence, queries, realtime
-from .models import Conversation, Membership, Message
-from .wire import message_dict
+from .. import dbthread, queries, realtime
+from ..models import Conversation, Message
+from ..wire import message_dict
 
 logger = logging.getLogger(__name__)
 
@@ -30,154 +26,6 @@ logger = logging.getLogger(__name__)
 def signing_key(sig_spki: bytes):
     """A device's parsed signing key (parsing is the costly part of a verify)."""
     return protocol.import_public_key(sig_spki)
-
-
-# --- conversations and members ----------------------------------------------------------
-
-
-def _publish_conversation(conversation_id: int, extra_user_ids: tuple[int, ...] = ()) -> None:
-    """After commit: a `conversation` frame to each current member and to `extra_user_ids`."""
-
-    def publish():
-        members = queries.current_members(conversation_id)
-        recipients = {member.user_id for member in members} | set(extra_user_ids)
-        online = presence.online_among(member.user_id for member in members)
-        for membership in Membership.objects.select_related(
-            "conversation", "conversation__owner"
-        ).filter(conversation_id=conversation_id, user_id__in=recipients):
-            frame = {
-                "type": "conversation",
-                "conversation": queries.conversation_view(membership, members),
-            }
-            realtime.send_to_users_sync([membership.user_id], frame)
-            if membership.is_current:  # members may be new to each other: who is online
-                for member in members:
-                    if member.user_id in online and member.user_id != membership.user_id:
-                        realtime.send_to_users_sync(
-                            [membership.user_id], presence.presence_frame(member.user, True)
-                        )
-
-    transaction.on_commit(publish)
-
-
-def _active_users(usernames: list[str]) -> list[User]:
-    users = {u.username: u for u in User.objects.filter(username__in=usernames, is_active=True)}
-    unknown = [name for name in usernames if name not in users]
-    if unknown:
-        raise ActionError(
-            "not_found", f"No such user: {', '.join(unknown[:5])}.", usernames=unknown
-        )
-    return [users[name] for name in usernames]
-
-
-def create_conversation(
-    creator: User, usernames: list[str], *, title: str | None = None, kind: str | None = None
-) -> tuple[Conversation, bool]:
-    """A direct conversation for one other member (the existing one if any), else a group.
-
-    Returns (conversation, created). An empty list, or one naming only the creator, is
-    `bad_request`; unknown or inactive users are `not_found`.
-    """
-    others = list(dict.fromkeys(name for name in usernames if name != creator.username))
-    if not others:
-        raise ActionError(
-            "bad_request", "Name at least one other member.", fields={"members": ["empty"]}
-        )
-    users = _active_users(others)
-    if kind != Conversation.GROUP and len(users) == 1:
-        return _direct_conversation(creator, users[0])
-    if kind == Conversation.DIRECT:
-        raise ActionError("bad_request", "A direct conversation has exactly one other member.")
-    with transaction.atomic():
-        conversation = Conversation.objects.create(
-            kind=Conversation.GROUP, title=title, owner=creator
-        )
-        Membership.objects.bulk_create(
-            Membership(conversation=conversation, user=user) for user in [creator, *users]
-        )
-    _publish_conversation(conversation.pk)
-    return conversation, True
-
-
-def _direct_conversation(creator: User, other: User) -> tuple[Conversation, bool]:
-    low, high = sorted([creator.pk, other.pk])
-    key = f"{low}:{high}"
-    existing = Conversation.objects.filter(direct_key=key).first()
-    if existing is not None:
-        return existing, False
-    try:
-        with transaction.atomic():
-            conversation = Conversation.objects.create(kind=Conversation.DIRECT, direct_key=key)
-            Membership.objects.bulk_create(
-                [
-                    Membership(conversation=conversation, user=creator),
-                    Membership(conversation=conversation, user=other),
-                ]
-            )
-    except IntegrityError:  # created concurrently by the other side
-        return Conversation.objects.get(direct_key=key), False
-    _publish_conversation(conversation.pk)
-    return conversation, True
-
-
-def _locked_group(actor: User, conversation_id: int) -> Conversation:
-    """Lock a group the actor is a current member of (`not_found`/`not_member`/`bad_request`)."""
-    queries.require_membership(actor, conversation_id, current=True)
-    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-    if conversation.kind != Conversation.GROUP:
-        raise ActionError("bad_request", "The members of a direct conversation are fixed.")
-    return conversation
-
-
-def add_member(actor: User, conversation_id: int, username: str) -> Conversation:
-    """The owner adds a user to a group (idempotent; a former member rejoins)."""
-    (user,) = _active_users([username])
-    with transaction.atomic():
-        conversation = _locked_group(actor, conversation_id)
-        if conversation.owner_id != actor.pk:
-            raise ActionError("forbidden", "Only the group's owner adds members.")
-        membership, created = Membership.objects.get_or_create(conversation=conversation, user=user)
-        if not created and membership.is_current:
-            return conversation
-        if not created:
-            membership.left_seq = None
-            membership.save(update_fields=["left_seq"])
-    _publish_conversation(conversation.pk)
-    return conversation
-
-
-def remove_member(actor: User, conversation_id: int, username: str) -> Conversation:
-    """The owner removes a member, or a member leaves; an owner who leaves hands the group on.
-
-    The removed member keeps read access up to the current `last_seq`.
-    """
-    with transaction.atomic():
-        conversation = _locked_group(actor, conversation_id)
-        membership = (
-            Membership.objects.current()
-            .filter(conversation=conversation, user__username=username)
-            .first()
-        )
-        if membership is None:
-            raise ActionError("not_found", "No such member.")
-        if membership.user_id != actor.pk and conversation.owner_id != actor.pk:
-            raise ActionError("forbidden", "Only the group's owner removes others.")
-        membership.left_seq = conversation.last_seq
-        membership.save(update_fields=["left_seq"])
-        if conversation.owner_id == membership.user_id:
-            heir = (
-                Membership.objects.current()
-                .filter(conversation=conversation)
-                .order_by("joined", "id")
-                .first()
-            )
-            conversation.owner_id = heir.user_id if heir else None
-            conversation.save(update_fields=["owner"])
-    _publish_conversation(conversation.pk, extra_user_ids=(membership.user_id,))
-    return conversation
-
-
-# --- messages -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -226,17 +74,23 @@ def store_message(
     *,
     device: Device | None = None,
 ) -> SendOutcome:
-    """Check and store one envelope; a (sender, client_msg_id) seen before returns the stored one.
+    """Check and store one v2 envelope; a (sender, client_msg_id) seen before returns the
+    stored one, whatever the new body holds.
 
-    Checks: `sig_kid` is an active device of the sender (`device`, over WebSocket), the
-    signature verifies (`bad_signature`), the sender is a current member (`not_member`),
-    `keys` names exactly the active devices of the current members (`stale_devices`).
-    The seq is taken under a row lock on the conversation, so it is gapless.
+    Checks, in order (the caller checked size and shape with `schemas.Envelope`):
+    `sig_kid` is an active device of the sender (`device`, over WebSocket), the signature
+    verifies (`bad_signature`), the conversation exists and the sender is a current member
+    (`not_found` / `not_member`), `head` is the current roster head (`stale_roster` with
+    `head`), `n` is above every `n` this device stored in this conversation
+    (`stale_counter` with that `n`), `keys` names exactly the active devices of the current
+    members (`stale_devices`). The seq is taken under a row lock on the conversation, so
+    it is gapless, and the head and counter are read under that lock.
 
-    A new message costs three statements (the seq UPDATE, which also takes the row lock;
-    the members' device kids; the insert): whether it was stored before is asked only
-    when a check fails or the insert hits the (sender, client_msg_id) constraint, and the
-    membership query only when the sender has no active device among the members'.
+    A new message costs four statements (the seq UPDATE, which also takes the row lock and
+    returns the roster head; the members' device kids; the device's highest `n`, one
+    index lookup; the insert): whether it was stored before is asked only when a check
+    fails or the insert hits the (sender, client_msg_id) constraint, and the membership
+    query only when the sender has no active device among the members'.
     """
     try:
         return _store_new(sender, conversation_id, client_msg_id, envelope, device)
@@ -273,10 +127,24 @@ def _store_new(
             # The seq first: the UPDATE takes the row lock and the next seq in one statement;
             # any check that fails below rolls it back with the rest.
             now = timezone.now()
-            seq = _take_seq(conversation_id, now)
-            kids = queries.active_device_kids(conversation_id) if seq is not None else {}
+            taken = _take_seq(conversation_id, now)
+            kids = queries.active_device_kids(conversation_id) if taken is not None else {}
             if sender.pk not in kids.values():  # not_found / not_member (else: no device)
                 queries.require_membership(sender, conversation_id, current=True)
+            seq, roster_n, roster_hash = taken
+            if envelope["head"] != roster_hash:
+                raise ActionError(
+                    "stale_roster",
+                    "The group's roster changed: fetch it and seal again.",
+                    head={"n": roster_n, "hash": roster_hash} if roster_n is not None else None,
+                )
+            highest = _highest_n(conversation_id, signer.pk)
+            if highest is not None and envelope["n"] <= highest:
+                raise ActionError(
+                    "stale_counter",
+                    f"n must be above {highest}, the highest this device sent here.",
+                    n=highest,
+                )
             missing = sorted(set(kids) - set(envelope["keys"]))
             extra = sorted(set(envelope["keys"]) - set(kids))
             if missing or extra:
@@ -295,6 +163,7 @@ def _store_new(
                 created=now,
                 envelope=envelope,
                 size=len(envelope["ct"]),
+                n=envelope["n"],
             )
     except IntegrityError:
         stored = _stored(sender, client_msg_id)  # the same message, sent twice at once
@@ -306,19 +175,35 @@ def _store_new(
     )
 
 
-def _take_seq(conversation_id: int, now) -> int | None:
+def _take_seq(conversation_id: int, now) -> tuple[int, int | None, str] | None:
     """`last_seq += 1` and `last_activity = now` under the row lock, in one statement;
-    the new seq, or None when there is no such conversation."""
-    table = connection.ops.quote_name(Conversation._meta.db_table)
-    activity = Conversation._meta.get_field("last_activity").get_db_prep_save(now, connection)
+    (the new seq, roster n, roster hash), or None when there is no such conversation."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + 1, last_activity = %s"  # noqa: S608
-            " WHERE id = %s RETURNING last_seq",
-            [activity, conversation_id],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+        cursor.execute(_TAKE_SEQ_SQL, [_activity(now), conversation_id])
+        return cursor.fetchone()
+
+
+def _activity(now):
+    return Conversation._meta.get_field("last_activity").get_db_prep_save(now, connection)
+
+
+def _highest_n(conversation_id: int, device_id: int) -> int | None:
+    """The highest `n` this device stored in this conversation (v1 rows have none): one
+    lookup at the end of the `counter_by_device` index. A statement of its own, after the
+    row lock is held, so it sees every send committed before (on PostgreSQL a subquery
+    in the UPDATE's RETURNING would still read the snapshot from before the lock wait)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_HIGHEST_N_SQL, [conversation_id, device_id])
+        return cursor.fetchone()[0]
+
+
+_TAKE_SEQ_SQL = (
+    "UPDATE messaging_conversation SET last_seq = last_seq + 1, last_activity = %s"
+    " WHERE id = %s RETURNING last_seq, roster_n, roster_hash"
+)
+_HIGHEST_N_SQL = (
+    "SELECT MAX(n) FROM messaging_message WHERE conversation_id = %s AND sender_device_id = %s"
+)
 
 
 def send_message(
@@ -442,34 +327,3 @@ async def asend_message(
         except Exception:  # stored: the sender has its ack, members get it by sync
             logger.exception("fan-out of message %s failed", outcome.message["id"])
     return outcome
-
-
-def mark_read(user: User, conversation_id: int, up_to: int) -> tuple[int, list[int]] | None:
-    """Raise the read mark to `up_to` (capped at `last_seq`); returns (mark, member ids) if it moved."""
-    with transaction.atomic():
-        membership = queries.require_membership(user, conversation_id, current=True)
-        mark = min(up_to, membership.conversation.last_seq)
-        moved = Membership.objects.filter(pk=membership.pk, read_up_to__lt=mark).update(
-            read_up_to=mark
-        )
-    if not moved:
-        return None
-    return mark, queries.current_member_ids(conversation_id)
-
-
-_mark_read_in_db_thread = dbthread.database_call(mark_read)
-
-
-async def amark_read(user: User, conversation_id: int, up_to: int) -> None:
-    """Store a read mark and tell every member's connections (`read` frame) if it moved."""
-    result = await _mark_read_in_db_thread(user, conversation_id, up_to)
-    if result is not None:
-        mark, member_ids = result
-        frame = {
-            "type": "read",
-            "conversation": conversation_id,
-            "user": user.username,
-            "user_id": user.pk,
-            "up_to": mark,
-        }
-        await realtime.send_to_users(member_ids, frame)

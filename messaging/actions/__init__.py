@@ -1,0 +1,37 @@
+"""Every write to messaging, one module per concern; REST views and the WebSocket consumer
+both call these. Each validates, writes in one transaction, and fans the resulting frames
+out after commit. Refusals raise `accounts.errors.ActionError` and change nothing.
+
+* `conversations`: direct conversations, `conversation` frames;
+* `rosters`: groups from record 0, and every later roster record (§8);
+* `sending`: v2 envelopes checked and stored, group commit, fan-out (§2);
+* `read_marks`: read marks (§5).
+"""
+
+from .conversations import active_users, create_direct, publish_conversation
+from .read_marks import amark_read, mark_read
+from .rosters import create_group, post_record
+from .sending import (
+    SendOutcome,
+    asend_message,
+    send_message,
+    signing_key,
+    store_message,
+    store_messages,
+)
+
+__all__ = [
+    "SendOutcome",
+    "active_users",
+    "amark_read",
+    "asend_message",
+    "create_direct",
+    "create_group",
+    "mark_read",
+    "post_record",
+    "publish_conversation",
+    "send_message",
+    "signing_key",
+    "store_message",
+    "store_messages",
+]
