@@ -72,10 +72,14 @@ export const api = {
     get(`/api/users/${enc(username)}/devices/${includeRevoked ? '?include_revoked=1' : ''}`),
   keyOwner: (kid) => get(`/api/keys/${enc(kid)}/`),
   conversations: () => get('/api/conversations/'),
-  createConversation: (members, { title = null, kind = undefined } = {}) =>
-    request('POST', '/api/conversations/', kind ? { members, title, kind } : { members, title }),
-  addMember: (id, username) => request('POST', `/api/conversations/${enc(id)}/members/`, { username }),
-  removeMember: (id, username) => request('DELETE', `/api/conversations/${enc(id)}/members/${enc(username)}/`),
+  /** A direct conversation with one other user (the existing one if there is one). */
+  createConversation: (members) => request('POST', '/api/conversations/', { members }),
+  /** A group: `{gid, title, roster: <record 0>}` (§8). */
+  createGroup: (body) => request('POST', '/api/conversations/', body),
+  /** Roster records with n > `after`, ascending. */
+  roster: (id, after = -1) => get(`/api/conversations/${enc(id)}/roster/?after=${after}`),
+  /** One signed record (`{record}`), or record 0 of a group without roster (`{gid, record}`). */
+  postRecord: (id, body) => request('POST', `/api/conversations/${enc(id)}/roster/`, body),
   history: (id, { beforeSeq = null, limit = 50 } = {}) =>
     get(`/api/conversations/${enc(id)}/messages/?limit=${limit}${beforeSeq ? `&before_seq=${beforeSeq}` : ''}`),
   // identity keys, link requests and history keys (PROTOCOL §4, §7)

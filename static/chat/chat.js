@@ -1,31 +1,53 @@
 /**
- * The chat's state and behaviour, without DOM: conversations, their decrypted message
- * pages, presence, typing, read marks, the socket with sync cursors and the outbox.
- * The views listen for `change` events (detail {what, id}) and read the state.
+ * The chat's state and behaviour, without DOM: it wires the parts together and is what
+ * the views read. Conversations (conversations.js) and who is in them (rosters.js),
+ * what each shows (timeline.js, judged by ledgers.js), sending (sender.js with
+ * counters.js and outbox.js), group changes (groups.js), frames (router.js), and the
+ * small things: presence, typing, read marks, notifications.
+ *
+ * The views listen for `change` events (detail {what, id}): `list`, `open`, `messages`,
+ * `older`, `conversation`, `notices`, `typing`, `presence`, `connection`, `trust`,
+ * `devices`, `fatal`, `navigate`.
  * @module chat
  */
 
 import { api, ApiError } from './api.js';
+import { Conversations } from './conversations.js';
+import { Counters } from './counters.js';
 import { Directory } from './directory.js';
-import { BlockedError, Messenger, UntrustedDeviceError } from './messages.js';
+import { Groups } from './groups.js';
+import { LedgerStore } from './ledgers.js';
+import { Messenger } from './messages.js';
 import { Notifier } from './notify.js';
 import { Outbox } from './outbox.js';
-import { newClientMsgId, MAX_TEXT_CHARS } from './protocol.js';
+import { routeFrame } from './router.js';
+import { NotSendable, RosterStore } from './rosters.js';
+import { Sender } from './sender.js';
 import { ChatSocket } from './socket.js';
+import { kv as browserKv } from './store.js';
+import { Timeline } from './timeline.js';
 import { Trust } from './trust.js';
 
-const PAGE = 50;
-const RESEND_AFTER = 10000;
 const TYPING_SHOWN = 6000;
 const TYPING_EVERY = 3000;
+const RESEND_CHECK = 3000;
 
 export class ChatApp extends EventTarget {
-  constructor({ me, deviceId, keys }) {
+  /**
+   * @param {object} options
+   * @param {{id: number, username: string}} options.me
+   * @param {number} options.deviceId
+   * @param {import('./protocol.js').DeviceKeys} options.keys
+   * @param {object} [options.env] parts to use instead of the browser's (node tests): `kv`,
+   *   `socket`, `directory`, `trust`, `notifier`, `locks` (a Web Locks stand-in), `visible`
+   *   (() => whether the page is seen)
+   */
+  constructor({ me, deviceId, keys, env = {} }) {
     super();
     this.me = me;
     this.deviceId = deviceId;
     this.keys = keys;
-    this.conversations = new Map();
+    this.env = env;
     this.online = new Set();
     this.openId = null;
     this.connection = { state: 'idle' };
@@ -37,35 +59,74 @@ export class ChatApp extends EventTarget {
     this.dispatchEvent(new CustomEvent('change', { detail: { what, id } }));
   }
 
+  get visible() {
+    if (this.env.visible) return this.env.visible();
+    return typeof document !== 'undefined' && document.visibilityState === 'visible';
+  }
+
   async start() {
-    // Identity and trust (browser-identity lane): whom this device may encrypt to and believe.
-    this.trust = await new Trust(this.me.id, { revokeDevice: (id) => this.revokeOwnDevice(id) }).load();
-    if (this.keys.idKid) await this.trust.pinSelf(this.me, this.keys.idKid);
-    this.directory = new Directory({ me: this.me, trust: this.trust });
-    this.messenger = new Messenger({ me: this.me, keys: this.keys, directory: this.directory, trust: this.trust });
-    this.outbox = await new Outbox(this.deviceId).load();
-    this.notifier = await new Notifier(this.me.id).load();
-    this.trust.addEventListener('change', () => {
-      this.emit('trust');
-      this.retryBlocked();
+    const { me, deviceId, keys, env } = this;
+    const kv = env.kv ?? browserKv;
+    this.trust = env.trust ?? (await this.makeTrust());
+    this.directory = env.directory ?? this.makeDirectory();
+    this.rosters = new RosterStore({ me, directory: this.directory, kv });
+    this.ledgers = new LedgerStore(me.id, kv);
+    this.conversations = new Conversations({ me, rosters: this.rosters });
+    this.messenger = new Messenger({ me, keys, directory: this.directory });
+    this.timeline = new Timeline({
+      me,
+      messenger: this.messenger,
+      rosters: this.rosters,
+      ledgers: this.ledgers,
+      requestSync: (convs) => this.requestSync(convs),
+      emit: (what, id) => this.emit(what === 'rollback' ? 'notices' : what, id),
+      onIncoming: (conv, item) => this.onIncoming(conv, item),
+      onOwnFiled: (item) => this.sender?.settled(item.client_msg_id),
     });
-    await this.refreshConversations();
-    this.socket = new ChatSocket(this.deviceId);
+    this.outbox = await new Outbox(deviceId, kv).load();
+    this.sender = new Sender({
+      me,
+      deviceId,
+      messenger: this.messenger,
+      directory: this.directory,
+      rosters: this.rosters,
+      counters: new Counters(deviceId, kv),
+      outbox: this.outbox,
+      transport: { send: (frame) => Boolean(this.socket?.send(frame)), isOnline: () => this.connection.state === 'online' },
+      conversation: (id) => this.conversations.get(id),
+      onSent: (conv, sent) => this.timeline.fileOwn(conv, { ...sent, sigKid: keys.sigKid }),
+      ...(env.locks ? { locks: env.locks } : {}),
+    });
+    this.groups = new Groups({ me, keys, rosters: this.rosters, onConversation: (data) => this.takeAnswer(data) });
+    this.notifier = env.notifier ?? (await new Notifier(me.id).load());
+    this.trust.addEventListener?.('change', () => {
+      this.emit('trust');
+      this.sender.retryBlocked();
+    });
+    this.rosters.addEventListener('change', (event) => this.onRosterChange(event.detail));
+    this.sender.addEventListener('change', (event) => this.emitSoon('messages', event.detail));
+    await this.refreshConversations({ first: true });
+    await this.sender.load();
+    this.socket = env.socket ?? new ChatSocket(deviceId);
     this.socket.addEventListener('state', (e) => {
       this.connection = e.detail;
       if (e.detail.state !== 'online') this.online.clear();
       this.emit('connection');
     });
     this.socket.addEventListener('open', () => this.onOpen());
-    this.socket.addEventListener('frame', (e) => this.onFrame(e.detail).catch((err) => console.error('frame handling failed', err.name)));
+    this.socket.addEventListener('frame', (e) => {
+      Promise.resolve(routeFrame(this, e.detail)).catch((err) => console.error('frame handling failed', err?.name));
+    });
     this.socket.addEventListener('fatal', (e) => {
       this.fatal = e.detail;
       this.emit('fatal');
     });
     this.socket.start();
-    this.resender = setInterval(() => this.resendStale(), 3000);
-    document.addEventListener('visibilitychange', () => this.markRead());
-    window.addEventListener('focus', () => this.markRead());
+    this.resender = setInterval(() => this.sender.resendStale(), RESEND_CHECK);
+    if (typeof document !== 'undefined' && !env.visible) {
+      document.addEventListener('visibilitychange', () => this.markRead());
+      window.addEventListener('focus', () => this.markRead());
+    }
     this.observeAllDevices();
   }
 
@@ -74,121 +135,241 @@ export class ChatApp extends EventTarget {
     this.socket?.stop();
   }
 
-  // --- conversations --------------------------------------------------------------------
+  // --- the identity lane's parts (trust.js, directory.js). ChatApp uses them through the
+  // seam (recipientsOf, senderKey, recordSigner, trust.noticesFor) and these methods. -----
 
-  async refreshConversations() {
+  /** Whom this device trusts (§7.4), its own identity pinned. */
+  async makeTrust() {
+    const trust = await new Trust(this.me.id, { revokeDevice: (id) => this.revokeOwnDevice(id) }).load();
+    if (this.keys.idKid) await trust.pinSelf(this.me, this.keys.idKid);
+    return trust;
+  }
+
+  /** The key directory: recipientsOf, senderKey, recordSigner (docs/browser.md, the seam). */
+  makeDirectory() {
+    return new Directory({ me: this.me, trust: this.trust });
+  }
+
+  /** A user's devices or identity changed (`devices_changed`): look again. */
+  async refreshUser(username) {
+    await this.directory.refresh(username);
+  }
+
+  /** Look at a user once (identity and devices; trust notes what changed). */
+  async loadUser(username) {
+    await this.directory.load(username);
+  }
+
+  /** Whether the person verified the other member of a direct conversation (safety number). */
+  peerVerified(conv) {
+    const peer = this.membersOf(conv).find((m) => m.id !== this.me.id);
+    return conv.kind === 'direct' && Boolean(peer) && this.trust.isVerified(peer.id);
+  }
+
+  /** Revoke one of my devices ("Revoke it"), then look at my device list again. */
+  async revokeOwnDevice(id) {
+    await api.revokeDevice(id);
+    await this.directory.refresh(this.me.username);
+  }
+
+  /** One `change` event per (what, id) per task: bursts re-render once. */
+  emitSoon(what, id) {
+    const key = `${what}|${id}`;
+    this.soon ??= new Set();
+    if (this.soon.has(key)) return;
+    this.soon.add(key);
+    queueMicrotask(() => {
+      this.soon.delete(key);
+      this.emit(what, id);
+    });
+  }
+
+  // --- conversations ----------------------------------------------------------------------
+
+  /**
+   * Fetch the conversation list and take each conversation in; a conversation whose
+   * `last_seq` fell below a message shown before this request rolls back.
+   */
+  async refreshConversations({ first = false } = {}) {
+    const shown = new Map([...(this.conversations?.values() ?? [])].map((c) => [c.id, Math.max(0, ...c.messages.keys())]));
     const { conversations } = await api.conversations();
-    for (const data of conversations) this.upsert(data, { fromList: true });
+    if (first) await this.rosters.load(conversations.map((c) => c.id));
+    const checks = [];
+    for (const data of conversations) {
+      const { conv } = this.conversations.upsert(data, { fromList: true });
+      if (shown.has(conv.id) && data.last_seq < shown.get(conv.id)) this.timeline.rollback(conv, data.last_seq + 1);
+      checks.push(this.checkRoster(conv, data));
+    }
+    if (first) await Promise.allSettled(checks);
     this.emit('list');
   }
 
-  upsert(data, { fromList = false } = {}) {
-    if (!fromList && this.socket) {
-      const known = new Set();
-      for (const other of this.conversations.values()) if (!other.left) for (const m of other.members) known.add(m.id);
-      if (data.members.some((m) => m.id !== this.me.id && !known.has(m.id))) {
-        // New co-members: the server reports presence on connect only (docs/browser.md).
-        clearTimeout(this.refreshTimer);
-        this.refreshTimer = setTimeout(() => this.socket.refresh(), 300);
-      }
+  /** Check a conversation object against the verified roster; then its state and views. */
+  async checkRoster(conv, data) {
+    try {
+      await this.rosters.observe(data);
+    } catch (error) {
+      if (!(error instanceof ApiError)) console.error('roster check failed', error?.name);
+      return;
     }
-    let conv = this.conversations.get(data.id);
-    if (!conv) {
-      conv = {
-        id: data.id,
-        messages: new Map(),
-        byClientId: new Map(),
-        pending: new Map(),
-        readBy: new Map(),
-        typing: new Map(),
-        cursor: data.last_seq,
-        oldestSeq: null,
-        hasMore: true,
-        loaded: false,
-        loading: null,
-        unread: data.unread,
-        read_up_to: data.read_up_to ?? 0,
-        last_seq: data.last_seq,
-        last_activity: data.last_activity ?? data.created,
-      };
-      this.conversations.set(data.id, conv);
-    } else if (fromList) {
-      conv.unread = data.unread;
-      conv.read_up_to = Math.max(conv.read_up_to, data.read_up_to ?? 0);
+    this.afterRosterCheck(conv);
+    if (this.rosters.needsBootstrap(conv)) {
+      this.groups.bootstrap(conv).catch(() => {});
     }
-    Object.assign(conv, {
-      kind: data.kind,
-      title: data.title,
-      members: data.members,
-      owner: data.owner,
-      created: data.created,
-    });
-    if (data.last_seq > conv.last_seq) conv.last_seq = data.last_seq;
-    if (data.last_activity && (!conv.last_activity || data.last_activity > conv.last_activity)) conv.last_activity = data.last_activity;
-    conv.left = !data.members.some((m) => m.id === this.me.id);
+  }
+
+  afterRosterCheck(conv) {
+    this.conversations.refreshLeft(conv);
+    if (!this.rosters.tampered(conv.id)) this.sender.retryBlocked(conv.id);
+    this.emitSoon('conversation', conv.id);
+    this.emitSoon('list', null);
+  }
+
+  onRosterChange(conversationId) {
+    const conv = this.conversations.get(conversationId);
+    if (!conv) return;
+    this.afterRosterCheck(conv);
+    this.emitSoon('notices', conv.id);
+    this.emitSoon('messages', conv.id);
+  }
+
+  /** The server's answer to a change made here: taken in like a `conversation` frame. */
+  async takeAnswer(data) {
+    const { conv } = this.conversations.upsert(data);
+    await this.checkRoster(conv, data);
+    this.emit('list');
+    this.observeMembers(conv);
     return conv;
   }
 
   /** Conversations, newest activity first. */
   list() {
-    return [...this.conversations.values()].sort((a, b) => (b.last_activity ?? '').localeCompare(a.last_activity ?? '') || b.id - a.id);
+    return this.conversations.list();
   }
 
   get(id) {
     return this.conversations.get(id);
   }
 
-  /** A display name: the group's title, or the other member of a direct chat. */
   titleOf(conv) {
-    if (conv.kind === 'group') return conv.title || conv.members.map((m) => m.username).filter((n) => n !== this.me.username).join(', ') || 'Group';
-    const other = conv.members.find((m) => m.id !== this.me.id);
-    return other?.username ?? conv.title ?? 'Direct chat';
+    return this.conversations.titleOf(conv);
   }
 
   peerOf(conv) {
-    return conv.kind === 'direct' ? conv.members.find((m) => m.id !== this.me.id)?.username ?? null : null;
+    return this.conversations.peerOf(conv);
+  }
+
+  membersOf(conv) {
+    return this.conversations.membersOf(conv);
+  }
+
+  ownerOf(conv) {
+    return this.conversations.ownerOf(conv);
+  }
+
+  nameOf(conv, userId) {
+    return this.conversations.nameOf(conv, userId);
+  }
+
+  departure(conv) {
+    return this.conversations.departure(conv);
   }
 
   async startDirect(username) {
     const { conversation } = await api.createConversation([username]);
-    const conv = this.upsert(conversation);
-    this.emit('list');
-    this.observeMembers(conv);
-    return conv;
+    return this.takeAnswer(conversation);
   }
 
-  async createGroup(title, usernames) {
-    const { conversation } = await api.createConversation(usernames, { title: title || null, kind: 'group' });
-    const conv = this.upsert(conversation);
-    this.emit('list');
-    this.observeMembers(conv);
-    return conv;
+  /** A new group with `users` ({id, username}). */
+  createGroup(title, users) {
+    return this.groups.create(title, users);
   }
 
-  async addMember(conv, username) {
-    const { conversation } = await api.addMember(conv.id, username);
-    this.upsert(conversation);
-    this.emit('conversation', conv.id);
-    this.emit('list');
-    this.observeMembers(conv);
+  addMember(conv, user) {
+    return this.groups.add(conv, user);
   }
 
-  async removeMember(conv, username) {
-    await api.removeMember(conv.id, username);
-    if (username === this.me.username) conv.left = true;
-    conv.members = conv.members.filter((m) => m.username !== username);
-    this.emit('conversation', conv.id);
-    this.emit('list');
+  removeMember(conv, userId) {
+    return this.groups.remove(conv, userId);
   }
 
-  // --- opening and history ----------------------------------------------------------------
+  leave(conv) {
+    return this.groups.leave(conv);
+  }
+
+  retitle(conv, title) {
+    return this.groups.retitle(conv, title);
+  }
+
+  /**
+   * Whether this device may send to `conv` now: `{ok: true}` or `{ok: false, reason}`
+   * (not a member, tampered, a member's keys need review).
+   */
+  sendState(conv) {
+    if (conv.left) return { ok: false, kind: 'left', reason: 'You are no longer a member' };
+    try {
+      this.rosters.targets(conv);
+    } catch (error) {
+      if (error instanceof NotSendable && error.kind !== 'unchecked') {
+        return { ok: false, kind: error.kind, reason: error.kind === 'tampered' ? 'Sending blocked (see above)' : error.message };
+      }
+    }
+    if (this.noticesFor(conv).some((n) => n.blocking)) return { ok: false, kind: 'keys', reason: 'Sending paused (see above)' };
+    return { ok: true };
+  }
+
+  /**
+   * The notices the conversation view shows above the messages, most serious first:
+   * tampered (this lane), rollback, an unsigned group member list, and the identity
+   * lane's through `trust.noticesFor(usernames)`. Each `{kind, level?: 'danger' | 'warn',
+   * title?, text, username?, blocking?, actions: [{label, run | href, danger?, confirm?}]}`;
+   * a blocking notice stops sending to the conversation.
+   */
+  noticesFor(conv) {
+    const notices = [];
+    const tampered = this.rosters.tampered(conv.id);
+    if (tampered) {
+      notices.push({
+        kind: 'tampered',
+        level: 'danger',
+        blocking: true,
+        title: 'This conversation may have been tampered with. Nothing is sent to it.',
+        text: `${tampered.text} The server may be trying to add a reader you cannot see, or to change what this conversation shows.`,
+        actions: [],
+      });
+    }
+    if (conv.rollback) {
+      notices.push({
+        kind: 'rollback',
+        level: 'warn',
+        title: 'The server’s history of this conversation changed.',
+        text: 'Messages this device showed before are missing or in another place on the server. The conversation was loaded again; what it shows now is what the server holds.',
+        actions: [{ label: 'Dismiss', run: () => { conv.rollback = null; this.emit('notices', conv.id); } }],
+      });
+    }
+    if (conv.kind === 'group' && !conv.left && !tampered && !this.rosters.state(conv.id) && !conv.gid) {
+      notices.push({
+        kind: 'unsigned',
+        level: 'warn',
+        title: 'This group’s member list is not signed yet.',
+        text: 'It was made before member lists were signed. Its owner’s device signs it when she next opens the chat; until then the server could add someone without anyone seeing it.',
+        actions: [],
+      });
+    }
+    const usernames = this.conversations.membersOf(conv).map((m) => m.username);
+    if (!usernames.includes(this.me.username)) usernames.push(this.me.username);
+    notices.push(...this.trust.noticesFor(usernames));
+    return notices;
+  }
+
+  // --- opening and history --------------------------------------------------------------
 
   async open(id) {
     this.openId = id;
     const conv = this.get(id);
     this.emit('open', id);
     if (!conv) return;
-    if (!conv.loaded) await this.loadNewest(conv);
+    if (!conv.loaded) await this.timeline.loadNewest(conv);
     this.markRead();
     this.observeMembers(conv);
   }
@@ -198,118 +379,36 @@ export class ChatApp extends EventTarget {
     this.emit('open', null);
   }
 
-  loadNewest(conv) {
-    if (!conv.loading) {
-      conv.loading = (async () => {
-        const page = await api.history(conv.id, { limit: PAGE });
-        await this.ingest(conv, page.messages, { live: false });
-        conv.hasMore = page.has_more;
-        if (page.messages.length) conv.oldestSeq = Math.min(conv.oldestSeq ?? Infinity, page.messages[0].seq);
-        conv.loaded = true;
-        this.emit('messages', conv.id);
-      })().finally(() => {
-        conv.loading = null;
-      });
-    }
-    return conv.loading;
+  loadOlder(conv) {
+    return this.timeline.loadOlder(conv);
   }
 
-  /** The page of history just above the oldest shown; false when there is none. */
-  async loadOlder(conv) {
-    if (!conv.loaded || !conv.hasMore || conv.loading || conv.oldestSeq === null) return false;
-    conv.loading = (async () => {
-      const page = await api.history(conv.id, { beforeSeq: conv.oldestSeq, limit: PAGE });
-      await this.ingest(conv, page.messages, { live: false });
-      conv.hasMore = page.has_more;
-      if (page.messages.length) conv.oldestSeq = Math.min(conv.oldestSeq, page.messages[0].seq);
-      this.emit('older', conv.id);
-    })().finally(() => {
-      conv.loading = null;
-    });
-    await conv.loading;
-    return true;
+  /** What the conversation shows: `{entries, pending}` (see Timeline.entries, Sender.pendingIn). */
+  items(conv) {
+    return { entries: this.timeline.entries(conv), pending: this.sender.pendingIn(conv.id) };
   }
 
-  /** Decrypt and file messages (in parallel); live ones also move cursors and counters. */
-  async ingest(conv, messages, { live }) {
-    const fresh = messages.filter((m) => !conv.messages.has(m.seq));
-    const opened = await Promise.all(fresh.map((m) => this.openOne(conv, m)));
-    for (const item of opened) {
-      if (!item || conv.messages.has(item.seq)) continue;
-      this.file(conv, item);
-      if (live) this.onNewMessage(conv, item);
-    }
-    this.advanceCursor(conv);
+  /** "sent" or "read" for an own stored message. */
+  deliveryOf(conv, item) {
+    const others = this.membersOf(conv).filter((m) => m.id !== this.me.id);
+    if (others.length && others.every((m) => (conv.readBy.get(m.username) ?? 0) >= item.seq)) return 'read';
+    return 'sent';
   }
 
-  async openOne(conv, message) {
-    const own = message.sender_id === this.me.id;
-    const pending = own ? conv.pending.get(message.client_msg_id) : null;
-    const result = pending && pending.text !== undefined && message.sender_device === this.deviceId
-      ? { status: 'ok', text: pending.text }
-      : await this.messenger.open(message);
-    return {
-      id: message.id,
-      seq: message.seq,
-      sender: message.sender,
-      sender_id: message.sender_id,
-      sender_device: message.sender_device,
-      client_msg_id: message.client_msg_id,
-      created: message.created,
-      own,
-      ...result,
-    };
-  }
-
-  file(conv, item) {
-    const replayKey = `${item.sender_id}|${item.client_msg_id}`;
-    const first = conv.byClientId.get(replayKey);
-    if (first !== undefined && first !== item.id) {
-      item.status = 'replay';
-      item.text = undefined;
-    } else {
-      conv.byClientId.set(replayKey, item.id);
-    }
-    conv.messages.set(item.seq, item);
-    if (item.own) conv.pending.delete(item.client_msg_id);
-    if (item.seq > conv.last_seq) {
-      conv.last_seq = item.seq;
-    }
-    if (!conv.last_activity || item.created > conv.last_activity) conv.last_activity = item.created;
-  }
-
-  onNewMessage(conv, item) {
-    if (item.own || item.seq <= conv.read_up_to) return;
-    if (this.openId === conv.id && document.visibilityState === 'visible') {
-      this.markRead();
+  onIncoming(conv, item) {
+    conv.typing.delete(item.sender); // their message is here: no longer typing it
+    if (item.seq <= conv.read_up_to) return;
+    if (this.openId === conv.id && this.visible) {
+      queueMicrotask(() => this.markRead());
     } else {
       conv.unread += 1;
       this.notifier?.message(item.sender, () => this.emit('navigate', conv.id));
     }
   }
 
-  advanceCursor(conv) {
-    while (conv.messages.has(conv.cursor + 1)) conv.cursor += 1;
-    if (conv.last_seq > conv.cursor) this.requestSync([conv]);
-  }
-
-  /** Sorted items to show: stored messages by seq, then this device's pending ones. */
-  items(conv) {
-    const stored = [...conv.messages.values()].sort((a, b) => a.seq - b.seq);
-    const pending = [...conv.pending.values()].sort((a, b) => a.queued.localeCompare(b.queued));
-    return { stored, pending };
-  }
-
-  /** "sent" or "read" for an own stored message. */
-  deliveryOf(conv, item) {
-    const others = conv.members.filter((m) => m.id !== this.me.id);
-    if (others.length && others.every((m) => (conv.readBy.get(m.username) ?? 0) >= item.seq)) return 'read';
-    return 'sent';
-  }
-
   markRead() {
     const conv = this.get(this.openId);
-    if (!conv || document.visibilityState !== 'visible') return;
+    if (!conv || !this.visible) return;
     const upTo = conv.cursor;
     if (upTo > conv.read_up_to || conv.unread) {
       if (upTo > conv.read_up_to && this.socket?.send({ type: 'read', conversation: conv.id, up_to: upTo })) conv.read_up_to = upTo;
@@ -318,67 +417,21 @@ export class ChatApp extends EventTarget {
     }
   }
 
-  // --- sending ------------------------------------------------------------------------------
+  // --- sending ----------------------------------------------------------------------------
 
   /** Encrypt and queue a text; it shows as pending at once. */
   async sendText(conv, text) {
-    if (!text.trim()) return;
-    if (Array.from(text).length > MAX_TEXT_CHARS) throw new Error(`A message is at most ${MAX_TEXT_CHARS} characters.`);
-    const clientMsgId = newClientMsgId();
-    const pending = { client_msg_id: clientMsgId, text, queued: new Date().toISOString(), state: 'pending', conversation: conv.id };
-    conv.pending.set(clientMsgId, pending);
-    conv.last_activity = pending.queued;
-    this.emit('messages', conv.id);
-    this.emit('list');
-    await this.sealAndQueue(conv, pending, { force: false });
+    conv.last_activity = new Date().toISOString();
+    this.emitSoon('list', null);
+    this.sender.sendText(conv, text);
   }
 
-  async sealAndQueue(conv, pending, { force }) {
-    try {
-      const { envelope } = await this.messenger.seal(conv, pending.client_msg_id, pending.text, { force });
-      pending.state = 'pending';
-      pending.error = null;
-      await this.outbox.put({ conversation: conv.id, client_msg_id: pending.client_msg_id, envelope, attempts: pending.attempts ?? 0 });
-      this.transmit(this.outbox.get(pending.client_msg_id));
-    } catch (error) {
-      pending.state = error instanceof BlockedError ? 'blocked' : 'failed';
-      pending.error = error instanceof BlockedError || error instanceof UntrustedDeviceError ? error.message : 'Could not encrypt this message.';
-      if (!(error instanceof BlockedError || error instanceof UntrustedDeviceError)) console.error('seal failed', error?.name);
-    }
-    this.emit('messages', conv.id);
-  }
-
-  transmit(item) {
-    if (!item) return;
-    item.sentAt = Date.now();
-    this.socket?.send({ type: 'send', conversation: item.conversation, client_msg_id: item.client_msg_id, envelope: item.envelope });
-  }
-
-  resendStale() {
-    if (this.connection.state !== 'online') return;
-    for (const item of this.outbox.list()) {
-      if (!item.hold && Date.now() - item.sentAt > RESEND_AFTER) this.transmit(item);
-    }
-  }
-
-  /** Re-encrypt messages held back by a key change once the user accepted it. */
-  retryBlocked() {
-    for (const conv of this.conversations.values()) {
-      for (const pending of conv.pending.values()) {
-        if (pending.state === 'blocked') this.sealAndQueue(conv, pending, { force: true });
-      }
-    }
-  }
-
-  async retryFailed(conv, clientMsgId) {
-    const pending = conv.pending.get(clientMsgId);
-    if (pending) await this.sealAndQueue(conv, pending, { force: true });
+  retryFailed(conv, clientMsgId) {
+    return this.sender.retry(clientMsgId);
   }
 
   discardPending(conv, clientMsgId) {
-    conv.pending.delete(clientMsgId);
-    this.outbox.remove(clientMsgId);
-    this.emit('messages', conv.id);
+    this.sender.discard(clientMsgId);
   }
 
   typing(conv) {
@@ -393,11 +446,11 @@ export class ChatApp extends EventTarget {
     return [...conv.typing.entries()].filter(([, at]) => now - at < TYPING_SHOWN).map(([user]) => user);
   }
 
-  // --- the socket ---------------------------------------------------------------------------
+  // --- the socket -----------------------------------------------------------------------
 
   onOpen() {
     this.requestSync([...this.conversations.values()], { all: true });
-    for (const item of this.outbox.list()) this.transmit(item);
+    this.sender.onOpen();
   }
 
   requestSync(convs, { all = false } = {}) {
@@ -413,41 +466,8 @@ export class ChatApp extends EventTarget {
     }
   }
 
-  async onFrame(frame) {
-    switch (frame.type) {
-      case 'message':
-        return this.onMessage(frame.message);
-      case 'ack':
-        return this.onAck(frame);
-      case 'synced':
-        return this.onSynced(frame);
-      case 'error':
-        return this.onError(frame);
-      case 'presence':
-        if (frame.online) this.online.add(frame.user);
-        else this.online.delete(frame.user);
-        return this.emit('presence');
-      case 'typing': {
-        const conv = this.get(frame.conversation);
-        if (!conv || frame.user === this.me.username) return undefined;
-        conv.typing.set(frame.user, Date.now());
-        this.emit('typing', conv.id);
-        setTimeout(() => this.emit('typing', conv.id), TYPING_SHOWN + 50);
-        return undefined;
-      }
-      case 'read':
-        return this.onRead(frame);
-      case 'conversation':
-        return this.onConversation(frame.conversation);
-      case 'devices_changed':
-        return this.onDevicesChanged(frame.user);
-      default:
-        return undefined;
-    }
-  }
-
   async onMessage(message) {
-    if (!message || typeof message.conversation !== 'number') return;
+    if (!message || !Number.isSafeInteger(message.conversation)) return;
     let conv = this.get(message.conversation);
     if (!conv) {
       await this.refreshConversations();
@@ -455,36 +475,11 @@ export class ChatApp extends EventTarget {
       if (!conv) return;
     }
     if (message.seq > conv.last_seq) conv.last_seq = message.seq;
-    await this.ingest(conv, [message], { live: true });
-    this.emit('messages', conv.id);
-    this.emit('list');
-  }
-
-  async onAck(frame) {
-    const item = this.outbox.get(frame.client_msg_id);
-    await this.outbox.remove(frame.client_msg_id);
-    const conv = this.get(item?.conversation) ?? [...this.conversations.values()].find((c) => c.pending.has(frame.client_msg_id));
-    if (!conv) return;
-    const pending = conv.pending.get(frame.client_msg_id);
-    if (pending && !conv.messages.has(frame.seq)) {
-      this.file(conv, {
-        id: frame.id,
-        seq: frame.seq,
-        sender: this.me.username,
-        sender_id: this.me.id,
-        sender_device: this.deviceId,
-        client_msg_id: frame.client_msg_id,
-        created: frame.created,
-        own: true,
-        status: 'ok',
-        text: pending.text,
-      });
-    }
-    conv.pending.delete(frame.client_msg_id);
-    if (frame.seq > conv.last_seq) conv.last_seq = frame.seq;
-    this.advanceCursor(conv);
-    this.emit('messages', conv.id);
-    this.emit('list');
+    // this tab's own message still waiting for its ack (which comes first and files it)
+    if (message.sender_device === this.deviceId && this.sender.items.has(message.client_msg_id)) return;
+    await this.timeline.ingest(conv, [message], { live: true });
+    this.emitSoon('messages', conv.id);
+    this.emitSoon('list', null);
   }
 
   onSynced(frame) {
@@ -500,44 +495,22 @@ export class ChatApp extends EventTarget {
     if (again.length) this.requestSync(again);
   }
 
-  async onError(frame) {
-    if (frame.client_msg_id) {
-      const item = this.outbox.get(frame.client_msg_id);
-      const conv = this.get(item?.conversation);
-      if (!item || !conv) return;
-      if (frame.code === 'rate_limited') {
-        item.sentAt = Date.now();
-        return;
-      }
-      if (frame.code === 'stale_devices' && (item.attempts ?? 0) < 3) {
-        item.attempts = (item.attempts ?? 0) + 1;
-        item.hold = true;
-        let pending = conv.pending.get(item.client_msg_id);
-        if (!pending) {
-          const text = await this.messenger.reopenOwn(conv.id, item.client_msg_id, item.envelope);
-          if (text === null) return this.dropItem(conv, item, 'Could not re-encrypt this message.');
-          pending = { client_msg_id: item.client_msg_id, text, queued: item.queued, state: 'pending', conversation: conv.id };
-          conv.pending.set(item.client_msg_id, pending);
-        }
-        pending.attempts = item.attempts;
-        pending.notice = describeStale(frame);
-        await this.outbox.remove(item.client_msg_id);
-        return this.sealAndQueue(conv, pending, { force: true });
-      }
-      return this.dropItem(conv, item, frame.detail || frame.code);
-    }
+  onError(frame) {
     if (frame.code === 'not_member' && frame.conversation) this.syncing.delete(frame.conversation);
-    return undefined;
   }
 
-  async dropItem(conv, item, reason) {
-    await this.outbox.remove(item.client_msg_id);
-    const pending = conv.pending.get(item.client_msg_id);
-    if (pending) {
-      pending.state = 'failed';
-      pending.error = reason;
-    }
-    this.emit('messages', conv.id);
+  onPresence(frame) {
+    if (frame.online) this.online.add(frame.user);
+    else this.online.delete(frame.user);
+    this.emit('presence');
+  }
+
+  onTyping(frame) {
+    const conv = this.get(frame.conversation);
+    if (!conv || frame.user === this.me.username) return;
+    conv.typing.set(frame.user, Date.now());
+    this.emit('typing', conv.id);
+    setTimeout(() => this.emit('typing', conv.id), TYPING_SHOWN + 50);
   }
 
   onRead(frame) {
@@ -549,23 +522,32 @@ export class ChatApp extends EventTarget {
       this.emit('list');
     } else {
       conv.readBy.set(frame.user, Math.max(conv.readBy.get(frame.user) ?? 0, frame.up_to));
-      this.emit('messages', conv.id);
+      this.emitSoon('messages', conv.id);
     }
   }
 
-  onConversation(data) {
-    const known = this.conversations.has(data.id);
-    const conv = this.upsert(data);
-    if (!known) conv.cursor = 0;
+  /** A `conversation` frame: a new conversation, or one whose roster changed. */
+  async onConversation(data) {
+    if (!data || !Number.isSafeInteger(data.id)) return;
+    const known = new Set();
+    for (const other of this.conversations.values()) if (!other.left) for (const m of other.members) known.add(m.id);
+    const { conv, isNew } = this.conversations.upsert(data);
+    if (this.socket && data.members?.some((m) => m.id !== this.me.id && !known.has(m.id))) {
+      // New co-members: the server reports presence on connect only (docs/browser.md).
+      clearTimeout(this.refreshTimer);
+      this.refreshTimer = setTimeout(() => this.socket.refresh?.(), 300);
+    }
+    if (isNew) conv.cursor = 0;
     this.emit('list');
     this.emit('conversation', conv.id);
+    await this.checkRoster(conv, data);
     this.observeMembers(conv);
-    if (!known) this.requestSync([conv]);
+    if (isNew) this.requestSync([conv]);
   }
 
   async onDevicesChanged(username) {
     try {
-      await this.directory.refresh(username);
+      await this.refreshUser(username);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
     }
@@ -584,33 +566,12 @@ export class ChatApp extends EventTarget {
   }
 
   async observeUser(username) {
+    if (this.env.directory) return; // tests give a directory of their own
     try {
-      await this.directory.load(username);
+      await this.loadUser(username);
       this.emit('devices', username);
     } catch {
       /* offline: tried again on the next change */
     }
   }
-
-  /** The identity and device notices of a conversation (trust.noticesFor). */
-  noticesFor(conv) {
-    const names = conv.members.map((m) => m.username);
-    if (!names.includes(this.me.username)) names.push(this.me.username);
-    return this.trust.noticesFor(names);
-  }
-
-  /** Revoke one of my devices ("Revoke it"), then look at my device list again. */
-  async revokeOwnDevice(id) {
-    await api.revokeDevice(id);
-    await this.directory.refresh(this.me.username);
-  }
-}
-
-function describeStale(frame) {
-  const added = frame.missing?.length ?? 0;
-  const removed = frame.extra?.length ?? 0;
-  const parts = [];
-  if (added) parts.push(`${added} new device${added === 1 ? '' : 's'}`);
-  if (removed) parts.push(`${removed} removed device${removed === 1 ? '' : 's'}`);
-  return `Devices changed (${parts.join(', ') || 'device list'}); re-encrypted.`;
 }

@@ -62,3 +62,59 @@ export function setItem(key, value) {
 export function deleteItem(key) {
   return run('kv', 'readwrite', (s) => s.delete(key));
 }
+
+/**
+ * Read, change and write one `kv` value inside one readwrite transaction, so two tabs
+ * of this profile never interleave (IndexedDB runs overlapping readwrite transactions
+ * one after the other). `change(current)` gets the stored value (undefined if none) and
+ * returns the value to store (undefined: store nothing); it must be synchronous.
+ * Resolves what `change` returned.
+ */
+export async function updateItem(key, change) {
+  const db = await open();
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction('kv', 'readwrite');
+    const store = tx.objectStore('kv');
+    let result;
+    const read = store.get(key);
+    read.onsuccess = () => {
+      try {
+        result = change(read.result);
+      } catch (error) {
+        tx.abort();
+        reject(error);
+        return;
+      }
+      if (result !== undefined) store.put(result, key);
+    };
+    tx.oncomplete = () => resolve(result);
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error);
+  });
+}
+
+/** Every `kv` value whose key starts with `prefix`, as [key, value] pairs in key order. */
+export async function itemsWithPrefix(prefix) {
+  const range = IDBKeyRange.bound(prefix, `${prefix}\uffff`);
+  const db = await open();
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction('kv', 'readonly');
+    const store = tx.objectStore('kv');
+    const keys = store.getAllKeys(range);
+    const values = store.getAll(range);
+    tx.oncomplete = () => resolve(keys.result.map((key, i) => [key, values.result[i]]));
+    tx.onerror = () => reject(tx.error);
+  });
+}
+
+/**
+ * The `kv` store as one object, the form the chat's stores take (tests give them an
+ * in-memory one of the same shape): get, set, remove, update, list.
+ */
+export const kv = {
+  get: getItem,
+  set: setItem,
+  remove: deleteItem,
+  update: updateItem,
+  list: itemsWithPrefix,
+};

@@ -1,16 +1,19 @@
 /**
  * The chat screen: the sidebar (me, connection state, search, conversation list) and
- * the conversation pane (header, trust warnings, message log with paging, typing,
- * composer). Reads state from ChatApp and re-renders on its `change` events.
- * Message text is only ever set with textContent.
+ * the conversation pane (header, notices, message log (ui/timeline-view.js), typing,
+ * composer). Reads state from ChatApp and re-renders on its `change` events; a change to
+ * the open conversation updates its parts in place, so the composer and what is being
+ * typed in it stay. Message text is only ever set with textContent.
  * @module ui/chat-view
  */
 
 import { api } from '../api.js';
-import { avatar, fullTime, h, replace, shortTime, toast } from './dom.js';
+import { avatar, h, replace, shortTime, toast } from './dom.js';
 import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
-import { isBlocked, renderNotices } from './notices.js';
+import { renderNotices } from './conversation-notices.js';
+import { NodeCache, patchChildren } from './patch.js';
+import { TimelineView } from './timeline-view.js';
 
 const CONNECTION_TEXT = {
   idle: 'Starting…',
@@ -25,7 +28,7 @@ export class ChatView {
     this.root = root;
     this.app = app;
     this.navigate = navigate;
-    this.elements = new Map();
+    this.listNodes = new NodeCache();
     this.build();
     app.addEventListener('change', (event) => this.onChange(event.detail));
     this.renderList();
@@ -75,18 +78,34 @@ export class ChatView {
   }
 
   onChange({ what, id }) {
-    if (what === 'list' || what === 'presence' || what === 'trust') this.renderList();
+    if (what === 'list' || what === 'presence' || what === 'trust' || what === 'notices' || what === 'conversation') this.scheduleList();
     if (what === 'connection') this.renderConnection();
     if (what === 'fatal') this.renderFatal();
     if (what === 'navigate') this.navigate(`/?c=${id}`);
     const open = this.app.openId;
-    if (what === 'open') this.renderPane();
-    else if (open !== null && id === open) {
-      if (what === 'messages' || what === 'older') this.renderMessages(what === 'older');
-      if (what === 'typing') this.renderTyping();
-      if (what === 'conversation') this.renderPane();
+    if (what === 'open') {
+      this.renderPane();
+      return;
     }
-    if (open !== null && (what === 'presence' || what === 'trust' || what === 'devices')) this.renderHeaderAndAlerts();
+    if (open === null || !this.timelineView) return;
+    if (id === open) {
+      if (what === 'messages' || what === 'older') this.timelineView.schedule({ older: what === 'older' });
+      if (what === 'typing') this.renderTyping();
+      if (what === 'conversation' || what === 'notices') {
+        this.renderHeaderAndAlerts();
+        this.timelineView.schedule();
+      }
+    }
+    if (what === 'presence' || what === 'trust' || what === 'devices') this.renderHeaderAndAlerts();
+  }
+
+  /** Render the conversation list on the next animation frame (bursts render once). */
+  scheduleList() {
+    if (this.listFrame) return;
+    this.listFrame = requestAnimationFrame(() => {
+      this.listFrame = 0;
+      this.renderList();
+    });
   }
 
   // --- sidebar -------------------------------------------------------------------------------
@@ -158,7 +177,7 @@ export class ChatView {
     const result = await newGroupDialog({ me: this.app.me });
     if (!result) return;
     try {
-      const conv = await this.app.createGroup(result.title, result.members);
+      const conv = await this.app.createGroup(result.title, result.users);
       this.navigate(`/?c=${conv.id}`);
     } catch (error) {
       toast(error.detail ?? error.message, 'error');
@@ -172,33 +191,62 @@ export class ChatView {
     const q = this.searchInput.value.trim().toLowerCase();
     const convs = this.app.list().filter((c) => !q || this.app.titleOf(c).toLowerCase().includes(q) || c.members.some((m) => m.username.toLowerCase().includes(q)));
     if (!convs.length) {
+      this.listNodes.sweep();
       replace(this.listEl, h('li.muted.empty-list', {}, q ? 'No conversation matches.' : 'No conversations yet. Search for someone to start one.'));
       return;
     }
-    replace(this.listEl, convs.map((conv) => {
+    const items = convs.map((conv) => {
       const title = this.app.titleOf(conv);
       const peer = this.app.peerOf(conv);
       const online = peer && this.app.online.has(peer);
-      const alerts = isBlocked(this.app.noticesFor(conv));
+      const notices = this.app.noticesFor(conv);
       const current = conv.id === this.app.openId;
-      return h('li', {}, h('a.conv-item', {
+      const sub = this.subline(conv, online);
+      const warn = notices.length ? (notices.some((n) => n.level === 'danger' || n.blocking) ? 'danger' : 'warn') : '';
+      const when = shortTime(conv.last_activity);
+      const sig = JSON.stringify([title, peer, online, sub, warn, when, conv.unread, conv.kind]);
+      // one <li><a> per conversation for good, its contents replaced when they change (the
+      // link's children take no clicks, so a click in progress always lands on the link)
+      const li = this.listNodes.get(`c${conv.id}`, String(conv.id), () => h('li', {}, h('a.conv-item', {
         href: `/?c=${conv.id}`,
-        'aria-current': current ? 'page' : undefined,
         dataset: { id: conv.id },
         onclick: (e) => {
           e.preventDefault();
           this.navigate(`/?c=${conv.id}`);
         },
-      },
-      h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { 'aria-label': online ? 'online' : 'offline', role: 'img' })),
-      h('span.conv-main', {},
-        h('span.conv-title', {}, title),
-        h('span.conv-sub', {}, conv.left ? 'You left' : conv.kind === 'group' ? `${conv.members.length} members` : online ? 'Online' : 'Direct chat')),
-      h('span.conv-side', {},
-        h('time.conv-time', { datetime: conv.last_activity ?? '' }, shortTime(conv.last_activity)),
-        alerts ? h('span.badge.badge-warn', { 'aria-label': 'Security warning', title: 'Security warning' }, '!') : null,
-        conv.unread ? h('span.badge', { 'aria-label': `${conv.unread} unread` }, String(conv.unread)) : null)));
-    }));
+      })));
+      const link = li.firstElementChild;
+      if (current) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+      if (link.dataset.content !== sig) {
+        link.dataset.content = sig;
+        replace(link,
+          h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { 'aria-label': online ? 'online' : 'offline', role: 'img' })),
+          h('span.conv-main', {},
+            h('span.conv-title', {}, title),
+            h('span.conv-sub', {}, sub)),
+          h('span.conv-side', {},
+            h('time.conv-time', { datetime: conv.last_activity ?? '' }, when),
+            warn ? h(`span.badge.badge-warn${warn === 'danger' ? '.badge-danger' : ''}`, { 'aria-label': 'Security warning', title: 'Security warning' }, '!') : null,
+            conv.unread ? h('span.badge', { 'aria-label': `${conv.unread} unread` }, String(conv.unread)) : null));
+      }
+      return li;
+    });
+    this.listNodes.sweep();
+    patchChildren(this.listEl, items);
+  }
+
+  /** The line under a conversation's title in the list. */
+  subline(conv, online) {
+    if (this.app.rosters.tampered(conv.id)) return 'Possible tampering';
+    if (conv.left) {
+      const how = this.app.departure(conv);
+      if (how?.op === 'remove') return `${how.by} removed you`;
+      if (how?.op === 'leave') return 'You left';
+      return 'You are no longer a member';
+    }
+    if (conv.kind === 'group') return `${this.app.membersOf(conv).length} members`;
+    return online ? 'Online' : 'Direct chat';
   }
 
   // --- the conversation pane ---------------------------------------------------------------
@@ -207,7 +255,7 @@ export class ChatView {
     const conv = this.app.get(this.app.openId);
     this.layout.dataset.view = conv ? 'conversation' : 'list';
     this.renderList();
-    this.elements.clear();
+    this.timelineView = null;
     if (!conv) {
       replace(this.pane, h('div.empty', {}, h('div.empty-mark', { 'aria-hidden': 'true' }, icon('lock')), h('h2', {}, 'End-to-end encrypted chat'),
         h('p', {}, 'Pick a conversation, or search for someone to start one. Messages are encrypted in this browser; the server sees only ciphertext.')));
@@ -217,15 +265,17 @@ export class ChatView {
     this.alertsEl = h('div.alerts', { 'aria-live': 'polite' });
     this.messagesEl = h('div.messages', { role: 'log', 'aria-label': `Messages with ${this.app.titleOf(conv)}`, tabindex: 0, 'aria-live': 'polite' });
     this.messagesEl.addEventListener('scroll', () => this.onScroll());
+    this.timelineView = new TimelineView(this.messagesEl, this.app);
     this.typingEl = h('div.typing', { 'aria-live': 'polite' });
     this.composer = this.buildComposer(conv);
     replace(this.pane, this.headerEl, this.alertsEl, this.messagesEl, this.typingEl, this.composer);
     this.renderHeaderAndAlerts();
-    this.renderMessages(false, true);
+    this.timelineView.render({ first: true });
     this.renderTyping();
     if (window.matchMedia('(min-width: 760px)').matches) this.textarea?.focus();
   }
 
+  /** Header, notices and composer state of the open conversation, updated in place. */
   renderHeaderAndAlerts() {
     const conv = this.app.get(this.app.openId);
     if (!conv || !this.headerEl) return;
@@ -233,22 +283,29 @@ export class ChatView {
     const online = peer && this.app.online.has(peer);
     const title = this.app.titleOf(conv);
     const sub = conv.kind === 'group'
-      ? conv.members.map((m) => m.username).join(', ')
+      ? this.app.membersOf(conv).map((m) => m.username).join(', ')
       : online ? 'Online' : 'Offline';
-    const peerId = peer ? conv.members.find((m) => m.username === peer)?.id : null;
-    const verified = peerId ? this.app.trust.isVerified(peerId) : false;
+    const verified = this.app.peerVerified(conv);
+    const sig = JSON.stringify([conv.id, title, sub, online, verified, conv.kind]);
+    if (this.headerEl.dataset.sig !== sig) this.renderHeader(conv, { peer, online, title, sub, verified, sig });
+    this.messagesEl?.setAttribute('aria-label', `Messages with ${title}`);
+    renderNotices(this.alertsEl, this.app.noticesFor(conv), { navigate: this.navigate, onDone: () => this.renderHeaderAndAlerts() });
+    this.updateComposerState();
+  }
+
+  /** The header's contents (only when they changed: a click on Members in progress survives). */
+  renderHeader(conv, { peer, online, title, sub, verified, sig }) {
+    this.headerEl.dataset.sig = sig;
     replace(this.headerEl,
       h('button.icon-button.back', { type: 'button', 'aria-label': 'Back to conversations', onclick: () => this.navigate('/') }, icon('back')),
       h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { role: 'img', 'aria-label': online ? 'online' : 'offline' })),
       h('div.pane-title', {}, h('h2', { id: 'pane-title' }, title), h('div.pane-sub', {}, sub,
-        verified ? h('span.tag.tag-ok.verified-tag', { title: 'You compared safety numbers with this person' }, icon('check', 'icon-inline'), ' verified') : null)),
+        verified ? h('span.tag.tag-ok.verified-tag', { title: 'You verified all of this person’s devices' }, icon('check', 'icon-inline'), ' verified') : null)),
       conv.kind === 'group' && h('button.secondary.small', { type: 'button', onclick: () => membersDialog({ app: this.app, conv }) }, 'Members'));
-    renderNotices(this.alertsEl, this.app.noticesFor(conv), { navigate: this.navigate });
-    this.updateComposerState();
   }
 
   buildComposer(conv) {
-    this.textarea = h('textarea', { id: 'composer-input', rows: 1, placeholder: conv.left ? 'You are no longer a member' : 'Message', 'aria-label': 'Message', maxlength: 16000, disabled: conv.left });
+    this.textarea = h('textarea', { id: 'composer-input', rows: 1, placeholder: 'Message', 'aria-label': 'Message', maxlength: 16000 });
     this.sendButton = h('button.send', { type: 'submit', 'aria-label': 'Send', title: 'Send (Enter)' }, icon('send'));
     const form = h('form.composer', { 'aria-label': 'Write a message' }, this.textarea, this.sendButton);
     const submit = () => {
@@ -256,7 +313,7 @@ export class ChatView {
       if (!text.trim() || this.sendButton.disabled) return;
       this.textarea.value = '';
       this.autosize();
-      this.stickToBottom = true;
+      this.timelineView?.stickToBottom();
       this.app.sendText(conv, text).catch((error) => toast(error.message, 'error'));
     };
     form.addEventListener('submit', (e) => {
@@ -281,13 +338,14 @@ export class ChatView {
     t.rows = Math.min(8, Math.max(1, t.value.split('\n').length));
   }
 
+  /** Enable or disable the composer by whether this device may send to the conversation now. */
   updateComposerState() {
     const conv = this.app.get(this.app.openId);
     if (!conv || !this.textarea) return;
-    const blocked = isBlocked(this.app.noticesFor(conv));
-    this.textarea.disabled = conv.left;
-    this.sendButton.disabled = conv.left || blocked;
-    this.textarea.placeholder = conv.left ? 'You are no longer a member' : blocked ? 'Sending is paused: see the notice above' : 'Message';
+    const state = this.app.sendState(conv);
+    this.textarea.disabled = state.kind === 'left' || state.kind === 'tampered';
+    this.sendButton.disabled = !state.ok;
+    this.textarea.placeholder = state.ok ? 'Message' : state.reason;
   }
 
   renderTyping() {
@@ -304,99 +362,4 @@ export class ChatView {
       this.app.loadOlder(conv).catch(() => toast('Could not load older messages.', 'error'));
     }
   }
-
-  renderMessages(older = false, first = false) {
-    const conv = this.app.get(this.app.openId);
-    if (!conv || !this.messagesEl) return;
-    const el = this.messagesEl;
-    const nearBottom = first || this.stickToBottom || el.scrollHeight - el.scrollTop - el.clientHeight < 80;
-    const fromBottom = el.scrollHeight - el.scrollTop;
-    const { stored, pending } = this.app.items(conv);
-    const nodes = [];
-    if (!conv.loaded) nodes.push(h('div.history-edge', {}, 'Loading messages…'));
-    else if (conv.hasMore) nodes.push(h('div.history-edge', {}, conv.loading ? 'Loading older messages…' : h('button.link', { type: 'button', onclick: () => this.app.loadOlder(conv) }, 'Load older messages')));
-    else nodes.push(h('div.history-edge', {}, 'Start of the conversation · end-to-end encrypted'));
-    let lastDay = null;
-    let lastSender = null;
-    const used = new Set();
-    for (const item of stored) {
-      const day = new Date(item.created).toDateString();
-      if (day !== lastDay) {
-        nodes.push(h('div.day', { role: 'separator' }, new Date(item.created).toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' })));
-        lastDay = day;
-        lastSender = null;
-      }
-      const showSender = conv.kind === 'group' && !item.own && lastSender !== item.sender;
-      lastSender = item.sender;
-      const delivery = item.own ? this.app.deliveryOf(conv, item) : null;
-      const key = `s${item.seq}`;
-      const sig = `${item.status}|${delivery}|${showSender}|${item.note ?? ''}`;
-      let node = this.elements.get(key);
-      if (!node || node.dataset.sig !== sig) {
-        node = messageNode(item, { delivery, showSender });
-        node.dataset.sig = sig;
-        this.elements.set(key, node);
-      }
-      used.add(key);
-      nodes.push(node);
-    }
-    for (const item of pending) {
-      const key = `p${item.client_msg_id}`;
-      const sig = `${item.state}|${item.error ?? ''}|${item.notice ?? ''}`;
-      let node = this.elements.get(key);
-      if (!node || node.dataset.sig !== sig) {
-        node = pendingNode(item, conv, this.app);
-        node.dataset.sig = sig;
-        this.elements.set(key, node);
-      }
-      used.add(key);
-      nodes.push(node);
-    }
-    for (const key of [...this.elements.keys()]) if (!used.has(key)) this.elements.delete(key);
-    el.replaceChildren(...nodes);
-    if (older && !first) el.scrollTop = el.scrollHeight - fromBottom;
-    else if (nearBottom) el.scrollTop = el.scrollHeight;
-    this.stickToBottom = false;
-    if (conv.loaded && conv.hasMore && el.scrollHeight <= el.clientHeight + 10 && !conv.loading) {
-      this.app.loadOlder(conv).catch(() => {});
-    }
-  }
-}
-
-const NOTE_TEXT = {
-  earlier_identity: 'signed under an earlier identity',
-  not_upgraded: 'not upgraded',
-};
-
-const FAILED_TEXT = {
-  failed: 'This message could not be decrypted or verified.',
-  not_for_device: 'Sent before this device was set up; not readable here.',
-  unsupported: 'This message uses a format this app cannot show.',
-  replay: 'A repeated copy of an earlier message (possible replay); not shown.',
-};
-
-function messageNode(item, { delivery, showSender }) {
-  const ok = item.status === 'ok';
-  const bubble = h(`div.bubble${ok ? '' : item.status === 'not_for_device' ? '.bubble-unavailable' : '.bubble-failed'}`, {},
-    ok ? h('p.msg-text', {}, item.text) : h(`p.msg-text.msg-failed${item.status === 'not_for_device' ? '.msg-unavailable' : ''}`, { title: item.reason ?? '' }, icon(item.status === 'not_for_device' ? 'lock' : 'alert', 'icon-inline'), ' ', FAILED_TEXT[item.status] ?? FAILED_TEXT.failed),
-    h('span.meta', {},
-      ok && item.note ? h('span.msg-note', { dataset: { note: item.note } }, NOTE_TEXT[item.note] ?? item.note, ' · ') : null,
-      h('time', { datetime: item.created, title: fullTime(item.created) }, shortTime(item.created)),
-      item.own && h(`span.status.status-${delivery}`, { 'aria-label': delivery === 'read' ? 'Read' : 'Sent', title: delivery === 'read' ? 'Read' : 'Sent' }, icon(delivery === 'read' ? 'checks' : 'check', 'icon-inline'))));
-  return h(`div.msg.${item.own ? 'own' : 'other'}`, { dataset: { seq: item.seq, state: item.status, delivery: delivery ?? '' } },
-    showSender && h('div.msg-sender', {}, item.sender),
-    bubble);
-}
-
-function pendingNode(item, conv, app) {
-  const failed = item.state === 'failed' || item.state === 'blocked';
-  return h(`div.msg.own.pending${failed ? '.send-failed' : ''}`, { dataset: { state: item.state, delivery: 'pending', clientMsgId: item.client_msg_id } },
-    h('div.bubble', {},
-      h('p.msg-text', {}, item.text ?? ''),
-      h('span.meta', {},
-        item.notice && !failed ? h('span.notice', {}, item.notice, ' ') : null,
-        failed ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { 'aria-label': 'Sending', title: 'Sending' }, icon('clock', 'icon-inline')))),
-    failed && h('div.pending-actions', {},
-      item.state === 'failed' && h('button.link.small', { type: 'button', onclick: () => app.retryFailed(conv, item.client_msg_id) }, 'Retry'),
-      h('button.link.small', { type: 'button', onclick: () => app.discardPending(conv, item.client_msg_id) }, 'Discard')));
 }

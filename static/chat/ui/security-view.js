@@ -12,7 +12,7 @@ import * as device from '../device.js';
 import { avatar, fingerprint, fullTime, h, replace, toast } from './dom.js';
 import { confirmDialog } from './dialogs.js';
 import { passphraseField } from './passphrase-field.js';
-import { renderNotices } from './notices.js';
+import { renderNotices } from './conversation-notices.js';
 
 /** The contacts this device knows of: conversation members and users it holds trust for. */
 export function contactNames(app) {

@@ -1,0 +1,283 @@
+/**
+ * What each conversation shows: its messages, fetched by page or live, opened,
+ * checked against the verified roster (the `head` each names, §8) and judged for order
+ * and replay (§9, ledgers.js) before they are filed by `seq`; the cursors that `sync`
+ * continues from; and rollbacks: when the server's history no longer holds what was
+ * shown, the conversation says so, forgets it from there and loads it again.
+ *
+ * A filed item's `status`: `ok`, `unsupported` (a payload type this app does not show),
+ * `replayed`, `out_of_order`, `failed` (did not open, verify or fit the roster),
+ * `not_for_device`, `deleted` (taken back: the server holds no envelope). Only `ok` items carry text; flagged ones never do.
+ * @module timeline
+ */
+
+import { api } from './api.js';
+import { OK, OUT_OF_ORDER, REPLAYED, ROLLBACK } from './ordering.js';
+
+const PAGE = 50;
+
+const HEAD_FAILURE = {
+  unknown_head: 'names a version of the member list the server cannot show',
+  sender_not_member: 'its sender was not a member when it was sent',
+  bad_head: 'names a group member list in a direct conversation',
+  no_roster: 'names a member list this device has not seen',
+};
+
+export class Timeline {
+  /**
+   * @param {object} deps
+   * @param {{id: number, username: string}} deps.me
+   * @param {import('./messages.js').Messenger} deps.messenger
+   * @param {import('./rosters.js').RosterStore} deps.rosters
+   * @param {import('./ledgers.js').LedgerStore} deps.ledgers
+   * @param {(convs: object[]) => void} deps.requestSync ask the server for what follows the cursors
+   * @param {(what: string, id: number) => void} deps.emit
+   * @param {(conv: object, item: object) => void} deps.onIncoming a new live message of someone else
+   * @param {(item: object) => void} deps.onOwnFiled one of this user's messages was filed
+   */
+  constructor({ me, messenger, rosters, ledgers, requestSync, emit, onIncoming, onOwnFiled }) {
+    Object.assign(this, { me, messenger, rosters, ledgers, requestSync, emit, onIncoming, onOwnFiled });
+  }
+
+  /** The timeline fields of a new conversation object. */
+  static fields(data) {
+    return {
+      messages: new Map(),
+      byId: new Map(),
+      cursor: data.last_seq,
+      oldestSeq: null,
+      hasMore: true,
+      loaded: false,
+      loading: null,
+      epoch: 0,
+      rollback: null,
+    };
+  }
+
+  /** Load the newest page (once; concurrent calls share it). */
+  loadNewest(conv) {
+    if (!conv.loading) {
+      conv.loading = (async () => {
+        const ledger = await this.ledgers.get(conv.id);
+        if (ledger.isRollback(conv.last_seq)) {
+          await this.rollback(conv, conv.last_seq + 1, { reload: false });
+        }
+        const page = await api.history(conv.id, { limit: PAGE });
+        await this.ingest(conv, page.messages, { live: false });
+        conv.hasMore = page.has_more;
+        if (page.messages.length) conv.oldestSeq = Math.min(conv.oldestSeq ?? Infinity, page.messages[0].seq);
+        conv.loaded = true;
+        this.emit('messages', conv.id);
+      })().finally(() => {
+        conv.loading = null;
+      });
+    }
+    return conv.loading;
+  }
+
+  /** The page of history just above the oldest shown; false when there is none. */
+  async loadOlder(conv) {
+    if (!conv.loaded || !conv.hasMore || conv.loading || conv.oldestSeq === null) return false;
+    conv.loading = (async () => {
+      const page = await api.history(conv.id, { beforeSeq: conv.oldestSeq, limit: PAGE });
+      await this.ingest(conv, page.messages, { live: false });
+      conv.hasMore = page.has_more;
+      if (page.messages.length) conv.oldestSeq = Math.min(conv.oldestSeq, page.messages[0].seq);
+      this.emit('older', conv.id);
+    })().finally(() => {
+      conv.loading = null;
+    });
+    await conv.loading;
+    return true;
+  }
+
+  /**
+   * Open, check and judge messages (in parallel), then file them; live ones also count
+   * as new. A message the ledger calls a rollback reloads the conversation instead.
+   */
+  async ingest(conv, messages, { live }) {
+    const epoch = conv.epoch;
+    const fresh = [];
+    for (const m of messages) {
+      if (!isMessage(m, conv.id) || conv.byId.has(m.id)) continue;
+      const holder = conv.messages.get(m.seq);
+      if (holder && holder.id !== m.id) return this.rollback(conv, m.seq);
+      if (!holder) fresh.push(m);
+    }
+    if (!fresh.length) return this.advanceCursor(conv);
+    const opened = await Promise.all(fresh.map((m) => this.openOne(conv, m)));
+    if (conv.epoch !== epoch) return undefined;
+    const ledger = await this.ledgers.get(conv.id);
+    let rollbackAt = null;
+    const order = opened.map((_, i) => i).sort((a, b) => fresh[a].seq - fresh[b].seq);
+    for (const i of order) {
+      const item = opened[i];
+      if (!item.judge) continue;
+      const prior = ledger.entries.get(item.id);
+      const verdict = ledger.judge(item.judge);
+      if (verdict === ROLLBACK) {
+        rollbackAt = Math.min(rollbackAt ?? Infinity, item.seq, prior?.seq ?? Infinity);
+      } else if (verdict !== OK) {
+        flag(item, verdict);
+      }
+    }
+    const changed = new Set(ledger.takeChanged());
+    await this.ledgers.save(conv.id);
+    if (conv.epoch !== epoch) return undefined;
+    if (rollbackAt !== null) return this.rollback(conv, rollbackAt);
+    for (const id of changed) {
+      const shown = conv.byId.get(id);
+      if (shown) flag(shown, REPLAYED);
+    }
+    for (const i of order) {
+      const item = opened[i];
+      if (changed.has(item.id)) flag(item, REPLAYED);
+      if (conv.messages.has(item.seq)) continue;
+      this.file(conv, item);
+      if (live && !item.own) this.onIncoming(conv, item);
+    }
+    return this.advanceCursor(conv);
+  }
+
+  /** Open one message and check its head: a shown item, with `judge` set when §9 applies. */
+  async openOne(conv, message) {
+    const result = message.deleted === true && message.envelope === null
+      ? { status: 'deleted', reason: 'taken back by its sender' }
+      : await this.messenger.open(message);
+    const item = {
+      id: message.id,
+      seq: message.seq,
+      sender: message.sender,
+      sender_id: message.sender_id,
+      sender_device: message.sender_device,
+      client_msg_id: message.client_msg_id,
+      created: message.created,
+      own: message.sender_id === this.me.id,
+      status: result.status,
+      text: result.status === 'ok' ? result.text : undefined,
+      reason: result.reason,
+      v: result.v,
+      note: result.note ?? null,
+      judge: null,
+    };
+    if (!result.v) return item; // did not open or verify: not judged
+    if (result.v === 1) {
+      item.legacy = true;
+    } else {
+      const check = await this.rosters.checkHead(conv, message.sender_id, result.head);
+      if (check === 'before_roster') item.beforeRoster = true;
+      else if (check !== 'ok') {
+        item.status = 'failed';
+        item.text = undefined;
+        item.reason = `this message ${HEAD_FAILURE[check] ?? 'does not fit the member list'}`;
+        return item;
+      }
+    }
+    item.judge = { id: message.id, seq: message.seq, senderId: message.sender_id, clientMsgId: message.client_msg_id, sigKid: result.sigKid, v: result.v, n: result.n };
+    return item;
+  }
+
+  /**
+   * File one of this device's messages from its ack (the text is the one it sealed),
+   * judged like every other message.
+   */
+  async fileOwn(conv, { id, seq, created, client_msg_id: clientMsgId, n, text, sigKid }) {
+    if (conv.byId.has(id)) return;
+    const holder = conv.messages.get(seq);
+    if (holder) {
+      if (holder.id !== id) await this.rollback(conv, seq);
+      return;
+    }
+    const epoch = conv.epoch;
+    const ledger = await this.ledgers.get(conv.id);
+    const item = {
+      id, seq, created, client_msg_id: clientMsgId, sender: this.me.username, sender_id: this.me.id,
+      own: true, status: 'ok', text, v: 2, note: null,
+    };
+    const verdict = ledger.judge({ id, seq, senderId: this.me.id, clientMsgId, sigKid, v: 2, n });
+    await this.ledgers.save(conv.id);
+    if (conv.epoch !== epoch) return;
+    if (verdict === ROLLBACK) {
+      await this.rollback(conv, seq);
+      return;
+    }
+    if (verdict !== OK) flag(item, verdict);
+    if (!conv.messages.has(seq)) this.file(conv, item);
+    this.advanceCursor(conv);
+  }
+
+  file(conv, item) {
+    conv.messages.set(item.seq, item);
+    conv.byId.set(item.id, item);
+    if (item.own) this.onOwnFiled(item);
+    if (item.seq > conv.last_seq) conv.last_seq = item.seq;
+    if (!conv.last_activity || item.created > conv.last_activity) conv.last_activity = item.created;
+  }
+
+  /** Move the cursor over filed messages; ask for what is missing below `last_seq`. */
+  advanceCursor(conv) {
+    while (conv.messages.has(conv.cursor + 1)) conv.cursor += 1;
+    if (conv.last_seq > conv.cursor) this.requestSync([conv]);
+  }
+
+  /**
+   * The server no longer holds what this conversation showed from `seq` on (a message
+   * moved, or `last_seq` fell below a shown seq): say so, forget the judgements from
+   * there (`forgetFrom`), drop those messages and load them again from the server.
+   */
+  async rollback(conv, seq, { reload = true } = {}) {
+    conv.epoch += 1;
+    conv.rollback = { at: new Date().toISOString(), seq };
+    await this.ledgers.forgetFrom(conv.id, seq);
+    for (const [s, item] of [...conv.messages]) {
+      if (s >= seq) {
+        conv.messages.delete(s);
+        conv.byId.delete(item.id);
+      }
+    }
+    conv.cursor = Math.min(conv.cursor, seq - 1);
+    this.emit('rollback', conv.id);
+    this.emit('messages', conv.id);
+    if (!reload) return;
+    if (conv.loaded) {
+      conv.loaded = false;
+      conv.hasMore = true;
+      conv.oldestSeq = null;
+      await conv.loading?.catch(() => {});
+      await this.loadNewest(conv);
+    } else {
+      this.requestSync([conv]);
+    }
+  }
+
+  /**
+   * What to show, oldest first: filed messages by seq, with the verified roster events
+   * placed among them by time (events before the oldest loaded message only once the
+   * start of the conversation is loaded).
+   * @returns {Array<{kind: 'message', item: object} | {kind: 'event', event: object}>}
+   */
+  entries(conv) {
+    const stored = [...conv.messages.values()].sort((a, b) => a.seq - b.seq);
+    const events = this.rosters.events(conv.id);
+    const out = [];
+    let e = 0;
+    const oldest = stored[0]?.created ?? null;
+    if (conv.hasMore && oldest) while (e < events.length && (events[e].created ?? '') < oldest) e += 1;
+    for (const item of stored) {
+      while (e < events.length && (events[e].created ?? '') <= item.created) out.push({ kind: 'event', event: events[e++] });
+      out.push({ kind: 'message', item });
+    }
+    while (e < events.length) out.push({ kind: 'event', event: events[e++] });
+    return out;
+  }
+}
+
+function flag(item, verdict) {
+  item.status = verdict === OUT_OF_ORDER ? 'out_of_order' : 'replayed';
+  item.text = undefined;
+}
+
+function isMessage(m, conversationId) {
+  return m && typeof m === 'object' && m.conversation === conversationId && Number.isSafeInteger(m.seq) && m.seq >= 1
+    && Number.isSafeInteger(m.id) && Number.isSafeInteger(m.sender_id) && typeof m.client_msg_id === 'string';
+}
