@@ -21,7 +21,7 @@ import { Messenger } from './messages.js';
 import { Notifier } from './notify.js';
 import { Outbox } from './outbox.js';
 import { routeFrame } from './router.js';
-import { NotSendable, RosterStore } from './rosters.js';
+import { NotSendable, RosterStore, waitingText } from './rosters.js';
 import { Sender } from './sender.js';
 import { ChatSocket } from './socket.js';
 import { kv as browserKv } from './store.js';
@@ -101,7 +101,7 @@ export class ChatApp extends EventTarget {
     this.notifier = env.notifier ?? (await new Notifier(me.id).load());
     this.trust.addEventListener?.('change', () => {
       this.emit('trust');
-      this.sender.retryBlocked();
+      this.rosters.retryWaiting([...this.conversations.values()]).then(() => this.sender.retryBlocked());
     });
     this.rosters.addEventListener('change', (event) => this.onRosterChange(event.detail));
     this.sender.addEventListener('change', (event) => this.emitSoon('messages', event.detail));
@@ -335,6 +335,17 @@ export class ChatApp extends EventTarget {
         blocking: true,
         title: 'This conversation may have been tampered with. Nothing is sent to it.',
         text: `${tampered.text} The server may be trying to add a reader you cannot see, or to change what this conversation shows.`,
+        actions: [],
+      });
+    }
+    const waiting = this.rosters.waiting(conv.id);
+    if (waiting && !tampered) {
+      notices.push({
+        kind: 'roster_waiting',
+        level: 'warn',
+        blocking: true,
+        title: 'A change to this group’s members waits for an identity you have not accepted.',
+        text: `${waitingText(waiting)} Until then nothing is sent to this group.`,
         actions: [],
       });
     }

@@ -16,6 +16,7 @@
  */
 
 import { api, ApiError } from './api.js';
+import { IdentityPendingError } from './directory.js';
 import { isUuid4 } from './protocol.js';
 import { RosterError, RosterState, verifyChain } from './roster.js';
 import { kv as defaultKv } from './store.js';
@@ -105,6 +106,16 @@ export class RosterStore extends EventTarget {
     return this.entries.get(conversationId)?.tampered ?? null;
   }
 
+  /** `{userId, username}` while a record signed under an unaccepted identity waits, else null. */
+  waiting(conversationId) {
+    return this.entries.get(conversationId)?.waiting ?? null;
+  }
+
+  /** Verify again every group waiting on an identity (trust changed). */
+  retryWaiting(conversations) {
+    return Promise.all(conversations.filter((conv) => this.waiting(conv.id)).map((conv) => this.refresh(conv).catch(() => {})));
+  }
+
   /** Verified roster events of a conversation, oldest first. */
   events(conversationId) {
     return this.entries.get(conversationId)?.events ?? [];
@@ -150,7 +161,7 @@ export class RosterStore extends EventTarget {
       }
       if (!entry.state && !entry.gid) return entry;
       await this.advance(entry, conv.id);
-      if (head && !entry.tampered && entry.state?.heads.get(head.hash) !== head.n) {
+      if (head && !entry.tampered && !entry.waiting && entry.state?.heads.get(head.hash) !== head.n) {
         await this.tamper(entry, conv.id, 'missing_head');
       }
       return entry;
@@ -221,7 +232,7 @@ export class RosterStore extends EventTarget {
     if (entry.state?.heads.get(head.hash) !== head.n) {
       if (entry.state && entry.state.n >= head.n) return this.tamper(entry, data.id, 'missing_head');
       await this.advance(entry, data.id);
-      if (entry.tampered) return entry;
+      if (entry.tampered || entry.waiting) return entry;
       if (entry.state?.heads.get(head.hash) !== head.n) return this.tamper(entry, data.id, 'missing_head');
     }
     return this.compare(entry, data);
@@ -270,8 +281,16 @@ export class RosterStore extends EventTarget {
       state = await verifyChain(entry.gid, records, (record) => this.directory.recordSigner(record.by, record.sig_kid), { state: entry.state, served: true });
     } catch (error) {
       if (error instanceof RosterError) return this.tamper(entry, conversationId, 'chain', error.detail || error.code);
+      if (error instanceof IdentityPendingError) {
+        // Signed under an identity change the person has not accepted: neither genuine
+        // nor tampered yet. Sending waits; verified again once trust changes.
+        entry.waiting = { userId: error.userId, username: error.username ?? null };
+        this.changed(conversationId);
+        return entry;
+      }
       throw error;
     }
+    entry.waiting = null;
     entry.state = state;
     for (const record of records) {
       entry.events.push({ n: record.n, op: record.op, by: record.by, subjects: [...record.subjects], title: record.title, created: record.created ?? null, hash: record.hash });
@@ -328,7 +347,8 @@ export class RosterStore extends EventTarget {
    * records), a sender who was not a member, or a head in a direct conversation marks
    * the conversation tampered and answers `unknown_head`, `sender_not_member` or
    * `bad_head`.
-   * @returns {Promise<'ok'|'before_roster'|'no_roster'|'unknown_head'|'sender_not_member'|'bad_head'>}
+   * A head past a change that waits on an unaccepted identity answers `waiting`.
+   * @returns {Promise<'ok'|'before_roster'|'no_roster'|'waiting'|'unknown_head'|'sender_not_member'|'bad_head'>}
    */
   async checkHead(conv, senderId, head) {
     if (conv.kind === 'direct') {
@@ -346,6 +366,7 @@ export class RosterStore extends EventTarget {
       entry = this.entries.get(conv.id);
     }
     if (!entry) return 'no_roster';
+    if (entry.waiting && !entry.state?.heads.has(head)) return 'waiting';
     if (!entry.state?.heads.has(head)) {
       await this.serial(conv.id, () => this.tamper(entry, conv.id, 'unknown_head'));
       return 'unknown_head';
@@ -373,6 +394,7 @@ export class RosterStore extends EventTarget {
   targets(conv) {
     const entry = this.entries.get(conv.id);
     if (entry?.tampered) throw new NotSendable(`Not sent: ${entry.tampered.text}`, 'tampered');
+    if (entry?.waiting) throw new NotSendable(`Not sent: ${waitingText(entry.waiting)}`, 'waiting');
     if (conv.kind === 'direct') {
       if (!entry?.pair) throw new NotSendable('Not sent: the members of this conversation are not checked yet.', 'unchecked');
       return { usernames: entry.pair.map((id) => this.nameFor(conv, id)), head: '', unsigned: false };
@@ -406,6 +428,12 @@ export class RosterStore extends EventTarget {
   changed(conversationId) {
     this.dispatchEvent(new CustomEvent('change', { detail: conversationId }));
   }
+}
+
+/** Why a group waits: a member-list change signed under an identity not accepted yet. */
+export function waitingText(waiting) {
+  const who = waiting.username ?? `user ${waiting.userId}`;
+  return `${who}’s new identity signed a change to this group’s members; accept or verify it first.`;
 }
 
 function toSaved(entry) {

@@ -21,6 +21,7 @@ const HEAD_FAILURE = {
   sender_not_member: 'its sender was not a member when it was sent',
   bad_head: 'names a group member list in a direct conversation',
   no_roster: 'names a member list this device has not seen',
+  waiting: 'names a member list signed under an identity you have not accepted yet',
 };
 
 export class Timeline {

@@ -77,6 +77,7 @@ export class FakeServer {
         return { key: user.keys.sigPublic, note: null };
       },
       async recordSigner(userId, sigKid) {
+        if (server.hooks.recordSigner) return server.hooks.recordSigner(userId, sigKid);
         const user = server.byId(userId);
         return user && user.keys.sigKid === sigKid ? user.keys.sigPublic : null;
       },
@@ -98,7 +99,7 @@ export class FakeServer {
         kv,
         socket,
         directory: this.directory(),
-        trust: { noticesFor: () => [], addEventListener() {} },
+        trust: this.trust ?? { noticesFor: () => [], addEventListener() {} },
         notifier: { message() {} },
         visible: () => true,
         ...(locks ? { locks } : {}),

@@ -8,6 +8,7 @@ import { test, describe, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as P from '../../../static/chat/protocol.js';
 import * as R from '../../../static/chat/roster.js';
+import { IdentityPendingError } from '../../../static/chat/directory.js';
 import { FakeServer, memoryKv, memoryLocks, readableBy } from './fake_chat_server.mjs';
 
 let server;
@@ -223,6 +224,27 @@ describe('a group member the roster does not name', () => {
     server.hooks.beforeRecord = null;
     await assert.rejects(app.addMember(c, { id: carol.id, username: carol.username }), /already a member/);
     assert.equal(conv.roster.length, 3);
+  });
+
+  test('a change signed under an identity not accepted yet waits (not tampered), then verifies once accepted', async () => {
+    server.trust = Object.assign(new EventTarget(), { noticesFor: () => [] });
+    const { conv, app, c } = await groupApp();
+    server.hooks.recordSigner = async (userId) => {
+      throw new IdentityPendingError(userId, server.byId(userId).username);
+    };
+    await server.change(conv, alice, 'add', [carol.id]);
+    await until(() => app.rosters.waiting(conv.id), 'waiting');
+    assert.equal(app.rosters.tampered(conv.id), null);
+    assert.ok(app.noticesFor(c).some((n) => n.kind === 'roster_waiting' && n.blocking));
+    await app.sendText(c, 'held back');
+    await server.settle();
+    assert.equal(server.sent.length, 0);
+    server.hooks.recordSigner = null; // the person accepted the identity
+    server.trust.dispatchEvent(new CustomEvent('change'));
+    await until(() => app.rosters.state(conv.id)?.n === 1, 'verified');
+    assert.equal(app.rosters.waiting(conv.id), null);
+    assert.equal(app.rosters.tampered(conv.id), null);
+    server.trust = null;
   });
 
   test('the real add, signed by the owner, is verified and shown as an event', async () => {
