@@ -54,8 +54,9 @@ class LiveUser:
         body = {"members": [username]}
         return (await self.session.request("POST", "/api/conversations/", body))["conversation"]
 
-    async def create_group(self, members: list["LiveUser"], title: str | None = None) -> dict:
-        """A new group of this user and `members`, record 0 signed by this device."""
+    async def create_group(self, members: list, title: str | None = None) -> dict:
+        """A new group of this user and `members` (LiveUsers or user ids), record 0 signed
+        by this device."""
         gid = str(uuid.uuid4())
         record = roster.make_record(
             self.keys,
@@ -63,7 +64,7 @@ class LiveUser:
             n=0,
             prev=roster.GENESIS,
             op="create",
-            subjects=[self.user_id, *(m.user_id for m in members)],
+            subjects=[self.user_id, *(m if isinstance(m, int) else m.user_id for m in members)],
             by=self.user_id,
             title=title,
         )

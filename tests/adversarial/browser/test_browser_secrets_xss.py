@@ -71,9 +71,10 @@ async def mallory_attacks(base_url: str, alice: str, payloads: list[str]) -> dic
             named_devices += 1
         except Exception:  # noqa: BLE001
             pass
-    for payload in payloads:
-        await mallory.session.create_conversation([alice], title=payload[:200], kind="group")
-    direct = await mallory.session.create_conversation([alice])
+    direct = await mallory.direct(alice)
+    alice_id = next(m["id"] for m in direct["members"] if m["username"] == alice)
+    for payload in payloads:  # group titles, in signed roster records
+        await mallory.create_group([alice_id], title=payload[:200])
     recipients = {}
     for username in (alice, "mallory"):
         for device in (await mallory.session.user_devices(username))["devices"]:
@@ -164,7 +165,7 @@ def test_secrets_csp_and_xss_corpus(people, stack):
     alice.send(CANARY_TEXT)
     alice.expect_sent(CANARY_TEXT)
 
-    # Device names on the security page.
+    # Device names on the security page (its advanced view lists every device by name).
     page.locator("#security-link").click()
     page.wait_for_url(re.compile(r"/security/"))
     try:
@@ -173,6 +174,7 @@ def test_secrets_csp_and_xss_corpus(people, stack):
     except Exception:  # noqa: BLE001 - still unlocked (no full page load)
         pass
     page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+    page.locator("summary", has_text="Advanced: keys and fingerprints").click()  # device names
     contact = page.locator("section.contact", has_text="mallory")
     expect(contact).to_be_visible(timeout=30_000)
     names = contact.inner_text()
