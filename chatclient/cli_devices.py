@@ -18,6 +18,7 @@ from .clikit import (
     Context,
     Progress,
     confirm,
+    kdf_iterations,
     key_bits,
     read_secret,
     report_notices,
@@ -58,6 +59,7 @@ async def cmd_device_setup(ctx: Context) -> None:
         passphrase=passphrase,
         bits=key_bits(ctx.args),
         reset=ctx.args.reset,
+        iterations=kdf_iterations(),
     )
     ctx.profile.save_keystore(record)
     ctx.save(session)
@@ -105,7 +107,7 @@ async def cmd_device_link(ctx: Context) -> None:
     except asyncio.CancelledError:
         await _cancel(link)
         raise
-    record = await asyncio.to_thread(link.keystore, linked, passphrase)
+    record = await asyncio.to_thread(link.keystore, linked, passphrase, kdf_iterations())
     ctx.profile.save_keystore(record)
     client = ChatClient(
         session,

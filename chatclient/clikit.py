@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import protocol
+from . import keystore, protocol
 from .client import ChatClient
 from .config import Profile, default_config_dir
 from .display import event_line
@@ -21,6 +21,7 @@ SERVER_ENV = "CHAT_SERVER"
 PASSPHRASE_ENV = "CHAT_PASSPHRASE"
 PASSWORD_ENV = "CHAT_PASSWORD"
 KEY_BITS_ENV = "CHAT_KEY_BITS"
+KDF_ITERATIONS_ENV = "CHAT_KDF_ITERATIONS"
 
 
 class CliError(Exception):
@@ -84,6 +85,23 @@ def key_bits(args: argparse.Namespace) -> int:
     if bits not in protocol.ALLOWED_KEY_BITS:
         raise CliError(f"key size must be one of {protocol.ALLOWED_KEY_BITS}")
     return bits
+
+
+def kdf_iterations() -> int | None:
+    """PBKDF2 iterations for a key file this run writes: ``CHAT_KDF_ITERATIONS`` within the
+    keystore's bounds, or None for the keystore's default (600,000)."""
+    raw = os.environ.get(KDF_ITERATIONS_ENV)
+    if not raw:
+        return None
+    try:
+        iterations = int(raw)
+    except ValueError:
+        iterations = 0
+    if not keystore.MIN_ITERATIONS <= iterations <= keystore.MAX_ITERATIONS:
+        raise CliError(
+            f"{KDF_ITERATIONS_ENV} must be {keystore.MIN_ITERATIONS}..{keystore.MAX_ITERATIONS}"
+        )
+    return iterations
 
 
 async def require_user(session: ChatSession) -> dict:
@@ -170,7 +188,11 @@ class Context:
                 warn("finished this device's upgrade: identity key set and device certified")
         elif upgrade:
             try:
-                await client.upgrade(passphrase, save_record=self.profile.save_keystore)
+                await client.upgrade(
+                    passphrase,
+                    save_record=self.profile.save_keystore,
+                    iterations=kdf_iterations(),
+                )
             except ChatError as exc:
                 raise CliError(
                     "this key file is from before identity keys and your account has one: "

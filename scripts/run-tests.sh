@@ -12,8 +12,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-.venv/bin/python}
-UNIT_BUDGET=${UNIT_BUDGET:-960}
-JS_BUDGET=${JS_BUDGET:-120}
+UNIT_BUDGET=${UNIT_BUDGET:-1020}
+JS_BUDGET=${JS_BUDGET:-60}
 BROWSER_BUDGET=${BROWSER_BUDGET:-480}
 
 reports=$(mktemp -d)
