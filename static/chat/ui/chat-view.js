@@ -245,7 +245,10 @@ export class ChatView {
       if (how?.op === 'leave') return 'You left';
       return 'You are no longer a member';
     }
-    if (conv.kind === 'group') return `${this.app.membersOf(conv).length} members`;
+    if (conv.kind === 'group') {
+      const count = this.app.membersOf(conv).length;
+      return `${count} ${count === 1 ? 'member' : 'members'}`;
+    }
     return online ? 'Online' : 'Direct chat';
   }
 
