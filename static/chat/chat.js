@@ -30,9 +30,6 @@ import { Trust } from './trust.js';
 
 const TYPING_SHOWN = 6000;
 const TYPING_EVERY = 3000;
-/** A typing frame this soon after the same person's message is the one it ended (the
- * frames travel apart on the server and may arrive after the message). */
-const TYPING_STALE_AFTER_MESSAGE = 1500;
 const RESEND_CHECK = 3000;
 
 export class ChatApp extends EventTarget {
@@ -410,8 +407,8 @@ export class ChatApp extends EventTarget {
   }
 
   onIncoming(conv, item) {
-    conv.typing.delete(item.sender); // their message is here: no longer typing it
-    conv.spoke.set(item.sender, Date.now());
+    // their message is here: no longer typing it (shown at once, not when the entry expires)
+    if (conv.typing.delete(item.sender)) this.emit('typing', conv.id);
     if (item.seq <= conv.read_up_to) return;
     if (this.openId === conv.id && this.visible) {
       queueMicrotask(() => this.markRead());
@@ -523,7 +520,6 @@ export class ChatApp extends EventTarget {
   onTyping(frame) {
     const conv = this.get(frame.conversation);
     if (!conv || frame.user === this.me.username) return;
-    if (Date.now() - (conv.spoke.get(frame.user) ?? 0) < TYPING_STALE_AFTER_MESSAGE) return;
     conv.typing.set(frame.user, Date.now());
     this.emit('typing', conv.id);
     setTimeout(() => this.emit('typing', conv.id), TYPING_SHOWN + 50);

@@ -43,7 +43,6 @@ export class Conversations {
         ...Timeline.fields(data),
         readBy: new Map(),
         typing: new Map(),
-        spoke: new Map(),
         unread: data.unread ?? 0,
         read_up_to: data.read_up_to ?? 0,
         last_seq: data.last_seq ?? 0,
