@@ -79,6 +79,7 @@ async def cmd_device_setup(ctx: Context) -> None:
 
 
 async def cmd_device_link(ctx: Context) -> None:
+    iterations = kdf_iterations()  # checked before anything is asked for
     existing = ctx.profile.load_keystore()
     session = ctx.session()
     user = await require_user(session)
@@ -107,7 +108,7 @@ async def cmd_device_link(ctx: Context) -> None:
     except asyncio.CancelledError:
         await _cancel(link)
         raise
-    record = await asyncio.to_thread(link.keystore, linked, passphrase, kdf_iterations())
+    record = await asyncio.to_thread(link.keystore, linked, passphrase, iterations)
     ctx.profile.save_keystore(record)
     client = ChatClient(
         session,
