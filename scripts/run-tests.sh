@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 UNIT_BUDGET=${UNIT_BUDGET:-1020}
 JS_BUDGET=${JS_BUDGET:-60}
-BROWSER_BUDGET=${BROWSER_BUDGET:-480}
+BROWSER_BUDGET=${BROWSER_BUDGET:-540}
 
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
