@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels (session auth, origin check)."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels (session auth, and
+the full-origin check of `chatsite.origins`)."""
 
 import os
 
@@ -9,8 +10,8 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chatsite.origins import SameOriginValidator  # noqa: E402
 from chatsite.routing import websocket_urlpatterns  # noqa: E402
 from messaging.realtime import warn_if_single_process  # noqa: E402
 
@@ -19,8 +20,6 @@ warn_if_single_process()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -66,10 +66,65 @@ async def test_forbidden_device_or_account_gets_4403(trio, which):
     await closed_with(ws, 4403)
 
 
+SITE = b"127.0.0.1:8000"  # the site as the browser reached it: http://127.0.0.1:8000
+
+
+def socket_at(user, host: bytes, origin: bytes, *extra: tuple[bytes, bytes]):
+    """A socket of `user` whose handshake carries this Host, Origin and extra headers."""
+    ws = user.socket()
+    kept = [h for h in ws.scope["headers"] if h[0] not in (b"host", b"origin")]
+    ws.scope["headers"] = [*kept, (b"host", host), (b"origin", origin), *extra]
+    return ws
+
+
+FOREIGN_ORIGINS = [
+    b"https://evil.example",
+    b"http://localhost:9999",  # another host and port (the review's attack)
+    b"https://127.0.0.1",  # another scheme and port (the review's attack)
+    b"http://127.0.0.1",  # the default port, not the site's
+    b"http://127.0.0.1:8001",
+    b"https://127.0.0.1:8000",  # the right host and port over another scheme
+    b"null",
+]
+
+
 async def test_foreign_origin_is_refused_at_handshake(trio):
-    ws = trio[0].socket(origin=b"https://evil.example")
-    connected_ok, _ = await ws.connect()
-    assert not connected_ok
+    for origin in FOREIGN_ORIGINS:
+        ws = socket_at(trio[0], SITE, origin)
+        connected_ok, _ = await ws.connect()
+        assert not connected_ok, origin
+
+
+async def test_own_origin_with_port_and_trusted_origins_are_accepted(trio, settings):
+    alice = trio[0]
+    ws = socket_at(alice, SITE, b"http://127.0.0.1:8000")
+    assert (await ws.connect())[0]
+    await ws.disconnect()
+    # Behind a TLS proxy the scheme comes from the header Django trusts.
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    proxied = (b"x-forwarded-proto", b"https")
+    ws = socket_at(alice, b"chat.example", b"https://chat.example", proxied)
+    settings.ALLOWED_HOSTS = ["chat.example"]
+    assert (await ws.connect())[0]
+    await ws.disconnect()
+    assert not (await socket_at(alice, b"chat.example", b"http://chat.example", proxied).connect())[
+        0
+    ]
+    assert not (await socket_at(alice, b"chat.example", b"https://chat.example").connect())[0]
+    # A Host outside ALLOWED_HOSTS is refused even when the Origin repeats it.
+    assert not (await socket_at(alice, b"evil.example", b"http://evil.example").connect())[0]
+    # CSRF_TRUSTED_ORIGINS: exactly, or a subdomain wildcard.
+    settings.CSRF_TRUSTED_ORIGINS = ["https://app.example:8443", "https://*.chat.example"]
+    for trusted in (b"https://app.example:8443", b"https://eu.chat.example"):
+        ws = socket_at(alice, b"chat.example", trusted)
+        assert (await ws.connect())[0]
+        await ws.disconnect()
+    for untrusted in (
+        b"http://app.example:8443",
+        b"https://app.example",
+        b"http://eu.chat.example",
+    ):
+        assert not (await socket_at(alice, b"chat.example", untrusted).connect())[0]
 
 
 @pytest.mark.parametrize(
