@@ -174,10 +174,15 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
-# Failed-login throttling (django-axes): per username and, separately, per client address.
+# Failed-login throttling (django-axes) on the pair (username, client address): failures
+# from one address lock only that pair, so nobody can lock a victim out from elsewhere and
+# one address (a NAT) cannot lock out everyone behind it. The client address is
+# REMOTE_ADDR only (axes' default; daphne --proxy-headers sets it from nginx's
+# X-Forwarded-For), never a header the client could choose.
 AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = float(os.environ.get("LOGIN_COOLOFF_HOURS", "0.25"))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"

@@ -77,22 +77,34 @@ def test_unsafe_method_without_csrf_token_is_forbidden():
     assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
 
 
-def test_failed_logins_are_throttled_per_username():
+def login_from(address: str, username: str, password: str, **headers):
+    """POST /api/session/ from a fresh browser at this client address."""
+    api = ApiClient()
+    api.http.defaults["REMOTE_ADDR"] = address
+    return api.post("/api/session/", {"username": username, "password": password}, **headers)
+
+
+def test_failed_logins_lock_the_pair_of_username_and_address():
     register("alice")
-    for _ in range(5):
-        ApiClient().post("/api/session/", {"username": "alice", "password": "wrong"})
-    locked = ApiClient().post("/api/session/", {"username": "alice", "password": PASSWORD})
+    codes = [login_from("203.0.113.7", "alice", "wrong").status_code for _ in range(5)]
+    assert codes == [400, 400, 400, 400, 429]  # the fifth failure locks
+    locked = login_from("203.0.113.7", "alice", PASSWORD)
     assert locked.status_code == 429 and error_code(locked) == "rate_limited"
     assert "try again" in locked.json_body["error"]["detail"].lower()
+    # The victim, from her own address, still gets in (the attack locked her out before).
+    victim = login_from("198.51.100.20", "alice", PASSWORD)
+    assert victim.status_code == 200 and victim.json_body["user"]["username"] == "alice"
+    # A header the client chooses does not move the attacker to a fresh pair.
+    spoofed = login_from("203.0.113.7", "alice", PASSWORD, headers={"X-Forwarded-For": "192.0.2.1"})
+    assert spoofed.status_code == 429
 
 
-def test_failed_logins_are_throttled_per_client_address():
+def test_failures_for_other_names_do_not_lock_a_shared_address():
     register("alice")
-    api = ApiClient()
-    for name in ["x1", "x2", "x3", "x4", "x5"]:
-        api.post("/api/session/", {"username": name, "password": "wrong"})
-    locked = ApiClient().post("/api/session/", {"username": "alice", "password": PASSWORD})
-    assert locked.status_code == 429
+    for name in ["x1", "x2", "x3", "x4", "x5", "x6"]:
+        login_from("203.0.113.7", name, "wrong")
+    # Everyone behind that NAT can still log in.
+    assert login_from("203.0.113.7", "alice", PASSWORD).status_code == 200
 
 
 def test_user_search_needs_login_and_matches_prefix():
