@@ -1,5 +1,6 @@
 """Wiring of the HTTP API: the apps' routers, the JSON parser and PROTOCOL error bodies."""
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
@@ -55,6 +56,7 @@ api = NinjaAPI(
     description="HTTP API of PROTOCOL §4. The server stores ciphertext and public keys only.",
     parser=StrictJSONParser(),
     urls_namespace="api",
+    docs_url=None,  # served by `api_docs`, for staff only (the schema itself stays public)
 )
 api.add_router("/", accounts_api.router)
 api.add_router("/", keys_api.router)
@@ -75,6 +77,15 @@ def api_not_found(request):
     return JsonResponse(
         {"error": {"code": "not_found", "detail": "No such API endpoint."}}, status=404
     )
+
+
+def api_docs(request):
+    """The interactive API docs page: for active staff, or anyone when DEBUG is on; a 404
+    `not_found` otherwise (`/api/openapi.json` stays public for clients and tools)."""
+    user = request.user
+    if not (settings.DEBUG or (user.is_authenticated and user.is_active and user.is_staff)):
+        return api_not_found(request)
+    return api.docs.render_page(request, api)
 
 
 @api.exception_handler(ActionError)

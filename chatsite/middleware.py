@@ -4,6 +4,28 @@ from django.conf import settings
 from django.http import JsonResponse
 
 
+class SecurityHeadersMiddleware:
+    """Headers Django has no setting for, on every response (static files included):
+    `Permissions-Policy` (PERMISSIONS_POLICY: the powerful features the chat never uses
+    are off, for its pages and anything they embed) and `Cross-Origin-Resource-Policy`
+    (CROSS_ORIGIN_RESOURCE_POLICY: other sites cannot load our responses, e.g. as an
+    image or script, even when they know a URL)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.headers = {
+            "Permissions-Policy": settings.PERMISSIONS_POLICY,
+            "Cross-Origin-Resource-Policy": settings.CROSS_ORIGIN_RESOURCE_POLICY,
+        }
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        for name, value in self.headers.items():
+            if value and name not in response.headers:
+                response.headers[name] = value
+        return response
+
+
 class BodySizeLimitMiddleware:
     """Refuse API bodies over MAX_FRAME_BYTES with 413 `too_large` before they are read."""
 

@@ -2,6 +2,8 @@
 
 import pytest
 
+from accounts.models import User
+
 pytestmark = pytest.mark.django_db
 
 # (method, path) -> (success statuses, request body schema or None) from PROTOCOL §4 and §6.
@@ -56,9 +58,27 @@ def test_openapi_lists_exactly_the_protocol_endpoints(client):
             assert set(resolve(schema, content["schema"]["$ref"])["properties"]) == body
 
 
-def test_openapi_is_served_with_a_docs_page(client):
+def test_openapi_is_public_and_the_docs_page_is_for_staff(client, settings):
     assert client.get("/api/openapi.json").json()["info"]["title"] == "e2ee chat"
+    hidden = client.get("/api/docs")
+    assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "not_found"
+    user = User.objects.create_user("alice", password="x" * 12)
+    client.force_login(user)
+    assert client.get("/api/docs").status_code == 404
+    User.objects.filter(pk=user.pk).update(is_staff=True)
     assert client.get("/api/docs").status_code == 200
+    client.logout()
+    settings.DEBUG = True
+    assert client.get("/api/docs").status_code == 200
+
+
+def test_security_headers_on_pages_api_and_static(client):
+    for path in ("/login/", "/api/session/", "/api/nowhere/", "/static/chat/chat.js"):
+        response = client.get(path)
+        policy = response.headers.get("Permissions-Policy", "")
+        assert "camera=()" in policy and "microphone=()" in policy, path
+        assert "geolocation=()" in policy, path
+        assert response.headers.get("Cross-Origin-Resource-Policy") == "same-origin", path
 
 
 def test_message_and_error_shapes(client):
