@@ -10,6 +10,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from . import names
 from .errors import ActionError
 from .models import User
 from .signals import user_deactivated
@@ -17,8 +18,15 @@ from .signals import user_deactivated
 username_validator = UnicodeUsernameValidator()
 
 
-def validate_new_username(username: str) -> None:
-    """Refuse a malformed username or one taken in any letter case."""
+def _refuse(reason: str):
+    return ActionError("bad_request", reason, fields={"username": [reason]})
+
+
+def validate_new_username(username: str) -> str:
+    """The username in NFKC form, unless it is malformed, mixes scripts (e.g. Latin and
+    Cyrillic letters), or looks like a taken one: the same in any letter case or the same
+    confusable skeleton (`names.skeleton`: `аlice` with a Cyrillic а for `alice`)."""
+    username = names.normalize(username)
     try:
         username_validator(username)
     except ValidationError as exc:
@@ -29,19 +37,20 @@ def validate_new_username(username: str) -> None:
         raise ActionError(
             "bad_request", "Invalid username.", fields={"username": ["1 to 150 characters."]}
         )
+    if names.is_mixed_script(username):
+        raise _refuse("Use letters of one script only (e.g. not Latin and Cyrillic mixed).")
     if User.objects.filter(username__iexact=username).exists():
-        raise ActionError(
-            "bad_request",
-            "That username is taken.",
-            fields={"username": ["That username is taken."]},
-        )
+        raise _refuse("That username is taken.")
+    if User.objects.filter(username_skeleton=names.skeleton(username)).exists():
+        raise _refuse("That username looks too much like a taken one.")
+    return username
 
 
 def register_user(username: str, password: str, *, by_staff: bool = False) -> User:
     """Create an active user after Django's password validators; staff may register when closed."""
     if not settings.REGISTRATION_OPEN and not by_staff:
         raise ActionError("registration_closed", "Registration is closed; ask an administrator.")
-    validate_new_username(username)
+    username = validate_new_username(username)
     candidate = User(username=username)
     try:
         password_validation.validate_password(password, user=candidate)

@@ -41,12 +41,11 @@ class StaffUserCreationForm(UserCreationForm):
     def clean_username(self):
         username = self.cleaned_data.get("username", "")
         try:
-            validate_new_username(username)
+            return validate_new_username(username)
         except ActionError as error:
             raise forms.ValidationError(
                 error.extra.get("fields", {}).get("username") or [error.detail]
             ) from error
-        return username
 
 
 @admin.register(User)

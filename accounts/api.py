@@ -9,6 +9,7 @@ from .auth import anyone_with_csrf, session_auth
 from .errors import ActionError
 from .lockout import DETAIL
 from .models import User
+from .names import normalize
 from .schemas import Credentials, SessionOut, UserList, UserOut, session_user, with_errors
 
 router = Router(tags=["accounts"])
@@ -24,8 +25,9 @@ def get_session(request):
 
 @router.post("/session/", response=with_errors({200: UserOut}), auth=anyone_with_csrf)
 def create_session(request, body: Credentials):
-    """Log in. Failed logins are throttled per username and per client address."""
-    user = authenticate(request, username=body.username, password=body.password)
+    """Log in (the username in NFKC form, as registration stores it). Failed logins are
+    throttled per (username, client address)."""
+    user = authenticate(request, username=normalize(body.username), password=body.password)
     if user is None:
         if getattr(request, "axes_locked_out", False):
             raise ActionError("rate_limited", DETAIL)

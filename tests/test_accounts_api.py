@@ -77,6 +77,37 @@ def test_unsafe_method_without_csrf_token_is_forbidden():
     assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
 
 
+def test_register_refuses_look_alike_and_mixed_script_names():
+    register("alice")
+    register("bill")
+    api = ApiClient()
+    for name in [
+        "\u0430lice",  # Cyrillic а: the review's attack
+        "\u0430\u04cf\u0456\u0441\u0435",  # every letter Cyrillic: one script, same look
+        "ALlCE",
+        "bi11",
+        "\uff41\uff4c\uff49\uff43\uff45",  # fullwidth: NFKC makes it alice
+    ]:
+        refused = api.post("/api/users/", {"username": name, "password": PASSWORD})
+        assert refused.status_code == 400 and error_code(refused) == "bad_request", name
+        assert "username" in refused.json_body["error"]["fields"], name
+    mixed = api.post("/api/users/", {"username": "bob\u0430", "password": PASSWORD})
+    assert "one script" in mixed.json_body["error"]["fields"]["username"][0]
+    assert User.objects.count() == 2
+    # One script, even with digits and _, is fine; so is a name in another script.
+    for name in ["carol_2", "\u0410\u043b\u0438\u0441\u0430", "jos\u00e9"]:
+        ok = ApiClient().post("/api/users/", {"username": name, "password": PASSWORD})
+        assert ok.status_code == 201, (name, ok.json_body)
+
+
+def test_username_is_stored_and_matched_in_nfkc_form():
+    api = ApiClient()
+    made = api.post("/api/users/", {"username": "\uff44\uff41\uff56\uff45", "password": PASSWORD})
+    assert made.status_code == 201 and made.json_body["user"]["username"] == "dave"
+    again = login_from("127.0.0.1", "\uff44\uff41\uff56\uff45", PASSWORD)
+    assert again.status_code == 200 and again.json_body["user"]["username"] == "dave"
+
+
 def login_from(address: str, username: str, password: str, **headers):
     """POST /api/session/ from a fresh browser at this client address."""
     api = ApiClient()
