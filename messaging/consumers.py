@@ -40,13 +40,21 @@ def _check_device(user_id: int, device_id: int | None) -> Device | None:
     )
 
 
-def _open_socket(channel_name: str, user_id: int, device_id: int | None):
-    """Check the device and record the socket, in one trip to the database thread.
+LOGGED_OUT = "logged out"
 
-    None if the device is not usable; else (device, came online, the co-members who are
-    online). Only they are told that she came online: one who connects at the same time
-    registers before asking who is online, so one of the two sees the other.
+
+def _open_socket(channel_name: str, user_id: int, device_id: int | None, session=None):
+    """Check the session and device and record the socket, in one trip to the database
+    thread.
+
+    LOGGED_OUT if the session ended since the handshake read it (the socket had joined
+    its session group already, so a later end reaches it); None if the device is not
+    usable; else (device, came online, the co-members who are online). Only they are told
+    that she came online: one who connects at the same time registers before asking who
+    is online, so one of the two sees the other.
     """
+    if session is not None and not session.exists(session.session_key):
+        return LOGGED_OUT
     device = _check_device(user_id, device_id)
     if device is None:
         return None
@@ -96,6 +104,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     device: Device | None = None
     device_id: int | None = None  # as asked in ?device=, before it was checked
     registered = False
+    session_key: str | None = None
+    closed_by_server = False
 
     async def __call__(self, scope, receive, send):
         try:
@@ -123,12 +133,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN if inactive else CLOSE_NOT_LOGGED_IN)
             return
         self.device_id = device_id = _device_id(self.scope.get("query_string", b""))
+        session = self.scope.get("session")
+        self.session_key = session.session_key if session is not None else None
         if device_id is not None:
             await realtime.ensure_inbox()  # listening before other processes can send here
-            # Join first, then check: a revocation in between still reaches this socket.
+            # Join first, then check: a revocation, logout or password change in between
+            # still reaches this socket.
             await self.channel_layer.group_add(realtime.user_group(user.pk), self.channel_name)
             await self.channel_layer.group_add(realtime.device_group(device_id), self.channel_name)
-        opened = await _open_socket_in_db(self.channel_name, user.pk, device_id)
+            if self.session_key:
+                await self.channel_layer.group_add(
+                    realtime.session_group(self.session_key), self.channel_name
+                )
+        opened = await _open_socket_in_db(
+            self.channel_name, user.pk, device_id, session if self.session_key else None
+        )
+        if opened is LOGGED_OUT:
+            await self.accept()
+            await self.close(code=CLOSE_NOT_LOGGED_IN)
+            return
         if opened is None:
             await self.accept()
             await self.close(code=CLOSE_FORBIDDEN)
@@ -159,6 +182,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_discard(
                     realtime.device_group(self.device_id), self.channel_name
                 )
+                if self.session_key:
+                    await self.channel_layer.group_discard(
+                        realtime.session_group(self.session_key), self.channel_name
+                    )
         if self.registered:
             self.registered = False
             went_offline, online_co_members = await _close_socket_in_db(
@@ -258,6 +285,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=event["text"])
 
     async def chat_close(self, event):
+        if self.closed_by_server:  # e.g. logout: both the logout and the session's end
+            return
+        self.closed_by_server = True
         self.device = None
         await self.close(code=event["code"])
 

@@ -1,7 +1,7 @@
 """Fan-out: per-user and per-device groups, delivered in-process where the socket is here.
 
 Every WebSocket joins `user.<id>` and `device.<id>` and registers itself as a local socket
-of its event loop (`add_local_socket`). `send_to_users` serializes a frame once, reads the
+of its event loop (`add_local_socket`); it also joins `session.<digest>` of its login session. `send_to_users` serializes a frame once, reads the
 channels of the recipients' user groups, hands the frame straight to the sockets of this
 event loop, and sends one copy per other process: on Redis to that process's inbox
 (see "worker inboxes" below), on the in-memory layer through the layer. A ``chat.close``
@@ -10,6 +10,7 @@ event closes sockets with a code; it always goes through the layer.
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
+CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_FORBIDDEN = 4403
 
 Deliver = Callable[[dict], Awaitable[None]]
@@ -40,6 +42,12 @@ def user_group(user_id: int) -> str:
 
 def device_group(device_id: int) -> str:
     return f"device.{device_id}"
+
+
+def session_group(session_key: str) -> str:
+    """The group of the sockets opened with this session (a digest: no session keys in
+    the channel layer)."""
+    return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:40]
 
 
 def encode(frame: dict) -> str:
@@ -295,7 +303,14 @@ async def close_device_sockets(device_id: int, code: int = CLOSE_FORBIDDEN) -> N
     )
 
 
+async def close_session_sockets(session_key: str, code: int = CLOSE_NOT_LOGGED_IN) -> None:
+    await get_channel_layer().group_send(
+        session_group(session_key), {"type": "chat.close", "code": code}
+    )
+
+
 send_to_users_sync = async_to_sync(send_to_users)
+close_session_sockets_sync = async_to_sync(close_session_sockets)
 close_user_sockets_sync = async_to_sync(close_user_sockets)
 close_device_sockets_sync = async_to_sync(close_device_sockets)
 

@@ -2,7 +2,7 @@
 
 from django.dispatch import receiver
 
-from accounts.signals import user_deactivated
+from accounts.signals import password_changed, session_ended, user_deactivated
 from keys.schemas import link_request_dict
 from keys.signals import (
     device_added,
@@ -40,6 +40,18 @@ def on_device_certified(sender, device, **kwargs):
 @receiver(user_deactivated)
 def on_user_deactivated(sender, user, **kwargs):
     realtime.close_user_sockets_sync(user.pk)
+
+
+@receiver(session_ended)
+def on_session_ended(sender, session_key, **kwargs):
+    realtime.close_session_sockets_sync(session_key, realtime.CLOSE_NOT_LOGGED_IN)
+
+
+@receiver(password_changed)
+def on_password_changed(sender, user, **kwargs):
+    # Every session logged in before the change fails Django's auth hash check from now
+    # on (the changer's own was cycled to a new key): all her sockets are logged out.
+    realtime.close_user_sockets_sync(user.pk, realtime.CLOSE_NOT_LOGGED_IN)
 
 
 @receiver(identity_changed)

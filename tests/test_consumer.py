@@ -2,19 +2,23 @@
 device changes, roster changes (`conversation` frames), rate limits. Real ASGI app, database and channel layer."""
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.test import Client
 
 from accounts.actions import deactivate_user
 from accounts.models import User
 from keys.actions import revoke_device
 from keys.models import Device
 from messaging.models import Membership, Message
-from tests.inprocess import change_roster, create_group, seal
+from tests.inprocess import ApiClient, change_roster, create_group, seal
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "correct horse battery staple"
 
 
 async def next_of(ws, kind, timeout=5):
@@ -317,6 +321,66 @@ async def test_revoking_a_device_closes_its_socket_and_tells_members(trio, devic
     }
     await sync_to_async(alice.register_device)(device_keys())
     assert (await next_of(b_ws, "devices_changed", timeout=1))["user"] == "alice"
+    await b_ws.disconnect()
+
+
+def second_session(user, password=PASSWORD):
+    """The same user and device logged in from another browser (a session of its own)."""
+    api = ApiClient()
+    response = api.post("/api/session/", {"username": user.username, "password": password})
+    assert response.status_code == 200
+    return dataclasses.replace(user, api=api)
+
+
+async def still_open(ws):
+    await ws.send_to(text_data='{"type":"ping"}')
+    assert await next_of(ws, "pong", timeout=2) == {"type": "pong"}
+
+
+async def test_logout_closes_that_sessions_sockets_with_4401(trio):
+    alice, bob, _, _ = trio
+    other = await sync_to_async(second_session)(alice)
+    a_ws, other_ws, b_ws = await connected(alice.socket(), other.socket(), bob.socket())
+    assert (await sync_to_async(alice.api.delete)("/api/session/")).status_code == 204
+    await closed_with(a_ws, 4401)
+    # The old socket receives nothing more and cannot sync (the review's attack); the
+    # same account's other session keeps its socket.
+    await still_open(other_ws)
+    await b_ws.disconnect()
+    await other_ws.disconnect()
+
+
+async def test_another_login_in_the_browser_flushes_the_session_and_closes_4401(trio):
+    alice, _, _, _ = trio
+    (a_ws,) = await connected(alice.socket())
+    bob_login = {"username": "bob", "password": PASSWORD}
+    assert (await sync_to_async(alice.api.post)("/api/session/", bob_login)).status_code == 200
+    await closed_with(a_ws, 4401)
+
+
+async def test_password_change_and_staff_reset_close_her_sockets_with_4401(trio):
+    alice, bob, _, _ = trio
+    other = await sync_to_async(second_session)(alice)
+    a_ws, other_ws, b_ws = await connected(alice.socket(), other.socket(), bob.socket())
+    staff = await sync_to_async(User.objects.create_superuser)("sam", password=PASSWORD)
+    admin = Client()
+    await sync_to_async(admin.force_login)(staff)
+    reset = await sync_to_async(admin.post)(
+        f"/admin/accounts/user/{alice.user_id}/password/",
+        {"password1": "a new long passphrase", "password2": "a new long passphrase"},
+    )
+    assert reset.status_code == 302, reset.content
+    await closed_with(a_ws, 4401)
+    await closed_with(other_ws, 4401)
+    await still_open(b_ws)
+    # A change made in code (set_password + save, as `manage.py changepassword`) too.
+    fresh = await sync_to_async(second_session)(alice, "a new long passphrase")
+    (fresh_ws,) = await connected(fresh.socket())
+    user = await User.objects.aget(pk=alice.user_id)
+    user.set_password("another long passphrase")
+    await user.asave()
+    await closed_with(fresh_ws, 4401)
+    await still_open(b_ws)
     await b_ws.disconnect()
 
 
