@@ -234,9 +234,14 @@ def store_messages(items: list[tuple]) -> list:
             for i in sorted(range(len(items)), key=lambda i: items[i][1]):
                 sender, conversation_id, client_msg_id, envelope, device = items[i]
                 try:
-                    results[i] = store_message(
-                        sender, conversation_id, client_msg_id, envelope, device=device
-                    )
+                    # Its own savepoint around all of it: a statement of this item that fails
+                    # at the database (e.g. the replay lookup after a refused check) must not
+                    # abort the batch's transaction (on PostgreSQL the rest would fail and
+                    # COMMIT become ROLLBACK, losing items already reported stored).
+                    with transaction.atomic():
+                        results[i] = store_message(
+                            sender, conversation_id, client_msg_id, envelope, device=device
+                        )
                 except Exception as exc:  # this item only: its savepoint was rolled back
                     results[i] = exc
     except Exception as exc:  # the commit failed: none of them is stored
