@@ -14,7 +14,7 @@ from accounts.models import User
 from keys.actions import revoke_device
 from keys.models import Device
 from messaging.models import Membership, Message
-from tests.inprocess import ApiClient, change_roster, create_group, seal
+from tests.inprocess import ApiClient, change_roster, create_group, frames_until_pong, seal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -176,10 +176,8 @@ async def test_typing_reaches_other_members_only(trio):
         "user": "alice",
         "user_id": alice.user_id,
     }
-    await asyncio.sleep(0.2)
     for ws in (a_ws, c_ws):
-        while not await ws.receive_nothing(timeout=0.1):
-            assert (await ws.receive_json_from())["type"] != "typing"
+        assert "typing" not in [frame["type"] for frame in await frames_until_pong(ws)]
     await c_ws.send_json_to({"type": "typing", "conversation": direct["id"]})
     assert (await next_of(c_ws, "error"))["code"] == "not_member"
     for ws in (a_ws, b_ws, c_ws):
@@ -219,7 +217,8 @@ async def test_read_mark_is_stored_and_told_to_every_member(trio):
     await b_ws.send_json_to(
         {"type": "read", "conversation": direct["id"], "up_to": 1}
     )  # never goes back
-    assert await a_ws.receive_nothing(timeout=0.3)
+    await frames_until_pong(b_ws)  # bob's read was handled
+    assert await frames_until_pong(a_ws) == []
     assert (await Membership.objects.aget(pk=membership.pk)).read_up_to == 3
     await a_ws.disconnect()
     await b_ws.disconnect()
@@ -239,9 +238,11 @@ async def test_presence_on_connect_first_open_and_last_close(trio):
     assert (await next_of(b_ws, "presence"))["user"] == "alice"  # who is online, told on connect
     await connected(b2_ws)  # a second connection is not news
     (c_ws,) = await connected(carol.socket())  # carol shares nothing with alice
-    assert await a_ws.receive_nothing(timeout=0.3)
-    await b_ws.disconnect()
-    assert await a_ws.receive_nothing(timeout=0.3)
+    await frames_until_pong(b2_ws)  # their connects (and any presence fan-out) are done
+    await frames_until_pong(c_ws)
+    assert await frames_until_pong(a_ws) == []
+    await b_ws.disconnect()  # returns once the consumer has finished
+    assert await frames_until_pong(a_ws) == []
     await b2_ws.disconnect()
     assert await next_of(a_ws, "presence") == {
         "type": "presence",
@@ -422,8 +423,8 @@ async def test_conversation_frames_on_every_roster_change(trio):
     for ws in (a_ws, b_ws):
         left = await next_of(ws, "conversation")
         assert [m["username"] for m in left["conversation"]["members"]] == ["alice"]
-    while not await c_ws.receive_nothing(timeout=0.2):  # carol is no longer told anything
-        assert (await c_ws.receive_json_from())["type"] != "conversation"
+    # carol is no longer told anything (the roster changes fan out before they return)
+    assert "conversation" not in [f["type"] for f in await frames_until_pong(c_ws)]
     for ws in (a_ws, b_ws, c_ws):
         await ws.disconnect()
 

@@ -255,6 +255,7 @@ class Peer:
         self.pending: dict[str, dict] = {}  # client_msg_id -> send frame
         self.sent_texts: dict[str, str] = {}
         self.closed = asyncio.Event()
+        self.changed = asyncio.Event()  # set on every ack and when the socket closes
         self.reconnects = 0
         self.counter = 0  # the last n used (one conversation per peer in these tests)
 
@@ -321,11 +322,13 @@ class Peer:
                 elif frame["type"] == "ack":
                     self.acks[frame["client_msg_id"]] = frame
                     self.pending.pop(frame["client_msg_id"], None)
+                    self.changed.set()
                 await self.frames.put(frame)
         except ConnectionClosed:
             pass
         finally:
             self.closed.set()
+            self.changed.set()
 
     async def close(self) -> None:
         await self.ws.close()
@@ -552,9 +555,8 @@ async def test_admin_actions_close_sockets_across_workers(production):
             alice.browser.call, "POST", "/api/conversations/", {"members": [other]}
         )
         assert status == 201
-    for peer in peers:
+    for peer in peers:  # open means registered (Connection row) and counted by nginx
         await peer.connect()
-        await asyncio.sleep(0.2)
     placed = connections_by_worker(stack.database_url)
     assert len({w for p in peers for w in placed[p.user_id]}) == 2, "not spread over workers"
 
@@ -629,8 +631,7 @@ async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(productio
     assert keys == await asyncio.to_thread(bob.recipients, conversation)
 
     # --- two clients land on different workers; presence crosses them.
-    await bob.connect()
-    await asyncio.sleep(0.3)
+    await bob.connect()  # open: nginx counts it (least_conn), so alice goes to the other
     await alice.connect()
     await bob.expect("presence", user="alice", online=True)
     await alice.expect("presence", user="bob", online=True)
@@ -681,13 +682,17 @@ async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(productio
             if peer.closed.is_set():
                 await peer.recover(cid)
             await peer.send_text(conversation, keys, f"{peer.name} #{i}")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # pacing (the traffic's shape), not synchronization
         deadline = time.monotonic() + 20
-        while peer.pending:
-            assert time.monotonic() < deadline, f"{peer.name}: unacknowledged {peer.pending}"
+        while peer.pending:  # wait for the acks, recovering when the socket drops
+            left = deadline - time.monotonic()
+            assert left > 0, f"{peer.name}: unacknowledged {peer.pending}"
             if peer.closed.is_set():
                 await peer.recover(cid)
-            await asyncio.sleep(0.1)
+                continue
+            peer.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(peer.changed.wait(), left)
 
     started = time.monotonic()
     await asyncio.gather(chatter(alice, kill_at=6), chatter(bob, kill_at=None))
@@ -704,12 +709,10 @@ async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(productio
 
     # Both views converge (a client syncs when it sees a gap; it de-duplicates by id).
     total = 2 + 2 * per_peer
+    # Every send was acked, so stored: one sync brings each peer whatever it missed.
     for peer in (alice, bob):
-        deadline = time.monotonic() + 10
-        while peer.cursor(cid) < total:
-            assert time.monotonic() < deadline, f"{peer.name} stuck at {peer.cursor(cid)}"
-            await peer.sync(cid)
-            await asyncio.sleep(0.1)
+        await peer.sync(cid)
+        assert peer.cursor(cid) == total, f"{peer.name} stuck at {peer.cursor(cid)}"
 
     expected = {**alice.sent_texts, **bob.sent_texts}
     assert len(expected) == total

@@ -11,7 +11,7 @@ from accounts.errors import STATUS_BY_CODE
 from chatclient import protocol
 from keys.models import Device
 from messaging.models import Message
-from tests.inprocess import create_group, recipient_keys, seal
+from tests.inprocess import create_group, frames_until_pong, recipient_keys, seal
 
 
 def flip(b64: str) -> str:
@@ -264,11 +264,13 @@ async def test_websocket_send_ack_fanout_and_replay(trio):
     for ws in (a_ws, a2_ws, b_ws):  # every connection of every member, the sender's included
         message = (await next_of(ws, "message"))["message"]
         assert message["id"] == ack["id"] and message["envelope"] == frame["envelope"]
-    while not await c_ws.receive_nothing(timeout=0.3):  # carol is no member: no copy
-        assert (await c_ws.receive_json_from())["type"] != "message"
+    await frames_until_pong(a_ws)  # her send (and its fan-out) was handled
+    # carol is no member: no copy
+    assert "message" not in [f["type"] for f in await frames_until_pong(c_ws)]
     await a_ws.send_json_to(frame)  # replay: same ack, no second row, no second fan-out
     assert (await next_of(a_ws, "ack")) == ack
-    assert await b_ws.receive_nothing(timeout=0.3)
+    assert "message" not in [f["type"] for f in await frames_until_pong(a_ws)]
+    assert await frames_until_pong(b_ws) == []
     assert await sync_to_async(Message.objects.count)() == 1
     for ws in (a_ws, a2_ws, b_ws, c_ws):
         await ws.disconnect()

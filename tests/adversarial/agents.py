@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 import random
+import time
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
@@ -63,6 +64,7 @@ class Agent:
         self.pending: dict[str, asyncio.Future] = {}
         self.synced: asyncio.Future | None = None
         self.lock = asyncio.Lock()
+        self.arrived = asyncio.Event()  # set whenever a message not seen before arrives
 
     # --- connection --------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class Agent:
                     self.new_by_sync += 1
                 else:
                     self.new_live += 1
+                self.arrived.set()
             seen.setdefault(m["seq"], m["id"])
             if self.received[m["conversation"]][m["seq"]] != m["id"]:
                 self.errors.append(f"two ids for seq {m['seq']} in {m['conversation']}")
@@ -143,6 +146,20 @@ class Agent:
             self.synced.set_result(frame)
         elif kind == "error" and frame.get("code") != "not_member":
             self.errors.append(f"error frame {frame}")
+
+    async def holds(self, counts: dict[int, int], timeout: float) -> bool:
+        """Wait until this agent holds at least `counts[c]` messages of each of its
+        conversations (woken by each arrival; False after `timeout` or when its socket is
+        gone)."""
+        deadline = time.monotonic() + timeout
+        while any(len(self.received.get(c, {})) < counts.get(c, 0) for c in self.conversations):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.connection is None:
+                return False
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), left)
+        return True
 
     def cursor(self, conversation_id: int) -> int:
         seqs = self.received.get(conversation_id, {})

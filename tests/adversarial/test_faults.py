@@ -7,6 +7,7 @@ de-duplicated by message id), in per-sender send order.
 """
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -127,16 +128,34 @@ async def finish(figures, agents, members, ledger, reader):
     figures.assert_clean()
 
 
-async def when(progress, count, timeout=120):
-    deadline = time.monotonic() + timeout
-    while len(progress) < count and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+class Progress(list):
+    """The client_msg_ids sent so far; `reached` waits for a count (woken by each append)."""
+
+    def __init__(self):
+        super().__init__()
+        self.grew = asyncio.Event()
+
+    def append(self, item) -> None:
+        super().append(item)
+        self.grew.set()
+
+    async def reached(self, count: int, timeout: float = 120) -> None:
+        """Return once `count` were sent, or after `timeout` (the fault comes anyway)."""
+        deadline = time.monotonic() + timeout
+        while len(self) < count and (left := deadline - time.monotonic()) > 0:
+            self.grew.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.grew.wait(), left)
+
+
+async def when(progress: Progress, count: int) -> None:
+    await progress.reached(count)
 
 
 async def test_redis_restarted_with_messages_in_flight(live_stack, redis_server, device_keys):
     stack = live_stack(2)
     agents, members, reader = await world(stack, device_keys)
-    figures, ledger, progress = Figures("fault: Redis restarted"), Ledger(), []
+    figures, ledger, progress = Figures("fault: Redis restarted"), Ledger(), Progress()
 
     async def fault():
         await when(progress, len(agents) * PER_AGENT // 3)
@@ -149,7 +168,11 @@ async def test_redis_restarted_with_messages_in_flight(live_stack, redis_server,
 async def test_one_of_two_workers_killed(live_stack, device_keys):
     stack = live_stack(2)
     agents, members, reader = await world(stack, device_keys)
-    figures, ledger, progress = Figures("fault: one of two daphne workers killed"), Ledger(), []
+    figures, ledger, progress = (
+        Figures("fault: one of two daphne workers killed"),
+        Ledger(),
+        Progress(),
+    )
 
     async def fault():
         await when(progress, len(agents) * PER_AGENT // 3)
@@ -190,7 +213,7 @@ def hold_sqlite_lock(path: Path, seconds: float, started: threading.Event) -> No
 async def test_sqlite_database_briefly_locked(live_stack, device_keys):
     stack = live_stack(2, db="sqlite")
     agents, members, reader = await world(stack, device_keys)
-    figures, ledger, progress = Figures("fault: database locked 4 s (SQLite)"), Ledger(), []
+    figures, ledger, progress = Figures("fault: database locked 4 s (SQLite)"), Ledger(), Progress()
     database = Path(stack.database_url.removeprefix("sqlite:///"))
 
     async def fault():
@@ -218,7 +241,7 @@ async def test_postgres_briefly_unavailable(live_stack, own_postgres, device_key
     figures, ledger, progress = (
         Figures("fault: database down 3 s (PostgreSQL stopped)"),
         Ledger(),
-        [],
+        Progress(),
     )
 
     def bounce():

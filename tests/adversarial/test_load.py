@@ -14,6 +14,7 @@ server verifies). Keys come from tests/adversarial/keycache.py.
 
 import asyncio
 import base64
+import collections
 import hashlib
 import hmac
 import json
@@ -241,7 +242,12 @@ async def test_load_devices_send_through_two_workers(live_stack, tmp_path):
     started = time.monotonic()
     await asyncio.gather(*(run(a) for a in agents))
     send_seconds = time.monotonic() - started
-    await asyncio.sleep(2)  # the last fan-outs
+    # Every send was acked, so stored: wait for the fan-outs still on their way, woken by
+    # each arrival (an agent that dropped, or still misses some after 30 s, syncs below).
+    sent_in = collections.Counter(cid for cid, _, _ in ledger.sent.values())
+    deadline = time.monotonic() + 30
+    for agent in agents:
+        await agent.holds(sent_in, timeout=max(0.0, deadline - time.monotonic()))
     for agent in agents:  # a client that saw a gap (or reconnected) syncs
         if agent.connection is None:
             agent.reconnects += 1
