@@ -131,7 +131,7 @@ class FileEncryptor:
 
     ``key`` (32 bytes) and ``prefix`` (8 bytes) are fresh random unless given (for
     known-answer tests). ``update(data)`` returns the ciphertext of every chunk completed
-    so far (possibly ``b""``); ``finish()`` pads with zeros to P and returns the rest,
+    so far (a bytearray, possibly empty); ``finish()`` pads with zeros to P and returns the rest,
     the final chunk marked last. Feeding more or fewer than ``size`` bytes raises
     ValueError; a size over MAX_FILE_BYTES is ``ProtocolError('too_large')``. The
     plaintext's hex SHA-256 is ``sha256`` once finished.
@@ -157,14 +157,22 @@ class FileEncryptor:
         self._hash = hashlib.sha256()
         self._finished = False
 
-    def _seal(self, chunk: bytes | memoryview) -> bytes:
-        last = self._index == self._count - 1
-        body, tag = _cipher(self.key, self.prefix, self._index, last).encrypt_and_digest(chunk)
-        self._index += 1
-        return body + tag
+    def _seal(self, chunks: list) -> bytearray:
+        """The ciphertexts of the next ``chunks``, written into one buffer (no joins)."""
+        out = bytearray(sum(len(chunk) for chunk in chunks) + FILE_TAG * len(chunks))
+        view, offset = memoryview(out), 0
+        for chunk in chunks:
+            last = self._index == self._count - 1
+            cipher = _cipher(self.key, self.prefix, self._index, last)
+            cipher.encrypt(chunk, output=view[offset : offset + len(chunk)])
+            offset += len(chunk)
+            view[offset : offset + FILE_TAG] = cipher.digest()
+            offset += FILE_TAG
+            self._index += 1
+        return out
 
-    def update(self, data: bytes | bytearray | memoryview) -> bytes:
-        """The ciphertext of the chunks that ``data`` completes."""
+    def update(self, data: bytes | bytearray | memoryview) -> bytearray:
+        """The ciphertext of the chunks that ``data`` completes (maybe empty)."""
         if self._finished:
             raise ValueError("the encryptor is finished")
         if self._fed + len(data) > self.size:
@@ -178,16 +186,16 @@ class FileEncryptor:
             self._pending += view[:take]
             view = view[take:]
             if len(self._pending) < FILE_CHUNK or self._index == self._count - 1:
-                return b""  # the final chunk always waits for finish(), which marks it last
-            out.append(self._seal(self._pending))
+                return bytearray()  # the final chunk always waits for finish(), which marks it last
+            out.append(bytes(self._pending))
             self._pending = bytearray()
-        while len(view) >= FILE_CHUNK and self._index < self._count - 1:
-            out.append(self._seal(view[:FILE_CHUNK]))
+        while len(view) >= FILE_CHUNK and self._index + len(out) < self._count - 1:
+            out.append(view[:FILE_CHUNK])
             view = view[FILE_CHUNK:]
         self._pending += view
-        return b"".join(out)
+        return self._seal(out)
 
-    def finish(self) -> bytes:
+    def finish(self) -> bytearray:
         """Pad with zeros to P and return the remaining ciphertext (last chunk marked)."""
         if self._finished:
             raise ValueError("the encryptor is finished")
@@ -196,14 +204,9 @@ class FileEncryptor:
         self._finished = True
         self.sha256 = self._hash.hexdigest()
         remaining = self.padded - (self._index * FILE_CHUNK)
-        rest = self._pending + bytes(remaining - len(self._pending))
+        rest = memoryview(self._pending + bytes(remaining - len(self._pending)))
         self._pending = bytearray()
-        out = []
-        view = memoryview(rest)
-        while len(view):
-            out.append(self._seal(view[:FILE_CHUNK]))
-            view = view[FILE_CHUNK:]
-        return b"".join(out)
+        return self._seal([rest[i : i + FILE_CHUNK] for i in range(0, len(rest), FILE_CHUNK)])
 
 
 def encrypt_file(data: bytes, key: bytes | None = None, prefix: bytes | None = None):
@@ -238,8 +241,9 @@ class FileDecryptor:
     """Decrypts and checks a §10.2 blob against its ``file`` object, chunk by chunk.
 
     Only ``key``, ``prefix``, ``size`` and ``sha256`` of ``file_meta`` are used (malformed:
-    ``bad_meta``). ``update(data)`` returns the plaintext (without padding) of the chunks
-    that ``data`` completes, after each passed its tag, last-flag and padding checks;
+    ``bad_meta``). ``update(data)`` returns the plaintext (without padding; a bytearray)
+    of the chunks that ``data`` completes, after each passed its tag, last-flag and
+    padding checks;
     ``finish()`` checks the total length and the SHA-256. Nothing is genuine until
     ``finish()`` returned. Every failure raises ``FileRefused``, in this order: more bytes
     than ``blob_size(size)`` (``bad_length``, as soon as they arrive); per chunk, a tag
@@ -259,54 +263,72 @@ class FileDecryptor:
         self._hash = hashlib.sha256()
         self._finished = False
 
-    def _chunk_length(self) -> int:
-        if self._index < self._count - 1:
+    def _chunk_length(self, index: int) -> int:
+        if index < self._count - 1:
             return FILE_CHUNK + FILE_TAG
         return self.padded - FILE_CHUNK * (self._count - 1) + FILE_TAG
 
-    def _open(self, sealed: bytes | memoryview) -> bytes:
-        index, last = self._index, self._index == self._count - 1
-        body, tag = sealed[:-FILE_TAG], sealed[-FILE_TAG:]
-        try:
-            chunk = _cipher(self.key, self.prefix, index, last).decrypt_and_verify(body, tag)
-        except ValueError:
+    def _open(self, sealed: list) -> bytearray:
+        """The checked plaintext of the next ``sealed`` chunks, decrypted straight into
+        one buffer; the first chunk that fails raises."""
+        keeps = []
+        for i, chunk in enumerate(sealed):
+            start = (self._index + i) * FILE_CHUNK
+            keeps.append(max(0, min(len(chunk) - FILE_TAG, self.size - start)))
+        out = bytearray(sum(keeps))
+        view, offset = memoryview(out), 0
+        for chunk, keep in zip(sealed, keeps, strict=True):
+            index, last = self._index, self._index == self._count - 1
+            body, tag = chunk[:-FILE_TAG], chunk[-FILE_TAG:]
+            padded = keep < len(body)
+            target = memoryview(bytearray(len(body))) if padded else view[offset : offset + keep]
+            cipher = _cipher(self.key, self.prefix, index, last)
+            cipher.decrypt(body, output=target)
             try:
-                _cipher(self.key, self.prefix, index, not last).decrypt_and_verify(body, tag)
+                cipher.verify(tag)
             except ValueError:
-                raise FileRefused("bad_chunk", f"chunk {index} does not decrypt") from None
-            raise FileRefused("bad_last", f"chunk {index} has the wrong last flag") from None
-        start = index * FILE_CHUNK
-        keep = max(0, min(len(chunk), self.size - start))
-        if chunk[keep:].count(0) != len(chunk) - keep:
-            raise FileRefused("bad_padding", "the padding is not zeros")
-        self._index += 1
-        plain = chunk[:keep]
-        self._hash.update(plain)
-        return plain
+                try:
+                    _cipher(self.key, self.prefix, index, not last).decrypt_and_verify(body, tag)
+                except ValueError:
+                    raise FileRefused("bad_chunk", f"chunk {index} does not decrypt") from None
+                raise FileRefused("bad_last", f"chunk {index} has the wrong last flag") from None
+            if padded:
+                if any(target[keep:]):
+                    raise FileRefused("bad_padding", "the padding is not zeros")
+                view[offset : offset + keep] = target[:keep]
+            self._hash.update(view[offset : offset + keep])
+            offset += keep
+            self._index += 1
+        return out
 
-    def update(self, data: bytes | bytearray | memoryview) -> bytes:
-        """The checked plaintext of the chunks that ``data`` completes (maybe ``b""``)."""
+    def update(self, data: bytes | bytearray | memoryview) -> bytearray:
+        """The checked plaintext of the chunks that ``data`` completes (maybe empty)."""
         if self._finished:
             raise ValueError("the decryptor is finished")
         self._received += len(data)
         if self._received > self.blob_size:
             raise FileRefused("bad_length", f"the blob is longer than {self.blob_size} bytes")
         view = memoryview(data)
-        out = []
+        sealed = []
+        index = self._index
         if self._pending:
-            take = min(self._chunk_length() - len(self._pending), len(view))
+            length = self._chunk_length(index)
+            take = min(length - len(self._pending), len(view))
             self._pending += view[:take]
             view = view[take:]
-            if len(self._pending) < self._chunk_length():
-                return b""
-            out.append(self._open(self._pending))
+            if len(self._pending) < length:
+                return bytearray()
+            sealed.append(bytes(self._pending))
             self._pending = bytearray()
-        while self._index < self._count and len(view) >= self._chunk_length():
-            length = self._chunk_length()
-            out.append(self._open(view[:length]))
+            index += 1
+        while index < self._count and len(view) >= self._chunk_length(index):
+            length = self._chunk_length(index)
+            sealed.append(view[:length])
             view = view[length:]
+            index += 1
+        out = self._open(sealed)
         self._pending += view
-        return b"".join(out)
+        return out
 
     def finish(self) -> None:
         """Check that the whole blob came and that the plaintext's SHA-256 is ``sha256``."""
