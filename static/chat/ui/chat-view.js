@@ -1,13 +1,15 @@
 /**
  * The chat screen: the sidebar (me, connection state, search, conversation list) and
  * the conversation pane (header, notices, message log (ui/timeline-view.js), typing,
- * composer). Reads state from ChatApp and re-renders on its `change` events; a change to
+ * composer with attachments (ui/attach-controls.js)). Reads state from ChatApp and re-renders on its `change` events; a change to
  * the open conversation updates its parts in place, so the composer and what is being
  * typed in it stay. Message text is only ever set with textContent.
  * @module ui/chat-view
  */
 
 import { api } from '../api.js';
+import { previewOf } from '../file-kinds.js';
+import { AttachControls } from './attach-controls.js';
 import { avatar, h, replace, shortTime, toast } from './dom.js';
 import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
@@ -249,6 +251,9 @@ export class ChatView {
       const count = this.app.membersOf(conv).length;
       return `${count} ${count === 1 ? 'member' : 'members'}`;
     }
+    const newest = this.app.newest(conv);
+    const preview = previewOf(newest);
+    if (preview) return newest.own ? `You: ${preview}` : conv.kind === 'group' ? `${newest.sender}: ${preview}` : preview;
     return online ? 'Online' : 'Direct chat';
   }
 
@@ -271,7 +276,7 @@ export class ChatView {
     this.timelineView = new TimelineView(this.messagesEl, this.app);
     this.typingEl = h('div.typing', { 'aria-live': 'polite' });
     this.composer = this.buildComposer(conv);
-    replace(this.pane, this.headerEl, this.alertsEl, this.messagesEl, this.typingEl, this.composer);
+    replace(this.pane, this.headerEl, this.alertsEl, this.messagesEl, this.typingEl, this.attach.tray, this.composer, this.attach.dropHint);
     this.renderHeaderAndAlerts();
     this.timelineView.render({ first: true });
     this.renderTyping();
@@ -310,14 +315,28 @@ export class ChatView {
   buildComposer(conv) {
     this.textarea = h('textarea', { id: 'composer-input', rows: 1, placeholder: 'Message', 'aria-label': 'Message', maxlength: 16000 });
     this.sendButton = h('button.send', { type: 'submit', 'aria-label': 'Send', title: 'Send (Enter)' }, icon('send'));
-    const form = h('form.composer', { 'aria-label': 'Write a message' }, this.textarea, this.sendButton);
+    this.paneListeners?.abort();
+    this.paneListeners = new AbortController();
+    this.attach = new AttachControls({ dropTarget: this.pane, textarea: this.textarea, onChange: () => this.updateComposerState(), signal: this.paneListeners.signal });
+    const form = h('form.composer', { 'aria-label': 'Write a message' }, this.attach.button, this.attach.input, this.textarea, this.sendButton);
     const submit = () => {
       const text = this.textarea.value;
-      if (!text.trim() || this.sendButton.disabled) return;
+      const files = this.attach.staged.length;
+      if ((!text.trim() && !files) || this.sendButton.disabled) return;
       this.textarea.value = '';
       this.autosize();
       this.timelineView?.stickToBottom();
-      this.app.sendText(conv, text).catch((error) => toast(error.message, 'error'));
+      if (!files) {
+        this.app.sendText(conv, text).catch((error) => toast(error.message, 'error'));
+        return;
+      }
+      this.attach.take().forEach(({ file, name }, i) => {
+        try {
+          this.app.sendFile(conv, file, { name, caption: i === 0 && text.trim() ? text : '' });
+        } catch (error) {
+          toast(error.message, 'error');
+        }
+      });
     };
     form.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -348,6 +367,7 @@ export class ChatView {
     const state = this.app.sendState(conv);
     this.textarea.disabled = state.kind === 'left' || state.kind === 'tampered';
     this.sendButton.disabled = !state.ok;
+    this.attach?.setDisabled(!state.ok);
     this.textarea.placeholder = state.ok ? 'Message' : state.reason;
   }
 
