@@ -107,6 +107,10 @@ def history(
 def send(request, conversation_id: int = ConversationId, *, body: SendIn):
     """Send one envelope, with the same checks as the WebSocket `send`; 200 for a replay."""
     outcome = actions.send_message(
-        request.auth, conversation_id, body.client_msg_id, body.envelope.model_dump()
+        request.auth,
+        conversation_id,
+        body.client_msg_id,
+        body.envelope.model_dump(),
+        blobs=body.blobs,
     )
     return Status(201 if outcome.created else 200, {"message": outcome.message})

@@ -95,10 +95,14 @@ class Message(models.Model):
     sender_device = models.ForeignKey("keys.Device", on_delete=models.PROTECT, related_name="+")
     client_msg_id = models.CharField(max_length=36)
     created = models.DateTimeField(default=timezone.now)
-    envelope = models.JSONField()
+    envelope = models.JSONField(null=True)
     size = models.PositiveIntegerField(default=0)
     #: The sending device's counter (§2); None for a v1 envelope.
     n = models.PositiveBigIntegerField(null=True, blank=True)
+    #: Ids of the blobs (§10.2) this message named when it was sent, in the sender's order.
+    blob_ids = models.JSONField(default=list, blank=True)
+    #: Taken back by its sender (§10.1): the envelope is gone (null), the seq stays.
+    deleted = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["conversation", "seq"]
@@ -112,6 +116,31 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.conversation_id}"
+
+
+class Blob(models.Model):
+    """One encrypted attachment (§10.2) as uploaded: its bytes live in the `blobs`
+    storage under `storage_name(id)`; the server knows only its padded size.
+
+    Unnamed (`message` None) until its uploader's message names it; then it is served to
+    that message's readers and lives as long as the message is not taken back.
+    """
+
+    id = models.CharField(max_length=22, primary_key=True)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blobs"
+    )
+    size = models.PositiveBigIntegerField()
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    message = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="blobs"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["uploader", "message"], name="blob_by_uploader")]
+
+    def __str__(self) -> str:
+        return f"blob {self.id} ({self.size} bytes)"
 
 
 class RosterRecord(models.Model):
