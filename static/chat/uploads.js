@@ -4,7 +4,8 @@
  * incremental hash); the file encrypted chunk by chunk, read 1 MiB at a time, into a Blob
  * of ciphertext parts (the browser may keep big Blobs on disk); the blob uploaded with an
  * XHR (progress from `upload.onprogress`, cancel = `abort()`); then the `file` message
- * handed to the sender (`send(conv, payload, blobs)`), which seals it, keeps it in the
+ * handed to the sender (`send(conv, payload, blobs)`, in the order the files were
+ * chosen), which seals it, keeps it in the
  * outbox and sends it with `blobs: [id]` like any message.
  *
  * Each upload is shown in its conversation until it is handed over, with its phase
@@ -156,9 +157,9 @@ export class Uploads extends EventTarget {
       this.phase(upload, 'uploading', 0, sealed.body.size);
       const blob = await uploadBlob(sealed.body, { signal, onProgress: (done, total) => this.progress(upload, done, total) });
       const meta = buildFileMeta({ ...sealed, blob, sha256, name: upload.name, mime: upload.mime, width: image?.width, height: image?.height, thumb: image?.thumb });
-      this.items.delete(upload.id);
-      this.changed(upload);
-      this.send(upload.conv, filePayload(meta, upload.caption || null), [blob]);
+      upload.phase = 'ready';
+      upload.ready = { payload: filePayload(meta, upload.caption || null), blobs: [blob] };
+      this.handOver(upload.conversation);
     } catch (error) {
       if (error instanceof UploadCancelled || signal.aborted) {
         this.items.delete(upload.id);
@@ -166,8 +167,22 @@ export class Uploads extends EventTarget {
         upload.phase = 'failed';
         upload.error = error?.code ? error.message : 'Could not encrypt or upload this file.';
       }
-      this.changed(upload);
+      this.handOver(upload.conversation);
     }
+  }
+
+  /**
+   * Hand the conversation's uploaded files to the sender in the order they were chosen:
+   * one that is ready waits for those before it (a failed one does not hold the rest).
+   */
+  handOver(conversationId) {
+    for (const upload of this.inConversation(conversationId)) {
+      if (upload.phase === 'failed') continue;
+      if (upload.phase !== 'ready') break;
+      this.items.delete(upload.id);
+      this.send(upload.conv, upload.ready.payload, upload.ready.blobs);
+    }
+    this.dispatchEvent(new CustomEvent('change', { detail: conversationId }));
   }
 
   phase(upload, phase, done, total) {
@@ -188,7 +203,7 @@ export class Uploads extends EventTarget {
     upload.controller?.abort();
     if (upload.phase === 'failed') {
       this.items.delete(id);
-      this.changed(upload);
+      this.handOver(upload.conversation);
     }
   }
 

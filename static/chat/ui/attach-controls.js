@@ -23,7 +23,7 @@ export class AttachControls {
     this.onChange = onChange;
     /** @type {Array<{file: Blob, name: string}>} */
     this.staged = [];
-    this.input = h('input.visually-hidden', { type: 'file', multiple: true, id: 'attach-input', tabindex: -1, 'aria-hidden': 'true' });
+    this.input = h('input', { type: 'file', multiple: true, id: 'attach-input', hidden: true });
     this.input.addEventListener('change', () => {
       this.add([...this.input.files]);
       this.input.value = '';

