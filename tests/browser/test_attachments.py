@@ -82,7 +82,26 @@ def view_image(user: ChatUser, name: str, tmp_path: Path) -> tuple[int, bytes]:
     return width, target.read_bytes()
 
 
-def test_browser_to_browser_file_and_photo(people, tmp_path):
+def uploaded_blob_id(user: ChatUser, send) -> str:
+    """Run `send` (which uploads one file); the id the server gave its blob."""
+    with user.page.expect_response(
+        lambda r: r.url.endswith("/api/blobs/") and r.request.method == "POST"
+    ) as info:
+        send()
+    assert info.value.status == 201, info.value.text()
+    return info.value.json()["blob"]["id"]
+
+
+def swap_first_chunks(stack, blob_id: str) -> None:
+    """In the server's blob storage: swap the first two chunks (each with its tag)."""
+    path = Path(stack.env["CHAT_VAR_DIR"]) / "blobs" / blob_id[:2] / blob_id
+    data = path.read_bytes()
+    step = 65536 + 16
+    assert len(data) >= 2 * step
+    path.write_bytes(data[step : 2 * step] + data[:step] + data[2 * step :])
+
+
+def test_browser_to_browser_file_and_photo_and_tampered_blobs(people, stack, tmp_path):
     alice = people("alice").start()
     bob = people("bob").start()
     alice.open_direct(bob.username)
@@ -111,4 +130,31 @@ def test_browser_to_browser_file_and_photo(people, tmp_path):
     assert (name, hashlib.sha256(got).hexdigest()) == (doc.name, hashlib.sha256(data).hexdigest())
     assert view_image(bob, photo.name, tmp_path) == (1600, photo_bytes)
     expect(bob.page.locator(".conv-item", has_text=alice.username)).to_contain_text("Photo")
+    assert alice.problems == [] and bob.problems == [], (alice.problems, bob.problems)
+
+    # a file and a photo whose blobs are changed in the server's storage: refused, and
+    # neither bytes nor thumbnail are offered
+    downloads = []
+    bob.page.on("download", lambda d: downloads.append(d.suggested_filename))
+    ledger = tmp_path / "ledger.csv"
+    ledger.write_bytes(os.urandom(200_000))
+    swap_first_chunks(stack, uploaded_blob_id(alice, lambda: attach(alice, ledger)))
+    snap = tmp_path / "snap.jpg"
+    make_photo(snap)
+    swap_first_chunks(stack, uploaded_blob_id(alice, lambda: attach(alice, snap)))
+
+    refused = "This file was refused: it was changed or damaged on the way"
+    ledger_msg = bob.page.locator(".messages .msg[data-seq='4']")
+    ledger_msg.get_by_role("button", name=f"Download {ledger.name}").click()
+    expect(ledger_msg.locator(".att-refused-text")).to_contain_text(refused)
+    expect(ledger_msg.get_by_role("button")).to_have_count(0)
+    expect(ledger_msg.locator(".att-name")).to_have_count(0)
+
+    bob.page.get_by_role("button", name=f"Open image {snap.name}").click()
+    expect(bob.page.locator("dialog.viewer")).to_have_count(0)
+    snap_msg = bob.page.locator(".messages .msg[data-seq='5']")
+    expect(snap_msg.locator(".att-refused-text")).to_contain_text(refused)
+    expect(snap_msg.locator("img")).to_have_count(0)
+    expect(snap_msg.get_by_role("button")).to_have_count(0)
+    assert downloads == []
     assert alice.problems == [] and bob.problems == [], (alice.problems, bob.problems)
