@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.models import User
+
 
 class Conversation(models.Model):
     """A direct (one per pair of users) or group conversation.
@@ -141,6 +143,15 @@ class Blob(models.Model):
 
     def __str__(self) -> str:
         return f"blob {self.id} ({self.size} bytes)"
+
+
+class BlobUsage(User):
+    """A user seen from her attachments (the admin's per-user blob count and bytes)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "attachment storage of a user"
+        verbose_name_plural = "attachment storage per user"
 
 
 class RosterRecord(models.Model):

@@ -5,10 +5,12 @@ deleted before the error is raised.
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.errors import ActionError
 from accounts.models import User
@@ -152,3 +154,39 @@ def _delete_files(names: list[str]) -> None:
             store.delete(name)
         except Exception:
             logger.exception("could not delete blob file %s", name)
+
+
+def purge(now=None) -> tuple[int, int]:
+    """Delete unnamed blobs older than BLOB_UNNAMED_TTL (rows, then their files) and
+    storage files without a row older than BLOB_ORPHAN_GRACE (an upload in flight has its
+    file before its row). Returns (unnamed blobs deleted, orphaned files deleted)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.BLOB_UNNAMED_TTL)
+    with transaction.atomic():
+        ids = list(
+            Blob.objects.select_for_update()
+            .filter(message__isnull=True, created__lt=cutoff)
+            .values_list("pk", flat=True)
+        )
+        Blob.objects.filter(pk__in=ids).delete()
+    _delete_files([blobs.storage_name(i) for i in ids])
+    return len(ids), _purge_orphans(now - timedelta(seconds=settings.BLOB_ORPHAN_GRACE))
+
+
+def _purge_orphans(older_than) -> int:
+    store = blobs.storage()
+    deleted = 0
+    try:
+        folders, _ = store.listdir("")
+    except FileNotFoundError:
+        return 0
+    for folder in folders:
+        _, files = store.listdir(folder)
+        known = set(Blob.objects.filter(pk__in=files).values_list("pk", flat=True))
+        for file in files:
+            name = f"{folder}/{file}"
+            if file in known or store.get_modified_time(name) >= older_than:
+                continue
+            _delete_files([name])
+            deleted += 1
+    return deleted
