@@ -1,8 +1,9 @@
 /**
  * Receiving a file (PROTOCOL §10.2): the blob is fetched (`GET /api/blobs/<id>/`) and
- * read as a stream, decrypted and checked chunk by chunk (attachments.js FileDecryptor:
- * length, every tag, the last flag, the padding, the size), then hashed whole
- * (fileSha256) against the payload's `sha256`. Only a file that passed every check is
+ * read as a stream, decrypted and checked chunk by chunk as it arrives (attachments.js
+ * FileDecryptor: every tag, the last flag, the padding, the length; the plaintext goes
+ * into one buffer of `size` bytes), then hashed whole against the payload's `sha256`
+ * (`finish()`; WebCrypto has no incremental hash). Only a file that passed every check is
  * ever handed on; any failure is a *refusal*, kept per blob for the page's life, and the
  * views then offer neither bytes nor thumbnail.
  *
@@ -18,7 +19,7 @@
  */
 
 import { api, ApiError } from './api.js';
-import { blobSize, cleanFileName, FileDecryptor, FileRefused, fileSha256 } from './attachments.js';
+import { blobSize, cleanFileName, FileDecryptor, FileRefused } from './attachments.js';
 import { sniffImageType } from './file-kinds.js';
 
 /** Bytes gathered from the stream before each decrypt step (16 chunks with tags). */
@@ -45,14 +46,12 @@ export async function fetchFile(file, { signal, onProgress = () => {} } = {}) {
   const response = await api.blob(file.blob, { signal });
   const total = blobSize(file.size);
   const reader = response.body.getReader();
-  const parts = [];
   let batch = [];
   let batchBytes = 0;
   let received = 0;
   const flush = async () => {
     if (!batchBytes) return;
-    const out = await decryptor.update(concat(batch, batchBytes));
-    if (out.length) parts.push(out);
+    await decryptor.update(concat(batch, batchBytes));
     batch = [];
     batchBytes = 0;
   };
@@ -70,12 +69,7 @@ export async function fetchFile(file, { signal, onProgress = () => {} } = {}) {
     onProgress(received, total);
   }
   await flush();
-  const rest = await decryptor.finish();
-  if (rest?.length) parts.push(rest);
-  const plain = new Blob(parts);
-  if (plain.size !== file.size) throw new FileRefused('bad_length', 'size');
-  if ((await fileSha256(plain)) !== file.sha256) throw new FileRefused('bad_hash', 'sha256 differs');
-  return plain;
+  return new Blob([await decryptor.finish()]);
 }
 
 /** Save bytes as a download under `name` (an application/octet-stream Blob, never opened here). */

@@ -10,7 +10,8 @@ import { INLINE_IMAGE_TYPES, MAX_FILE_BYTES } from './attachments.js';
 /** Images without a thumbnail up to this size download by themselves to show inline. */
 export const AUTO_IMAGE_BYTES = 10 * 2 ** 20;
 
-const MIME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** The `type/subtype` shape attachments.js accepts (lowercased here). */
+const MIME_RE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/;
 
 /**
  * The image type the bytes start with (PNG, JPEG, GIF or WebP), or null: what an <img>

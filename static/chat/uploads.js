@@ -158,7 +158,7 @@ export class Uploads extends EventTarget {
       const blob = await uploadBlob(sealed.body, { signal, onProgress: (done, total) => this.progress(upload, done, total) });
       const meta = buildFileMeta({ ...sealed, blob, sha256, name: upload.name, mime: upload.mime, width: image?.width, height: image?.height, thumb: image?.thumb });
       upload.phase = 'ready';
-      upload.ready = { payload: filePayload(meta, upload.caption || null), blobs: [blob] };
+      upload.ready = { payload: filePayload(meta, { text: upload.caption || null }), blobs: [blob] };
       this.handOver(upload.conversation);
     } catch (error) {
       if (error instanceof UploadCancelled || signal.aborted) {
