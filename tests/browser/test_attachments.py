@@ -4,14 +4,13 @@ server's storage refused with no bytes offered."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
 from tests.browser.chat_helpers import ChatUser
@@ -22,11 +21,24 @@ FILE_BYTES = 5 * 2**20
 
 
 def make_photo(path: Path, size=(1600, 1200)) -> bytes:
-    """A JPEG photo-like image (gradients and noise), written to `path`; its bytes."""
+    """A JPEG photo-like image (a sunset over the sea, with grain), written to `path`; its bytes."""
     w, h = size
-    noise = Image.frombytes("L", (w // 4, h // 4), os.urandom((w // 4) * (h // 4))).resize(size)
-    gradient = Image.linear_gradient("L").resize(size)
-    image = Image.merge("RGB", (gradient, noise, gradient.rotate(90)))
+    sky = Image.linear_gradient("L").resize((w, h))
+    image = Image.merge(
+        "RGB",
+        (
+            sky.point(lambda v: 120 + v // 2),
+            sky.point(lambda v: 60 + v // 2),
+            sky.point(lambda v: 160 - v // 2),
+        ),
+    )
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((w * 0.6, h * 0.45, w * 0.75, h * 0.65), fill=(255, 214, 120))
+    draw.rectangle((0, h * 0.6, w, h), fill=(20, 60, 110))
+    grain = Image.frombytes("L", size, os.urandom(w * h)).point(lambda v: v // 8)
+    image = Image.composite(
+        image, Image.new("RGB", size, (0, 0, 0)), grain.point(lambda v: 255 - v)
+    )
     out = io.BytesIO()
     image.save(out, "JPEG", quality=92)
     path.write_bytes(out.getvalue())

@@ -128,7 +128,7 @@ function renderFile(el, file, downloads, caption) {
       state.state === 'done' && h('span.att-sub.att-saved', {}, 'Decrypted, checked and saved')),
     loading
       ? h('button.secondary.small.att-action', { type: 'button', onclick: () => downloads.cancel(file.blob) }, 'Cancel')
-      : h('button.secondary.small.att-action', { type: 'button', onclick: save, 'aria-label': `Download ${name}` }, icon('download', 'icon-inline'), ' Download'));
+      : h('button.secondary.small.att-action', { type: 'button', onclick: save, 'aria-label': `Download ${name}`, title: `Download ${name}` }, icon('download', 'icon-inline'), h('span.att-action-label', {}, ' Download')));
 }
 
 /**

@@ -226,7 +226,7 @@ export class ChatView {
           h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { 'aria-label': online ? 'online' : 'offline', role: 'img' })),
           h('span.conv-main', {},
             h('span.conv-title', {}, title),
-            h('span.conv-sub', {}, sub)),
+            h('span.conv-sub', {}, ...subParts(sub))),
           h('span.conv-side', {},
             h('time.conv-time', { datetime: conv.last_activity ?? '' }, when),
             warn ? h(`span.badge.badge-warn${warn === 'danger' ? '.badge-danger' : ''}`, { 'aria-label': 'Security warning', title: 'Security warning' }, '!') : null,
@@ -385,4 +385,9 @@ export class ChatView {
       this.app.loadOlder(conv).catch(() => toast('Could not load older messages.', 'error'));
     }
   }
+}
+
+/** The list's line under a title: a file preview's "📎" drawn as an icon (not every system has an emoji font). */
+function subParts(sub) {
+  return sub.includes('📎 ') ? sub.split('📎 ').flatMap((part, i) => (i ? [icon('paperclip', 'icon-inline'), h('span.sr-only', {}, 'File: '), part] : [part])) : [sub];
 }
