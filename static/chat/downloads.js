@@ -22,8 +22,8 @@ import { api, ApiError } from './api.js';
 import { blobSize, cleanFileName, FileDecryptor, FileRefused } from './attachments.js';
 import { sniffImageType } from './file-kinds.js';
 
-/** Bytes gathered from the stream before each decrypt step (16 chunks with tags). */
-const DECRYPT_STEP = 16 * (65536 + 16);
+/** Bytes gathered from the stream before each decrypt step (64 chunks with tags, decrypted in parallel). */
+const DECRYPT_STEP = 64 * (65536 + 16);
 const INLINE_KEPT = 40;
 
 function concat(parts, total) {

@@ -1,8 +1,10 @@
 /**
  * Sending a file (PROTOCOL §10.2): refused over 100 MiB before anything is read; the
- * thumbnail of an image (thumbs.js); the SHA-256 of the file (read once, WebCrypto has no
- * incremental hash); the file encrypted chunk by chunk, read 1 MiB at a time, into a Blob
- * of ciphertext parts (the browser may keep big Blobs on disk); the blob uploaded with an
+ * thumbnail of an image (thumbs.js); the file read once into memory, its SHA-256 taken
+ * (WebCrypto has no incremental hash) and encrypted from that buffer chunk by chunk, 4 MiB
+ * (64 chunks, encrypted in parallel) at a time, each step's ciphertext moved into a Blob
+ * at once (so the ciphertext lives in the browser's blob storage, which may be on disk,
+ * and the plaintext buffer is the one whole copy in memory); the blob uploaded with an
  * XHR (progress from `upload.onprogress`, cancel = `abort()`); then the `file` message
  * handed to the sender (`send(conv, payload, blobs)`, in the order the files were
  * chosen), which seals it, keeps it in the
@@ -23,8 +25,8 @@ import { refuseToSend, sendableMime } from './file-kinds.js';
 import { b64encode } from './protocol.js';
 import { makeThumbnail } from './thumbs.js';
 
-/** Bytes read from the file per step: 16 chunks, encrypted in parallel. */
-const READ_STEP = 16 * 65536;
+/** Bytes encrypted per step: 64 chunks, encrypted in parallel. */
+const STEP = 64 * 65536;
 
 const UPLOAD_ERRORS = {
   too_large: 'The server refused the file as too large.',
@@ -74,21 +76,23 @@ export function uploadBlob(body, { onProgress = () => {}, signal } = {}) {
 }
 
 /**
- * Encrypt `file` chunk by chunk; resolves `{body: Blob, key, prefix, size}`.
- * `onProgress(done, total)` after each step; `signal` stops between steps.
+ * Encrypt a file's bytes (a Uint8Array, or a Blob, read whole) chunk by chunk; resolves
+ * `{body: Blob, key, prefix, size}`. `onProgress(done, total)` after each step; `signal`
+ * stops between steps.
  */
 export async function encryptFile(file, { onProgress = () => {}, signal } = {}) {
-  const encryptor = new FileEncryptor(file.size);
+  const bytes = file instanceof Blob ? new Uint8Array(await file.arrayBuffer()) : file;
+  const size = bytes.length;
+  const encryptor = new FileEncryptor(size);
   const parts = [];
-  for (let at = 0; at < file.size; at += READ_STEP) {
+  for (let at = 0; at < size; at += STEP) {
     if (signal?.aborted) throw new UploadCancelled();
-    const bytes = new Uint8Array(await file.slice(at, at + READ_STEP).arrayBuffer());
-    const out = await encryptor.update(bytes);
-    if (out.length) parts.push(out);
-    onProgress(Math.min(file.size, at + READ_STEP), file.size);
+    const out = await encryptor.update(bytes.subarray(at, at + STEP));
+    if (out.length) parts.push(new Blob([out]));
+    onProgress(Math.min(size, at + STEP), size);
   }
-  parts.push(await encryptor.finish());
-  return { body: new Blob(parts, { type: 'application/octet-stream' }), key: encryptor.key, prefix: encryptor.prefix, size: file.size };
+  parts.push(new Blob([await encryptor.finish()]));
+  return { body: new Blob(parts, { type: 'application/octet-stream' }), key: encryptor.key, prefix: encryptor.prefix, size };
 }
 
 /** The `file` object of §10.2 for an uploaded blob. */
@@ -150,10 +154,11 @@ export class Uploads extends EventTarget {
     try {
       this.phase(upload, 'reading', 0, upload.size);
       const image = INLINE_IMAGE_TYPES.has(upload.mime) ? await makeThumbnail(upload.file) : null;
-      const sha256 = await fileSha256(upload.file);
+      const bytes = new Uint8Array(await upload.file.arrayBuffer());
+      const sha256 = await fileSha256(bytes);
       if (signal.aborted) throw new UploadCancelled();
       this.phase(upload, 'encrypting', 0, upload.size);
-      const sealed = await encryptFile(upload.file, { signal, onProgress: (done, total) => this.progress(upload, done, total) });
+      const sealed = await encryptFile(bytes, { signal, onProgress: (done, total) => this.progress(upload, done, total) });
       this.phase(upload, 'uploading', 0, sealed.body.size);
       const blob = await uploadBlob(sealed.body, { signal, onProgress: (done, total) => this.progress(upload, done, total) });
       const meta = buildFileMeta({ ...sealed, blob, sha256, name: upload.name, mime: upload.mime, width: image?.width, height: image?.height, thumb: image?.thumb });
