@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,38 @@ def view_image(user: ChatUser, name: str, tmp_path: Path) -> tuple[int, bytes]:
     return width, target.read_bytes()
 
 
+JS_DROP_AND_PASTE = """async () => {
+  const drop = (files) => {
+    const dt = new DataTransfer();
+    for (const f of files) dt.items.add(f);
+    const pane = document.querySelector('.pane');
+    pane.dispatchEvent(new DragEvent('dragenter', { dataTransfer: dt, bubbles: true }));
+    pane.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  };
+  drop([new File(['a,b\\n1,2\\n'], 'dropped.csv', { type: 'text/csv' })]);
+  const dt = new DataTransfer();
+  dt.items.add(new File([new Uint8Array([0x89, 0x50, 0x4e, 0x47])], 'image.png', { type: 'image/png' }));
+  document.querySelector('#composer-input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  drop([new File([new Uint8Array(100 * 2 ** 20 + 1)], 'huge.iso')]);
+}"""
+
+
+def stage_by_drop_and_paste(user: ChatUser) -> None:
+    """Drop a file on the pane and paste an image into the box: both wait as chips; then a
+    file over 100 MiB is dropped and refused with a sentence. The chips are removed."""
+    page = user.page
+    page.evaluate(JS_DROP_AND_PASTE)
+    expect(page.locator(".attach-chip")).to_have_count(2)
+    expect(page.locator(".attach-chip").first).to_contain_text("dropped.csv")
+    expect(page.locator(".attach-chip").last).to_contain_text("Pasted image.png")
+    expect(page.locator(".attach-error")).to_have_text(
+        "“huge.iso” is 100 MB; files can be at most 100 MB."
+    )
+    for name in ("dropped.csv", "Pasted image.png"):
+        page.get_by_role("button", name=f"Remove {name}").click()
+    expect(page.locator(".attach-tray")).to_be_hidden()
+
+
 def uploaded_blob_id(user: ChatUser, send) -> str:
     """Run `send` (which uploads one file); the id the server gave its blob."""
     with user.page.expect_response(
@@ -142,6 +175,17 @@ def test_browser_to_browser_file_and_photo_and_tampered_blobs(people, stack, tmp
     assert (name, hashlib.sha256(got).hexdigest()) == (doc.name, hashlib.sha256(data).hexdigest())
     assert view_image(bob, photo.name, tmp_path) == (1600, photo_bytes)
     expect(bob.page.locator(".conv-item", has_text=alice.username)).to_contain_text("Photo")
+
+    # dropped files and a pasted image wait as chips; over 100 MiB is refused at once
+    stage_by_drop_and_paste(alice)
+
+    # an image without a thumbnail (too wide to make one) downloads by itself and shows
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (70_000, 1), (200, 40, 40)).save(strip)
+    attach(alice, strip)
+    inline = bob.page.locator(f"button[aria-label='Open image {strip.name}'] img")
+    expect(inline).to_have_attribute("src", re.compile(r"^blob:"), timeout=30_000)
+    assert inline.evaluate("img => img.decode().then(() => img.naturalWidth)") == 70_000
     assert alice.problems == [] and bob.problems == [], (alice.problems, bob.problems)
 
     # a file and a photo whose blobs are changed in the server's storage: refused, and
@@ -156,7 +200,7 @@ def test_browser_to_browser_file_and_photo_and_tampered_blobs(people, stack, tmp
     swap_first_chunks(stack, uploaded_blob_id(alice, lambda: attach(alice, snap)))
 
     refused = "This file was refused: it was changed or damaged on the way"
-    ledger_msg = bob.page.locator(".messages .msg[data-seq='4']")
+    ledger_msg = bob.page.locator(".messages .msg[data-seq='5']")
     ledger_msg.get_by_role("button", name=f"Download {ledger.name}").click()
     expect(ledger_msg.locator(".att-refused-text")).to_contain_text(refused)
     expect(ledger_msg.get_by_role("button")).to_have_count(0)
@@ -164,7 +208,7 @@ def test_browser_to_browser_file_and_photo_and_tampered_blobs(people, stack, tmp
 
     bob.page.get_by_role("button", name=f"Open image {snap.name}").click()
     expect(bob.page.locator("dialog.viewer")).to_have_count(0)
-    snap_msg = bob.page.locator(".messages .msg[data-seq='5']")
+    snap_msg = bob.page.locator(".messages .msg[data-seq='6']")
     expect(snap_msg.locator(".att-refused-text")).to_contain_text(refused)
     expect(snap_msg.locator("img")).to_have_count(0)
     expect(snap_msg.get_by_role("button")).to_have_count(0)

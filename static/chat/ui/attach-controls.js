@@ -101,6 +101,7 @@ export class AttachControls {
           'aria-label': `Remove ${entry.name}`,
           onclick: () => {
             this.staged.splice(i, 1);
+            this.error = null;
             this.render();
             this.onChange();
           },
