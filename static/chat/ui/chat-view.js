@@ -71,6 +71,13 @@ export class ChatView {
     this.layout = h('div.chat-layout', {}, this.sidebar, this.pane);
     replace(this.root, this.layout);
     this.renderNotifyButton();
+    // a file dropped outside the conversation pane must not open it (the page, with the
+    // unlocked keys, would be left): the pane takes drops, everywhere else refuses them
+    for (const type of ['dragover', 'drop']) {
+      document.addEventListener(type, (e) => {
+        if (!e.defaultPrevented && [...(e.dataTransfer?.types ?? [])].includes('Files')) e.preventDefault();
+      });
+    }
     document.addEventListener('keydown', (e) => {
       if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 'k') {
         e.preventDefault();
