@@ -75,7 +75,9 @@ export class ChatView {
     // unlocked keys, would be left): the pane takes drops, everywhere else refuses them
     for (const type of ['dragover', 'drop']) {
       document.addEventListener(type, (e) => {
-        if (!e.defaultPrevented && [...(e.dataTransfer?.types ?? [])].includes('Files')) e.preventDefault();
+        if (e.defaultPrevented || ![...(e.dataTransfer?.types ?? [])].includes('Files')) return;
+        e.preventDefault();
+        e.dataTransfer.dropEffect = 'none';
       });
     }
     document.addEventListener('keydown', (e) => {
