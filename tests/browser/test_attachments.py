@@ -1,11 +1,14 @@
 """Encrypted attachments in the browser (PROTOCOL §10.2, issue 13) on a live daphne:
-files and photos sent and received, checked byte for byte, and a blob changed in the
-server's storage refused with no bytes offered."""
+files and photos sent and received between browsers and with the Python client
+(`chat-client send --file`, `download`), checked byte for byte, name and type, and blobs
+changed in the server's storage refused with no bytes offered."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -14,11 +17,27 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
-from tests.browser.chat_helpers import ChatUser
+from tests.browser.chat_helpers import PASSWORD, ChatUser
+from tests.test_client_cli import Cli
 
 pytestmark = pytest.mark.browser
 
 FILE_BYTES = 5 * 2**20
+CLI_PASSPHRASE = "granite meadow copper whistle"
+
+
+@pytest.fixture
+def cli_user(stack, tmp_path):
+    """Factory: a `chat-client` profile registered under `username` with a device set up."""
+
+    def make(username: str) -> Cli:
+        cli = Cli(stack.base_url, tmp_path / username, passphrase=CLI_PASSPHRASE, password=PASSWORD)
+        assert "registered and logged in" in cli.run("register", username).stdout
+        assert "registered; key file" in cli.run("device", "setup").stdout
+        cli.username = username
+        return cli
+
+    return make
 
 
 def make_photo(path: Path, size=(1600, 1200)) -> bytes:
@@ -214,3 +233,65 @@ def test_browser_to_browser_file_and_photo_and_tampered_blobs(people, stack, tmp
     expect(snap_msg.get_by_role("button")).to_have_count(0)
     assert downloads == []
     assert alice.problems == [] and bob.problems == [], (alice.problems, bob.problems)
+
+
+def test_python_client_and_browser_exchange_a_file_and_a_photo_both_ways(
+    people, cli_user, tmp_path
+):
+    alice = people("alice").start()
+    carl = cli_user(f"carl{os.urandom(3).hex()}")
+
+    # the Python client sends a 5 MiB file and a photo; the browser shows and checks them
+    data = os.urandom(FILE_BYTES)
+    doc = tmp_path / "budget 2026.pdf"
+    doc.write_bytes(data)
+    photo = tmp_path / "pier.jpg"
+    photo_bytes = make_photo(photo)
+    assert carl.run("send", alice.username, "--file", str(doc)).stdout.startswith("sent [")
+    carl.run("send", alice.username, "--file", str(photo), "--caption", "the pier at noon")
+    alice.open_conversation(carl.username)
+    thumb = alice.page.locator(f"button[aria-label='Open image {photo.name}'] img")
+    expect(thumb).to_have_attribute("src", re.compile(r"^data:image/jpeg;base64,"))
+    expect(alice.page.locator(".messages .msg").last.locator(".msg-text")).to_have_text(
+        "the pier at noon"
+    )
+    expect(file_message(alice, doc.name)).to_contain_text("5 MB · PDF")
+    name, got = download(alice, doc.name, tmp_path)
+    assert (name, got == data) == (doc.name, True)
+    assert view_image(alice, photo.name, tmp_path) == (1600, photo_bytes)
+
+    # the browser sends a 5 MiB file and a photo; the Python client reads them
+    data2 = os.urandom(FILE_BYTES)
+    sheet = tmp_path / "results.pdf"
+    sheet.write_bytes(data2)
+    photo2 = tmp_path / "boats.jpg"
+    photo2_bytes = make_photo(photo2, size=(1200, 900))
+    attach(alice, sheet, photo2, caption="results and boats")
+    expect(alice.page.locator(".messages .msg.own:not(.pending)")).to_have_count(2)
+    shown = {}
+    for line in carl.run("history", alice.username, "--json").stdout.splitlines():
+        event = json.loads(line)
+        if event.get("file"):
+            shown[event["file"]["name"]] = event
+    assert set(shown) >= {sheet.name, photo2.name}, shown
+    sent = shown[sheet.name]["file"]
+    assert (sent["mime"], sent["size"]) == ("application/pdf", FILE_BYTES)
+    assert sent["sha256"] == hashlib.sha256(data2).hexdigest()
+    assert "key" not in sent and "prefix" not in sent
+    assert shown[sheet.name]["content"].get("text") == "results and boats"
+    sent_photo = shown[photo2.name]["file"]
+    assert (sent_photo["mime"], sent_photo["width"], sent_photo["height"]) == (
+        "image/jpeg",
+        1200,
+        900,
+    )
+    thumb_bytes = base64.b64decode(sent_photo["thumb"])
+    assert thumb_bytes[:3] == b"\xff\xd8\xff" and len(thumb_bytes) <= 16384
+    assert max(Image.open(io.BytesIO(thumb_bytes)).size) <= 320
+    for path, expected in ((sheet, data2), (photo2, photo2_bytes)):
+        target = tmp_path / "from-browser"
+        target.mkdir(exist_ok=True)
+        out = carl.run("download", str(shown[path.name]["id"]), "-o", str(target)).stdout
+        assert out.startswith("saved "), out
+        assert (target / path.name).read_bytes() == expected
+    assert alice.problems == [], alice.problems
