@@ -49,11 +49,18 @@ export async function fetchFile(file, { signal, onProgress = () => {} } = {}) {
   let batch = [];
   let batchBytes = 0;
   let received = 0;
-  const flush = async () => {
-    if (!batchBytes) return;
-    await decryptor.update(concat(batch, batchBytes));
-    batch = [];
-    batchBytes = 0;
+  // one decrypt step runs while the next 4 MiB are read; flush() waits for the one before
+  let work = Promise.resolve();
+  const flush = () => {
+    const before = work;
+    if (batchBytes) {
+      const data = concat(batch, batchBytes);
+      work = before.then(() => decryptor.update(data));
+      work.catch(() => {}); // awaited by the next flush or at the end; never unhandled
+      batch = [];
+      batchBytes = 0;
+    }
+    return before;
   };
   for (;;) {
     const { done, value } = await reader.read();
@@ -68,7 +75,8 @@ export async function fetchFile(file, { signal, onProgress = () => {} } = {}) {
     if (batchBytes >= DECRYPT_STEP) await flush();
     onProgress(received, total);
   }
-  await flush();
+  flush();
+  await work;
   return new Blob([await decryptor.finish()]);
 }
 
