@@ -352,8 +352,7 @@ def validate_file_payload(obj: object) -> dict:
     name = meta.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS:
         raise _bad_meta(f"name must be 1..{MAX_NAME_CHARS} characters")
-    mime = meta.get("mime")
-    if not isinstance(mime, str) or len(mime) > MAX_MIME_CHARS or not _MIME_RE.fullmatch(mime):
+    if not is_mime_type(meta.get("mime")):
         raise _bad_meta("mime must be a type/subtype of at most 255 characters")
     for field in ("width", "height"):
         if field in meta and not _is_int(meta[field], 1, MAX_DIMENSION):
@@ -388,6 +387,14 @@ def file_payload(meta: dict, text: str | None = None, reply_to: dict | None = No
         payload["reply_to"] = reply_to
     validate_file_payload(payload)
     return payload
+
+
+def is_mime_type(value: object) -> bool:
+    """Whether ``value`` has the shape of a MIME type ``type/subtype`` (no parameters) of
+    at most 255 characters."""
+    return (
+        isinstance(value, str) and len(value) <= MAX_MIME_CHARS and bool(_MIME_RE.fullmatch(value))
+    )
 
 
 def is_inline_image(meta: dict) -> bool:

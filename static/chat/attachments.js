@@ -436,7 +436,7 @@ export function validateFilePayload(obj) {
   if (typeof name !== 'string' || codePoints(name) < 1 || codePoints(name) > MAX_NAME_CHARS) {
     throw badMeta(`name must be 1..${MAX_NAME_CHARS} characters`);
   }
-  if (typeof mime !== 'string' || mime.length > MAX_MIME_CHARS || !MIME_RE.test(mime)) {
+  if (!isMimeType(mime)) {
     throw badMeta('mime must be a type/subtype of at most 255 characters');
   }
   for (const field of ['width', 'height']) {
@@ -476,6 +476,11 @@ export function filePayload(meta, { text = null, replyTo = null } = {}) {
   if (replyTo !== null) payload.reply_to = replyTo;
   validateFilePayload(payload);
   return payload;
+}
+
+/** Whether `value` has the shape of a MIME type `type/subtype` (no parameters) of at most 255 characters. */
+export function isMimeType(value) {
+  return typeof value === 'string' && value.length <= MAX_MIME_CHARS && MIME_RE.test(value);
 }
 
 /** Whether a file's (claimed) type is one shown inline: PNG, JPEG, GIF or WebP. */
