@@ -2,7 +2,7 @@
 
 Starts a fresh server, two browser users; alice sends bob a file and a photo, a slow
 upload is caught in progress, and a blob changed in storage is refused. Writes, at
-1280 px and 390 px wide, var/screenshots/att-{image,file,upload,refused,viewer}-{1280,390}.png.
+1280 px and 390 px wide, var/screenshots/att-{image,staged,file,upload,refused,viewer}-{1280,390}.png.
 
 Usage: .venv/bin/python scripts/attachment_screenshots.py
 """
@@ -66,7 +66,12 @@ def main() -> int:
             doc.write_bytes(os.urandom(2_400_000))
             attach(alice, photo, caption="The harbour on Saturday evening")
             expect(bob.page.locator(".att-img")).to_be_visible(timeout=30_000)
-            attach(alice, doc, caption="")
+            alice.page.set_input_files("#attach-input", [str(doc)])
+            alice.page.locator("#composer-input").fill("Minutes attached")
+            expect(alice.page.locator(".attach-chip")).to_be_visible()
+            shoot(alice, "staged")
+            alice.page.locator("#composer-input").fill("")
+            alice.page.locator("#composer-input").press("Enter")
             card = bob.page.locator(".att-file")
             expect(card).to_be_visible(timeout=30_000)
             shoot(bob, "image", bob.page.locator(".att-img"))
