@@ -233,7 +233,7 @@ JS_CONTACT_CHECK = """async ([devices, runs]) => {
 }"""
 
 # A `size`-MiB file encrypted with the app's code (uploads.js encryptFile: 4 MiB steps of
-# the file read once, the ciphertext into Blobs), decrypted as downloads.js does
+# the file read once, into one buffer of the blob's size), decrypted as downloads.js does
 # (FileDecryptor fed 4 MiB at a time, finish() checks length and SHA-256), and raw
 # AES-256-GCM over the whole buffer in one call.
 JS_FILE_CRYPTO = """async ([mib, runs]) => {
@@ -252,7 +252,7 @@ JS_FILE_CRYPTO = """async ([mib, runs]) => {
     t0 = performance.now();
     const sealed = await encryptFile(data);
     const encrypt = performance.now() - t0;
-    const body = new Uint8Array(await sealed.body.arrayBuffer());
+    const body = sealed.body;
     const meta = { blob: 'A'.repeat(22), key: btoa(String.fromCharCode(...sealed.key)), prefix: btoa(String.fromCharCode(...sealed.prefix)), size, sha256, name: 'x', mime: 'application/octet-stream' };
     t0 = performance.now();
     const decryptor = new A.FileDecryptor(meta);

@@ -2,9 +2,10 @@
  * Sending a file (PROTOCOL §10.2): refused over 100 MiB before anything is read; the
  * thumbnail of an image (thumbs.js); the file read once into memory, its SHA-256 taken
  * (WebCrypto has no incremental hash) and encrypted from that buffer chunk by chunk, 4 MiB
- * (64 chunks, encrypted in parallel) at a time, each step's ciphertext moved into a Blob
- * at once (so the ciphertext lives in the browser's blob storage, which may be on disk,
- * and the plaintext buffer is the one whole copy in memory); the blob uploaded with an
+ * (64 chunks, encrypted in parallel) at a time, into one buffer of the blob's exact size
+ * (no Blob: making one copies every byte to the browser's blob storage, which measured
+ * slower than the encryption itself); the plaintext is let go before the upload, so two
+ * whole copies at most; the blob uploaded with an
  * XHR (progress from `upload.onprogress`, cancel = `abort()`); then the `file` message
  * handed to the sender (`send(conv, payload, blobs)`, in the order the files were
  * chosen), which seals it, keeps it in the
@@ -20,7 +21,7 @@
  */
 
 import { csrfToken } from './api.js';
-import { cleanFileName, FileEncryptor, filePayload, fileSha256, INLINE_IMAGE_TYPES } from './attachments.js';
+import { blobSize, cleanFileName, FileEncryptor, filePayload, fileSha256, INLINE_IMAGE_TYPES } from './attachments.js';
 import { refuseToSend, sendableMime } from './file-kinds.js';
 import { b64encode } from './protocol.js';
 import { makeThumbnail } from './thumbs.js';
@@ -44,7 +45,7 @@ export class UploadCancelled extends Error {
 }
 
 /**
- * POST the ciphertext to `/api/blobs/` with an XHR; resolves the blob id. `onProgress(sent,
+ * POST the ciphertext (bytes or a Blob) to `/api/blobs/` with an XHR; resolves the blob id. `onProgress(sent,
  * total)`; `signal` aborts (rejects UploadCancelled). Errors reject with `{code, message}`.
  */
 export function uploadBlob(body, { onProgress = () => {}, signal } = {}) {
@@ -55,7 +56,7 @@ export function uploadBlob(body, { onProgress = () => {}, signal } = {}) {
     xhr.setRequestHeader('X-CSRFToken', csrfToken());
     xhr.setRequestHeader('Accept', 'application/json');
     xhr.responseType = 'json';
-    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : body.size);
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : body.byteLength ?? body.size);
     xhr.onload = () => {
       const data = xhr.response;
       if (xhr.status === 201 && typeof data?.blob?.id === 'string') resolve(data.blob.id);
@@ -77,22 +78,26 @@ export function uploadBlob(body, { onProgress = () => {}, signal } = {}) {
 
 /**
  * Encrypt a file's bytes (a Uint8Array, or a Blob, read whole) chunk by chunk; resolves
- * `{body: Blob, key, prefix, size}`. `onProgress(done, total)` after each step; `signal`
- * stops between steps.
+ * `{body: Uint8Array, key, prefix, size}` (`body` is the blob, `blobSize(size)` bytes).
+ * `onProgress(done, total)` after each step; `signal` stops between steps.
  */
 export async function encryptFile(file, { onProgress = () => {}, signal } = {}) {
   const bytes = file instanceof Blob ? new Uint8Array(await file.arrayBuffer()) : file;
   const size = bytes.length;
   const encryptor = new FileEncryptor(size);
-  const parts = [];
+  const body = new Uint8Array(blobSize(size));
+  let written = 0;
   for (let at = 0; at < size; at += STEP) {
     if (signal?.aborted) throw new UploadCancelled();
     const out = await encryptor.update(bytes.subarray(at, at + STEP));
-    if (out.length) parts.push(new Blob([out]));
+    body.set(out, written);
+    written += out.length;
     onProgress(Math.min(size, at + STEP), size);
   }
-  parts.push(new Blob([await encryptor.finish()]));
-  return { body: new Blob(parts, { type: 'application/octet-stream' }), key: encryptor.key, prefix: encryptor.prefix, size };
+  const rest = await encryptor.finish();
+  body.set(rest, written);
+  if (written + rest.length !== body.length) throw new Error('the blob is not the size §10.2 gives');
+  return { body, key: encryptor.key, prefix: encryptor.prefix, size };
 }
 
 /** The `file` object of §10.2 for an uploaded blob. */
@@ -154,13 +159,10 @@ export class Uploads extends EventTarget {
     try {
       this.phase(upload, 'reading', 0, upload.size);
       const image = INLINE_IMAGE_TYPES.has(upload.mime) ? await makeThumbnail(upload.file) : null;
-      const bytes = new Uint8Array(await upload.file.arrayBuffer());
-      const sha256 = await fileSha256(bytes);
-      if (signal.aborted) throw new UploadCancelled();
-      this.phase(upload, 'encrypting', 0, upload.size);
-      const sealed = await encryptFile(bytes, { signal, onProgress: (done, total) => this.progress(upload, done, total) });
-      this.phase(upload, 'uploading', 0, sealed.body.size);
+      const { sealed, sha256 } = await this.seal(upload, signal); // the plaintext stays in there
+      this.phase(upload, 'uploading', 0, sealed.body.byteLength);
       const blob = await uploadBlob(sealed.body, { signal, onProgress: (done, total) => this.progress(upload, done, total) });
+      sealed.body = null;
       const meta = buildFileMeta({ ...sealed, blob, sha256, name: upload.name, mime: upload.mime, width: image?.width, height: image?.height, thumb: image?.thumb });
       upload.phase = 'ready';
       upload.ready = { payload: filePayload(meta, { text: upload.caption || null }), blobs: [blob] };
@@ -174,6 +176,16 @@ export class Uploads extends EventTarget {
       }
       this.handOver(upload.conversation);
     }
+  }
+
+  /** Read the file once, hash it and encrypt it: `{sealed, sha256}`. */
+  async seal(upload, signal) {
+    const bytes = new Uint8Array(await upload.file.arrayBuffer());
+    const sha256 = await fileSha256(bytes);
+    if (signal.aborted) throw new UploadCancelled();
+    this.phase(upload, 'encrypting', 0, upload.size);
+    const sealed = await encryptFile(bytes, { signal, onProgress: (done, total) => this.progress(upload, done, total) });
+    return { sealed, sha256 };
   }
 
   /**
