@@ -264,7 +264,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        "img-src": ["'self'", "data:", "blob:"],  # blob: decrypted attachment images
         "connect-src": ["'self'"],
         "font-src": ["'self'"],
         "object-src": ["'none'"],
