@@ -63,8 +63,8 @@ def unit_daphne_argv(port: int) -> list[str]:
     unit = (DEPLOY / "systemd" / "chat-daphne@.service").read_text()
     line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
     argv = shlex.split(line.removeprefix("ExecStart="))
-    assert argv[0].endswith("/daphne")
-    return [sys.executable, "-m", "daphne", *(a.replace("%i", str(port)) for a in argv[1:])]
+    assert argv[0].endswith("/python") and argv[1:3] == ["-m", "chatsite.serve"]
+    return [sys.executable, *(a.replace("%i", str(port)) for a in argv[1:])]
 
 
 class UnitDaphne(DaphneServer):
@@ -824,8 +824,9 @@ def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(produc
         status, raw, headers = _raw(browser, "GET", f"/api/blobs/{blob_id}/")
         assert status == 200 and raw == body
         assert headers["Content-Type"] == "application/octet-stream"
-        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers.get_all("X-Content-Type-Options") == ["nosniff"]
         assert headers.get_all("Content-Disposition") == ["attachment"]
+        assert headers.get_all("Cache-Control") == ["private, max-age=31536000, immutable"]
         assert "X-Accel-Redirect" not in headers
         deadline = time.monotonic() + 5  # nginx logs the request after the last byte
         while len(logged := logged_downloads()) < attempt:
