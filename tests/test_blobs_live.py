@@ -155,3 +155,80 @@ def test_a_100_mib_upload_keeps_the_worker_resident_size(live_stack):
     grown = (after["VmHWM"] - before["VmHWM"]) / 1024
     print(f"worker peak resident size {before['VmHWM']} -> {after['VmHWM']} KiB: +{grown:.1f} MiB")
     assert grown <= 30, f"the worker's peak resident size grew by {grown:.1f} MiB"
+
+
+async def test_a_canary_file_leaves_no_trace_on_the_server(live_stack, device_keys):
+    """A file encrypted by the Python client (§10.2) and sent to bob: he gets it back
+    verified, while its content, name and caption appear nowhere in blob storage, the
+    database file or the worker's log (at DEBUG)."""
+    from chatclient import attachments, protocol
+    from tests.live import live_user, recipients_of
+
+    stack = live_stack(1, redis=False, env={"LOG_LEVEL": "DEBUG", "LOG_FORMAT": "plain"})
+    base = stack.base_url
+    alice = await live_user(base, "alice", device_keys())
+    bob = await live_user(base, "bob", device_keys())
+    conversation = await alice.direct("bob")
+
+    content = b"CANARY-CONTENT-do-not-leak " * 2600  # 70,200 bytes: two chunks
+    name, caption = "CANARY-NAME quarterly plan.txt", "CANARY-CAPTION see attached"
+    blob, encryptor = attachments.encrypt_file(content)
+    uploader = Raw(stack.servers[0].port)
+    uploader.cookies = {c.name: c.value for c in alice.session.jar}
+    status, answer = uploader.request(
+        "POST", "/api/blobs/", blob, {"Content-Type": "application/octet-stream"}
+    )
+    assert status == 201, answer
+    meta = {
+        "blob": answer["blob"]["id"],
+        "key": protocol.b64encode(encryptor.key),
+        "prefix": protocol.b64encode(encryptor.prefix),
+        "size": len(content),
+        "sha256": encryptor.sha256,
+        "name": name,
+        "mime": "text/plain",
+    }
+    msg_id = protocol.new_client_msg_id()
+    envelope = protocol.seal_envelope(
+        attachments.file_payload(meta, text=caption),
+        conversation_id=conversation["id"],
+        sender_id=alice.user_id,
+        client_msg_id=msg_id,
+        n=alice.next_n(conversation["id"]),
+        head="",
+        sender_keys=alice.keys,
+        recipient_keys=await recipients_of(alice, conversation),
+    )
+    path = f"/api/conversations/{conversation['id']}/messages/"
+    body = {"client_msg_id": msg_id, "envelope": envelope, "blobs": [meta["blob"]]}
+    sent = (await alice.session.request("POST", path, body))["message"]
+    assert sent["blobs"] == [meta["blob"]]
+
+    # bob reads the message and the blob, and both check out
+    page = await bob.session.request("GET", path)
+    message = page["messages"][-1]
+    opened = protocol.open_envelope(
+        message["envelope"],
+        conversation_id=message["conversation"],
+        sender_id=message["sender_id"],
+        client_msg_id=message["client_msg_id"],
+        device_keys=bob.keys,
+        sig_public=alice.keys.sig_public,
+    )
+    downloader = Raw(stack.servers[0].port)
+    downloader.cookies = {c.name: c.value for c in bob.session.jar}
+    status, fetched = downloader.request("GET", f"/api/blobs/{meta['blob']}/")
+    assert status == 200 and fetched == blob
+    assert attachments.decrypt_file(opened["file"], fetched) == content
+
+    canaries = [b"CANARY", "CANARY".encode("utf-16-le"), protocol.b64encode(content[:30]).encode()]
+    var = Path(stack.env["CHAT_VAR_DIR"])
+    db = Path(stack.env["DATABASE_URL"].removeprefix("sqlite:///"))
+    places = [*stored_files(stack), *db.parent.glob(db.name + "*"), stack.servers[0].log_path]
+    assert len(stored_files(stack)) == 1 and var.exists()
+    with sqlite3.connect(db) as conn:
+        dump = "\n".join(conn.iterdump()).encode()
+    for where, data in [*((str(p), p.read_bytes()) for p in places), ("dump", dump)]:
+        for canary in canaries:
+            assert canary not in data, f"{canary!r} found in {where}"
+    assert b"/api/blobs/" in stack.servers[0].log_path.read_bytes()  # the log was written
