@@ -813,29 +813,60 @@ def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(produc
     blob_dir = Path(stack.env["CHAT_VAR_DIR"]) / "blobs"
     assert (blob_dir / blob_id[:2] / blob_id).read_bytes() == body
 
+    status, raw, headers = _raw(browser, "GET", f"/api/blobs/{blob_id}/")
+    assert status == 200 and raw == body
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert headers.get_all("X-Content-Type-Options") == ["nosniff"]
+    assert headers.get_all("Content-Disposition") == ["attachment"]
+    assert headers.get_all("Cache-Control") == ["private, max-age=31536000, immutable"]
+    assert "X-Accel-Redirect" not in headers
+
+    # One blob uploaded straight to each worker; both downloaded through nginx: whichever
+    # worker nginx picks, one of them authorizes a blob the other one received.
+    uploaded_on = {}
+    for server in stack.servers:
+        small = os.urandom(272)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/api/blobs/",
+            data=small,
+            method="POST",
+            headers={
+                "Host": urllib.parse.urlsplit(origin).netloc,
+                "X-Forwarded-Proto": "https",
+                "Origin": origin,
+                "Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items()),
+                "X-CSRFToken": browser.cookies["csrftoken"],
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 201
+            uploaded_on[json.loads(response.read())["blob"]["id"]] = (server.port, small)
     access_log = production["tmp"] / "chat.access.log"
 
-    def logged_downloads() -> list[str]:  # the worker that authorized each download
-        records = [json.loads(line) for line in access_log.read_text().splitlines()]
-        return [r["upstream"] for r in records if r["path"].endswith("/" + blob_id)]
+    def authorizers() -> set[tuple[str, int]]:  # (blob, worker port) of logged downloads
+        found = set()
+        for line in access_log.read_text().splitlines():
+            record = json.loads(line)
+            for small_id in uploaded_on:
+                if record["path"].endswith("/" + small_id):  # the X-Accel URI
+                    found.add((small_id, int(record["upstream"].rsplit(":", 1)[1])))
+        return found
 
-    workers = set()
-    for attempt in range(1, 9):
-        status, raw, headers = _raw(browser, "GET", f"/api/blobs/{blob_id}/")
-        assert status == 200 and raw == body
-        assert headers["Content-Type"] == "application/octet-stream"
-        assert headers.get_all("X-Content-Type-Options") == ["nosniff"]
-        assert headers.get_all("Content-Disposition") == ["attachment"]
-        assert headers.get_all("Cache-Control") == ["private, max-age=31536000, immutable"]
-        assert "X-Accel-Redirect" not in headers
-        deadline = time.monotonic() + 5  # nginx logs the request after the last byte
-        while len(logged := logged_downloads()) < attempt:
+    crossed = []
+    for _round in range(4):  # each blob twice in a row: round robin or not, one crosses
+        for small_id, (_, small) in [item for item in uploaded_on.items() for _ in "12"]:
+            status, raw, _ = _raw(browser, "GET", f"/api/blobs/{small_id}/")
+            assert status == 200 and raw == small
+        deadline = time.monotonic() + 5  # nginx logs a request after its last byte
+        while not (found := authorizers()):
             assert time.monotonic() < deadline, access_log.read_text()[-2000:]
             time.sleep(0.02)
-        workers = set(logged)
-        if len(workers) == 2:
+        crossed = [(i, port) for i, port in found if port != uploaded_on[i][0]]
+        if crossed:
             break
-    assert len(workers) == 2, f"all downloads went to {workers}"
+    assert crossed, f"every download was authorized by the worker that took the upload: {found}"
+
     status, raw, headers = _raw(
         browser, "GET", f"/api/blobs/{blob_id}/", headers={"Range": "bytes=1000-1999"}
     )
