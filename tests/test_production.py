@@ -800,6 +800,9 @@ def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(produc
     downloads are authorized by either worker and sent by nginx (X-Accel-Redirect), Range
     included; an over-size chunked upload gets the JSON 413 and leaves nothing."""
     origin, tls, stack = production["origin"], production["tls"], production["stack"]
+    for server in stack.servers:  # the worker-kill test may have left one dead
+        if not server.running:
+            server.restart()
     browser = Browser(origin, tls)
     browser.call("GET", "/api/session/")
     status, _, _ = browser.call("POST", "/api/users/", {"username": "blobby", "password": PASSWORD})
