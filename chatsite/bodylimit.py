@@ -8,10 +8,14 @@ everything else (admin and page forms) DATA_UPLOAD_MAX_MEMORY_SIZE. Past it the 
 """
 
 import json
+import os
 
 from django.conf import settings
 
 from chatsite.middleware import is_blob_upload
+from chatsite.serve import BODY_FILE
+
+DISK_CHUNK = 256 * 1024  # bytes per read of a body that chatsite.serve left on disk
 
 
 def body_limit(method: str, path: str) -> int:
@@ -33,7 +37,10 @@ def _declared_length(scope) -> int | None:
 class BodyLimit:
     """Counts `http.request` body bytes as the application receives them. Over the limit,
     the application is told the client went away (`http.disconnect`: Django drops the
-    request before any view runs) and the client gets 413 `too_large` in JSON."""
+    request before any view runs) and the client gets 413 `too_large` in JSON.
+
+    A body that `chatsite.serve` left on disk (`BODY_FILE`) is read from there a chunk at
+    a time, as the application asks for it."""
 
     def __init__(self, app):
         self.app = app
@@ -48,18 +55,41 @@ class BodyLimit:
         received = 0
         exceeded = False
         started = False
+        # [file, offset, length, all handed over] of a body chatsite.serve left on disk
+        on_disk = None
 
         async def counted_receive():
-            nonlocal received, exceeded
+            nonlocal received, exceeded, on_disk
             if exceeded:
                 return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
+            if on_disk is None or on_disk[3]:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return message
+                if BODY_FILE not in message:
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        exceeded = True
+                        return {"type": "http.disconnect"}
+                    return message
+                on_disk = [message[BODY_FILE][0], 0, message[BODY_FILE][1], False]
+                if on_disk[2] > limit:
                     exceeded = True
                     return {"type": "http.disconnect"}
-            return message
+            return read_from_disk()
+
+        def read_from_disk():
+            content, offset, length, _ = on_disk
+            size = min(DISK_CHUNK, length - offset)
+            try:
+                data = os.pread(content.fileno(), size, offset) if size else b""
+            except (OSError, ValueError):  # the connection closed and took the file along
+                return {"type": "http.disconnect"}
+            if len(data) != size:
+                return {"type": "http.disconnect"}
+            on_disk[1] = offset + size
+            on_disk[3] = on_disk[1] == length  # later calls wait for daphne's next message
+            return {"type": "http.request", "body": data, "more_body": not on_disk[3]}
 
         async def watched_send(message):
             nonlocal started

@@ -7,7 +7,7 @@ from ninja import Router, Status
 
 from accounts.auth import session_auth
 from accounts.errors import ActionError
-from accounts.schemas import with_errors
+from accounts.schemas import ErrorOut, with_errors
 from accounts.wire import iso_utc
 
 from . import blobs
@@ -34,7 +34,18 @@ def _declared_length(request) -> int | None:
     return int(value)
 
 
-@router.post("/blobs/", response=with_errors({201: BlobWrapped}))
+@router.post(
+    "/blobs/",
+    response=with_errors({201: BlobWrapped}),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
 def upload(request):
     """An encrypted attachment as the raw body (`application/octet-stream`), streamed to
     storage: 201 `{"blob": {"id","size","created"}}`. 413 `too_large` past MAX_BLOB_BYTES,
@@ -51,7 +62,7 @@ def upload(request):
     )
 
 
-@router.get("/blobs/{blob_id}/")
+@router.get("/blobs/{blob_id}/", response=with_errors({200: None, 206: None, 416: ErrorOut}))
 def download(request, blob_id: str):
     """The blob's bytes to those who may read it (see `blobs.require_readable`), else 404
     `not_found`. One `Range` gives 206 (416 when unsatisfiable). With BLOB_ACCEL_REDIRECT
