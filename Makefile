@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 
 run: deps venv
 	$(PY) manage.py migrate --noinput
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
+	$(PY) -m chatsite.serve -b $(HOST) -p $(PORT) chatsite.asgi:application
 
 test: deps venv
 	PYTHON=$(PY) bash scripts/run-tests.sh

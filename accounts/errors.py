@@ -18,6 +18,7 @@ STATUS_BY_CODE = {
     "stale_counter": 409,
     "identity_exists": 409,
     "too_large": 413,
+    "over_quota": 413,
     "rate_limited": 429,
     "unknown_type": 400,
 }

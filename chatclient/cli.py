@@ -12,8 +12,10 @@ import contextlib
 import json
 import signal
 import sys
+from pathlib import Path
 
 from . import keystore, protocol
+from .attachments import FileRefused, clean_file_name
 from .cli_devices import add_commands as add_device_commands
 from .clikit import (
     KEY_BITS_ENV,
@@ -22,6 +24,7 @@ from .clikit import (
     SERVER_ENV,
     CliError,
     Context,
+    Progress,
     conversation_id,
     parse_target,
     read_secret,
@@ -31,7 +34,7 @@ from .clikit import (
     warn,
 )
 from .directory import Directory, fingerprint
-from .display import as_json, clean, event_line
+from .display import as_json, clean, event_line, human_size
 from .errors import (
     ChatApiError,
     ChatError,
@@ -154,6 +157,11 @@ async def cmd_fingerprints(ctx: Context) -> None:
 
 
 async def cmd_send(ctx: Context) -> None:
+    if ctx.args.file is not None:
+        await send_file(ctx)
+        return
+    if ctx.args.caption is not None:
+        raise CliError("--caption goes with --file")
     text = ctx.args.text
     if text is None or text == "-":
         text = sys.stdin.read()
@@ -167,6 +175,51 @@ async def cmd_send(ctx: Context) -> None:
         client.save()
     report_notices(client)  # on a failure its one line says what they would
     say(f"sent [{message['conversation']}#{message['seq']}] id {message['id']}")
+
+
+async def send_file(ctx: Context) -> None:
+    if ctx.args.text is not None:
+        raise CliError("a file's text goes in --caption")
+    path = Path(ctx.args.file)
+    if not path.is_file():
+        raise CliError(f"no such file: {clean(str(path))}")
+    client = await ctx.client()
+    progress = Progress("uploading")
+    try:
+        message = await client.send_file(
+            parse_target(ctx.args.target), path, caption=ctx.args.caption, progress=progress
+        )
+    finally:
+        progress.end()
+        client.save()
+    report_notices(client)
+    say(
+        f"sent [{message['conversation']}#{message['seq']}] id {message['id']} "
+        f"(file {clean(clean_file_name(path.name))}, {human_size(path.stat().st_size)})"
+    )
+
+
+async def cmd_download(ctx: Context) -> None:
+    client = await ctx.client()
+    message = await client.find_message(ctx.args.message_id)
+    if message is None:
+        raise CliError(f"no message {ctx.args.message_id} in your conversations")
+    dest = Path(ctx.args.output) if ctx.args.output else Path.cwd()
+    progress = Progress("downloading")
+    try:
+        path = await client.download(message, dest, progress=progress)
+    except FileRefused as exc:
+        raise CliError(
+            "this file was refused: it was changed or damaged on the way "
+            f"({exc.code}: {exc.detail}); nothing was saved"
+        ) from exc
+    except OSError as exc:
+        raise CliError(f"cannot write {clean(str(dest))}: {exc.strerror or exc}") from exc
+    finally:
+        progress.end()
+        client.save()
+    report_notices(client)
+    say(f"saved {clean(str(path))} ({human_size(path.stat().st_size)})")
 
 
 async def cmd_history(ctx: Context) -> None:
@@ -269,9 +322,20 @@ def build_parser() -> argparse.ArgumentParser:
     fingerprints = add("fingerprints", cmd_fingerprints, "identity and device fingerprints")
     fingerprints.add_argument("users", nargs="*", help="users (default: everyone you talk to)")
 
-    send = add("send", cmd_send, "send a text message")
+    send = add("send", cmd_send, "send a text message or a file")
     send.add_argument("target", help="conversation id (7, #7) or username (bob, @bob)")
     send.add_argument("text", nargs="?", help="the text (default: read stdin; '-' too)")
+    send.add_argument("--file", metavar="PATH", help="send this file (at most 100 MiB)")
+    send.add_argument("--caption", metavar="TEXT", help="a caption for --file")
+
+    download = add("download", cmd_download, "save a file message's attachment, checked")
+    download.add_argument("message_id", type=int, metavar="MESSAGE_ID")
+    download.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="a directory, or the file to write (default: its name here, never overwriting)",
+    )
 
     history = add("history", cmd_history, "show a conversation's messages")
     history.add_argument("target", help="conversation id (7, #7) or username (bob, @bob)")
@@ -324,6 +388,8 @@ def describe(error: BaseException) -> str:
         return f"{error.code}: {clean(error.detail)}"
     if isinstance(error, protocol.ProtocolError):
         return f"{error.code}: {error.detail}"
+    if isinstance(error, FileRefused):
+        return f"this file was refused: it was changed or damaged on the way ({error})"
     return str(error) or type(error).__name__
 
 
@@ -336,7 +402,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except asyncio.CancelledError:  # SIGTERM during listen
         return 0
-    except (CliError, ChatError, keystore.KeystoreError, protocol.ProtocolError) as error:
+    except (
+        CliError,
+        ChatError,
+        keystore.KeystoreError,
+        protocol.ProtocolError,
+        FileRefused,
+    ) as error:
         warn(f"chat-client: error: {describe(error)}")
         return 1
     return 0

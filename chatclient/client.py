@@ -296,18 +296,23 @@ class ChatClient:
         raise ChatError("the conversation kept changing while sending; try again")
 
     async def send(
-        self, target: int | str | dict, content: dict, *, client_msg_id: str | None = None
+        self,
+        target: int | str | dict,
+        content: dict,
+        *,
+        client_msg_id: str | None = None,
+        blobs: list[str] | None = None,
     ) -> dict:
         """Seal ``content`` for the certified devices of the conversation's verified
         members and store it over HTTP; returns the stored message of §4.
 
-        ``target`` is a conversation dict, id or username. Raises ``SendingPaused`` (an
-        identity change to accept, a device without a valid cert),
-        ``TamperedConversation``, or ``ChatApiError``.
+        ``target`` is a conversation dict, id or username; ``blobs`` names my uploaded,
+        unsent blobs (§10.2). Raises ``SendingPaused`` (an identity change to accept, a
+        device without a valid cert), ``TamperedConversation``, or ``ChatApiError``.
         """
 
         async def transmit(cid: int, msg_id: str, envelope: dict) -> dict:
-            return await self.session.send_message(cid, msg_id, envelope)
+            return await self.session.send_message(cid, msg_id, envelope, blobs)
 
         return await self._deliver(target, content, client_msg_id, transmit)
 
@@ -319,6 +324,7 @@ class ChatClient:
         *,
         client_msg_id: str | None = None,
         timeout: float = 30.0,
+        blobs: list[str] | None = None,
     ) -> tuple[dict, list[dict]]:
         """Like ``send`` but with the WebSocket ``send`` frame on an open ``socket`` of this
         device. Returns the ``ack`` frame and the other frames read while waiting for it;
@@ -328,6 +334,8 @@ class ChatClient:
 
         async def transmit(cid: int, msg_id: str, envelope: dict) -> dict:
             frame = {"type": "send", "conversation": cid, "client_msg_id": msg_id}
+            if blobs:
+                frame["blobs"] = list(blobs)
             await socket.send_frame({**frame, "envelope": envelope})
             while True:
                 reply = await socket.recv_frame(timeout=timeout)
@@ -345,6 +353,74 @@ class ChatClient:
     async def send_text(self, target: int | str | dict, text: str) -> dict:
         """Send ``{"type":"text","text":text}`` (at most 16,000 characters)."""
         return await self.send(target, protocol.text_message(text))
+
+    # --- attachments (§10.2) -------------------------------------------------------------
+
+    async def send_file(
+        self,
+        target: int | str | dict,
+        source: bytes | str | os.PathLike,
+        *,
+        name: str | None = None,
+        mime: str | None = None,
+        caption: str | None = None,
+        reply_to: dict | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict:
+        """Send a file (a path, or bytes) as an encrypted attachment; returns the stored
+        message.
+
+        The file is read once: encrypted chunk by chunk straight into the upload (never
+        held whole) and hashed on the way; then the ``file`` message naming the blob goes
+        out like ``send``. ``name`` defaults to the path's name (cleaned), ``mime`` to the
+        type the name suggests; PNG, JPEG, GIF and WebP images get ``width``, ``height``
+        and a JPEG thumbnail (Pillow). ``caption`` is the message's ``text``.
+        ``progress(done, total)`` gets blob bytes, from a worker thread. Over 100 MiB is
+        ``ProtocolError('too_large')``, before anything is uploaded.
+        """
+        from .files import send_file
+
+        return await send_file(
+            self,
+            target,
+            source,
+            name=name,
+            mime=mime,
+            caption=caption,
+            reply_to=reply_to,
+            progress=progress,
+        )
+
+    async def download(
+        self,
+        message: IncomingMessage | dict,
+        dest: str | os.PathLike = ".",
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Path:
+        """Fetch, decrypt and check a file message's attachment; returns where it was
+        saved.
+
+        ``message`` is an opened ``IncomingMessage`` or a stored message (opened here).
+        ``dest`` is a directory (the file gets its cleaned name there, as ``name (1).ext``
+        etc. rather than overwrite anything) or a file path (replaced). The bytes stream
+        into a temporary file beside it that becomes the file only after every §10.2 check
+        passed; otherwise nothing is left and ``FileRefused`` (``code``: ``bad_length``,
+        ``bad_chunk``, ``bad_last``, ``bad_padding``, ``bad_hash``, ``bad_meta``) is
+        raised. ``ChatError`` for a message that is not a genuine file message,
+        ``ChatApiError('not_found')`` when the server does not give the blob.
+        ``progress(done, total)`` gets blob bytes, from a worker thread.
+        """
+        from .files import download
+
+        return await download(self, message, dest, progress=progress)
+
+    async def find_message(self, message_id: int) -> IncomingMessage | None:
+        """The message with this id in one of my conversations, opened; None if none."""
+        from .files import find_message
+
+        found = await find_message(self, message_id)
+        return None if found is None else await self.open(found)
 
     # --- receiving ---------------------------------------------------------------------
 
@@ -398,6 +474,7 @@ class ChatClient:
             "created": message.get("created"),
             "own": message.get("sender_id") == self.user_id,
             "v": envelope.get("v") if isinstance(envelope, dict) else None,
+            "blobs": tuple(b for b in message.get("blobs") or () if isinstance(b, str)),
         }
         if message.get("deleted") or envelope is None:
             return IncomingMessage(**base, status=DELETED)

@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import asdict
 
+from .attachments import FileRefused, clean_file_name, validate_file_payload
 from .events import (
     DELETED,
     EARLIER_IDENTITY,
@@ -57,10 +58,39 @@ def message_line(message: IncomingMessage) -> str:
             f"{head}: !! message could not be decrypted or verified ({clean(message.error or '')})"
         )
     note = NOTES.get(message.note, "") + (" [v1]" if message.v == 1 else "")
+    if message.content.get("type") == "file":
+        return f"{head}: {file_text(message)}{note}"
     if message.text is None:
         kind = clean(str(message.content.get("type")))
         return f"{head}: (a {kind} message this client cannot show){note}"
     return f"{head}: {clean(message.text)}{note}"
+
+
+def human_size(size: int) -> str:
+    """``512 B``, ``70.3 KiB``, ``5.0 MiB``."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def file_text(message: IncomingMessage) -> str:
+    """``[file] <cleaned name> (<size>, <mime>; id <id>)`` and the caption; a malformed
+    description is shown as such (§10.2: never its fields)."""
+    try:
+        meta = validate_file_payload(message.content)
+    except FileRefused as exc:
+        return f"!! a file this client refused ({clean(exc.detail)})"
+    caption = message.content.get("text")
+    line = (
+        f"[file] {clean(clean_file_name(meta['name']))} ({human_size(meta['size'])}, "
+        f"{clean(meta['mime'])}; id {message.id})"
+    )
+    return f"{line} {clean(caption)}" if caption else line
 
 
 TRUST_LINES = {
@@ -130,6 +160,10 @@ def as_json(event: object) -> str | None:
     """One compact JSON line for an event (None for events scripts do not need)."""
     if isinstance(event, IncomingMessage):
         value = {"event": "message", **event.as_dict()}
+        if event.file is not None:  # scripts get the description, never the file key
+            shown = {k: v for k, v in event.file.items() if k not in ("key", "prefix")}
+            value["content"] = {**event.content, "file": shown}
+            value["file"] = shown
     elif type(event) in EVENT_NAMES:
         value = {"event": EVENT_NAMES[type(event)], **asdict(event)}
     elif isinstance(event, ConversationChanged):

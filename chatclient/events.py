@@ -58,8 +58,9 @@ class IncomingMessage:
     ``note`` qualifies an ``"ok"`` message: ``"earlier_identity"`` (signed by a device of
     an identity the sender had before, which this device never accepted) or
     ``"not_upgraded"`` (a sender without an identity key: checked as in v1). ``v`` is the
-    envelope's version (1: stored before the upgrade). Only ``"ok"`` messages have
-    content; show the others as such, never as text.
+    envelope's version (1: stored before the upgrade). ``blobs`` are the blob ids the
+    stored message names (§4). Only ``"ok"`` messages have content; show the others as
+    such, never as text.
     """
 
     id: int
@@ -77,10 +78,20 @@ class IncomingMessage:
     replay_of: int | None = None
     note: str | None = None
     v: int | None = None
+    blobs: tuple[str, ...] = ()
 
     @property
     def verified(self) -> bool:
         return self.status == OK
+
+    @property
+    def file(self) -> dict | None:
+        """The ``file`` object (§10.2) of an ``"ok"`` file message, else None; its fields
+        are the sender's say-so until a download checked the bytes (see ``download``)."""
+        if self.status == OK and self.content and self.content.get("type") == "file":
+            value = self.content.get("file")
+            return value if isinstance(value, dict) else None
+        return None
 
     @property
     def text(self) -> str | None:

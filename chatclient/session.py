@@ -14,6 +14,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import ChatApiError, ServerUnreachable
@@ -29,6 +30,7 @@ CODE_BY_STATUS = {
     429: "rate_limited",
 }
 _COOKIE_FIELDS = ("name", "value", "domain", "path", "secure", "expires")
+DOWNLOAD_READ = 256 * 1024  # bytes per read of a blob download
 
 
 def normalize_base_url(url: str) -> str:
@@ -145,17 +147,7 @@ class ChatSession:
         for 4xx/5xx, ``ServerUnreachable`` otherwise.
         """
         method = method.upper()
-        if method in UNSAFE_METHODS and self.csrf_token is None:
-            await self.request("GET", "/api/session/")
-        headers = {"Accept": "application/json", **(headers or {})}
-        if method in UNSAFE_METHODS:
-            headers.update(
-                {
-                    "X-CSRFToken": self.csrf_token or "",
-                    "Origin": self.origin,
-                    "Referer": self.base_url + "/",
-                }
-            )
+        headers = await self._headers(method, headers)
         data = None
         if body is not None:
             data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -164,15 +156,60 @@ class ChatSession:
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         status, raw = await asyncio.to_thread(self._send, method, url, data, headers)
-        parsed = None
-        if raw:
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
+        return _answer(status, raw)
+
+    async def _headers(self, method: str, extra: dict[str, str] | None) -> dict[str, str]:
+        """``Accept`` plus ``extra``; for unsafe methods the CSRF token (fetched first if
+        missing), ``Origin`` and ``Referer``."""
+        if method in UNSAFE_METHODS and self.csrf_token is None:
+            await self.request("GET", "/api/session/")
+        headers = {"Accept": "application/json", **(extra or {})}
+        if method in UNSAFE_METHODS:
+            headers.update(
+                {
+                    "X-CSRFToken": self.csrf_token or "",
+                    "Origin": self.origin,
+                    "Referer": self.base_url + "/",
+                }
+            )
+        return headers
+
+    # --- blobs (§10.2) -------------------------------------------------------------------
+
+    async def upload_blob(self, body: Iterable[bytes], length: int) -> dict:
+        """``POST /api/blobs/``: stream ``body`` (an iterable of byte strings, consumed in a
+        worker thread, ``length`` bytes in all: sent as Content-Length) as the raw
+        ``application/octet-stream`` body; returns ``{"id","size","created"}``."""
+        headers = await self._headers("POST", {"Content-Type": "application/octet-stream"})
+        headers["Content-Length"] = str(length)
+        url = self.base_url + "/api/blobs/"
+        status, raw = await asyncio.to_thread(self._send, "POST", url, body, headers)
+        return _answer(status, raw)["blob"]
+
+    async def download_blob(self, blob_id: str, sink: Callable[[bytes], None]) -> None:
+        """``GET /api/blobs/<id>/``: hand the bytes to ``sink`` as they arrive (in a worker
+        thread, pieces of at most 256 KiB). What ``sink`` raises ends the download and
+        propagates; an error answer raises ``ChatApiError``."""
+        url = f"{self.base_url}/api/blobs/{_quote(blob_id)}/"
+        headers = {"Accept": "application/octet-stream"}
+        status, raw = await asyncio.to_thread(self._receive, url, headers, sink)
         if status >= 400:
-            raise _api_error(status, parsed, raw)
-        return parsed
+            _answer(status, raw)
+
+    def _receive(self, url: str, headers: dict, sink: Callable[[bytes], None]) -> tuple[int, bytes]:
+        request = urllib.request.Request(url, method="GET", headers=headers)
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                while piece := response.read(DOWNLOAD_READ):
+                    sink(piece)
+                return response.status, b""
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.read()
+        except urllib.error.URLError as error:
+            raise ServerUnreachable(self.base_url, error.reason) from error
+        except (OSError, http.client.HTTPException) as error:
+            raise ServerUnreachable(self.base_url, error) from error
 
     # --- session and users (§4) --------------------------------------------------------
 
@@ -341,11 +378,25 @@ class ChatSession:
         path = f"/api/conversations/{int(conversation_id)}/messages/"
         return await self.request("GET", path, query={"before_seq": before_seq, "limit": limit})
 
-    async def send_message(self, conversation_id: int, client_msg_id: str, envelope: dict) -> dict:
-        """``POST .../messages/``: store one envelope; returns the message (also on a replay)."""
+    async def send_message(
+        self,
+        conversation_id: int,
+        client_msg_id: str,
+        envelope: dict,
+        blobs: list[str] | None = None,
+    ) -> dict:
+        """``POST .../messages/``: store one envelope (naming ``blobs``, ids of my unsent
+        uploads, when given); returns the message (also on a replay)."""
         path = f"/api/conversations/{int(conversation_id)}/messages/"
-        body = {"client_msg_id": client_msg_id, "envelope": envelope}
+        body: dict[str, Any] = {"client_msg_id": client_msg_id, "envelope": envelope}
+        if blobs:
+            body["blobs"] = list(blobs)
         return (await self.request("POST", path, body))["message"]
+
+    async def delete_message(self, conversation_id: int, message_id: int) -> None:
+        """``DELETE .../messages/<id>/``: take my message back for everyone (§10.1)."""
+        path = f"/api/conversations/{int(conversation_id)}/messages/{int(message_id)}/"
+        await self.request("DELETE", path)
 
 
 def _device_header(device_id: int) -> dict[str, str]:
@@ -356,6 +407,19 @@ def _device_header(device_id: int) -> dict[str, str]:
 def _unwrap(answer: Any, key: str) -> Any:
     """``answer[key]`` when the answer wraps its object under ``key``, else the answer."""
     return answer[key] if isinstance(answer, dict) and key in answer else answer
+
+
+def _answer(status: int, raw: bytes) -> Any:
+    """The parsed JSON of an answer (None if empty or not JSON); an error status raises."""
+    parsed = None
+    if raw:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+    if status >= 400:
+        raise _api_error(status, parsed, raw)
+    return parsed
 
 
 def _api_error(status: int, parsed: Any, raw: bytes) -> ChatApiError:

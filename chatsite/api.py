@@ -13,7 +13,7 @@ from accounts.wire import loads_strict
 from keys import api as keys_api
 from keys import link_api
 from messaging import api as messaging_api
-from messaging import history_keys
+from messaging import blob_api, history_keys
 
 CODE_BY_STATUS = {
     400: "bad_request",
@@ -62,6 +62,7 @@ api.add_router("/", accounts_api.router)
 api.add_router("/", keys_api.router)
 api.add_router("/", link_api.router)
 api.add_router("/", messaging_api.router)
+api.add_router("/", blob_api.router)
 api.add_router("/", history_keys.router)
 
 

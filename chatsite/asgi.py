@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from chatsite.bodylimit import BodyLimit  # noqa: E402
 from chatsite.origins import SameOriginValidator  # noqa: E402
 from chatsite.routing import websocket_urlpatterns  # noqa: E402
 from messaging.realtime import warn_if_single_process  # noqa: E402
@@ -19,7 +20,7 @@ warn_if_single_process()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimit(django_asgi_app),
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -4,6 +4,11 @@ from django.conf import settings
 from django.http import JsonResponse
 
 
+def is_blob_upload(method: str, path: str) -> bool:
+    """`POST /api/blobs/`, the one request whose body may pass MAX_FRAME_BYTES."""
+    return method == "POST" and path == "/api/blobs/"
+
+
 class SecurityHeadersMiddleware:
     """Headers Django has no setting for, on every response (static files included):
     `Permissions-Policy` (PERMISSIONS_POLICY: the powerful features the chat never uses
@@ -27,7 +32,9 @@ class SecurityHeadersMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse API bodies over MAX_FRAME_BYTES with 413 `too_large` before they are read."""
+    """Refuse API bodies over MAX_FRAME_BYTES (a blob upload: MAX_BLOB_BYTES) with 413
+    `too_large` by their Content-Length, before they are read. (Bodies without one are
+    counted as they arrive by `chatsite.bodylimit`.)"""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -38,8 +45,13 @@ class BodySizeLimitMiddleware:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 length = 0
-            if length > settings.MAX_FRAME_BYTES:
-                detail = f"A request body is at most {settings.MAX_FRAME_BYTES} bytes."
+            limit = (
+                settings.MAX_BLOB_BYTES
+                if is_blob_upload(request.method, request.path)
+                else settings.MAX_FRAME_BYTES
+            )
+            if length > limit:
+                detail = f"A request body is at most {limit} bytes."
                 return JsonResponse({"error": {"code": "too_large", "detail": detail}}, status=413)
             if "\x00" in request.path or any(
                 "\x00" in key or any("\x00" in value for value in values)

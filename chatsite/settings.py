@@ -201,6 +201,45 @@ WS_RATE_PER_SECOND = float(os.environ.get("WS_RATE_PER_SECOND", "20"))
 WS_RATE_BURST = int(os.environ.get("WS_RATE_BURST", "50"))
 WS_FLOOD_CLOSE_AFTER = int(os.environ.get("WS_FLOOD_CLOSE_AFTER", "100"))
 SYNC_BATCH_LIMIT = 500
+# Bodies outside /api/ (admin and page forms); counted on bytes received by
+# chatsite.bodylimit, and Django's own cap on what it parses in memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(512 * 1024)))
+
+# --- Encrypted attachments (PROTOCOL §10.2; docs/protocol.md "Attachments") -------------
+MAX_BLOB_BYTES = int(os.environ.get("MAX_BLOB_BYTES", str(128 * 2**20)))
+BLOB_QUOTA_BYTES = int(os.environ.get("BLOB_QUOTA_BYTES", str(2 * 2**30)))
+# django-ratelimit rate per user ("<count>/<s|m|h|d>"), on the default cache.
+BLOB_UPLOAD_RATE = os.environ.get("BLOB_UPLOAD_RATE", "60/h")
+BLOB_UNNAMED_TTL = int(os.environ.get("BLOB_UNNAMED_TTL", str(24 * 3600)))  # seconds
+# Storage files with no row are deleted once older than this (uploads in flight are kept).
+BLOB_ORPHAN_GRACE = int(os.environ.get("BLOB_ORPHAN_GRACE", "3600"))  # seconds
+# nginx's internal location of the blob directory (e.g. "/_blobs/"): downloads are then
+# answered with X-Accel-Redirect (filesystem storage only).
+BLOB_ACCEL_REDIRECT = os.environ.get("BLOB_ACCEL_REDIRECT", "")
+BLOB_DIR = Path(os.environ.get("BLOB_DIR", VAR_DIR / "blobs"))
+BLOB_S3_BUCKET = os.environ.get("BLOB_S3_BUCKET", "")
+if BLOB_S3_BUCKET:
+    BLOB_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": BLOB_S3_BUCKET,
+            "endpoint_url": os.environ.get("BLOB_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("BLOB_S3_REGION") or None,
+            "location": "blobs",
+            "default_acl": None,
+            "file_overwrite": True,  # names are random ids, never reused
+            "querystring_auth": False,
+        },
+    }
+else:
+    BLOB_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": str(BLOB_DIR),
+            "file_permissions_mode": 0o640,  # nginx reads them (group)
+            "directory_permissions_mode": 0o750,
+        },
+    }
 
 # --- Static files, security headers ----------------------------------------------------
 STATIC_URL = "/static/"
@@ -208,6 +247,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "blobs": BLOB_STORAGE,
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -230,7 +270,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        "img-src": ["'self'", "data:", "blob:"],  # blob: decrypted attachment images
         "connect-src": ["'self'"],
         "font-src": ["'self'"],
         "object-src": ["'none'"],

@@ -5,13 +5,21 @@ big and when, and never the envelope (it is not even loaded from the database).
 """
 
 from django.contrib import admin
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Subquery, Sum
 from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdminMixin
 
-from .models import Connection, Conversation, Membership, Message, RosterRecord
+from .models import (
+    Blob,
+    BlobUsage,
+    Connection,
+    Conversation,
+    Membership,
+    Message,
+    RosterRecord,
+)
 
 
 class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -128,3 +136,47 @@ class ConnectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("user__username", "=worker")
     fields = list_display
     readonly_fields = fields
+
+
+@admin.register(Blob)
+class BlobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Encrypted attachments as metadata: who uploaded how many bytes when, and whether a
+    message names it. Never the content, the message or its conversation."""
+
+    list_display = ("id", "uploader", "size", "created", "named")
+    list_select_related = ("uploader",)
+    search_fields = ("uploader__username", "=id")
+    fields = ("id", "uploader", "size", "created", "named")
+    readonly_fields = fields
+    ordering = ("-created",)
+    show_full_result_count = False
+
+    @admin.display(boolean=True, description="named by a message")
+    def named(self, obj):
+        return obj.message_id is not None
+
+
+@admin.register(BlobUsage)
+class BlobUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """How many blobs each user stores and how many bytes they take (her quota use)."""
+
+    list_display = ("username", "blob_count", "blob_bytes")
+    search_fields = ("username",)
+    fields = ("username", "blob_count", "blob_bytes")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_blobs=Count("blobs"), n_bytes=Sum("blobs__size"))
+            .order_by(F("n_bytes").desc(nulls_last=True), "username")
+        )
+
+    @admin.display(description="blobs", ordering="n_blobs")
+    def blob_count(self, obj):
+        return obj.n_blobs
+
+    @admin.display(description="bytes", ordering="n_bytes")
+    def blob_bytes(self, obj):
+        return obj.n_bytes or 0

@@ -107,6 +107,26 @@ def history(
 def send(request, conversation_id: int = ConversationId, *, body: SendIn):
     """Send one envelope, with the same checks as the WebSocket `send`; 200 for a replay."""
     outcome = actions.send_message(
-        request.auth, conversation_id, body.client_msg_id, body.envelope.model_dump()
+        request.auth,
+        conversation_id,
+        body.client_msg_id,
+        body.envelope.model_dump(),
+        blobs=body.blobs,
     )
     return Status(201 if outcome.created else 200, {"message": outcome.message})
+
+
+@router.delete(
+    "/conversations/{int:conversation_id}/messages/{int:message_id}/",
+    response=with_errors({204: None}),
+)
+def take_back(
+    request,
+    conversation_id: int = ConversationId,
+    message_id: int = Path(..., ge=1, le=DB_INT_MAX),
+):
+    """The sender takes her message back for everyone (§10.1): its envelope, history keys
+    and blobs go, the seq stays, members get a `deleted` frame; 204, also when it was taken
+    back before. 404 `not_found` for anyone but its sender."""
+    actions.take_back(request.auth, conversation_id, message_id)
+    return Status(204, None)

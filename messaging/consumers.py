@@ -236,6 +236,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 frame.envelope.model_dump(),
                 device=self.device,
                 acknowledge=self.send_frame,
+                blobs=frame.blobs,
             )
         except ActionError as error:
             error.extra.setdefault("client_msg_id", frame.client_msg_id)

@@ -11,7 +11,7 @@ from accounts.errors import ActionError
 from accounts.wire import loads_strict
 from chatclient.protocol import is_client_msg_id
 
-from .schemas import ClientMsgId, Envelope, ObjectId, Seq, validation_error
+from .schemas import BlobIds, ClientMsgId, Envelope, ObjectId, Seq, validation_error
 
 MAX_SYNC_CONVERSATIONS = 1000
 
@@ -25,6 +25,7 @@ class SendFrame(Frame):
     conversation: ObjectId
     client_msg_id: ClientMsgId
     envelope: Envelope
+    blobs: BlobIds = ()
 
 
 class SyncFrame(Frame):

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.models import User
+
 
 class Conversation(models.Model):
     """A direct (one per pair of users) or group conversation.
@@ -95,10 +97,14 @@ class Message(models.Model):
     sender_device = models.ForeignKey("keys.Device", on_delete=models.PROTECT, related_name="+")
     client_msg_id = models.CharField(max_length=36)
     created = models.DateTimeField(default=timezone.now)
-    envelope = models.JSONField()
+    envelope = models.JSONField(null=True)
     size = models.PositiveIntegerField(default=0)
     #: The sending device's counter (§2); None for a v1 envelope.
     n = models.PositiveBigIntegerField(null=True, blank=True)
+    #: Ids of the blobs (§10.2) this message named when it was sent, in the sender's order.
+    blob_ids = models.JSONField(default=list, blank=True)
+    #: Taken back by its sender (§10.1): the envelope is gone (null), the seq stays.
+    deleted = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["conversation", "seq"]
@@ -112,6 +118,40 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.conversation_id}"
+
+
+class Blob(models.Model):
+    """One encrypted attachment (§10.2) as uploaded: its bytes live in the `blobs`
+    storage under `storage_name(id)`; the server knows only its padded size.
+
+    Unnamed (`message` None) until its uploader's message names it; then it is served to
+    that message's readers and lives as long as the message is not taken back.
+    """
+
+    id = models.CharField(max_length=22, primary_key=True)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blobs"
+    )
+    size = models.PositiveBigIntegerField()
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    message = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="blobs"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["uploader", "message"], name="blob_by_uploader")]
+
+    def __str__(self) -> str:
+        return f"blob {self.id} ({self.size} bytes)"
+
+
+class BlobUsage(User):
+    """A user seen from her attachments (the admin's per-user blob count and bytes)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "attachment storage of a user"
+        verbose_name_plural = "attachment storage per user"
 
 
 class RosterRecord(models.Model):

@@ -46,6 +46,12 @@ def check_kid(value: str) -> str:
     return value
 
 
+def check_blob_ids(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError("blob ids must be distinct")
+    return value
+
+
 def check_head(value: str) -> str:
     if not protocol.is_head(value):
         raise ValueError('head is "" or a roster record hash (64 lowercase hex digits)')
@@ -56,6 +62,11 @@ ClientMsgId = Annotated[str, AfterValidator(check_client_msg_id)]
 Kid = Annotated[str, AfterValidator(check_kid)]
 Counter = Annotated[int, Field(ge=1, le=protocol.MAX_COUNTER, strict=True)]
 Head = Annotated[str, AfterValidator(check_head)]
+MAX_BLOBS_PER_MESSAGE = 10
+BlobId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{22}$")]
+BlobIds = Annotated[
+    list[BlobId], Field(max_length=MAX_BLOBS_PER_MESSAGE), AfterValidator(check_blob_ids)
+]
 
 
 def check_wrapped_keys(value: dict[str, str]) -> dict[str, str]:
@@ -89,6 +100,7 @@ class Envelope(Schema):
 class SendIn(StrictIn):
     client_msg_id: ClientMsgId
     envelope: Envelope
+    blobs: BlobIds = []
 
 
 UserId = Annotated[int, Field(ge=1, le=protocol.MAX_COUNTER, strict=True)]
@@ -191,11 +203,23 @@ class MessageOut(Schema):
     sender_device: int
     client_msg_id: str
     created: str
-    envelope: dict
+    envelope: dict | None
+    blobs: list[str]
+    deleted: bool
 
 
 class MessageWrapped(Schema):
     message: MessageOut
+
+
+class BlobOut(Schema):
+    id: str
+    size: int
+    created: str
+
+
+class BlobWrapped(Schema):
+    blob: BlobOut
 
 
 class MessagePage(Schema):

@@ -4,7 +4,8 @@ from accounts.wire import iso_utc
 
 
 def message_dict(message, sender_username: str) -> dict:
-    """A stored message (PROTOCOL §4): metadata and the envelope as the sender made it."""
+    """A stored message (PROTOCOL §4): metadata and the envelope as the sender made it
+    (null once taken back, with `deleted` true), and the ids of the blobs it named."""
     return {
         "id": message.pk,
         "conversation": message.conversation_id,
@@ -15,6 +16,8 @@ def message_dict(message, sender_username: str) -> dict:
         "client_msg_id": message.client_msg_id,
         "created": iso_utc(message.created),
         "envelope": message.envelope,
+        "blobs": message.blob_ids,
+        "deleted": message.deleted,
     }
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from chatclient import keystore
+from chatclient.display import human_size
 
 pytestmark = pytest.mark.processes
 
@@ -54,14 +55,14 @@ class Cli:
     def argv(self, *args: str) -> list[str]:
         return [*CLI, "--config-dir", str(self.dir), *args]
 
-    def run(self, *args: str, stdin: str = "", ok: bool = True, **env: str):
+    def run(self, *args: str, stdin: str = "", ok: bool = True, cwd: Path = REPO, **env: str):
         done = subprocess.run(
             self.argv(*args),
             input=stdin,
             capture_output=True,
             text=True,
             env=self.env(**env),
-            cwd=REPO,
+            cwd=cwd,
             timeout=60,
         )
         if ok:
@@ -203,7 +204,7 @@ def test_files_are_private_and_key_file_is_protocol_section_3(people):
         keystore.unlock_keystore(record, "other")
 
 
-def test_send_history_and_listen(people):
+def test_send_history_and_listen(people, tmp_path):
     alice, bob = people["alice"], people["bob"]
     listener = bob.listen()
     try:
@@ -242,6 +243,7 @@ def test_send_history_and_listen(people):
     finally:
         again.stop()
     assert [m["seq"] for m in again.messages()] == [4]
+    send_a_photo_history_and_download(alice, bob, tmp_path)
 
 
 def test_listen_survives_a_server_restart_without_loss_or_repeats(server, people):
@@ -427,3 +429,24 @@ def test_listen_ends_with_one_line_when_its_device_is_revoked(people):
     assert bob.fails("send", "alice", "hi").startswith(
         "this device is not an active certified device"
     )
+
+
+def send_a_photo_history_and_download(alice: Cli, bob: Cli, tmp_path: Path) -> None:
+    """`send --file` with a caption, the file in `history`, `download` by id to its own
+    name in the current directory."""
+    from PIL import Image
+
+    photo = tmp_path / "beach day.png"
+    Image.new("RGB", (400, 300), (30, 120, 200)).save(photo)
+    out = alice.run("send", "bob", "--file", str(photo), "--caption", "look!").stdout
+    assert out.startswith("sent [") and "(file beach day.png," in out
+    message_id = int(out.split(" id ", 1)[1].split()[0])
+    line = bob.run("history", "alice").stdout.strip().splitlines()[-1]
+    size = human_size(photo.stat().st_size)
+    assert line.endswith(f"alice: [file] beach day.png ({size}, image/png; id {message_id}) look!")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    saved = bob.run("download", str(message_id), cwd=downloads)
+    assert saved.stdout.startswith(f"saved {downloads / 'beach day.png'} (")
+    assert saved.stderr == ""  # no progress bar when stderr is not a terminal
+    assert (downloads / "beach day.png").read_bytes() == photo.read_bytes()

@@ -13,6 +13,7 @@ from chatclient.events import (
     RosterChange,
     TrustNotice,
 )
+from tests.vectors.known import load
 
 
 def message(status: str, **fields) -> IncomingMessage:
@@ -66,3 +67,18 @@ def test_notices_are_one_line_each():
         as_json(RosterChange(7, 2, "leave", 3, "carol", (3,), ("carol",), None, "carol left"))
     )
     assert roster["event"] == "roster" and roster["text"] == "carol left"
+
+
+def test_file_messages_show_name_size_and_caption_and_json_hides_the_key():
+    meta = load("attachments.json")["payloads"]["valid"][0]["file"]
+    payload = {"type": "file", "file": {**meta, "name": "../evil\u202etxt.exe"}, "text": "hi\x1b"}
+    line = event_line(message("ok", content=payload))
+    assert line.endswith("bob: [file] eviltxt.exe (68.4 KiB, image/jpeg; id 5) hi\ufffd")
+    event = json.loads(as_json(message("ok", content=payload, blobs=(meta["blob"],))))
+    assert event["blobs"] == [meta["blob"]] and event["file"]["size"] == 70000
+    for shown in (event["file"], event["content"]["file"]):
+        assert "key" not in shown and "prefix" not in shown and shown["thumb"] == meta["thumb"]
+    broken = {**payload, "file": {**meta, "size": -1}}
+    line = event_line(message("ok", content=broken))
+    assert "!! a file this client refused" in line and "evil" not in line
+    assert "key" not in json.loads(as_json(message("ok", content=broken)))["file"]

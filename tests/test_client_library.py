@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from chatclient import keystore, protocol
+from chatclient import attachments, keystore, protocol
 from chatclient.client import ChatClient
 from chatclient.devices import NewDeviceLink, setup_first_device
 from chatclient.display import message_line
-from chatclient.errors import ChatApiError, SocketClosed
+from chatclient.errors import ChatApiError, ChatError, SocketClosed
 from chatclient.events import (
     REPLAYED,
     IncomingMessage,
@@ -436,3 +438,102 @@ async def test_send_on_socket_acks_and_reseals(server, device_keys):
         assert ack["seq"] == 3
     history, _ = await bob.history(conversation["id"])
     assert [m.text for m in history] == ["one", "two", "three"]
+
+
+# --- attachments (§10.2) -------------------------------------------------------------------
+
+
+def photo_png(width: int = 1200, height: int = 900) -> bytes:
+    """A noisy PNG (noise keeps the thumbnail's JPEG from being trivially small)."""
+    from PIL import Image
+
+    image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+async def test_files_round_trip_thumbnails_and_refusals(server, device_keys, tmp_path):
+    alice = await new_client(server.base_url, "alice", device_keys())
+    bob = await new_client(server.base_url, "bob", device_keys())
+    carol = await new_client(server.base_url, "carol", device_keys())
+    small = "tiny \N{CHECK MARK} file\n".encode() * 10
+    big = os.urandom(2 * 2**20 + 12345)
+    (tmp_path / "big.bin").write_bytes(big)
+    seen = []
+    sent_small = await alice.send_file("bob", small, name="../notes.txt", caption="read me")
+    sent_big = await alice.send_file(
+        "bob", tmp_path / "big.bin", progress=lambda *p: seen.append(p)
+    )
+    assert seen[-1][0] == seen[-1][1] == attachments.blob_size(len(big))
+    photo = photo_png()
+    sent_photo = await alice.send_file("bob", photo, name="holiday.png")
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    opened = await bob.open(sent_small)
+    assert opened.blobs == tuple(sent_small["blobs"]) and len(opened.blobs) == 1
+    assert (opened.file["name"], opened.file["mime"], opened.content["text"]) == (
+        "notes.txt",
+        "text/plain",
+        "read me",
+    )
+    assert f"[file] notes.txt ({len(small)} B, text/plain; id" in message_line(opened)
+    path = await bob.download(opened, inbox)
+    assert path == inbox / "notes.txt" and path.read_bytes() == small
+    again = await bob.download(sent_small, inbox)  # a stored message is opened first
+    assert again == inbox / "notes (1).txt" and again.read_bytes() == small
+    big_path = await bob.download(sent_big, inbox / "exact.bin")
+    assert big_path.read_bytes() == big
+
+    picture = (await bob.open(sent_photo)).file
+    assert (picture["mime"], picture["width"], picture["height"]) == ("image/png", 1200, 900)
+    thumb = protocol.b64decode(picture["thumb"])
+    assert len(thumb) <= attachments.THUMB_MAX_BYTES and thumb.startswith(b"\xff\xd8")
+    from PIL import Image
+
+    with Image.open(io.BytesIO(thumb)) as image:
+        assert image.format == "JPEG" and max(image.size) <= 320 and image.size[0] > image.size[1]
+    assert (await bob.download(sent_photo, inbox)).read_bytes() == photo
+
+    # A blob whose bytes were changed, and a description with a wrong hash: refused, and
+    # nothing is left in the directory (no file, no temporary file).
+    blob, encryptor = attachments.encrypt_file(small)
+    flipped = blob[:10] + bytes([blob[10] ^ 1]) + blob[11:]
+    uploaded = [await alice.session.upload_blob([b], len(b)) for b in (flipped, blob)]
+    meta = {
+        "key": protocol.b64encode(encryptor.key),
+        "prefix": protocol.b64encode(encryptor.prefix),
+        "size": len(small),
+        "sha256": encryptor.sha256,
+        "name": "bad.txt",
+        "mime": "text/plain",
+    }
+    bad_chunk = await alice.send(
+        "bob",
+        attachments.file_payload({**meta, "blob": uploaded[0]["id"]}),
+        blobs=[uploaded[0]["id"]],
+    )
+    bad_hash = await alice.send(
+        "bob",
+        attachments.file_payload({**meta, "blob": uploaded[1]["id"], "sha256": "0" * 64}),
+        blobs=[uploaded[1]["id"]],
+    )
+    before = sorted(inbox.iterdir())
+    for message, code in ((bad_chunk, "bad_chunk"), (bad_hash, "bad_hash")):
+        with pytest.raises(attachments.FileRefused) as caught:
+            await bob.download(message, inbox)
+        assert caught.value.code == code
+        with pytest.raises(attachments.FileRefused):
+            await bob.download(message, inbox / "chosen.txt")
+    assert sorted(inbox.iterdir()) == before
+
+    # carol is no member: the server gives her nothing, and she cannot open the message.
+    with pytest.raises(ChatApiError) as caught:
+        await carol.session.download_blob(sent_small["blobs"][0], lambda piece: None)
+    assert caught.value.code == "not_found"
+    with pytest.raises(ChatError):
+        await carol.download(sent_small, inbox)
+    with pytest.raises(protocol.ProtocolError) as too_big:
+        await alice.send_file("bob", tmp_path / "big.bin", caption="x" * 16001)
+    assert too_big.value.code == "too_large"

@@ -1,15 +1,18 @@
 """Cross-language interop: JS (static/chat) makes keys, identities, certificates, upgrade
 signatures, link codes, identity wraps, keystores (v1 and v2), envelopes (v2 and v1), a
-history rewrap, a roster chain with its single-field tampers, and a safety number; Python
-(chatclient) verifies, opens and unlocks every one, and refuses every tamper with the error
-JS gave it.
+history rewrap, a roster chain with its single-field tampers, a safety number and an
+encrypted file; Python (chatclient) verifies, opens and unlocks every one, and refuses every
+tamper with the error JS gave it. For attachments, JS also opens a Python-encrypted file and
+refuses its tampered copies with Python's codes.
 
 The other direction is covered by the Python-made vectors that tests/js/*.test.mjs open.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 from functools import cache
@@ -17,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from chatclient import roster
+from chatclient import attachments, roster
 from chatclient.keystore import WrongPassphrase, lock_keystore, unlock_keystore
 from chatclient.protocol import (
     OpenError,
     b64decode,
+    b64encode,
     compute_kid,
     import_public_key,
     link_code,
@@ -261,3 +265,58 @@ def test_every_js_roster_tamper_is_refused_by_both_with_the_same_error():
         with pytest.raises(roster.RosterError) as exc:
             roster.verify_chain(chain["gid"], records, js_signing_key())
         assert exc.value.code == case["error"], case["name"]
+
+
+# --- attachments (§10.2) -------------------------------------------------------------------
+
+
+def test_files_cross_both_ways_and_both_refuse_the_same_tampers():
+    """Python encrypts a random file that JS opens (and JS refuses Python's tampered copies
+    with Python's codes); JS encrypts one in pieces that Python opens."""
+    data = os.urandom(150001)
+    blob, encryptor = attachments.encrypt_file(data)
+    meta = {
+        "key": b64encode(encryptor.key),
+        "prefix": b64encode(encryptor.prefix),
+        "size": len(data),
+        "sha256": encryptor.sha256,
+    }
+    chunk = attachments.FILE_CHUNK + attachments.FILE_TAG
+    tampered = {
+        "swapped": blob[chunk : 2 * chunk] + blob[:chunk] + blob[2 * chunk :],
+        "truncated": blob[: 2 * chunk],
+        "byte_added": blob + b"\0",
+        "bit_flipped": blob[:5] + bytes([blob[5] ^ 1]) + blob[6:],
+    }
+    expected = {}
+    for name, bad in tampered.items():
+        with pytest.raises(attachments.FileRefused) as exc:
+            attachments.decrypt_file(meta, bad)
+        expected[name] = exc.value.code
+    request = {
+        "file": meta,
+        "blob": b64encode(blob),
+        "tampered": {name: b64encode(bad) for name, bad in tampered.items()},
+    }
+    result = subprocess.run(
+        [NODE, str(TESTS / "js" / "attachments_interop.mjs")],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["opened_sha256"] == hashlib.sha256(data).hexdigest()
+    assert output["refused"] == expected
+    assert set(expected.values()) == {"bad_chunk", "bad_length"}
+
+    payload = output["payload"]
+    meta = attachments.validate_file_payload(payload)
+    assert (payload["text"], meta["name"]) == ("a caption from JS", "from JS ✓.bin")
+    js_blob = b64decode(output["blob"])
+    assert len(js_blob) == attachments.blob_size(meta["size"])
+    assert attachments.decrypt_file(meta, js_blob) == b64decode(output["plaintext"])
+    with pytest.raises(attachments.FileRefused) as exc:
+        attachments.decrypt_file(meta, js_blob[:-1])
+    assert exc.value.code == "bad_length"

@@ -63,8 +63,8 @@ def unit_daphne_argv(port: int) -> list[str]:
     unit = (DEPLOY / "systemd" / "chat-daphne@.service").read_text()
     line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
     argv = shlex.split(line.removeprefix("ExecStart="))
-    assert argv[0].endswith("/daphne")
-    return [sys.executable, "-m", "daphne", *(a.replace("%i", str(port)) for a in argv[1:])]
+    assert argv[0].endswith("/python") and argv[1:3] == ["-m", "chatsite.serve"]
+    return [sys.executable, *(a.replace("%i", str(port)) for a in argv[1:])]
 
 
 class UnitDaphne(DaphneServer):
@@ -83,7 +83,9 @@ class UnitDaphne(DaphneServer):
         raise ServiceError(f"daphne not listening in {timeout}s\n{log_tail(self.log_path)}")
 
 
-def render_site(site: str, *, http_port, https_port, workers, cert, key, static_root, tmp):
+def render_site(
+    site: str, *, http_port, https_port, workers, cert, key, static_root, tmp, blob_dir=None
+):
     """deploy/nginx/chat.conf with loopback ports and temp paths; every edit must apply."""
     edits = [
         (r"\n\s*listen \[::\]:\d+( ssl)?;", ""),
@@ -94,6 +96,7 @@ def render_site(site: str, *, http_port, https_port, workers, cert, key, static_
         (r"alias /srv/chat/staticfiles/;", f"alias {static_root}/;"),
         (r"access_log /var/log/nginx/chat\.access\.log", f"access_log {tmp}/chat.access.log"),
         (r"root /var/www/letsencrypt;", f"root {tmp};"),
+        (r"alias /srv/chat/var/blobs/;", f"alias {blob_dir or tmp / 'blobs'}/;"),
     ]
     for pattern, replacement in edits:
         site, count = re.subn(pattern, replacement, site)
@@ -445,6 +448,7 @@ def production(tmp_path_factory, postgres_server, redis_server):
         "REGISTRATION_OPEN": "1",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
+        "BLOB_ACCEL_REDIRECT": "/_blobs/",
     }
     redis_db = next(_redis_db_index)
     redis_server.flushdb(redis_db)
@@ -476,6 +480,7 @@ def production(tmp_path_factory, postgres_server, redis_server):
             key=key,
             static_root=stack.env["DJANGO_STATIC_ROOT"],
             tmp=tmp,
+            blob_dir=Path(stack.env["CHAT_VAR_DIR"]) / "blobs",
         )
         nginx = Nginx(tmp, site).start(https_port)
         tls = ssl.create_default_context(cafile=str(cert))
@@ -775,3 +780,112 @@ async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(productio
         for secret in secrets_seen:
             assert secret not in text, f"{path.name} holds {secret[:12]}…"
     assert "sessionid" not in production["tmp"].joinpath("chat.access.log").read_text()
+
+
+def _raw(browser: Browser, method: str, path: str, data=None, headers=None):
+    """A request with a raw body (an iterable of bytes is sent chunked) through nginx."""
+    all_headers = {"Origin": browser.origin, **(headers or {})}
+    all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    all_headers["X-CSRFToken"] = browser.cookies.get("csrftoken", "")
+    request = urllib.request.Request(
+        browser.origin + path, data=data, method=method, headers=all_headers
+    )
+    try:
+        response = urllib.request.urlopen(request, context=browser.tls, timeout=60)
+    except urllib.error.HTTPError as error:
+        response = error
+    with response:
+        return response.status, response.read(), response.headers
+
+
+def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(production):
+    """A 5 MiB blob uploaded through nginx (request buffering off) lands in BLOB_DIR; the
+    downloads are authorized by either worker and sent by nginx (X-Accel-Redirect), Range
+    included; an over-size chunked upload gets the JSON 413 and leaves nothing."""
+    origin, tls, stack = production["origin"], production["tls"], production["stack"]
+    for server in stack.servers:  # the worker-kill test may have left one dead
+        if not server.running:
+            server.restart()
+    browser = Browser(origin, tls)
+    browser.call("GET", "/api/session/")
+    status, _, _ = browser.call("POST", "/api/users/", {"username": "blobby", "password": PASSWORD})
+    assert status == 201
+    size = 5 * 2**20 + 16 * 80  # padme(5 MiB) is 5 MiB: 80 chunks
+    body = os.urandom(size)
+    octets = {"Content-Type": "application/octet-stream"}
+    status, raw, _ = _raw(browser, "POST", "/api/blobs/", body, octets)
+    assert status == 201, raw
+    blob_id = json.loads(raw)["blob"]["id"]
+    blob_dir = Path(stack.env["CHAT_VAR_DIR"]) / "blobs"
+    assert (blob_dir / blob_id[:2] / blob_id).read_bytes() == body
+
+    status, raw, headers = _raw(browser, "GET", f"/api/blobs/{blob_id}/")
+    assert status == 200 and raw == body
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert headers.get_all("X-Content-Type-Options") == ["nosniff"]
+    assert headers.get_all("Content-Disposition") == ["attachment"]
+    assert headers.get_all("Cache-Control") == ["private, max-age=31536000, immutable"]
+    assert "X-Accel-Redirect" not in headers
+
+    # One blob uploaded straight to each worker; both downloaded through nginx: whichever
+    # worker nginx picks, one of them authorizes a blob the other one received.
+    uploaded_on = {}
+    for server in stack.servers:
+        small = os.urandom(272)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/api/blobs/",
+            data=small,
+            method="POST",
+            headers={
+                "Host": urllib.parse.urlsplit(origin).netloc,
+                "X-Forwarded-Proto": "https",
+                "Origin": origin,
+                "Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items()),
+                "X-CSRFToken": browser.cookies["csrftoken"],
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 201
+            uploaded_on[json.loads(response.read())["blob"]["id"]] = (server.port, small)
+    access_log = production["tmp"] / "chat.access.log"
+
+    def authorizers() -> set[tuple[str, int]]:  # (blob, worker port) of logged downloads
+        found = set()
+        for line in access_log.read_text().splitlines():
+            record = json.loads(line)
+            for small_id in uploaded_on:
+                if record["path"].endswith("/" + small_id):  # the X-Accel URI
+                    found.add((small_id, int(record["upstream"].rsplit(":", 1)[1])))
+        return found
+
+    crossed = []
+    for _round in range(4):  # each blob twice in a row: round robin or not, one crosses
+        for small_id, (_, small) in [item for item in uploaded_on.items() for _ in "12"]:
+            status, raw, _ = _raw(browser, "GET", f"/api/blobs/{small_id}/")
+            assert status == 200 and raw == small
+        deadline = time.monotonic() + 5  # nginx logs a request after its last byte
+        while not (found := authorizers()):
+            assert time.monotonic() < deadline, access_log.read_text()[-2000:]
+            time.sleep(0.02)
+        crossed = [(i, port) for i, port in found if port != uploaded_on[i][0]]
+        if crossed:
+            break
+    assert crossed, f"every download was authorized by the worker that took the upload: {found}"
+
+    status, raw, headers = _raw(
+        browser, "GET", f"/api/blobs/{blob_id}/", headers={"Range": "bytes=1000-1999"}
+    )
+    assert status == 206 and raw == body[1000:2000]
+    assert headers["Content-Range"] == f"bytes 1000-1999/{size}"
+    status, raw, _ = _raw(browser, "GET", "/_blobs/" + blob_id[:2] + "/" + blob_id)
+    assert status == 404  # internal only
+
+    def chunks():  # no Content-Length: counted by the worker as it arrives
+        for _ in range(129):
+            yield b"\0" * 2**20
+
+    before = sorted(p for p in blob_dir.rglob("*") if p.is_file())
+    status, raw, _ = _raw(browser, "POST", "/api/blobs/", chunks(), octets)
+    assert status == 413 and json.loads(raw)["error"]["code"] == "too_large"
+    assert sorted(p for p in blob_dir.rglob("*") if p.is_file()) == before

@@ -5,7 +5,9 @@ out after commit. Refusals raise `accounts.errors.ActionError` and change nothin
 * `conversations`: direct conversations, `conversation` frames;
 * `rosters`: groups from record 0, and every later roster record (§8);
 * `sending`: v2 envelopes checked and stored, group commit, fan-out (§2);
-* `read_marks`: read marks (§5).
+* `read_marks`: read marks (§5);
+* `blobs`: encrypted attachments stored, named by sends, deleted (§10.2);
+* `takeback`: a sender takes her message back for everyone (§10.1).
 """
 
 from .conversations import active_users, create_direct, publish_conversation
@@ -19,6 +21,7 @@ from .sending import (
     store_message,
     store_messages,
 )
+from .takeback import take_back
 
 __all__ = [
     "SendOutcome",
@@ -34,4 +37,5 @@ __all__ = [
     "signing_key",
     "store_message",
     "store_messages",
+    "take_back",
 ]

@@ -18,6 +18,7 @@ from keys.models import Device
 from .. import dbthread, queries, realtime
 from ..models import Conversation, Message
 from ..wire import message_dict
+from .blobs import name_blobs
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def store_message(
     envelope: dict,
     *,
     device: Device | None = None,
+    blobs: list[str] | tuple = (),
 ) -> SendOutcome:
     """Check and store one v2 envelope; a (sender, client_msg_id) seen before returns the
     stored one, whatever the new body holds.
@@ -83,8 +85,10 @@ def store_message(
     (`not_found` / `not_member`), `head` is the current roster head (`stale_roster` with
     `head`), `n` is above every `n` this device stored in this conversation
     (`stale_counter` with that `n`), `keys` names exactly the active devices of the current
-    members (`stale_devices`). The seq is taken under a row lock on the conversation, so
-    it is gapless, and the head and counter are read under that lock.
+    members (`stale_devices`), and each of `blobs` (§10.2) is the sender's upload that no
+    message names yet (`bad_request`; they are named in the same transaction). The seq is
+    taken under a row lock on the conversation, so it is gapless, and the head and counter
+    are read under that lock.
 
     A new message costs four statements (the seq UPDATE, which also takes the row lock and
     returns the roster head; the members' device kids; the device's highest `n`, one
@@ -93,7 +97,7 @@ def store_message(
     query only when the sender has no active device among the members'.
     """
     try:
-        return _store_new(sender, conversation_id, client_msg_id, envelope, device)
+        return _store_new(sender, conversation_id, client_msg_id, envelope, device, list(blobs))
     except ActionError:
         stored = _stored(sender, client_msg_id)  # a replay is answered, whatever its body
         if stored is not None:
@@ -102,7 +106,12 @@ def store_message(
 
 
 def _store_new(
-    sender: User, conversation_id: int, client_msg_id: str, envelope: dict, device
+    sender: User,
+    conversation_id: int,
+    client_msg_id: str,
+    envelope: dict,
+    device,
+    blob_ids: list[str],
 ) -> SendOutcome:
     signer = _signing_device(sender, envelope["sig_kid"], device)
     sig_spki = bytes(signer.sig_spki)
@@ -164,7 +173,9 @@ def _store_new(
                 envelope=envelope,
                 size=len(envelope["ct"]),
                 n=envelope["n"],
+                blob_ids=blob_ids,
             )
+            name_blobs(sender.pk, message.pk, blob_ids)
     except IntegrityError:
         stored = _stored(sender, client_msg_id)  # the same message, sent twice at once
         if stored is None:
@@ -207,10 +218,14 @@ _HIGHEST_N_SQL = (
 
 
 def send_message(
-    sender: User, conversation_id: int, client_msg_id: str, envelope: dict
+    sender: User,
+    conversation_id: int,
+    client_msg_id: str,
+    envelope: dict,
+    blobs: list[str] | tuple = (),
 ) -> SendOutcome:
     """Store (see `store_message`) and fan the new message out; for synchronous callers."""
-    outcome = store_message(sender, conversation_id, client_msg_id, envelope)
+    outcome = store_message(sender, conversation_id, client_msg_id, envelope, blobs=blobs)
     if outcome.created:
         try:
             realtime.send_to_users_sync(outcome.recipients, outcome.frame())
@@ -223,7 +238,7 @@ def store_messages(items: list[tuple]) -> list:
     """Store several sends in one transaction, so one commit (one fsync) for all of them.
 
     `items` are `store_message` arguments `(sender, conversation_id, client_msg_id,
-    envelope, device)`. Each runs in its own savepoint, in the order given except that
+    envelope, device[, blobs])`. Each runs in its own savepoint, in the order given except that
     conversations are taken in ascending id (so two workers lock rows in the same order);
     the result for each is its `SendOutcome` or the exception it raised. If the commit
     itself fails, nothing was stored and every item gets that exception.
@@ -232,7 +247,8 @@ def store_messages(items: list[tuple]) -> list:
     try:
         with transaction.atomic():
             for i in sorted(range(len(items)), key=lambda i: items[i][1]):
-                sender, conversation_id, client_msg_id, envelope, device = items[i]
+                sender, conversation_id, client_msg_id, envelope, device, *rest = items[i]
+                blobs = rest[0] if rest else ()
                 try:
                     # Its own savepoint around all of it: a statement of this item that fails
                     # at the database (e.g. the replay lookup after a refused check) must not
@@ -240,7 +256,12 @@ def store_messages(items: list[tuple]) -> list:
                     # COMMIT become ROLLBACK, losing items already reported stored).
                     with transaction.atomic():
                         results[i] = store_message(
-                            sender, conversation_id, client_msg_id, envelope, device=device
+                            sender,
+                            conversation_id,
+                            client_msg_id,
+                            envelope,
+                            device=device,
+                            blobs=blobs,
                         )
                 except Exception as exc:  # this item only: its savepoint was rolled back
                     results[i] = exc
@@ -316,6 +337,7 @@ async def asend_message(
     *,
     device: Device,
     acknowledge: Callable[[dict], Awaitable[None]],
+    blobs: list[str] | tuple = (),
 ) -> SendOutcome:
     """Store (group commit with concurrent sends, see `_SendBatcher`), `acknowledge` the
     ack frame, then fan a new message out; for the consumer. The sender's ack therefore
@@ -324,7 +346,9 @@ async def asend_message(
     batcher = _batchers.get(loop)
     if batcher is None:
         batcher = _batchers[loop] = _SendBatcher()
-    outcome = await batcher.submit((sender, conversation_id, client_msg_id, envelope, device))
+    outcome = await batcher.submit(
+        (sender, conversation_id, client_msg_id, envelope, device, tuple(blobs))
+    )
     await acknowledge(outcome.ack())
     if outcome.created:
         try:

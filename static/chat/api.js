@@ -16,6 +16,11 @@ export class ApiError extends Error {
   }
 }
 
+/** The CSRF token to send as `X-CSRFToken` (from the `csrftoken` cookie). */
+export function csrfToken() {
+  return cookie('csrftoken');
+}
+
 function cookie(name) {
   for (const part of document.cookie.split(';')) {
     const [key, ...rest] = part.trim().split('=');
@@ -94,6 +99,21 @@ export const api = {
   deleteLinkRequest: (id) => request('DELETE', `/api/link-requests/${enc(id)}/`),
   historyKeys: (targetId, wraps, deviceId) =>
     request('POST', `/api/devices/${enc(targetId)}/history-keys/`, { wraps }, { headers: { 'X-Device-Id': String(deviceId) } }),
+  /** The bytes of a blob (§10.2) as a fetch Response (streamed by the caller); ApiError unless 200. */
+  blob: async (blobId, { signal } = {}) => {
+    let response;
+    try {
+      response = await fetch(`/api/blobs/${enc(blobId)}/`, { credentials: 'same-origin', signal });
+    } catch (error) {
+      if (error?.name === 'AbortError') throw error;
+      throw new ApiError(0, 'network', 'The server cannot be reached.');
+    }
+    if (!response.ok) {
+      const data = await response.json().catch(() => null);
+      throw new ApiError(response.status, data?.error?.code ?? `http_${response.status}`, data?.error?.detail ?? response.statusText, data);
+    }
+    return response;
+  },
   send: (id, clientMsgId, envelope) =>
     request('POST', `/api/conversations/${enc(id)}/messages/`, { client_msg_id: clientMsgId, envelope }),
 };

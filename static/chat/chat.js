@@ -2,8 +2,8 @@
  * The chat's state and behaviour, without DOM: it wires the parts together and is what
  * the views read. Conversations (conversations.js) and who is in them (rosters.js),
  * what each shows (timeline.js, judged by ledgers.js), sending (sender.js with
- * counters.js and outbox.js), group changes (groups.js), frames (router.js), and the
- * small things: presence, typing, read marks, notifications.
+ * counters.js and outbox.js), files (uploads.js, downloads.js), group changes (groups.js),
+ * frames (router.js), and the small things: presence, typing, read marks, notifications.
  *
  * The views listen for `change` events (detail {what, id}): `list`, `open`, `messages`,
  * `older`, `conversation`, `notices`, `typing`, `presence`, `connection`, `trust`,
@@ -15,6 +15,7 @@ import { api, ApiError } from './api.js';
 import { Conversations } from './conversations.js';
 import { Counters } from './counters.js';
 import { Directory } from './directory.js';
+import { Downloads } from './downloads.js';
 import { Groups } from './groups.js';
 import { LedgerStore } from './ledgers.js';
 import { Messenger } from './messages.js';
@@ -27,6 +28,7 @@ import { ChatSocket } from './socket.js';
 import { kv as browserKv } from './store.js';
 import { Timeline } from './timeline.js';
 import { Trust } from './trust.js';
+import { Uploads } from './uploads.js';
 
 const TYPING_SHOWN = 6000;
 const TYPING_EVERY = 3000;
@@ -97,6 +99,9 @@ export class ChatApp extends EventTarget {
       onSent: (conv, sent) => this.timeline.fileOwn(conv, { ...sent, sigKid: keys.sigKid }),
       ...(env.locks ? { locks: env.locks } : {}),
     });
+    this.uploads = new Uploads({ send: (conv, payload, blobs) => this.sender.sendPayload(conv, payload, { blobs }) });
+    this.uploads.addEventListener('change', (event) => this.emitSoon('messages', event.detail));
+    this.downloads = new Downloads();
     this.groups = new Groups({ me, keys, rosters: this.rosters, onConversation: (data) => this.takeAnswer(data) });
     this.notifier = env.notifier ?? (await new Notifier(me.id).load());
     this.trust.addEventListener?.('change', () => {
@@ -394,9 +399,14 @@ export class ChatApp extends EventTarget {
     return this.timeline.loadOlder(conv);
   }
 
-  /** What the conversation shows: `{entries, pending}` (see Timeline.entries, Sender.pendingIn). */
+  /** What the conversation shows: `{entries, pending, uploads}` (Timeline.entries, Sender.pendingIn, Uploads). */
   items(conv) {
-    return { entries: this.timeline.entries(conv), pending: this.sender.pendingIn(conv.id) };
+    return { entries: this.timeline.entries(conv), pending: this.sender.pendingIn(conv.id), uploads: this.uploads.inConversation(conv.id) };
+  }
+
+  /** The newest shown message of a conversation (for the list's preview), or null. */
+  newest(conv) {
+    return conv.messages.size ? conv.messages.get(Math.max(...conv.messages.keys())) : null;
   }
 
   /** "sent" or "read" for an own stored message. */
@@ -436,6 +446,13 @@ export class ChatApp extends EventTarget {
     conv.last_activity = new Date().toISOString();
     this.emitSoon('list', null);
     this.sender.sendText(conv, text);
+  }
+
+  /** Encrypt, upload and send a file (uploads.js); throws a plain Error for one over 100 MiB. */
+  sendFile(conv, file, options = {}) {
+    conv.last_activity = new Date().toISOString();
+    this.emitSoon('list', null);
+    return this.uploads.start(conv, file, options);
   }
 
   retryFailed(conv, clientMsgId) {

@@ -5,12 +5,15 @@
  * @module messages
  */
 
+import { FileRefused, validateFilePayload } from './attachments.js';
 import { OpenError, openEnvelope, sealEnvelope } from './protocol.js';
 
 /**
  * @typedef {object} Opened
  * @property {'ok'|'failed'|'not_for_device'|'unsupported'} status
- * @property {string} [text] the text of a `text` payload (status ok)
+ * @property {string} [text] the text of a `text` payload, or the caption of a `file` one ('' without) (status ok)
+ * @property {object} [file] the `file` object of a `file` payload (status ok), checked by validateFilePayload
+ * @property {string} [fileRefused] a `file` payload whose fields fail the checks: the FileRefused code (no `file`)
  * @property {object} [payload] the decrypted payload (ok or unsupported)
  * @property {1|2} [v] the envelope version
  * @property {number|null} [n] the sender device's counter (v2)
@@ -79,6 +82,7 @@ export class Messenger {
       });
       const meta = { v: envelope.v, n: envelope.v === 2 ? envelope.n : null, head: envelope.v === 2 ? envelope.head : '', sigKid: envelope.sig_kid, note, payload };
       if (payload.type === 'text' && typeof payload.text === 'string') return { status: 'ok', text: payload.text, ...meta };
+      if (payload.type === 'file') return { status: 'ok', ...fileFields(payload), ...meta };
       return { status: 'unsupported', reason: `message type ${String(payload.type).slice(0, 40)}`, ...meta };
     } catch (error) {
       return { status: 'failed', reason: error instanceof OpenError ? error.detail : 'could not be opened' };
@@ -87,12 +91,29 @@ export class Messenger {
 
   /** The text of one of this device's own envelopes (to seal it again), or null. */
   async reopenOwn(conversationId, clientMsgId, envelope) {
+    const payload = await this.reopenOwnPayload(conversationId, clientMsgId, envelope);
+    return payload?.type === 'text' ? payload.text : null;
+  }
+
+  /** The payload (`text` or a checked `file`) of one of this device's own envelopes, or null. */
+  async reopenOwnPayload(conversationId, clientMsgId, envelope) {
     const result = await this.open({
       conversation: conversationId,
       sender_id: this.me.id,
       client_msg_id: clientMsgId,
       envelope,
     });
-    return result.status === 'ok' ? result.text : null;
+    return result.status === 'ok' && !result.fileRefused ? result.payload : null;
+  }
+}
+
+/** What a `file` payload shows: its checked `file` object and caption, or why it is refused. */
+export function fileFields(payload) {
+  const text = typeof payload.text === 'string' ? payload.text : '';
+  try {
+    validateFilePayload(payload);
+    return { text, file: payload.file };
+  } catch (error) {
+    return { text: '', fileRefused: error instanceof FileRefused ? error.code : 'bad_meta' };
   }
 }

@@ -16,6 +16,7 @@ import { kv as defaultKv } from './store.js';
  * @property {number|null} n the envelope's counter (null: a v1 envelope to seal again)
  * @property {object} envelope the sealed v2 envelope (ciphertext only)
  * @property {string} queued ISO time it was first queued
+ * @property {string[]} [blobs] blob ids the `send` frame names (a file message)
  */
 
 export class Outbox {
@@ -56,6 +57,7 @@ export class Outbox {
       envelope: item.envelope,
       queued: item.queued ?? new Date().toISOString(),
     };
+    if (item.blobs?.length) stored.blobs = [...item.blobs];
     this.items.set(stored.client_msg_id, stored);
     await this.kv.set(this.prefix + stored.client_msg_id, stored);
     return stored;

@@ -13,8 +13,9 @@
  * A conversation that may not be sent to (tampered, a problem with a member's keys, not
  * a member) holds its messages as *blocked* with the reason; nothing is sent.
  *
- * The text of a message lives only in memory (for showing it and sealing it again); the
- * outbox holds ciphertext, and a reload reopens its own envelopes to show them.
+ * The payload of a message (a text, or a `file` payload naming an uploaded blob, sent with
+ * `blobs`) lives only in memory (for showing it and sealing it again); the outbox holds
+ * ciphertext and the blob ids, and a reload reopens its own envelopes to show them.
  *
  * Events: `change` (detail: conversation id).
  * @module sender
@@ -38,7 +39,9 @@ const ACTIVE = new Set(['waiting', 'sealing', 'ready', 'inflight', 'retry']);
  * @typedef {object} Pending
  * @property {string} client_msg_id
  * @property {number} conversation
- * @property {string|null} text null until a reloaded envelope is opened again
+ * @property {string|null} text the text (or a file's caption, '' without); null until a reloaded envelope is opened again
+ * @property {object|null} payload what is sealed: `{type: 'text', text}` or a `file` payload; null like `text`
+ * @property {string[]} [blobs] the blob ids the `send` frame names (a file message)
  * @property {string} queued ISO time
  * @property {number|null} n
  * @property {number} order queue position in this tab
@@ -58,7 +61,7 @@ export class Sender extends EventTarget {
    * @param {import('./outbox.js').Outbox} deps.outbox
    * @param {{send: (frame: object) => boolean, isOnline: () => boolean}} deps.transport
    * @param {(id: number) => object|undefined} deps.conversation the conversation object by id
-   * @param {(conv: object, sent: {id, seq, created, client_msg_id, n, text}) => Promise<void>|void} deps.onSent
+   * @param {(conv: object, sent: {id, seq, created, client_msg_id, n, text, payload}) => Promise<void>|void} deps.onSent
    */
   constructor({ me, deviceId, messenger, directory, rosters, counters, outbox, transport, conversation, onSent, locks = globalThis.navigator?.locks ?? null }) {
     super();
@@ -82,6 +85,8 @@ export class Sender extends EventTarget {
         client_msg_id: stored.client_msg_id,
         conversation: stored.conversation,
         text: null,
+        payload: null,
+        blobs: stored.blobs,
         queued: stored.queued,
         n: stored.n,
         order: this.order++,
@@ -94,8 +99,9 @@ export class Sender extends EventTarget {
       this.items.set(item.client_msg_id, item);
     }
     await Promise.all([...this.items.values()].map(async (item) => {
-      item.text = await this.messenger.reopenOwn(item.conversation, item.client_msg_id, this.outbox.get(item.client_msg_id).envelope);
-      if (item.text === null) return this.fail(item, 'This message could not be opened again to send it.');
+      item.payload = await this.messenger.reopenOwnPayload(item.conversation, item.client_msg_id, this.outbox.get(item.client_msg_id).envelope);
+      if (item.payload === null) return this.fail(item, 'This message could not be opened again to send it.');
+      item.text = item.payload.text ?? '';
       return this.changed(item.conversation);
     }));
     this.pumpAll();
@@ -116,10 +122,21 @@ export class Sender extends EventTarget {
   sendText(conv, text) {
     if (!text.trim()) throw new Error('A message needs some text.');
     if (Array.from(text).length > MAX_TEXT_CHARS) throw new Error(`A message is at most ${MAX_TEXT_CHARS} characters.`);
+    return this.sendPayload(conv, textMessage(text));
+  }
+
+  /**
+   * Queue any payload (`text`, or `file` with the uploaded blob ids in `blobs`, which
+   * the `send` frame names); like sendText otherwise.
+   * @returns {Pending}
+   */
+  sendPayload(conv, payload, { blobs } = {}) {
     const item = {
       client_msg_id: newClientMsgId(),
       conversation: conv.id,
-      text,
+      text: payload.text ?? '',
+      payload,
+      ...(blobs?.length ? { blobs } : {}),
       queued: new Date().toISOString(),
       order: this.order++,
       n: null,
@@ -155,13 +172,13 @@ export class Sender extends EventTarget {
       const envelope = await this.messenger.seal({
         conversationId: conv.id,
         clientMsgId: item.client_msg_id,
-        payload: textMessage(item.text),
+        payload: item.payload,
         n: item.n,
         head,
         recipientKeys: keys,
       });
       if (!this.items.has(item.client_msg_id)) return undefined; // discarded meanwhile
-      await this.outbox.put({ conversation: conv.id, client_msg_id: item.client_msg_id, n: item.n, envelope, queued: item.queued });
+      await this.outbox.put({ conversation: conv.id, client_msg_id: item.client_msg_id, n: item.n, envelope, queued: item.queued, blobs: item.blobs });
       item.state = 'ready';
       item.error = null;
     } catch (error) {
@@ -294,7 +311,9 @@ export class Sender extends EventTarget {
       if (!this.takeToken()) return this.later(1000 / PER_SECOND);
       const stored = this.outbox.get(item.client_msg_id);
       if (!stored) return this.fail(item, 'This message was lost before it was sent.');
-      if (!this.transport.send({ type: 'send', conversation: stored.conversation, client_msg_id: stored.client_msg_id, envelope: stored.envelope })) {
+      const frame = { type: 'send', conversation: stored.conversation, client_msg_id: stored.client_msg_id, envelope: stored.envelope };
+      if (stored.blobs?.length) frame.blobs = stored.blobs;
+      if (!this.transport.send(frame)) {
         this.tokens += 1;
         return undefined;
       }
@@ -348,8 +367,8 @@ export class Sender extends EventTarget {
     this.items.delete(frame.client_msg_id);
     await this.outbox.remove(frame.client_msg_id);
     const conv = this.conversation(item.conversation);
-    if (conv && item.text !== null) {
-      await this.onSent(conv, { id: frame.id, seq: frame.seq, created: frame.created, client_msg_id: frame.client_msg_id, n: item.n, text: item.text });
+    if (conv && item.payload !== null) {
+      await this.onSent(conv, { id: frame.id, seq: frame.seq, created: frame.created, client_msg_id: frame.client_msg_id, n: item.n, text: item.text, payload: item.payload });
     }
     this.changed(item.conversation);
     this.pump(item.conversation);
@@ -423,7 +442,7 @@ export class Sender extends EventTarget {
   /** Try a failed or blocked message again (the person asked to). */
   retry(clientMsgId) {
     const item = this.items.get(clientMsgId);
-    if (!item || !['failed', 'blocked'].includes(item.state) || item.text === null) return undefined;
+    if (!item || !['failed', 'blocked'].includes(item.state) || item.payload === null) return undefined;
     item.seals = 0;
     return this.seal(item, { force: true });
   }

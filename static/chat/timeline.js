@@ -8,10 +8,13 @@
  * A filed item's `status`: `ok`, `unsupported` (a payload type this app does not show),
  * `replayed`, `out_of_order`, `failed` (did not open, verify or fit the roster),
  * `not_for_device`, `deleted` (taken back: the server holds no envelope). Only `ok` items carry text; flagged ones never do.
+ * An `ok` file message also carries `file` (its checked `file` object; `text` is the caption)
+ * or `fileRefused` (the code of a `file` payload that fails the checks).
  * @module timeline
  */
 
 import { api } from './api.js';
+import { fileFields } from './messages.js';
 import { OK, OUT_OF_ORDER, REPLAYED, ROLLBACK } from './ordering.js';
 
 const PAGE = 50;
@@ -156,6 +159,8 @@ export class Timeline {
       own: message.sender_id === this.me.id,
       status: result.status,
       text: result.status === 'ok' ? result.text : undefined,
+      file: result.status === 'ok' ? result.file : undefined,
+      fileRefused: result.status === 'ok' ? result.fileRefused : undefined,
       reason: result.reason,
       v: result.v,
       note: result.note ?? null,
@@ -170,6 +175,7 @@ export class Timeline {
       else if (check !== 'ok') {
         item.status = 'failed';
         item.text = undefined;
+        item.file = undefined;
         item.reason = `this message ${HEAD_FAILURE[check] ?? 'does not fit the member list'}`;
         return item;
       }
@@ -182,7 +188,7 @@ export class Timeline {
    * File one of this device's messages from its ack (the text is the one it sealed),
    * judged like every other message.
    */
-  async fileOwn(conv, { id, seq, created, client_msg_id: clientMsgId, n, text, sigKid }) {
+  async fileOwn(conv, { id, seq, created, client_msg_id: clientMsgId, n, text, payload, sigKid }) {
     if (conv.byId.has(id)) return;
     const holder = conv.messages.get(seq);
     if (holder) {
@@ -194,6 +200,7 @@ export class Timeline {
     const item = {
       id, seq, created, client_msg_id: clientMsgId, sender: this.me.username, sender_id: this.me.id,
       own: true, status: 'ok', text, v: 2, note: null,
+      ...(payload?.type === 'file' ? fileFields(payload) : {}),
     };
     const verdict = ledger.judge({ id, seq, senderId: this.me.id, clientMsgId, sigKid, v: 2, n });
     await this.ledgers.save(conv.id);
@@ -276,6 +283,7 @@ export class Timeline {
 function flag(item, verdict) {
   item.status = verdict === OUT_OF_ORDER ? 'out_of_order' : 'replayed';
   item.text = undefined;
+  item.file = undefined;
 }
 
 function isMessage(m, conversationId) {

@@ -446,7 +446,8 @@ class PostgresServer:
 
 
 class DaphneServer:
-    """One `daphne -b 127.0.0.1 -p PORT chatsite.asgi:application` with a given env."""
+    """One `python -m chatsite.serve -b 127.0.0.1 -p PORT chatsite.asgi:application` (daphne's
+    command line, see chatsite/serve.py) with a given env."""
 
     def __init__(
         self,
@@ -456,8 +457,12 @@ class DaphneServer:
         app: str = "chatsite.asgi:application",
         cwd: Path = REPO_ROOT,
         name: str = "daphne",
+        module: str | None = None,
     ) -> None:
         self.env = dict(env)
+        # The chat runs under chatsite.serve (daphne's command line, bodies read from disk)
+        # as deploy/systemd does; other test apps under plain daphne.
+        self.module = module or ("chatsite.serve" if app.startswith("chatsite.") else "daphne")
         self.log_path = Path(log_dir) / f"{name}.log"
         self._fixed_port = port is not None
         self.port = port or 0
@@ -497,7 +502,8 @@ class DaphneServer:
         raise ServiceError(f"daphne: no free port after 3 tries\n{log_tail(self.log_path)}")
 
     def _launch_and_wait(self, timeout: float) -> None:
-        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), self.app]
+        argv = [sys.executable, "-m", self.module, "-b", "127.0.0.1", "-p", str(self.port)]
+        argv.append(self.app)
         self.proc = _spawn(argv, self.log_path, cwd=self.cwd, env=self.env)
         _register(self)
         deadline = time.monotonic() + timeout

@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from Crypto.Cipher import AES, PKCS1_OAEP  # noqa: E402
 from Crypto.Hash import SHA256  # noqa: E402
 
-from chatclient import ordering, roster  # noqa: E402
+from chatclient import attachments, ordering, roster  # noqa: E402
 from chatclient.keystore import derive_kek, keystore_aad, lock_keystore  # noqa: E402
 from chatclient.protocol import (  # noqa: E402
     DeviceKeys,
@@ -1183,6 +1183,252 @@ def ordering_vector() -> dict:
     }
 
 
+# --- attachments (§10.2) ------------------------------------------------------------------
+
+FILE_KEY = bytes(range(160, 192))
+FILE_PREFIX = bytes(range(8, 16))
+FILE_BLOB_ID = "Zk9vQmFyQmF6UXV4MTIzNA"
+FILE_SIZES = {"empty": 0, "one_chunk": 65536, "two_chunks": 70000, "three_chunks": 140000}
+PADME_CASES = [0, 1, 255, 256, 257, 1000, 65535, 65536, 65537, 70000, 10**6, 2**20, 2**20 + 1]
+PADME_CASES += [5 * 2**20, 100 * 2**20 - 1, 100 * 2**20, 2**31 + 1, 2**32 + 1, 2**53 - 1]
+
+
+def pattern(size: int) -> bytes:
+    """The vectors' file of ``size`` bytes: byte i is (i * 7 + 3) mod 251."""
+    return bytes((i * 7 + 3) % 251 for i in range(size))
+
+
+def sealed_chunk(data: bytes, index: int, last: bool) -> bytes:
+    """Chunk ``index`` of the vectors' key and prefix, padded data as given."""
+    nonce = attachments.file_chunk_nonce(FILE_PREFIX, index)
+    cipher = AES.new(FILE_KEY, AES.MODE_GCM, nonce=nonce, mac_len=16)
+    cipher.update(attachments.file_chunk_aad(index, last))
+    body, tag = cipher.encrypt_and_digest(data)
+    return body + tag
+
+
+def assemble(blob: bytes, parts: list) -> bytes:
+    """A tampered blob from ``parts``: ``[start, end]`` slices of ``blob`` and
+    ``{"b64": …}`` literals (the same reading as the tests')."""
+    return b"".join(
+        b64decode(part["b64"]) if isinstance(part, dict) else blob[part[0] : part[1]]
+        for part in parts
+    )
+
+
+def refusal(meta: dict, blob: bytes) -> str:
+    """The code the Python decryptor refuses ``blob`` with (``"ok"`` if it opens)."""
+    try:
+        attachments.decrypt_file(meta, blob)
+    except attachments.FileRefused as exc:
+        return exc.code
+    return "ok"
+
+
+def attachments_vector() -> dict:
+    files, blobs = {}, {}
+    for name, size in FILE_SIZES.items():
+        data = pattern(size)
+        blob, encryptor = attachments.encrypt_file(data, FILE_KEY, FILE_PREFIX)
+        meta = {
+            "blob": FILE_BLOB_ID,
+            "key": b64encode(FILE_KEY),
+            "prefix": b64encode(FILE_PREFIX),
+            "size": size,
+            "sha256": encryptor.sha256,
+            "name": f"{name}.bin",
+            "mime": "application/octet-stream",
+        }
+        assert attachments.decrypt_file(meta, blob) == data
+        blobs[name] = blob
+        files[name] = {
+            "file": meta,
+            "padded": encryptor.padded,
+            "blob_size": len(blob),
+            "blob_sha256": hashlib.sha256(blob).hexdigest(),
+        }
+    c = attachments.FILE_CHUNK + attachments.FILE_TAG
+    two, three = files["two_chunks"], files["three_chunks"]
+    two_end, three_end = two["blob_size"], three["blob_size"]
+    chunk1 = pattern(70000)[65536:] + bytes(two["padded"] - 70000)
+    bad_pad = bytearray(chunk1)
+    bad_pad[-1] = 1
+
+    def lit(data: bytes) -> dict:
+        return {"b64": b64encode(data)}
+
+    def meta_of(name: str, **change) -> dict:
+        return {**files[name]["file"], **change}
+
+    sha_two = two["file"]["sha256"]
+    cases = [
+        ("swapped_chunks", "three_chunks", {}, [[c, 2 * c], [0, c], [2 * c, three_end]]),
+        ("swapped_uneven_chunks", "two_chunks", {}, [[c, two_end], [0, c]]),
+        ("truncated_last_chunk_dropped", "two_chunks", {}, [[0, c]]),
+        ("truncated_mid_chunk", "two_chunks", {}, [[0, two_end - 1]]),
+        ("truncated_empty", "empty", {}, []),
+        (
+            "last_flag_cleared_on_last",
+            "two_chunks",
+            {},
+            [[0, c], lit(sealed_chunk(chunk1, 1, False))],
+        ),
+        (
+            "last_flag_set_on_first",
+            "two_chunks",
+            {},
+            [lit(sealed_chunk(pattern(65536 + 3)[3:], 0, True)), [c, two_end]],
+        ),
+        ("last_flag_cleared_single", "empty", {}, [lit(sealed_chunk(bytes(256), 0, False))]),
+        ("altered_padding", "two_chunks", {}, [[0, c], lit(sealed_chunk(bytes(bad_pad), 1, True))]),
+        ("altered_padding_empty", "empty", {}, [lit(sealed_chunk(b"\x01" + bytes(255), 0, True))]),
+        ("flipped_ciphertext_bit", "one_chunk", {}, [[0, 100], lit(b"\x00"), [101, c]]),
+        ("wrong_sha256", "two_chunks", {"sha256": flip_hex(sha_two)}, [[0, two_end]]),
+        ("wrong_size_minus_one", "two_chunks", {"size": 69999}, [[0, two_end]]),
+        ("wrong_size_plus_one", "two_chunks", {"size": 70001}, [[0, two_end]]),
+        ("wrong_size_other_blob_length", "two_chunks", {"size": 140000}, [[0, two_end]]),
+        ("wrong_length_byte_added", "two_chunks", {}, [[0, two_end], lit(b"\x00")]),
+        ("wrong_key", "two_chunks", {"key": b64encode(bytes(32))}, [[0, two_end]]),
+        ("wrong_prefix", "two_chunks", {"prefix": b64encode(bytes(8))}, [[0, two_end]]),
+        ("meta_key_short", "empty", {"key": b64encode(bytes(31))}, [[0, 272]]),
+        ("meta_prefix_not_canonical", "empty", {"prefix": "AAAAAAAAAAE"}, [[0, 272]]),
+        ("meta_size_negative", "empty", {"size": -1}, [[0, 272]]),
+        ("meta_size_too_large", "empty", {"size": attachments.MAX_FILE_BYTES + 1}, [[0, 272]]),
+        ("meta_size_not_integer", "empty", {"size": "0"}, [[0, 272]]),
+        (
+            "meta_sha256_uppercase",
+            "empty",
+            {"sha256": files["empty"]["file"]["sha256"].upper()},
+            [[0, 272]],
+        ),
+    ]
+    if pattern(70000)[-1] == 0:
+        raise AssertionError("the pattern's last byte must not be zero")
+    tampered = []
+    for name, base, change, parts in cases:
+        meta = meta_of(base, **change)
+        blob = assemble(blobs[base], parts)
+        tampered.append(
+            {"name": name, "base": base, "file": meta, "parts": parts, "error": refusal(meta, blob)}
+        )
+    assert all(case["error"] != "ok" for case in tampered)
+    payload = {
+        "type": "file",
+        "file": {
+            **files["two_chunks"]["file"],
+            "width": 800,
+            "height": 600,
+            "thumb": b64encode(bytes(range(100))),
+            "mime": "image/jpeg",
+        },
+        "text": "a caption ✓",
+        "reply_to": {"sender_id": 2, "client_msg_id": CLIENT_MSG_ID},
+    }
+    base_file = payload["file"]
+    bad_payloads = [
+        ("not_file_type", {**payload, "type": "text"}),
+        ("blob_short", {**payload, "file": {**base_file, "blob": "A" * 21}}),
+        ("blob_not_urlsafe", {**payload, "file": {**base_file, "blob": "A" * 21 + "+"}}),
+        ("key_missing", {**payload, "file": {k: v for k, v in base_file.items() if k != "key"}}),
+        ("name_empty", {**payload, "file": {**base_file, "name": ""}}),
+        ("name_too_long", {**payload, "file": {**base_file, "name": "é" * 256}}),
+        ("mime_no_subtype", {**payload, "file": {**base_file, "mime": "image"}}),
+        ("mime_too_long", {**payload, "file": {**base_file, "mime": "a/" + "b" * 254}}),
+        ("mime_with_space", {**payload, "file": {**base_file, "mime": "text/html; charset=utf-8"}}),
+        ("width_zero", {**payload, "file": {**base_file, "width": 0}}),
+        ("height_too_big", {**payload, "file": {**base_file, "height": 65536}}),
+        ("width_float", {**payload, "file": {**base_file, "width": 1.5}}),
+        ("thumb_too_big", {**payload, "file": {**base_file, "thumb": b64encode(bytes(16385))}}),
+        ("thumb_empty", {**payload, "file": {**base_file, "thumb": ""}}),
+        ("thumb_not_canonical", {**payload, "file": {**base_file, "thumb": "AB=="}}),
+        ("text_too_long", {**payload, "text": "x" * 16001}),
+        ("text_not_string", {**payload, "text": 5}),
+        ("reply_to_bad", {**payload, "reply_to": {"sender_id": 2}}),
+        ("file_not_object", {**payload, "file": "x"}),
+    ]
+    largest = {**payload, "text": "ü" * 16000}
+    largest["file"] = {**base_file, "thumb": b64encode(bytes(16384)), "width": 65535, "height": 1}
+    largest["file"]["name"] = "é" * 255
+    smallest = {"type": "file", "file": {**files["empty"]["file"], "mime": "a/b", "name": "x"}}
+    for valid in (payload, largest, smallest):
+        attachments.validate_file_payload(valid)
+    for name, bad in bad_payloads:
+        try:
+            attachments.validate_file_payload(bad)
+        except attachments.FileRefused as exc:
+            assert exc.code == "bad_meta", name
+        else:
+            raise AssertionError(f"{name} was accepted")
+    names = [
+        "photo.jpg",
+        "../../etc/passwd",
+        "..\\..\\boot.ini",
+        "  .hidden. . ",
+        "Cafe\u0301.txt",
+        "evil\u202egpj.exe",
+        "tab\there\nnewline\x00nul.txt",
+        "...",
+        "",
+        "/",
+        "a" * 130 + ".tar.gz",
+        "b" * 130,
+        "c" * 119 + ".verylongextension1234",
+        "\u200bzero\ufeffwidth.png",
+        "日本語のファイル名.pdf",
+        "emoji 👋🏽.png",
+        "x" * 118 + " ." + "md",
+    ]
+    return {
+        "description": (
+            "encrypted attachments (§10.2). padme: [L, P]; blob_size: [size, blob length];"
+            " is_blob_size: [length, bool]; aad: [i, last, string]; nonce: [prefix b64, i,"
+            " nonce b64]. files: each made with the given key and prefix from the pattern file"
+            " (byte i is (i * 7 + 3) mod 251); every implementation must reproduce its blob"
+            " (blob_sha256) and open it. tampered: the blob is parts joined — [start, end]"
+            " slices of the base file's blob and {b64} literals — read with 'file'; every"
+            " implementation must refuse it with 'error', fed whole or in pieces."
+            " payloads: 'valid' passes validate_file_payload, each of 'invalid' is bad_meta."
+            " clean_file_name: [name, cleaned]."
+        ),
+        "padme": [[n, attachments.padme(n)] for n in PADME_CASES],
+        "blob_size": [[n, attachments.blob_size(n)] for n in PADME_CASES if n <= 2**31 + 1],
+        "is_blob_size": [
+            [n, attachments.is_blob_size(n)]
+            for n in [
+                0,
+                271,
+                272,
+                273,
+                65552,
+                65553,
+                71680 + 16,
+                71712,
+                71713,
+                attachments.blob_size(attachments.MAX_FILE_BYTES),
+                attachments.blob_size(attachments.MAX_FILE_BYTES) + 16,
+                attachments.blob_size(attachments.MAX_FILE_BYTES + 1),
+            ]
+        ],
+        "aad": [
+            [i, last, attachments.file_chunk_aad(i, last).decode()]
+            for i, last in [(0, False), (0, True), (1, True), (1599, False), (2**32 - 1, True)]
+        ],
+        "nonce": [
+            [b64encode(FILE_PREFIX), i, b64encode(attachments.file_chunk_nonce(FILE_PREFIX, i))]
+            for i in (0, 1, 256, 2**32 - 1)
+        ],
+        "key": b64encode(FILE_KEY),
+        "prefix": b64encode(FILE_PREFIX),
+        "files": files,
+        "tampered": tampered,
+        "payloads": {
+            "valid": [payload, largest, smallest],
+            "invalid": [[name, bad] for name, bad in bad_payloads],
+        },
+        "clean_file_name": [[name, attachments.clean_file_name(name)] for name in names],
+    }
+
+
 def main() -> None:
     args = sys.argv[1:]
     force = "--force" in args
@@ -1201,6 +1447,7 @@ def main() -> None:
     write("keystore_v2.json", keystore_v2_vector(keys), force)
     write("roster.json", roster_vector(keys), force)
     write("ordering.json", ordering_vector(), force)
+    write("attachments.json", attachments_vector(), force)
 
 
 def _device_proof_vector(keys: dict[str, DeviceKeys]) -> dict:

@@ -1,13 +1,15 @@
 /**
  * The chat screen: the sidebar (me, connection state, search, conversation list) and
  * the conversation pane (header, notices, message log (ui/timeline-view.js), typing,
- * composer). Reads state from ChatApp and re-renders on its `change` events; a change to
+ * composer with attachments (ui/attach-controls.js)). Reads state from ChatApp and re-renders on its `change` events; a change to
  * the open conversation updates its parts in place, so the composer and what is being
  * typed in it stay. Message text is only ever set with textContent.
  * @module ui/chat-view
  */
 
 import { api } from '../api.js';
+import { previewOf } from '../file-kinds.js';
+import { AttachControls } from './attach-controls.js';
 import { avatar, h, replace, shortTime, toast } from './dom.js';
 import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
@@ -69,6 +71,15 @@ export class ChatView {
     this.layout = h('div.chat-layout', {}, this.sidebar, this.pane);
     replace(this.root, this.layout);
     this.renderNotifyButton();
+    // a file dropped outside the conversation pane must not open it (the page, with the
+    // unlocked keys, would be left): the pane takes drops, everywhere else refuses them
+    for (const type of ['dragover', 'drop']) {
+      document.addEventListener(type, (e) => {
+        if (e.defaultPrevented || ![...(e.dataTransfer?.types ?? [])].includes('Files')) return;
+        e.preventDefault();
+        e.dataTransfer.dropEffect = 'none';
+      });
+    }
     document.addEventListener('keydown', (e) => {
       if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 'k') {
         e.preventDefault();
@@ -224,7 +235,7 @@ export class ChatView {
           h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { 'aria-label': online ? 'online' : 'offline', role: 'img' })),
           h('span.conv-main', {},
             h('span.conv-title', {}, title),
-            h('span.conv-sub', {}, sub)),
+            h('span.conv-sub', {}, ...subParts(sub))),
           h('span.conv-side', {},
             h('time.conv-time', { datetime: conv.last_activity ?? '' }, when),
             warn ? h(`span.badge.badge-warn${warn === 'danger' ? '.badge-danger' : ''}`, { 'aria-label': 'Security warning', title: 'Security warning' }, '!') : null,
@@ -249,6 +260,9 @@ export class ChatView {
       const count = this.app.membersOf(conv).length;
       return `${count} ${count === 1 ? 'member' : 'members'}`;
     }
+    const newest = this.app.newest(conv);
+    const preview = previewOf(newest);
+    if (preview) return newest.own ? `You: ${preview}` : conv.kind === 'group' ? `${newest.sender}: ${preview}` : preview;
     return online ? 'Online' : 'Direct chat';
   }
 
@@ -271,7 +285,7 @@ export class ChatView {
     this.timelineView = new TimelineView(this.messagesEl, this.app);
     this.typingEl = h('div.typing', { 'aria-live': 'polite' });
     this.composer = this.buildComposer(conv);
-    replace(this.pane, this.headerEl, this.alertsEl, this.messagesEl, this.typingEl, this.composer);
+    replace(this.pane, this.headerEl, this.alertsEl, this.messagesEl, this.typingEl, this.attach.tray, this.composer, this.attach.dropHint);
     this.renderHeaderAndAlerts();
     this.timelineView.render({ first: true });
     this.renderTyping();
@@ -310,14 +324,28 @@ export class ChatView {
   buildComposer(conv) {
     this.textarea = h('textarea', { id: 'composer-input', rows: 1, placeholder: 'Message', 'aria-label': 'Message', maxlength: 16000 });
     this.sendButton = h('button.send', { type: 'submit', 'aria-label': 'Send', title: 'Send (Enter)' }, icon('send'));
-    const form = h('form.composer', { 'aria-label': 'Write a message' }, this.textarea, this.sendButton);
+    this.paneListeners?.abort();
+    this.paneListeners = new AbortController();
+    this.attach = new AttachControls({ dropTarget: this.pane, textarea: this.textarea, onChange: () => this.updateComposerState(), signal: this.paneListeners.signal });
+    const form = h('form.composer', { 'aria-label': 'Write a message' }, this.attach.button, this.attach.input, this.textarea, this.sendButton);
     const submit = () => {
       const text = this.textarea.value;
-      if (!text.trim() || this.sendButton.disabled) return;
+      const files = this.attach.staged.length;
+      if ((!text.trim() && !files) || this.sendButton.disabled) return;
       this.textarea.value = '';
       this.autosize();
       this.timelineView?.stickToBottom();
-      this.app.sendText(conv, text).catch((error) => toast(error.message, 'error'));
+      if (!files) {
+        this.app.sendText(conv, text).catch((error) => toast(error.message, 'error'));
+        return;
+      }
+      this.attach.take().forEach(({ file, name }, i) => {
+        try {
+          this.app.sendFile(conv, file, { name, caption: i === 0 && text.trim() ? text : '' });
+        } catch (error) {
+          toast(error.message, 'error');
+        }
+      });
     };
     form.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -348,6 +376,7 @@ export class ChatView {
     const state = this.app.sendState(conv);
     this.textarea.disabled = state.kind === 'left' || state.kind === 'tampered';
     this.sendButton.disabled = !state.ok;
+    this.attach?.setDisabled(!state.ok);
     this.textarea.placeholder = state.ok ? 'Message' : state.reason;
   }
 
@@ -365,4 +394,9 @@ export class ChatView {
       this.app.loadOlder(conv).catch(() => toast('Could not load older messages.', 'error'));
     }
   }
+}
+
+/** The list's line under a title: a file preview's "📎" drawn as an icon (not every system has an emoji font). */
+function subParts(sub) {
+  return sub.includes('📎 ') ? sub.split('📎 ').flatMap((part, i) => (i ? [icon('paperclip', 'icon-inline'), h('span.sr-only', {}, 'File: '), part] : [part])) : [sub];
 }

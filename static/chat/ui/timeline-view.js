@@ -8,6 +8,7 @@
  * @module ui/timeline-view
  */
 
+import { attachmentNode, updateUploadNode, uploadNode } from './attachment-view.js';
 import { fullTime, h, shortTime } from './dom.js';
 import { icon } from './icons.js';
 import { patchChildren } from './patch.js';
@@ -92,7 +93,8 @@ export class TimelineView {
     const el = this.el;
     const nearBottom = first || this.stick || el.scrollHeight - el.scrollTop - el.clientHeight < 80;
     const fromBottom = el.scrollHeight - el.scrollTop;
-    const { entries, pending } = app.items(conv);
+    const { entries, pending, uploads = [] } = app.items(conv);
+    const downloads = app.downloads;
     const nodes = [];
     const used = new Set();
     const reuse = (key, sig, make) => {
@@ -129,10 +131,14 @@ export class TimelineView {
       const showSender = conv.kind === 'group' && !item.own && lastSender !== item.sender;
       lastSender = item.sender;
       const delivery = item.own ? app.deliveryOf(conv, item) : null;
-      reuse(`s${item.seq}`, `${item.id}|${item.status}|${delivery}|${showSender}`, () => messageNode(item, { delivery, showSender }));
+      reuse(`s${item.seq}`, `${item.id}|${item.status}|${delivery}|${showSender}`, () => messageNode(item, { delivery, showSender, downloads }));
     }
     for (const item of pending) {
       reuse(`p${item.client_msg_id}`, `${pendingState(item)}|${item.error ?? ''}|${item.notice ?? ''}|${item.text === null}`, () => pendingNode(item, conv, app));
+    }
+    for (const upload of uploads) {
+      reuse(`u${upload.id}`, `${upload.phase}|${upload.error ?? ''}`, () => uploadNode(upload, app.uploads));
+      updateUploadNode(nodes[nodes.length - 1], upload);
     }
     for (const key of [...this.nodes.keys()]) if (!used.has(key)) this.nodes.delete(key);
     patchChildren(el, nodes);
@@ -152,16 +158,22 @@ function eventNode(event, text) {
     h('span.sr-only', {}, ' (verified)'));
 }
 
-function messageNode(item, { delivery, showSender }) {
+/** A file message's bubble content: the attachment, then the caption (if any) as text. */
+function fileContent(item, downloads) {
+  return [attachmentNode(item, downloads), item.text ? h('p.msg-text', {}, item.text) : null];
+}
+
+function messageNode(item, { delivery, showSender, downloads }) {
   const ok = item.status === 'ok';
+  const isFile = ok && (item.file || item.fileRefused);
   const unavailable = item.status === 'not_for_device' || item.status === 'deleted';
   const notes = [];
   if (ok && item.legacy) notes.push('sent before messages were counted');
   if (ok && item.beforeRoster) notes.push('sent before the member list was signed');
   if (ok && item.note === 'earlier_identity') notes.push('signed under an earlier identity');
   if (ok && item.note === 'not_upgraded') notes.push('sender not upgraded');
-  const bubble = h(`div.bubble${ok ? '' : unavailable ? '.bubble-unavailable' : '.bubble-failed'}`, {},
-    ok ? h('p.msg-text', {}, item.text)
+  const bubble = h(`div.bubble${ok ? '' : unavailable ? '.bubble-unavailable' : '.bubble-failed'}${isFile ? '.bubble-file' : ''}`, {},
+    isFile ? fileContent(item, downloads) : ok ? h('p.msg-text', {}, item.text)
       : h(`p.msg-text.msg-failed${unavailable ? '.msg-unavailable' : ''}`, { title: item.reason ?? '' },
         icon(unavailable ? 'lock' : 'alert', 'icon-inline'), ' ', FLAGGED_TEXT[item.status] ?? FLAGGED_TEXT.failed),
     h('span.meta', {},
@@ -181,13 +193,14 @@ function pendingState(item) {
 function pendingNode(item, conv, app) {
   const state = pendingState(item);
   const stuck = state !== 'pending';
+  const file = item.payload?.type === 'file' ? { file: item.payload.file, text: item.text } : null;
   return h(`div.msg.own.pending${stuck ? '.send-failed' : ''}`, { dataset: { state, delivery: 'pending', clientMsgId: item.client_msg_id } },
-    h('div.bubble', {},
-      h('p.msg-text', {}, item.text ?? '…'),
+    h(`div.bubble${file ? '.bubble-file' : ''}`, {},
+      file ? fileContent(file, app.downloads) : h('p.msg-text', {}, item.text ?? '…'),
       h('span.meta', {},
         item.notice && !stuck ? h('span.notice', {}, item.notice, ' ') : null,
         stuck ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { 'aria-label': 'Sending', title: 'Sending' }, icon('clock', 'icon-inline')))),
     stuck && h('div.pending-actions', {},
-      item.text !== null && h('button.link.small', { type: 'button', onclick: () => app.retryFailed(conv, item.client_msg_id) }, 'Retry'),
+      item.payload !== null && h('button.link.small', { type: 'button', onclick: () => app.retryFailed(conv, item.client_msg_id) }, 'Retry'),
       h('button.link.small', { type: 'button', onclick: () => app.discardPending(conv, item.client_msg_id) }, 'Discard')));
 }
