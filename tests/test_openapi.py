@@ -34,8 +34,11 @@ PROTOCOL_ENDPOINTS = {
     ("get", "/api/conversations/{conversation_id}/messages/"): ({"200"}, None),
     ("post", "/api/conversations/{conversation_id}/messages/"): (
         {"200", "201"},
-        {"client_msg_id", "envelope"},
+        {"client_msg_id", "envelope", "blobs"},
     ),
+    ("delete", "/api/conversations/{conversation_id}/messages/{message_id}/"): ({"204"}, None),
+    ("post", "/api/blobs/"): ({"201"}, None),
+    ("get", "/api/blobs/{blob_id}/"): ({"200", "206", "416"}, None),
 }
 ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "429"}
 
@@ -52,6 +55,9 @@ def test_openapi_lists_exactly_the_protocol_endpoints(client):
         operation = schema["paths"][path][method]
         assert set(operation["responses"]) == success | ERROR_STATUSES, (method, path)
         content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if path == "/api/blobs/" and method == "post":  # the raw encrypted bytes (§10.2)
+            raw = operation["requestBody"]["content"]["application/octet-stream"]["schema"]
+            assert raw == {"type": "string", "format": "binary"}
         if body is None:
             assert content is None
         else:
@@ -93,6 +99,8 @@ def test_message_and_error_shapes(client):
         "client_msg_id",
         "created",
         "envelope",
+        "blobs",
+        "deleted",
     }
     assert set(components["Envelope"]["properties"]) == {
         "v",
