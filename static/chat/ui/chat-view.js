@@ -7,7 +7,6 @@
  * @module ui/chat-view
  */
 
-import { api } from '../api.js';
 import { previewOf } from '../file-kinds.js';
 import { AttachControls } from './attach-controls.js';
 import { avatar, h, replace, shortTime, toast } from './dom.js';
@@ -15,6 +14,7 @@ import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
 import { renderNotices } from './conversation-notices.js';
 import { NodeCache, patchChildren } from './patch.js';
+import { findPeople, peopleNote } from './people-search.js';
 import { TimelineView } from './timeline-view.js';
 
 const CONNECTION_TEXT = {
@@ -161,12 +161,12 @@ export class ChatView {
     }
     this.searchTimer = setTimeout(async () => {
       try {
-        const { users } = await api.searchUsers(q);
-        const people = users.filter((u) => u.username !== this.app.me.username);
+        const users = await findPeople(q);
+        const people = users?.filter((u) => u.username !== this.app.me.username) ?? [];
         this.peopleEl.hidden = false;
         replace(this.peopleEl, h('li.section-label', {}, 'People'),
           people.length ? people.map((u) => h('li', {}, h('button.person', { type: 'button', onclick: () => this.startDirect(u.username), 'aria-label': `Chat with ${u.username}` }, avatar(u.username), h('span', {}, u.username))))
-            : h('li.muted', {}, 'No one found'));
+            : peopleNote(users && people));
       } catch {
         /* offline */
       }
