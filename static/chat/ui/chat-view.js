@@ -22,6 +22,7 @@ const CONNECTION_TEXT = {
   connecting: 'Connecting…',
   online: 'Connected',
   waiting: 'Offline',
+  offline: 'Offline · no network',
   closed: 'Disconnected',
 };
 
