@@ -12,6 +12,7 @@ import { AttachControls } from './attach-controls.js';
 import { avatar, h, replace, shortTime, toast } from './dom.js';
 import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
+import { logoutForm } from './logout.js';
 import { renderNotices } from './conversation-notices.js';
 import { NodeCache, patchChildren } from './patch.js';
 import { findPeople, peopleNote } from './people-search.js';
@@ -54,9 +55,6 @@ export class ChatView {
     this.peopleEl = h('ul.people-results', { 'aria-label': 'People', hidden: true });
     this.listEl = h('ul.conv-list', { 'aria-label': 'Conversations' });
     this.notifyButton = h('button.icon-button', { type: 'button', onclick: () => this.toggleNotifications() });
-    const logoutForm = h('form', { method: 'post', action: '/logout/' },
-      h('input', { type: 'hidden', name: 'csrfmiddlewaretoken', value: document.querySelector('[name=csrfmiddlewaretoken]')?.value ?? '' }),
-      h('button.icon-button', { type: 'submit', 'aria-label': 'Log out', title: 'Log out' }, icon('logout')));
     this.sidebar = h('aside.sidebar', { 'aria-label': 'Conversations' },
       h('header.sidebar-head', {},
         h('div.me', {}, avatar(me.username), h('div', {}, h('div.me-name', {}, me.username), this.connectionEl)),
@@ -64,7 +62,7 @@ export class ChatView {
           h('button.icon-button', { type: 'button', 'aria-label': 'New group', title: 'New group', onclick: () => this.newGroup() }, icon('users')),
           this.notifyButton,
           h('a.icon-button', { href: '/security/', 'aria-label': 'Security and devices', title: 'Security and devices', id: 'security-link' }, icon('shield')),
-          logoutForm)),
+          logoutForm({ compact: true }))),
       h('div.search', {}, this.searchInput),
       this.peopleEl,
       this.listEl);
