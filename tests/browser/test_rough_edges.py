@@ -1,6 +1,6 @@
 """Rough edges of issue 14 found by trying the app, in one browser with as few people as
 possible (the shared stack, one person with keys, one without): Log out and wording
-before the chat (bug 8)."""
+before the chat (bug 8), the reset screen (bug 10)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,27 @@ def test_unlock_screen_can_log_out(alice):
     expect(page.locator(".signed-in")).to_contain_text(alice.username)
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     alice.unlock().ready()
+
+
+def test_reset_screen_keeps_the_device_name_and_looks_destructive(browser, shared_stack, alice):
+    other = ChatUser(browser, shared_stack.base_url, alice.username).login()
+    try:
+        page = other.page
+        page.get_by_role("button", name="Link this browser").click()
+        page.fill("#device-name", "Work laptop")
+        page.get_by_role("button", name="Back").click()
+        page.get_by_role("button", name="Set up without another device").click()
+        expect(page.locator("#device-name")).to_have_value("Work laptop")
+        button = page.get_by_role("button", name="Reset and set up this browser")
+        expect(button).to_have_class(re.compile(r"\bdanger\b"))
+        danger = page.evaluate(
+            "getComputedStyle(document.documentElement).getPropertyValue('--danger').trim()"
+        )
+        expect(button).to_have_css("background-color", hex_to_rgb(danger))
+    finally:
+        other.close()
+
+
+def hex_to_rgb(value: str) -> str:
+    r, g, b = (int(value.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgb({r}, {g}, {b})"

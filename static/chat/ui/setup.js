@@ -21,6 +21,7 @@ import { card, errorBox, show } from './card.js';
 import { confirmDialog } from './dialogs.js';
 import { passphraseField } from './passphrase-field.js';
 import { linkScreen } from './link-screen.js';
+import { deviceNameInput } from './device-name.js';
 import { signedInLine } from './logout.js';
 
 const SETUP_STEPS = [
@@ -93,13 +94,13 @@ export function setupScreen(root, { me, reset = false, reason = null, back = nul
     let identityPromise = device.makeIdentity();
     keysPromise.catch(() => {});
     identityPromise.catch(() => {});
-    const name = h('input', { id: 'device-name', value: device.defaultDeviceName(), maxlength: 100, required: true, autocomplete: 'off' });
+    const name = deviceNameInput();
     const pass = passphraseField({ label: 'Passphrase' });
     const understand = h('input', { type: 'checkbox', id: 'understand', required: true });
     const errors = errorBox();
     const progress = progressPanel();
-    // the heading says "browser" and so does the button
-    const submit = h('button.primary', { type: 'submit' }, reset ? 'Reset and set up this browser' : 'Set up this browser');
+    // the heading says "browser" and so does the button; a reset's button is destructive
+    const submit = h(`button.${reset ? 'danger' : 'primary'}`, { type: 'submit' }, reset ? 'Reset and set up this browser' : 'Set up this browser');
     const form = h('form.stack', { novalidate: true },
       h('label', { for: 'device-name' }, 'Device name'),
       name,
