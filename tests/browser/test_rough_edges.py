@@ -1,6 +1,7 @@
 """Rough edges of issue 14 found by trying the app, in one browser with as few people as
 possible (the shared stack, one person with keys, one without): Log out and wording
-before the chat (bug 8), the reset screen (bug 10)."""
+before the chat (bug 8), the reset screen (bug 10), chat links that lead nowhere
+(bug 13)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,19 @@ def test_reset_screen_keeps_the_device_name_and_looks_destructive(browser, share
         expect(button).to_have_css("background-color", hex_to_rgb(danger))
     finally:
         other.close()
+
+
+def test_chat_links_that_lead_nowhere_say_not_found(alice):
+    page = alice.page
+    for link in ("/?c=999999", "/?c=abc"):
+        page.evaluate(
+            "url => { history.pushState(null, '', url); dispatchEvent(new PopStateEvent('popstate')); }",
+            link,
+        )
+        expect(page.get_by_role("heading", name="Conversation not found")).to_be_visible()
+        expect(page).to_have_title(re.compile("Conversation not found"))
+    page.get_by_role("link", name="Back to conversations").click()
+    expect(page.get_by_role("heading", name="Conversation not found")).to_have_count(0)
 
 
 def hex_to_rgb(value: str) -> str:

@@ -291,6 +291,17 @@ export class ChatView {
     if (window.matchMedia('(min-width: 760px)').matches) this.textarea?.focus();
   }
 
+  /** The pane for a chat link (`/?c=…`) that names no conversation of this user. */
+  renderNotFound() {
+    this.layout.dataset.view = 'conversation';
+    this.timelineView = null;
+    replace(this.pane, h('div.empty.not-found', { role: 'alert' },
+      h('div.empty-mark', { 'aria-hidden': 'true' }, icon('alert')),
+      h('h2', {}, 'Conversation not found'),
+      h('p', {}, 'This link does not lead to a conversation of yours. It may be mistyped, or the conversation belongs to other people.'),
+      h('a.button.primary', { href: '/', onclick: (e) => { e.preventDefault(); this.navigate('/'); } }, 'Back to conversations')));
+  }
+
   /** Header, notices and composer state of the open conversation, updated in place. */
   renderHeaderAndAlerts() {
     const conv = this.app.get(this.app.openId);
