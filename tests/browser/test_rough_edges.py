@@ -1,7 +1,7 @@
 """Rough edges of issue 14 found by trying the app, in one browser with as few people as
 possible (the shared stack, one person with keys, one without): Log out and wording
 before the chat (bug 8), the reset screen (bug 10), chat links that lead nowhere
-(bug 13)."""
+(bug 13), and losing the network (bugs 6 and 7)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,38 @@ def test_chat_links_that_lead_nowhere_say_not_found(alice):
         expect(page).to_have_title(re.compile("Conversation not found"))
     page.get_by_role("link", name="Back to conversations").click()
     expect(page.get_by_role("heading", name="Conversation not found")).to_have_count(0)
+
+
+def test_losing_the_network_is_noticed_on_one_line(alice):
+    page = alice.page
+    alice.open_direct(NAMES["bob"])
+    status = page.locator("#connection-state")
+    expect(status).to_have_text("Connected")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 800})
+        if width == 390:
+            page.get_by_role("button", name="Back to conversations").click()
+        online = box_heights(page)
+        alice.context.set_offline(True)
+        # the browser says the network is gone (navigator.onLine, the offline event)
+        expect(status).to_have_attribute("data-state", "offline", timeout=2_000)
+        expect(status).to_have_text("Offline · no network")
+        assert box_heights(page) == online, "the status line keeps the sidebar's layout"
+        text = page.locator("#connection-state .connection-text")
+        assert text.evaluate("e => e.scrollWidth <= e.clientWidth"), "the status is shown whole"
+        if width == 1280:
+            # the header agrees: it does not show the other person as online
+            expect(page.locator(".pane-sub")).to_have_text("You are offline")
+        alice.context.set_offline(False)
+        expect(status).to_have_text("Connected")
+    page.set_viewport_size({"width": 1200, "height": 800})
+
+
+def box_heights(page) -> list[float]:
+    """The heights of the sidebar's head and of the connection line."""
+    return page.evaluate(
+        "['.sidebar-head', '#connection-state'].map((s) => document.querySelector(s).getBoundingClientRect().height)"
+    )
 
 
 def hex_to_rgb(value: str) -> str:

@@ -57,7 +57,9 @@ export class ChatView {
     this.notifyButton = h('button.icon-button', { type: 'button', onclick: () => this.toggleNotifications() });
     this.sidebar = h('aside.sidebar', { 'aria-label': 'Conversations' },
       h('header.sidebar-head', {},
-        h('div.me', {}, avatar(me.username), h('div', {}, h('div.me-name', {}, me.username), this.connectionEl)),
+        avatar(me.username),
+        h('div.me-name', {}, me.username),
+        this.connectionEl,
         h('nav.toolbar', { 'aria-label': 'Main' },
           h('button.icon-button', { type: 'button', 'aria-label': 'New group', title: 'New group', onclick: () => this.newGroup() }, icon('users')),
           this.notifyButton,
@@ -89,7 +91,11 @@ export class ChatView {
 
   onChange({ what, id }) {
     if (what === 'list' || what === 'presence' || what === 'trust' || what === 'notices' || what === 'conversation') this.scheduleList();
-    if (what === 'connection') this.renderConnection();
+    if (what === 'connection') {
+      this.renderConnection();
+      this.scheduleList();
+      this.renderHeaderAndAlerts();
+    }
     if (what === 'fatal') this.renderFatal();
     if (what === 'navigate') this.navigate(`/?c=${id}`);
     const open = this.app.openId;
@@ -125,7 +131,7 @@ export class ChatView {
     this.connectionEl.dataset.state = state;
     const wait = retryAt ? Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) : 0;
     const text = state === 'waiting' ? `Offline · retrying in ${wait} s` : CONNECTION_TEXT[state] ?? state;
-    replace(this.connectionEl, h('span.dot', { 'aria-hidden': 'true' }), text,
+    replace(this.connectionEl, h('span.dot', { 'aria-hidden': 'true' }), h('span.connection-text', {}, text),
       state === 'waiting' && h('button.link.small', { type: 'button', onclick: () => this.app.socket.retryNow() }, 'Retry now'));
   }
 
@@ -309,9 +315,10 @@ export class ChatView {
     const peer = this.app.peerOf(conv);
     const online = peer && this.app.online.has(peer);
     const title = this.app.titleOf(conv);
+    const connected = this.app.connection.state === 'online';
     const sub = conv.kind === 'group'
       ? this.app.membersOf(conv).map((m) => m.username).join(', ')
-      : online ? 'Online' : 'Offline';
+      : !connected ? 'You are offline' : online ? 'Online' : 'Offline';
     const verified = this.app.peerVerified(conv);
     const sig = JSON.stringify([conv.id, title, sub, online, verified, conv.kind]);
     if (this.headerEl.dataset.sig !== sig) this.renderHeader(conv, { peer, online, title, sub, verified, sig });
