@@ -1,7 +1,7 @@
 """Rough edges of issue 14 found by trying the app, in one browser with as few people as
 possible (the shared stack, one person with keys, one without): Log out and wording
 before the chat (bug 8), the reset screen (bug 10), chat links that lead nowhere
-(bug 13), and losing the network (bugs 6 and 7)."""
+(bug 13), losing the network (bugs 6 and 7), and the people search's hint (bug 12)."""
 
 from __future__ import annotations
 
@@ -111,6 +111,15 @@ def test_losing_the_network_is_noticed_on_one_line(alice):
         alice.context.set_offline(False)
         expect(status).to_have_text("Connected")
     page.set_viewport_size({"width": 1200, "height": 800})
+
+
+def test_people_search_explains_the_three_letter_minimum(alice):
+    page = alice.page
+    page.fill("#conv-search", NAMES["bob"][:2])
+    expect(page.locator(".people-results")).to_contain_text("Type 3 or more letters")
+    page.fill("#conv-search", NAMES["bob"])
+    expect(page.get_by_role("button", name=f"Chat with {NAMES['bob']}")).to_be_visible()
+    page.fill("#conv-search", "")
 
 
 def box_heights(page) -> list[float]:
