@@ -1,7 +1,8 @@
 """Rough edges of issue 14 found by trying the app, in one browser with as few people as
 possible (the shared stack, one person with keys, one without): Log out and wording
 before the chat (bug 8), the reset screen (bug 10), chat links that lead nowhere
-(bug 13), losing the network (bugs 6 and 7), and the people search's hint (bug 12)."""
+(bug 13), losing the network (bugs 6 and 7), the people search's hint (bug 12) and the
+new-group dialog's error (bug 4)."""
 
 from __future__ import annotations
 
@@ -120,6 +121,19 @@ def test_people_search_explains_the_three_letter_minimum(alice):
     page.fill("#conv-search", NAMES["bob"])
     expect(page.get_by_role("button", name=f"Chat with {NAMES['bob']}")).to_be_visible()
     page.fill("#conv-search", "")
+
+
+def test_new_group_error_goes_once_a_member_is_added(alice):
+    page = alice.page
+    page.get_by_role("button", name="New group").click()
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_role("button", name="Create group").click()
+    expect(dialog.get_by_role("alert")).to_have_text("Add at least one member.")
+    page.fill("#group-search", NAMES["bob"])
+    dialog.locator(".pick", has_text=NAMES["bob"]).click()
+    expect(dialog.locator(".chip", has_text=NAMES["bob"])).to_be_visible()
+    expect(dialog.get_by_text("Add at least one member.")).to_be_hidden()
+    dialog.get_by_role("button", name="Cancel").click()
 
 
 def box_heights(page) -> list[float]:
