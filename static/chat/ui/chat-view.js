@@ -315,10 +315,11 @@ export class ChatView {
     const peer = this.app.peerOf(conv);
     const online = peer && this.app.online.has(peer);
     const title = this.app.titleOf(conv);
-    const connected = this.app.connection.state === 'online';
+    // presence is known only while connected (the server reports it to connected devices)
+    const { state } = this.app.connection;
     const sub = conv.kind === 'group'
       ? this.app.membersOf(conv).map((m) => m.username).join(', ')
-      : !connected ? 'You are offline' : online ? 'Online' : 'Offline';
+      : state === 'online' ? (online ? 'Online' : 'Offline') : state === 'idle' || state === 'connecting' ? 'Connecting…' : 'You are offline';
     const verified = this.app.peerVerified(conv);
     const sig = JSON.stringify([conv.id, title, sub, online, verified, conv.kind]);
     if (this.headerEl.dataset.sig !== sig) this.renderHeader(conv, { peer, online, title, sub, verified, sig });
