@@ -6,9 +6,9 @@ from ninja import Router, Status
 
 from .actions import register_user
 from .auth import anyone_with_csrf, session_auth
+from .discovery import find_users
 from .errors import ActionError
 from .lockout import DETAIL
-from .models import User
 from .names import normalize
 from .schemas import Credentials, SessionOut, UserList, UserOut, session_user, with_errors
 
@@ -53,8 +53,6 @@ def create_user(request, body: Credentials):
 
 @router.get("/users/", response=with_errors({200: UserList}), auth=session_auth)
 def search_users(request, q: str = ""):
-    """Active users whose name starts with `q` (case-insensitive), at most 20."""
-    users = User.objects.filter(is_active=True, username__istartswith=q[:150]).order_by("username")[
-        :20
-    ]
-    return {"users": [user.as_ref() for user in users]}
+    """Active users `q` finds: a prefix of 3 or more characters, or the exact name only
+    (setting `USER_DISCOVERY`), at most `USER_SEARCH_LIMIT` (accounts.discovery)."""
+    return {"users": [user.as_ref() for user in find_users(q)]}

@@ -232,7 +232,8 @@ class ChatSession:
         return (await self.request("POST", "/api/users/", body))["user"]
 
     async def search_users(self, prefix: str) -> list[dict]:
-        """``GET /api/users/?q=``: active users whose name starts with ``prefix``."""
+        """``GET /api/users/?q=``: active users whose name starts with ``prefix`` (at
+        least 3 characters; a server with ``USER_DISCOVERY=exact`` wants the whole name)."""
         return (await self.request("GET", "/api/users/", query={"q": prefix}))["users"]
 
     # --- identity, devices and keys (§4, §7) ----------------------------------------------

@@ -56,6 +56,12 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or local_secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 REGISTRATION_OPEN = env_bool("REGISTRATION_OPEN", True)
+# Who a user can find by name (accounts.discovery): "prefix" (3 characters at least) or
+# "exact" (the whole username only); at most USER_SEARCH_LIMIT results.
+USER_DISCOVERY = os.environ.get("USER_DISCOVERY", "prefix")
+if USER_DISCOVERY not in ("prefix", "exact"):
+    raise ImproperlyConfigured('USER_DISCOVERY must be "prefix" or "exact"')
+USER_SEARCH_LIMIT = int(os.environ.get("USER_SEARCH_LIMIT", "20"))
 
 INSTALLED_APPS = [
     "daphne",

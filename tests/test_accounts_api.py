@@ -142,11 +142,11 @@ def test_user_search_needs_login_and_matches_prefix():
     alice = register("alice")
     register("alina")
     register("bob")
-    assert ApiClient().get("/api/users/?q=al").status_code == 401
-    found = alice.api.get("/api/users/?q=al").json_body["users"]
+    assert ApiClient().get("/api/users/?q=ali").status_code == 401
+    found = alice.api.get("/api/users/?q=ali").json_body["users"]
     assert [u["username"] for u in found] == ["alice", "alina"]
     User.objects.filter(username="alina").update(is_active=False)
-    assert [u["username"] for u in alice.api.get("/api/users/?q=al").json_body["users"]] == [
+    assert [u["username"] for u in alice.api.get("/api/users/?q=ali").json_body["users"]] == [
         "alice"
     ]
 

@@ -21,6 +21,7 @@ import { LedgerStore } from './ledgers.js';
 import { Messenger } from './messages.js';
 import { Notifier } from './notify.js';
 import { Outbox } from './outbox.js';
+import { markRead, readIfSeen } from './read-marks.js';
 import { routeFrame } from './router.js';
 import { NotSendable, RosterStore, waitingText } from './rosters.js';
 import { Sender } from './sender.js';
@@ -84,6 +85,7 @@ export class ChatApp extends EventTarget {
       emit: (what, id) => this.emit(what === 'rollback' ? 'notices' : what, id),
       onIncoming: (conv, item) => this.onIncoming(conv, item),
       onOwnFiled: (item) => this.sender?.settled(item.client_msg_id),
+      onAdvanced: (conv) => this.readIfSeen(conv),
     });
     this.outbox = await new Outbox(deviceId, kv).load();
     this.sender = new Sender({
@@ -421,22 +423,20 @@ export class ChatApp extends EventTarget {
     if (conv.typing.delete(item.sender)) this.emit('typing', conv.id);
     if (item.seq <= conv.read_up_to) return;
     if (this.openId === conv.id && this.visible) {
-      queueMicrotask(() => this.markRead());
+      queueMicrotask(() => this.readIfSeen(conv));
     } else {
       conv.unread += 1;
       this.notifier?.message(item.sender, () => this.emit('navigate', conv.id));
     }
   }
 
+  /** Tell the server the open, seen conversation is read up to its cursor (read-marks.js). */
   markRead() {
-    const conv = this.get(this.openId);
-    if (!conv || !this.visible) return;
-    const upTo = conv.cursor;
-    if (upTo > conv.read_up_to || conv.unread) {
-      if (upTo > conv.read_up_to && this.socket?.send({ type: 'read', conversation: conv.id, up_to: upTo })) conv.read_up_to = upTo;
-      if (upTo >= conv.last_seq) conv.unread = 0;
-      this.emit('list');
-    }
+    markRead(this);
+  }
+
+  readIfSeen(conv) {
+    readIfSeen(this, conv);
   }
 
   // --- sending ----------------------------------------------------------------------------
@@ -518,7 +518,10 @@ export class ChatApp extends EventTarget {
       this.syncing.delete(Number(id));
       if (!conv) continue;
       // The server sent everything up to `cursor`; those still decrypting file themselves.
-      if (cursor > conv.cursor) conv.cursor = cursor;
+      if (cursor > conv.cursor) {
+        conv.cursor = cursor;
+        this.readIfSeen(conv);
+      }
       if (frame.has_more?.[id]) again.push(conv);
     }
     if (again.length) this.requestSync(again);

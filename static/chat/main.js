@@ -51,11 +51,17 @@ async function main() {
     chatRoot.hidden = false;
     security?.destroy();
     security = null;
-    const id = Number(url.searchParams.get('c'));
+    const wanted = url.searchParams.get('c');
+    const id = /^[1-9]\d{0,15}$/.test(wanted ?? '') ? Number(wanted) : null;
     if (id && app.get(id)) {
       document.title = `${app.titleOf(app.get(id))} · e2ee chat`;
       chat.renderList();
       app.open(id).catch(() => {});
+    } else if (wanted !== null) {
+      // not a conversation of this user (no such id, someone else's, or not a number)
+      document.title = 'Conversation not found · e2ee chat';
+      app.close();
+      chat.renderNotFound();
     } else {
       document.title = 'Chat · e2ee chat';
       app.close();

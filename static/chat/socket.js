@@ -1,7 +1,11 @@
 /**
  * The chat WebSocket (PROTOCOL §5) of this device: connects, keeps alive with ping,
- * reconnects with exponential backoff and jitter, and reports its state.
- * Events: `state` (detail {state, retryAt}), `open`, `frame` (detail: the frame), `fatal` (detail: close code).
+ * reconnects with exponential backoff and jitter, and reports its state. The browser's
+ * `offline` event drops the connection at once (a socket can look open for a minute
+ * after the network went away) and the state is `offline` while `navigator.onLine` is
+ * false; the `online` event reconnects at once.
+ * Events: `state` (detail {state, retryAt}; states idle, connecting, online, waiting,
+ * offline, closed), `open`, `frame` (detail: the frame), `fatal` (detail: close code).
  * @module socket
  */
 
@@ -20,7 +24,8 @@ export class ChatSocket extends EventTarget {
     this.pinger = null;
     this.lastFrame = 0;
     this.stopped = false;
-    this.onOnline = () => this.state === 'waiting' && this.connect();
+    this.onOnline = () => (this.state === 'waiting' || this.state === 'offline') && this.connect();
+    this.onOffline = () => this.networkDown();
   }
 
   get url() {
@@ -31,12 +36,14 @@ export class ChatSocket extends EventTarget {
   start() {
     this.stopped = false;
     window.addEventListener('online', this.onOnline);
+    window.addEventListener('offline', this.onOffline);
     this.connect();
   }
 
   stop() {
     this.stopped = true;
     window.removeEventListener('online', this.onOnline);
+    window.removeEventListener('offline', this.onOffline);
     clearTimeout(this.timer);
     clearInterval(this.pinger);
     if (this.ws) this.ws.close(1000);
@@ -106,12 +113,28 @@ export class ChatSocket extends EventTarget {
   }
 
   retry() {
+    clearTimeout(this.timer);
     this.attempt += 1;
     const base = Math.min(MAX_BACKOFF, 500 * 2 ** Math.min(this.attempt - 1, 6));
     const delay = base / 2 + Math.random() * (base / 2);
     const retryAt = Date.now() + delay;
-    this.setState('waiting', retryAt);
+    this.setState(navigator.onLine === false ? 'offline' : 'waiting', retryAt);
     this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** The browser says the network is gone: drop the connection now and wait for `online`. */
+  networkDown() {
+    if (this.stopped || !this.ws) {
+      if (this.state === 'waiting') this.setState('offline', null);
+      return;
+    }
+    const ws = this.ws;
+    this.ws = null;
+    clearInterval(this.pinger);
+    ws.close(4000);
+    this.retiring?.close(4000);
+    this.retiring = null;
+    this.retry();
   }
 
   /** Reconnect now (the user pressed "retry"). */

@@ -38,9 +38,10 @@ export class Timeline {
    * @param {(what: string, id: number) => void} deps.emit
    * @param {(conv: object, item: object) => void} deps.onIncoming a new live message of someone else
    * @param {(item: object) => void} deps.onOwnFiled one of this user's messages was filed
+   * @param {(conv: object) => void} [deps.onAdvanced] the cursor was moved over filed messages
    */
-  constructor({ me, messenger, rosters, ledgers, requestSync, emit, onIncoming, onOwnFiled }) {
-    Object.assign(this, { me, messenger, rosters, ledgers, requestSync, emit, onIncoming, onOwnFiled });
+  constructor({ me, messenger, rosters, ledgers, requestSync, emit, onIncoming, onOwnFiled, onAdvanced = () => {} }) {
+    Object.assign(this, { me, messenger, rosters, ledgers, requestSync, emit, onIncoming, onOwnFiled, onAdvanced });
   }
 
   /** The timeline fields of a new conversation object. */
@@ -225,6 +226,7 @@ export class Timeline {
   /** Move the cursor over filed messages; ask for what is missing below `last_seq`. */
   advanceCursor(conv) {
     while (conv.messages.has(conv.cursor + 1)) conv.cursor += 1;
+    this.onAdvanced(conv);
     if (conv.last_seq > conv.cursor) this.requestSync([conv]);
   }
 

@@ -75,7 +75,7 @@ class ChatUser:
         page.get_by_label("Passphrase", exact=True).fill(passphrase)
         page.get_by_label("Passphrase (again)").fill(passphrase)
         page.check("#understand")
-        page.get_by_role("button", name="Set up this device").click()
+        page.get_by_role("button", name="Set up this browser").click()
         page.wait_for_selector("body[data-ready=true]", timeout=SETUP_TIMEOUT)
         return self
 

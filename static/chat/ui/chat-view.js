@@ -7,14 +7,15 @@
  * @module ui/chat-view
  */
 
-import { api } from '../api.js';
 import { previewOf } from '../file-kinds.js';
 import { AttachControls } from './attach-controls.js';
 import { avatar, h, replace, shortTime, toast } from './dom.js';
 import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
+import { logoutForm } from './logout.js';
 import { renderNotices } from './conversation-notices.js';
 import { NodeCache, patchChildren } from './patch.js';
+import { findPeople, peopleNote } from './people-search.js';
 import { TimelineView } from './timeline-view.js';
 
 const CONNECTION_TEXT = {
@@ -22,6 +23,7 @@ const CONNECTION_TEXT = {
   connecting: 'Connecting…',
   online: 'Connected',
   waiting: 'Offline',
+  offline: 'Offline · no network',
   closed: 'Disconnected',
 };
 
@@ -53,17 +55,16 @@ export class ChatView {
     this.peopleEl = h('ul.people-results', { 'aria-label': 'People', hidden: true });
     this.listEl = h('ul.conv-list', { 'aria-label': 'Conversations' });
     this.notifyButton = h('button.icon-button', { type: 'button', onclick: () => this.toggleNotifications() });
-    const logoutForm = h('form', { method: 'post', action: '/logout/' },
-      h('input', { type: 'hidden', name: 'csrfmiddlewaretoken', value: document.querySelector('[name=csrfmiddlewaretoken]')?.value ?? '' }),
-      h('button.icon-button', { type: 'submit', 'aria-label': 'Log out', title: 'Log out' }, icon('logout')));
     this.sidebar = h('aside.sidebar', { 'aria-label': 'Conversations' },
       h('header.sidebar-head', {},
-        h('div.me', {}, avatar(me.username), h('div', {}, h('div.me-name', {}, me.username), this.connectionEl)),
+        avatar(me.username),
+        h('div.me-name', {}, me.username),
+        this.connectionEl,
         h('nav.toolbar', { 'aria-label': 'Main' },
           h('button.icon-button', { type: 'button', 'aria-label': 'New group', title: 'New group', onclick: () => this.newGroup() }, icon('users')),
           this.notifyButton,
           h('a.icon-button', { href: '/security/', 'aria-label': 'Security and devices', title: 'Security and devices', id: 'security-link' }, icon('shield')),
-          logoutForm)),
+          logoutForm({ compact: true }))),
       h('div.search', {}, this.searchInput),
       this.peopleEl,
       this.listEl);
@@ -90,7 +91,11 @@ export class ChatView {
 
   onChange({ what, id }) {
     if (what === 'list' || what === 'presence' || what === 'trust' || what === 'notices' || what === 'conversation') this.scheduleList();
-    if (what === 'connection') this.renderConnection();
+    if (what === 'connection') {
+      this.renderConnection();
+      this.scheduleList();
+      this.renderHeaderAndAlerts();
+    }
     if (what === 'fatal') this.renderFatal();
     if (what === 'navigate') this.navigate(`/?c=${id}`);
     const open = this.app.openId;
@@ -126,7 +131,7 @@ export class ChatView {
     this.connectionEl.dataset.state = state;
     const wait = retryAt ? Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) : 0;
     const text = state === 'waiting' ? `Offline · retrying in ${wait} s` : CONNECTION_TEXT[state] ?? state;
-    replace(this.connectionEl, h('span.dot', { 'aria-hidden': 'true' }), text,
+    replace(this.connectionEl, h('span.dot', { 'aria-hidden': 'true' }), h('span.connection-text', {}, text),
       state === 'waiting' && h('button.link.small', { type: 'button', onclick: () => this.app.socket.retryNow() }, 'Retry now'));
   }
 
@@ -161,12 +166,12 @@ export class ChatView {
     }
     this.searchTimer = setTimeout(async () => {
       try {
-        const { users } = await api.searchUsers(q);
-        const people = users.filter((u) => u.username !== this.app.me.username);
+        const users = await findPeople(q);
+        const people = users?.filter((u) => u.username !== this.app.me.username) ?? [];
         this.peopleEl.hidden = false;
         replace(this.peopleEl, h('li.section-label', {}, 'People'),
           people.length ? people.map((u) => h('li', {}, h('button.person', { type: 'button', onclick: () => this.startDirect(u.username), 'aria-label': `Chat with ${u.username}` }, avatar(u.username), h('span', {}, u.username))))
-            : h('li.muted', {}, 'No one found'));
+            : peopleNote(users && people));
       } catch {
         /* offline */
       }
@@ -292,6 +297,17 @@ export class ChatView {
     if (window.matchMedia('(min-width: 760px)').matches) this.textarea?.focus();
   }
 
+  /** The pane for a chat link (`/?c=…`) that names no conversation of this user. */
+  renderNotFound() {
+    this.layout.dataset.view = 'conversation';
+    this.timelineView = null;
+    replace(this.pane, h('div.empty.not-found', { role: 'alert' },
+      h('div.empty-mark', { 'aria-hidden': 'true' }, icon('alert')),
+      h('h2', {}, 'Conversation not found'),
+      h('p', {}, 'This link does not lead to a conversation of yours. It may be mistyped, or the conversation belongs to other people.'),
+      h('a.button.primary', { href: '/', onclick: (e) => { e.preventDefault(); this.navigate('/'); } }, 'Back to conversations')));
+  }
+
   /** Header, notices and composer state of the open conversation, updated in place. */
   renderHeaderAndAlerts() {
     const conv = this.app.get(this.app.openId);
@@ -299,9 +315,11 @@ export class ChatView {
     const peer = this.app.peerOf(conv);
     const online = peer && this.app.online.has(peer);
     const title = this.app.titleOf(conv);
+    // presence is known only while connected (the server reports it to connected devices)
+    const { state } = this.app.connection;
     const sub = conv.kind === 'group'
       ? this.app.membersOf(conv).map((m) => m.username).join(', ')
-      : online ? 'Online' : 'Offline';
+      : state === 'online' ? (online ? 'Online' : 'Offline') : state === 'idle' || state === 'connecting' ? 'Connecting…' : 'You are offline';
     const verified = this.app.peerVerified(conv);
     const sig = JSON.stringify([conv.id, title, sub, online, verified, conv.kind]);
     if (this.headerEl.dataset.sig !== sig) this.renderHeader(conv, { peer, online, title, sub, verified, sig });

@@ -4,7 +4,7 @@
  * @module ui/dialogs
  */
 
-import { api } from '../api.js';
+import { findPeople, peopleNote } from './people-search.js';
 import { avatar, h, replace, toast } from './dom.js';
 import { icon } from './icons.js';
 
@@ -48,14 +48,14 @@ export function userPicker({ exclude = [], onPick, label = 'Search people', id =
       if (!q) return replace(results);
       let users = [];
       try {
-        ({ users } = await api.searchUsers(q));
+        users = await findPeople(q);
       } catch {
         return undefined;
       }
       if (mine !== seq) return undefined;
       const excluded = typeof exclude === 'function' ? exclude() : exclude;
-      const shown = users.filter((u) => !excluded.includes(u.username));
-      replace(results, shown.length ? shown.map((u) => h('li', {}, h('button.pick', { type: 'button', onclick: () => onPick({ id: u.id, username: u.username }) }, avatar(u.username), h('span', {}, u.username)))) : h('li.muted', {}, 'No one found'));
+      const shown = users?.filter((u) => !excluded.includes(u.username)) ?? [];
+      replace(results, shown.length ? shown.map((u) => h('li', {}, h('button.pick', { type: 'button', onclick: () => onPick({ id: u.id, username: u.username }) }, avatar(u.username), h('span', {}, u.username)))) : peopleNote(users && shown));
       return undefined;
     }, 150);
   });

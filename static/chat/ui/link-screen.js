@@ -14,6 +14,7 @@ import { h } from './dom.js';
 import { passphraseField } from './passphrase-field.js';
 import { card, errorBox, show } from './card.js';
 import { linkCodeView } from './link-code.js';
+import { deviceName, deviceNameInput } from './device-name.js';
 
 function remaining(expires) {
   const seconds = Math.max(0, Math.round((Date.parse(expires) - Date.now()) / 1000));
@@ -30,10 +31,10 @@ export function linkScreen(root, { me, keys = null, passphrase = null, reason = 
     let keysPromise = keys ? Promise.resolve(keys) : device.makeKeys();
     keysPromise.catch(() => {});
     if (passphrase) {
-      waitScreen(root, { me, name: device.defaultDeviceName(), keysPromise, passphrase, back, again: () => linkScreen(root, { me, keys, passphrase, reason, back }) }).then(resolve);
+      waitScreen(root, { me, name: deviceName(), keysPromise, passphrase, back, again: () => linkScreen(root, { me, keys, passphrase, reason, back }) }).then(resolve);
       return;
     }
-    const name = h('input', { id: 'device-name', value: device.defaultDeviceName(), maxlength: 100, required: true, autocomplete: 'off' });
+    const name = deviceNameInput();
     const pass = passphraseField({ label: 'Passphrase' });
     const errors = errorBox();
     const submit = h('button.primary', { type: 'submit' }, 'Show link code');

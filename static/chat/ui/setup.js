@@ -21,6 +21,8 @@ import { card, errorBox, show } from './card.js';
 import { confirmDialog } from './dialogs.js';
 import { passphraseField } from './passphrase-field.js';
 import { linkScreen } from './link-screen.js';
+import { deviceNameInput } from './device-name.js';
+import { signedInLine } from './logout.js';
 
 const SETUP_STEPS = [
   ['keys', 'Making your identity key and this device’s two key pairs'],
@@ -92,12 +94,13 @@ export function setupScreen(root, { me, reset = false, reason = null, back = nul
     let identityPromise = device.makeIdentity();
     keysPromise.catch(() => {});
     identityPromise.catch(() => {});
-    const name = h('input', { id: 'device-name', value: device.defaultDeviceName(), maxlength: 100, required: true, autocomplete: 'off' });
+    const name = deviceNameInput();
     const pass = passphraseField({ label: 'Passphrase' });
     const understand = h('input', { type: 'checkbox', id: 'understand', required: true });
     const errors = errorBox();
     const progress = progressPanel();
-    const submit = h('button.primary', { type: 'submit' }, reset ? 'Reset and set up this browser' : 'Set up this device');
+    // the heading says "browser" and so does the button; a reset's button is destructive
+    const submit = h(`button.${reset ? 'danger' : 'primary'}`, { type: 'submit' }, reset ? 'Reset and set up this browser' : 'Set up this browser');
     const form = h('form.stack', { novalidate: true },
       h('label', { for: 'device-name' }, 'Device name'),
       name,
@@ -150,7 +153,7 @@ export function setupScreen(root, { me, reset = false, reason = null, back = nul
     const alt = back
       ? h('p.alt', {}, h('button.link', { type: 'button', onclick: () => back().then(resolve) }, 'Back'))
       : h('p.alt', {}, 'Already set up elsewhere? ', h('button.link', { type: 'button', onclick: () => importScreen(root, { me }).then(resolve) }, 'Import a key file'));
-    show(root, card(reset ? 'Set up without another device' : 'Set up this browser', reason && h('div.callout.callout-warn', { role: 'alert' }, reason), intro, form, alt), name);
+    show(root, card(reset ? 'Set up without another device' : 'Set up this browser', reason && h('div.callout.callout-warn', { role: 'alert' }, reason), intro, form, alt, signedInLine(me)), name);
   });
 }
 
@@ -189,7 +192,7 @@ function chooserScreen(root, { me, reason, listing, activeDevices }) {
         : 'Your account has devices from before identity keys. Unlock one of them first (it upgrades itself), then link this browser from it.';
     show(root, card('Add this browser to your account',
       reason && h('div.callout.callout-warn', { role: 'alert' }, reason),
-      h('p.lead', {}, `Signed in as ${me.username}. You already use the chat on ${activeDevices.length === 1 ? 'another device' : activeDevices.length ? `${activeDevices.length} other devices` : 'another device'}.`),
+      h('p.lead', {}, `You already use the chat on ${activeDevices.length === 1 ? 'another device' : activeDevices.length ? `${activeDevices.length} other devices` : 'another device'}.`),
       h('section.choice', { 'aria-labelledby': 'choice-link' },
         h('h2', { id: 'choice-link' }, 'Link from another device'),
         h('p', {}, linkText),
@@ -200,7 +203,8 @@ function chooserScreen(root, { me, reason, listing, activeDevices }) {
           ? 'Setting up without another device resets your account: every other device is signed out, and your contacts will see that your safety number changed.'
           : 'Setting up here makes a new identity. Your contacts will see that your safety number changed.'),
         reset),
-      h('p.alt', {}, h('button.link', { type: 'button', onclick: () => importScreen(root, { me }).then(resolve) }, 'Import a key file'))),
+      h('p.alt', {}, h('button.link', { type: 'button', onclick: () => importScreen(root, { me }).then(resolve) }, 'Import a key file')),
+      signedInLine(me)),
     canLink ? link : reset);
   });
 }
@@ -273,12 +277,13 @@ export function unlockFlow(root, { me, record }) {
       return undefined;
     });
     show(root, card('Unlock this device',
-      h('p.lead', {}, `Signed in as ${me.username}. Enter the passphrase of this browser’s keys (not your login password).`),
+      h('p.lead', {}, 'Enter the passphrase of this browser’s keys (not your login password).'),
       form,
       h('p.alt', {},
         h('button.link', { type: 'button', onclick: () => noDeviceFlow(root, { me, reason: 'Without the passphrase this browser’s keys cannot be used. Link it again from another device, or set it up anew.' }).then(resolve) }, 'Lost your passphrase?'),
         ' · ',
         h('button.link', { type: 'button', onclick: () => importScreen(root, { me, record }).then(resolve) }, 'Import a key file')),
+      signedInLine(me),
     ), input);
   });
 }
@@ -319,6 +324,6 @@ export function importScreen(root, { me, record = null }) {
     const back = h('button.link', { type: 'button', onclick: () => (record ? unlockFlow(root, { me, record }) : noDeviceFlow(root, { me })).then(resolve) }, 'Back');
     show(root, card('Import a key file',
       h('p.lead', {}, 'Use keys exported from another browser or from the Python client. The file stays in this browser.'),
-      form, h('p.alt', {}, back)), file);
+      form, h('p.alt', {}, back), signedInLine(me)), file);
   });
 }
