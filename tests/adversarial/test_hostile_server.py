@@ -140,7 +140,9 @@ class HostileServer:
         self.messages[cid] = []
         return conversation
 
-    def store(self, cid: int, sender: str, device_id: int, client_msg_id: str, envelope) -> dict:
+    def store(
+        self, cid: int, sender: str, device_id: int, client_msg_id: str, envelope, blobs=()
+    ) -> dict:
         conversation = self.conversations[cid]
         conversation["last_seq"] += 1
         message = {
@@ -153,7 +155,7 @@ class HostileServer:
             "client_msg_id": client_msg_id,
             "created": iso_utc(datetime.now(UTC)),
             "envelope": envelope,
-            "blobs": [],
+            "blobs": list(blobs),
             "deleted": False,
         }
         self.messages[cid].append(message)
@@ -261,12 +263,14 @@ class HostileSession:
         page = messages[-(limit or 50) :]
         return {"messages": copy.deepcopy(page), "has_more": len(messages) > len(page)}
 
-    async def send_message(self, conversation_id, client_msg_id, envelope):
+    async def send_message(self, conversation_id, client_msg_id, envelope, blobs=None):
         if self.server.send_errors:
             raise self.server.send_errors.pop(0)
         device_id = next(d["id"] for d in self.me["devices"] if d["sig_kid"] == envelope["sig_kid"])
         self.server.stored.append(envelope)
-        message = self.server.store(conversation_id, self.name, device_id, client_msg_id, envelope)
+        message = self.server.store(
+            conversation_id, self.name, device_id, client_msg_id, envelope, blobs or ()
+        )
         return copy.deepcopy(message)
 
     # linking (§7.2)
