@@ -10,14 +10,13 @@ from .errors import ActionError
 from .lockout import DETAIL
 from .models import User
 from .names import normalize
-from .ratelimits import enforce
+from .ratelimits import LOGIN_GROUP, REGISTER_GROUP, enforce
 from .schemas import Credentials, SessionOut, UserList, UserOut, session_user, with_errors
 
 router = Router(tags=["accounts"])
 
-# Shared with the HTML forms (views.py): one count per address for both ways in.
-LOGIN_GROUP, LOGIN_DETAIL = "accounts.login", "Too many login attempts; try again later."
-REGISTER_GROUP, REGISTER_DETAIL = "accounts.register", "Too many registrations; try again later."
+LOGIN_DETAIL = "Too many login attempts; try again later."
+REGISTER_DETAIL = "Too many registrations; try again later."
 
 
 @router.get("/session/", response=with_errors({200: SessionOut}), auth=None)

@@ -16,6 +16,10 @@ from .errors import ActionError
 
 logger = logging.getLogger(__name__)
 
+# The API and the HTML forms count in one group each: one count per address for both ways in.
+LOGIN_GROUP = "accounts.login"
+REGISTER_GROUP = "accounts.register"
+
 
 def rate_limited(request, group: str, *, key: str, setting: str) -> int | None:
     """Count this request in `group` against the rate in `settings.<setting>`; the seconds

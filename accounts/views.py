@@ -6,9 +6,8 @@ from django.contrib.auth.views import LoginView, LogoutView
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from .api import LOGIN_GROUP, REGISTER_GROUP
 from .forms import RegistrationForm
-from .ratelimits import rate_limited
+from .ratelimits import LOGIN_GROUP, REGISTER_GROUP, rate_limited
 
 
 def too_many(request, heading: str, retry_after: int):
