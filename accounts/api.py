@@ -10,9 +10,13 @@ from .discovery import find_users
 from .errors import ActionError
 from .lockout import DETAIL
 from .names import normalize
+from .ratelimits import LOGIN_GROUP, REGISTER_GROUP, enforce
 from .schemas import Credentials, SessionOut, UserList, UserOut, session_user, with_errors
 
 router = Router(tags=["accounts"])
+
+LOGIN_DETAIL = "Too many login attempts; try again later."
+REGISTER_DETAIL = "Too many registrations; try again later."
 
 
 @router.get("/session/", response=with_errors({200: SessionOut}), auth=None)
@@ -26,7 +30,8 @@ def get_session(request):
 @router.post("/session/", response=with_errors({200: UserOut}), auth=anyone_with_csrf)
 def create_session(request, body: Credentials):
     """Log in (the username in NFKC form, as registration stores it). Failed logins are
-    throttled per (username, client address)."""
+    throttled per (username, client address), attempts per address by LOGIN_RATE."""
+    enforce(request, LOGIN_GROUP, key="ip", setting="LOGIN_RATE", detail=LOGIN_DETAIL)
     user = authenticate(request, username=normalize(body.username), password=body.password)
     if user is None:
         if getattr(request, "axes_locked_out", False):
@@ -45,7 +50,8 @@ def delete_session(request):
 
 @router.post("/users/", response=with_errors({201: UserOut}), auth=anyone_with_csrf)
 def create_user(request, body: Credentials):
-    """Register (when registration is open) and log in."""
+    """Register (when registration is open) and log in; REGISTER_RATE per client address."""
+    enforce(request, REGISTER_GROUP, key="ip", setting="REGISTER_RATE", detail=REGISTER_DETAIL)
     user = register_user(body.username, body.password)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return Status(201, {"user": session_user(user)})

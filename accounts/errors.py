@@ -29,13 +29,15 @@ class ActionError(Exception):
 
     Raised by actions and validators; the HTTP API renders it as
     ``{"error": {"code", "detail", **extra}}`` with `status`, the WebSocket consumer as an
-    ``error`` frame. Nothing was changed when it is raised.
+    ``error`` frame. Nothing was changed when it is raised. `retry_after` (seconds, for
+    `rate_limited`) becomes the HTTP `Retry-After` header, not a field of the body.
     """
 
-    def __init__(self, code: str, detail: str = "", **extra):
+    def __init__(self, code: str, detail: str = "", *, retry_after: int | None = None, **extra):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail or code.replace("_", " ")
+        self.retry_after = retry_after
         self.extra = extra
 
     @property

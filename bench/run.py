@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from tests.support.services import (
+    BULK_LIMITS,
     REPO_ROOT,
     DaphneServer,
     DjangoStack,
@@ -181,7 +182,12 @@ class ChatStack:
         return stem.with_suffix(".json"), stem.with_suffix(".sql" if kind == "pg" else ".sqlite3")
 
     def start(self):
-        env = {"LOG_LEVEL": "INFO", "DJANGO_SECRET_KEY": BENCH_SECRET_KEY, **self.extra_env}
+        env = {
+            "LOG_LEVEL": "INFO",
+            "DJANGO_SECRET_KEY": BENCH_SECRET_KEY,
+            **BULK_LIMITS,  # one address, thousands of users, idle sockets by the thousand
+            **self.extra_env,
+        }
         redis_url = db_url = None
         cached = None
         if self.seed:

@@ -91,7 +91,10 @@ def api_docs(request):
 
 @api.exception_handler(ActionError)
 def on_action_error(request, exc: ActionError):
-    return error_response(request, exc.code, exc.detail, exc.status, **exc.extra)
+    response = error_response(request, exc.code, exc.detail, exc.status, **exc.extra)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(ValidationError)

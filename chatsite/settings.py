@@ -5,6 +5,7 @@ in-memory channel layer, which fans out inside one process only.
 """
 
 import os
+import re
 import secrets
 import sys
 import warnings
@@ -35,6 +36,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if not value:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_rate(name: str, default: str) -> str:
+    """Read a django-ratelimit rate ("<count>/<s|m|h|d>", e.g. "20/h"); empty is no limit."""
+    value = os.environ.get(name, default).strip()
+    if value and not re.fullmatch(r"\d+/\d*[smhd]", value):
+        raise ImproperlyConfigured(f"{name} must be a rate like 20/h or empty, got {value!r}")
+    return value
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -206,16 +215,32 @@ MAX_DEVICES = int(os.environ.get("MAX_DEVICES", "10"))
 WS_RATE_PER_SECOND = float(os.environ.get("WS_RATE_PER_SECOND", "20"))
 WS_RATE_BURST = int(os.environ.get("WS_RATE_BURST", "50"))
 WS_FLOOD_CLOSE_AFTER = int(os.environ.get("WS_FLOOD_CLOSE_AFTER", "100"))
+# Open WebSockets per user and per device (live Connection rows); one more is accepted and
+# closed with 4429 after a `rate_limited` error frame.
+MAX_SOCKETS_PER_USER = int(os.environ.get("MAX_SOCKETS_PER_USER", "20"))
+MAX_SOCKETS_PER_DEVICE = int(os.environ.get("MAX_SOCKETS_PER_DEVICE", "10"))
 SYNC_BATCH_LIMIT = 500
 # Bodies outside /api/ (admin and page forms); counted on bytes received by
 # chatsite.bodylimit, and Django's own cap on what it parses in memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(512 * 1024)))
 
+# --- Rate limits (docs/protocol.md "Rate limits") ----------------------------------------
+# django-ratelimit rates ("<count>/<s|m|h|d>"; empty turns one off) in fixed windows on the
+# default cache (Redis with REDIS_URL, shared by the workers). Over the limit: 429
+# `rate_limited` with Retry-After, and nothing done. Per client address (REMOTE_ADDR,
+# IPv6 per /64) or per user. Harnesses that register or send in bulk raise them through
+# the environment (tests/support/services.py BULK_LIMITS), never by editing these.
+REGISTER_RATE = env_rate("REGISTER_RATE", "20/h")  # POST /api/users/ and /register/, per address
+LOGIN_RATE = env_rate("LOGIN_RATE", "30/m")  # login attempts (API and form), per address
+DEVICE_REGISTER_RATE = env_rate("DEVICE_REGISTER_RATE", "10/h")  # POST /api/devices/, per user
+LINK_REQUEST_RATE = env_rate("LINK_REQUEST_RATE", "10/h")  # POST /api/link-requests/, per user
+REST_SEND_RATE = env_rate("REST_SEND_RATE", "120/m")  # POST …/messages/, per user
+RATELIMIT_FAIL_OPEN = True  # a cache that fails lets requests through (and is logged)
+
 # --- Encrypted attachments (PROTOCOL §10.2; docs/protocol.md "Attachments") -------------
 MAX_BLOB_BYTES = int(os.environ.get("MAX_BLOB_BYTES", str(128 * 2**20)))
 BLOB_QUOTA_BYTES = int(os.environ.get("BLOB_QUOTA_BYTES", str(2 * 2**30)))
-# django-ratelimit rate per user ("<count>/<s|m|h|d>"), on the default cache.
-BLOB_UPLOAD_RATE = os.environ.get("BLOB_UPLOAD_RATE", "60/h")
+BLOB_UPLOAD_RATE = env_rate("BLOB_UPLOAD_RATE", "60/h")  # per user (see "Rate limits")
 BLOB_UNNAMED_TTL = int(os.environ.get("BLOB_UNNAMED_TTL", str(24 * 3600)))  # seconds
 # Storage files with no row are deleted once older than this (uploads in flight are kept).
 BLOB_ORPHAN_GRACE = int(os.environ.get("BLOB_ORPHAN_GRACE", "3600"))  # seconds

@@ -6,6 +6,7 @@ from ninja import Path, Router, Status
 from accounts.auth import session_auth
 from accounts.errors import ActionError
 from accounts.models import User
+from accounts.ratelimits import enforce
 from accounts.schemas import with_errors
 
 from .actions import certify_device, register_device, revoke_device, set_identity
@@ -64,7 +65,15 @@ def put_identity(request, body: IdentityIn):
 
 @router.post("/devices/", response=with_errors({201: OwnDeviceOut}))
 def create_device(request, body: DeviceIn):
-    """Register this client's keys, certified by my identity, as a new device of mine."""
+    """Register this client's keys, certified by my identity, as a new device of mine
+    (DEVICE_REGISTER_RATE per user)."""
+    enforce(
+        request,
+        "keys.devices",
+        key="user",
+        setting="DEVICE_REGISTER_RATE",
+        detail="Too many device registrations; try again later.",
+    )
     device = register_device(
         request.auth,
         name=body.name,

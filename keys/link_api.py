@@ -4,6 +4,7 @@ devices list, approve or deny, the new device polls its request."""
 from ninja import Path, Router, Status
 
 from accounts.auth import session_auth
+from accounts.ratelimits import enforce
 from accounts.schemas import with_errors
 
 from . import actions
@@ -26,7 +27,15 @@ RequestId = Path(..., ge=1, le=2**63 - 1)
 
 @router.post("/link-requests/", response=with_errors({201: LinkRequestWrapped}))
 def create(request, body: LinkRequestIn):
-    """A new device (logged in, no device yet) asks to join my account; my devices are told."""
+    """A new device (logged in, no device yet) asks to join my account; my devices are told.
+    LINK_REQUEST_RATE per user."""
+    enforce(
+        request,
+        "keys.link_requests",
+        key="user",
+        setting="LINK_REQUEST_RATE",
+        detail="Too many link requests; try again later.",
+    )
     link_request = actions.create_link_request(
         request.auth,
         name=body.name,

@@ -4,6 +4,7 @@ from ninja import Path, Query, Router, Status
 
 from accounts.auth import session_auth
 from accounts.errors import ActionError
+from accounts.ratelimits import enforce
 from accounts.schemas import with_errors
 
 from . import actions, queries
@@ -105,7 +106,15 @@ def history(
     response=with_errors({200: MessageWrapped, 201: MessageWrapped}),
 )
 def send(request, conversation_id: int = ConversationId, *, body: SendIn):
-    """Send one envelope, with the same checks as the WebSocket `send`; 200 for a replay."""
+    """Send one envelope, with the same checks as the WebSocket `send`; 200 for a replay.
+    REST_SEND_RATE per user (replays count too)."""
+    enforce(
+        request,
+        "messaging.send",
+        key="user",
+        setting="REST_SEND_RATE",
+        detail="Too many messages; try again later.",
+    )
     outcome = actions.send_message(
         request.auth,
         conversation_id,

@@ -1,12 +1,11 @@
 """The blob endpoints (PROTOCOL §4, §10.2): upload an encrypted attachment, download one."""
 
-from django.conf import settings
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
-from django_ratelimit.core import is_ratelimited
 from ninja import Router, Status
 
 from accounts.auth import session_auth
 from accounts.errors import ActionError
+from accounts.ratelimits import enforce
 from accounts.schemas import ErrorOut, with_errors
 from accounts.wire import iso_utc
 
@@ -52,10 +51,13 @@ def upload(request):
     400 `bad_request` for a length no blob has (§10.2), 413 `over_quota` past the user's
     BLOB_QUOTA_BYTES, 429 `rate_limited` past BLOB_UPLOAD_RATE. Nothing is kept on refusal."""
     declared = _declared_length(request)
-    if is_ratelimited(
-        request, group="blobs.upload", key="user", rate=settings.BLOB_UPLOAD_RATE, increment=True
-    ):
-        raise ActionError("rate_limited", "Too many uploads; try again later.")
+    enforce(
+        request,
+        "blobs.upload",
+        key="user",
+        setting="BLOB_UPLOAD_RATE",
+        detail="Too many uploads; try again later.",
+    )
     blob = blob_actions.upload(request.auth, request, declared)
     return Status(
         201, {"blob": {"id": blob.id, "size": blob.size, "created": iso_utc(blob.created)}}

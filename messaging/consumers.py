@@ -41,6 +41,7 @@ def _check_device(user_id: int, device_id: int | None) -> Device | None:
 
 
 LOGGED_OUT = "logged out"
+TOO_MANY = "too many sockets"
 
 
 def _open_socket(channel_name: str, user_id: int, device_id: int | None, session=None):
@@ -49,7 +50,10 @@ def _open_socket(channel_name: str, user_id: int, device_id: int | None, session
 
     LOGGED_OUT if the session ended since the handshake read it (the socket had joined
     its session group already, so a later end reaches it); None if the device is not
-    usable; else (device, came online, the co-members who are online). Only they are told
+    usable; TOO_MANY (and nothing recorded) if this socket makes more than
+    MAX_SOCKETS_PER_USER of hers or MAX_SOCKETS_PER_DEVICE of this device: it is counted
+    with the others before it is refused, so sockets opening at once cannot all slip
+    under the cap; else (device, came online, the co-members who are online). Only they are told
     that she came online: one who connects at the same time registers before asking who
     is online, so one of the two sees the other.
     """
@@ -59,6 +63,10 @@ def _open_socket(channel_name: str, user_id: int, device_id: int | None, session
     if device is None:
         return None
     came_online = presence.register(channel_name, user_id, device.pk)
+    per_user, per_device = presence.open_counts(user_id, device.pk)
+    if per_user > settings.MAX_SOCKETS_PER_USER or per_device > settings.MAX_SOCKETS_PER_DEVICE:
+        presence.unregister(channel_name, user_id)
+        return TOO_MANY
     online = presence.online_among(queries.co_member_ids(user_id))
     online_users = list(User.objects.filter(pk__in=online).only("pk", "username"))
     return device, came_online, online_users
@@ -155,6 +163,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if opened is None:
             await self.accept()
             await self.close(code=CLOSE_FORBIDDEN)
+            return
+        if opened is TOO_MANY:
+            await self.accept()
+            detail = (
+                f"Too many open sockets (at most {settings.MAX_SOCKETS_PER_USER} per user and"
+                f" {settings.MAX_SOCKETS_PER_DEVICE} per device); close one or try again later."
+            )
+            await self.send_error(ActionError("rate_limited", detail))
+            await self.close(code=CLOSE_FLOOD)
             return
         device, came_online, online_users = opened
         self.user, self.device = user, device

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from .dbthread import database_call
@@ -42,6 +43,16 @@ def register(channel_name: str, user_id: int, device_id: int) -> bool:
         },
     )
     return _fresh().filter(user_id=user_id).count() == 1
+
+
+def open_counts(user_id: int, device_id: int) -> tuple[int, int]:
+    """The live sockets of this user and of this device of hers (their rows), in one query."""
+    counts = (
+        _fresh()
+        .filter(user_id=user_id)
+        .aggregate(user=Count("pk"), device=Count("pk", filter=Q(device_id=device_id)))
+    )
+    return counts["user"], counts["device"]
 
 
 def unregister(channel_name: str, user_id: int) -> bool:

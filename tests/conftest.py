@@ -62,3 +62,12 @@ def trio(make_user):
 def fast_password_hashing(settings):
     """Argon2 is the production hasher (see test_accounts_api); tests hash cheaply."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Each test starts with no request counted against the rate limits (the cache holds
+    django-ratelimit's counts; user ids and the test client's address repeat across tests)."""
+    from django.core.cache import cache
+
+    cache.clear()

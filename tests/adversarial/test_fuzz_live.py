@@ -25,12 +25,15 @@ from tests.adversarial.test_fuzz import (
     ws_examples,
 )
 from tests.live import live_user, recipients_of
+from tests.support.services import BULK_LIMITS
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(600)]
 
 LIVE_WS = int(os.environ.get("FUZZ_LIVE_WS_FRAMES", "1200"))
 LIVE_HTTP = int(os.environ.get("FUZZ_LIVE_HTTP_BODIES", "1000"))
-FAST = {"WS_RATE_PER_SECOND": "1000000", "WS_RATE_BURST": "1000000"}
+# No frame or request limits: the fuzz is for the validators behind them (the limits have
+# tests of their own: test_rate_limits.py, test_hardening.py).
+FAST = {"WS_RATE_PER_SECOND": "1000000", "WS_RATE_BURST": "1000000", **BULK_LIMITS}
 
 
 class Seal:

@@ -1,7 +1,8 @@
 """The attacks of the security review (issue 15) that the hardening lane fixed, replayed as
 an attacker would, in process: foreign-scheme and foreign-port WebSocket origins, a
 socket kept open after logout, a lock-out from one address while the victim logs in from
-another, look-alike usernames, the docs page and headers for strangers.
+another, look-alike usernames, the docs page and headers for strangers; floods of REST
+sends, registrations and sockets.
 
 Each refusal is one case of the figures table; the unit tests (test_consumer.py,
 test_accounts_api.py, test_openapi.py) hold the details.
@@ -14,8 +15,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from accounts.models import User
+from messaging.models import Connection, Message
 from tests.adversarial.figures import Figures
-from tests.inprocess import ApiClient
+from tests.inprocess import ApiClient, seal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -118,4 +120,57 @@ async def test_review_attacks_are_refused(make_user):
     figures.check("camera=()" in page.get("Permissions-Policy", ""), "no Permissions-Policy")
     corp = page.get("Cross-Origin-Resource-Policy")
     figures.check(corp == "same-origin", f"Cross-Origin-Resource-Policy {corp!r}")
+    figures.assert_clean()
+
+
+async def test_floods_are_refused_with_429(settings, trio):
+    """Finding 8: REST sends and registrations past their limits are 429 `rate_limited`
+    and store nothing; a device's sockets past MAX_SOCKETS_PER_DEVICE close with 4429.
+    Small limits keep it quick; the defaults are in chatsite/settings.py."""
+    figures = Figures("hardening: floods (REST sends, registrations, sockets)")
+    settings.REST_SEND_RATE, settings.REGISTER_RATE = "10/30d", "5/30d"  # no window ends mid-test
+    alice, _, _, direct = trio
+    path = f"/api/conversations/{direct['id']}/messages/"
+    statuses = []
+    for n in range(30):
+        client_msg_id, envelope = await sync_to_async(seal)(alice, direct, f"flood {n}")
+        body = {"client_msg_id": client_msg_id, "envelope": envelope}
+        statuses.append((await sync_to_async(alice.api.post)(path, body)).status_code)
+    registrations = []
+    for n in range(15):
+        api = await sync_to_async(ApiClient)()
+        api.http.defaults["REMOTE_ADDR"] = "203.0.113.9"
+        body = {"username": f"bot{n}", "password": PASSWORD}
+        registrations.append((await sync_to_async(api.post)("/api/users/", body)).status_code)
+    figures.sent = len(statuses)
+    figures.stored = await Message.objects.filter(conversation_id=direct["id"]).acount()
+    for what, got, ok in (
+        ("REST sends", statuses, 10),
+        ("registrations", registrations, 5),
+    ):
+        figures.check(got.count(201) == ok, f"{what}: {got.count(201)} accepted (want {ok})")
+        figures.check(got.count(429) == len(got) - ok, f"{what}: {got}")
+        figures.check(not [s for s in got if s >= 500], f"{what}: 5xx in {got}")
+    figures.check(figures.stored == 10, f"{figures.stored} messages stored (want 10)")
+    bots = await User.objects.filter(username__startswith="bot").acount()
+    figures.check(bots == 5, f"{bots} bots registered (want 5)")
+
+    cap = settings.MAX_SOCKETS_PER_DEVICE
+    sockets, refused = [alice.socket() for _ in range(cap + 5)], 0
+    for n, ws in enumerate(sockets):
+        accepted, _ = await ws.connect(timeout=10)
+        figures.check(accepted, "a socket's handshake refused (want accept, then close)")
+        if n < cap:  # within the cap: open and answering
+            await ws.send_to(text_data='{"type":"ping"}')
+            pong = await ws.receive_json_from(timeout=5)
+            figures.check(pong == {"type": "pong"}, f"socket {n} of {cap}: {pong}")
+        else:  # over it: one `rate_limited` error frame, then close 4429
+            frame = await ws.receive_json_from(timeout=5)
+            code = await close_code(ws)
+            refused += frame.get("code") == "rate_limited" and code == 4429
+    figures.check(refused == 5, f"{refused} sockets over the cap closed with 4429 (want 5)")
+    open_rows = await Connection.objects.filter(device_id=alice.device_id).acount()
+    figures.check(open_rows == settings.MAX_SOCKETS_PER_DEVICE, f"{open_rows} sockets open")
+    for ws in sockets:
+        await ws.disconnect()
     figures.assert_clean()

@@ -536,6 +536,21 @@ class DaphneServer:
         return self
 
 
+# Every client of a test stack comes from 127.0.0.1, so the per-address limits (meant for
+# one person, or one NAT) would count a whole test run as one client: stacks raise them.
+# The per-user limits keep their defaults; a test of a limit passes its own env.
+SHARED_ADDRESS_LIMITS = {"REGISTER_RATE": "100000/h", "LOGIN_RATE": "100000/m"}
+# For harnesses that also register, link, send or connect in bulk per user (bench).
+BULK_LIMITS = {
+    **SHARED_ADDRESS_LIMITS,
+    "DEVICE_REGISTER_RATE": "100000/h",
+    "LINK_REQUEST_RATE": "100000/h",
+    "REST_SEND_RATE": "1000000/m",
+    "MAX_SOCKETS_PER_USER": "100000",
+    "MAX_SOCKETS_PER_DEVICE": "100000",
+}
+
+
 def stack_env(
     database_url: str, redis_url: str | None, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -562,7 +577,7 @@ class DjangoStack:
     With no database_url, an SQLite file in the stack's temp dir is used
     (sqlite:////abs/path/db.sqlite3). With no redis_url, REDIS_URL is unset.
     DJANGO_STATIC_ROOT and CHAT_VAR_DIR point into the temp dir (collectstatic=True
-    fills the former); `env` overrides any of these.
+    fills the former), and SHARED_ADDRESS_LIMITS are raised; `env` overrides any of these.
     """
 
     def __init__(
@@ -605,7 +620,8 @@ class DjangoStack:
             "DJANGO_STATIC_ROOT": str(self.dir / "staticfiles"),
             "CHAT_VAR_DIR": str(self.dir / "var"),
         }
-        self.env = stack_env(self.database_url, self.redis_url, {**own, **self.extra_env})
+        extra = {**SHARED_ADDRESS_LIMITS, **own, **self.extra_env}
+        self.env = stack_env(self.database_url, self.redis_url, extra)
         self.manage("migrate", "--noinput")
         if self.collectstatic:
             # Made first: settings pick the manifest storage only if STATIC_ROOT exists.
