@@ -22,9 +22,12 @@ from .directory import Directory
 from .errors import (
     ChatApiError,
     ChatError,
+    DeviceRevoked,
+    MessageTooLong,
     SendingPaused,
     UntrustedDevice,
     UntrustedIdentity,
+    api_error,
 )
 from .events import (
     DELETED,
@@ -136,6 +139,16 @@ class ChatClient:
                 f"logged in as {user['username']!r} but the key file is {self.username!r}'s"
             )
         return user
+
+    async def check_device(self) -> dict:
+        """This device's record on the server; ``DeviceRevoked`` if it is revoked or not
+        among this account's devices (the server would refuse its socket with 4403)."""
+        for device in await self.session.my_devices():
+            if device.get("id") == self.device_id:
+                if device.get("revoked") is None:
+                    return device
+                break
+        raise DeviceRevoked(self.device_id, self.username)
 
     def pop_notices(self) -> list:
         """Notices seen since the last call."""
@@ -345,13 +358,16 @@ class ChatClient:
             if reply["type"] == "ack":
                 return reply
             extra = {k: v for k, v in reply.items() if k not in ("type", "code", "detail")}
-            raise ChatApiError(0, str(reply.get("code")), str(reply.get("detail", "")), extra)
+            raise api_error(0, str(reply.get("code")), str(reply.get("detail", "")), extra)
 
         ack = await self._deliver(target, content, client_msg_id, transmit)
         return ack, others
 
     async def send_text(self, target: int | str | dict, text: str) -> dict:
-        """Send ``{"type":"text","text":text}`` (at most 16,000 characters)."""
+        """Send ``{"type":"text","text":text}``: at most 16,000 characters (code points),
+        else ``MessageTooLong`` before anything is fetched or encrypted."""
+        if isinstance(text, str) and len(text) > protocol.MAX_TEXT_CHARS:
+            raise MessageTooLong(len(text), protocol.MAX_TEXT_CHARS)
         return await self.send(target, protocol.text_message(text))
 
     # --- attachments (§10.2) -------------------------------------------------------------
@@ -711,7 +727,9 @@ async def connect(
 
     ``state_file`` keeps counters, order ledgers, rosters and trust across restarts (a
     bot without one cannot tell a replay after a restart). A v1 key file of a user
-    without an identity is upgraded (§7.5) and rewritten as v2.
+    without an identity is upgraded (§7.5) and rewritten as v2. Raises
+    ``WrongPassphrase``, ``ChatApiError('invalid_credentials')``, ``ServerUnreachable``
+    and ``DeviceRevoked`` (the key file's device is revoked) before anything else.
     """
     session = ChatSession(server)
     await session.login(username, password)
@@ -720,6 +738,7 @@ async def connect(
     state = StateStore(state_file, device_id=record["device_id"])
     client = await ChatClient.unlock(session, record, passphrase, state=state)
     await client.check_login()
+    await client.check_device()
     if client.keys.id_private is None:
         await client.upgrade(passphrase, save_record=lambda new: write_json(path, new))
     else:

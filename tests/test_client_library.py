@@ -15,10 +15,16 @@ from pathlib import Path
 import pytest
 
 from chatclient import attachments, keystore, protocol
-from chatclient.client import ChatClient
+from chatclient.client import ChatClient, connect
 from chatclient.devices import NewDeviceLink, setup_first_device
 from chatclient.display import message_line
-from chatclient.errors import ChatApiError, ChatError, SocketClosed
+from chatclient.errors import (
+    ChatApiError,
+    ChatError,
+    DeviceRevoked,
+    MessageTooLong,
+    SocketClosed,
+)
 from chatclient.events import (
     REPLAYED,
     IncomingMessage,
@@ -415,6 +421,19 @@ async def test_listen_orders_and_syncs_and_the_readme_bot(
     assert saved.get("counters", conversation["id"]) == 2  # its two echoes
     judged = {row[0]: row[-1] for row in saved.get("ledgers", conversation["id"])}
     assert all(judged[m.id] == "ok" for m in received if m.own)  # ping and pong, persisted
+    # The bot's key file once its device is revoked: connect() says so, before any socket.
+    with pytest.raises(MessageTooLong):
+        await alice.send_text(conversation["id"], "x" * 16_001)
+    await bot_session.revoke_device(record["device_id"])
+    with pytest.raises(DeviceRevoked) as revoked:
+        await connect(
+            server.base_url,
+            username="echobot",
+            password="echobot-password-9x!",
+            key_file=key_file,
+            passphrase="bot passphrase",
+        )
+    assert revoked.value.device_id == record["device_id"]
 
 
 async def test_send_on_socket_acks_and_reseals(server, device_keys):
