@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from .errors import (
     ChatError,
     DeviceRevoked,
     MessageTooLong,
+    RateLimited,
     SendingPaused,
     UntrustedDevice,
     UntrustedIdentity,
@@ -45,7 +47,14 @@ from .state import StateStore
 from .trust import TrustBook
 from .ws import ChatSocket
 
+logger = logging.getLogger(__name__)
+
 MAX_SEND_ATTEMPTS = 6
+# A send refused with rate_limited is sent again (the same envelope) after 0.5, 1, 2, 4,
+# 8 s (or the server's retry_after); the sixth refusal reaches the caller.
+RATE_LIMIT_RETRIES = 5
+RATE_LIMIT_FIRST_DELAY = 0.5
+RATE_LIMIT_MAX_DELAY = 8.0
 VERDICT_STATUS = {
     ordering.OK: OK,
     ordering.REPLAYED: REPLAYED,
@@ -272,8 +281,9 @@ class ChatClient:
         transmit: Callable[[int, str, dict], Awaitable],
     ):
         """Seal and ``transmit`` until stored: ``stale_devices`` fetches the devices again,
-        ``stale_counter`` takes a higher ``n``, ``stale_roster`` verifies the new roster;
-        the same ``client_msg_id`` (and ``n``, but after ``stale_counter``) each time."""
+        ``stale_counter`` takes a higher ``n``, ``stale_roster`` verifies the new roster,
+        ``rate_limited`` waits and sends the same envelope again (``_paced``); the same
+        ``client_msg_id`` (and ``n``, but after ``stale_counter``) each time."""
         conversation = await self.conversation(target)
         cid = conversation["id"]
         client_msg_id = client_msg_id or protocol.new_client_msg_id()
@@ -295,7 +305,7 @@ class ChatClient:
                 recipient_keys=recipients,
             )
             try:
-                return await transmit(cid, client_msg_id, envelope)
+                return await _paced(transmit, cid, client_msg_id, envelope)
             except ChatApiError as error:
                 refresh = False
                 if error.code == "stale_devices":
@@ -342,7 +352,8 @@ class ChatClient:
         """Like ``send`` but with the WebSocket ``send`` frame on an open ``socket`` of this
         device. Returns the ``ack`` frame and the other frames read while waiting for it;
         an ``error`` frame for this message raises ``ChatApiError`` (status 0) unless a
-        re-seal handles it."""
+        re-seal handles it; ``rate_limited`` sends it again after a pause (0.5 s doubling,
+        five times) before ``RateLimited`` is raised."""
         others: list[dict] = []
 
         async def transmit(cid: int, msg_id: str, envelope: dict) -> dict:
@@ -699,6 +710,25 @@ class ChatClient:
         from .linking import transfer_history
 
         return await transfer_history(self, device_id, progress=progress)
+
+
+async def _paced(transmit: Callable[[int, str, dict], Awaitable], cid: int, msg_id: str, envelope):
+    """``transmit`` once, and again after a pause each time the server says
+    ``rate_limited`` (the same envelope: nothing was stored), at most
+    ``RATE_LIMIT_RETRIES`` times; then the ``RateLimited`` reaches the caller."""
+    delay = RATE_LIMIT_FIRST_DELAY
+    for attempt in range(RATE_LIMIT_RETRIES + 1):
+        try:
+            return await transmit(cid, msg_id, envelope)
+        except RateLimited as error:
+            if attempt == RATE_LIMIT_RETRIES:
+                raise
+            wait = error.retry_after if error.retry_after is not None else delay
+            wait = min(wait, RATE_LIMIT_MAX_DELAY)
+            logger.info("send %s rate limited; sending again in %.1fs", msg_id, wait)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, RATE_LIMIT_MAX_DELAY)
+    raise AssertionError("unreachable")
 
 
 def _int(value: object) -> int:
