@@ -13,9 +13,10 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import keystore, ordering, protocol
 from .config import write_json
@@ -158,6 +159,17 @@ class ChatClient:
                     return device
                 break
         raise DeviceRevoked(self.device_id, self.username)
+
+    async def close(self) -> None:
+        """Save the device's state; the client is not to be used afterwards. (Listening
+        ends when the ``events()``/``messages()`` loop is left or cancelled.)"""
+        self.save()
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def pop_notices(self) -> list:
         """Notices seen since the last call."""
@@ -743,7 +755,27 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def connect(
+class _Connecting:
+    """What ``connect`` returns: await it for the client, or use it as
+    ``async with connect(...) as client:`` to have the client closed at the end."""
+
+    def __init__(self, opening: Callable[[], Awaitable[ChatClient]]) -> None:
+        self._opening = opening
+        self._client: ChatClient | None = None
+
+    def __await__(self) -> Generator[Any, None, ChatClient]:
+        return self._opening().__await__()
+
+    async def __aenter__(self) -> ChatClient:
+        self._client = await self._opening()
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+def connect(
     server: str,
     *,
     username: str,
@@ -751,9 +783,11 @@ async def connect(
     key_file: str | os.PathLike,
     passphrase: str,
     state_file: str | os.PathLike | None = None,
-) -> ChatClient:
+) -> _Connecting:
     """Log in to ``server`` and unlock ``key_file`` (a §3 keystore, e.g. the CLI's or the
     browser's export): the few lines a bot needs before ``messages()`` and ``send_text``.
+    ``client = await connect(...)`` (then ``await client.close()``) or ``async with
+    connect(...) as client:``.
 
     ``state_file`` keeps counters, order ledgers, rosters and trust across restarts (a
     bot without one cannot tell a replay after a restart). A v1 key file of a user
@@ -761,6 +795,19 @@ async def connect(
     ``WrongPassphrase``, ``ChatApiError('invalid_credentials')``, ``ServerUnreachable``
     and ``DeviceRevoked`` (the key file's device is revoked) before anything else.
     """
+    return _Connecting(
+        lambda: _connect(server, username, password, key_file, passphrase, state_file)
+    )
+
+
+async def _connect(
+    server: str,
+    username: str,
+    password: str,
+    key_file: str | os.PathLike,
+    passphrase: str,
+    state_file: str | os.PathLike | None,
+) -> ChatClient:
     session = ChatSession(server)
     await session.login(username, password)
     path = Path(key_file)

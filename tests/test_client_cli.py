@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import stat
 import subprocess
 import sys
@@ -240,9 +241,13 @@ def test_send_history_and_listen(people, tmp_path):
     try:
         again.wait_for(lambda e: e.get("text") == "while you were away")
         again.connected()
+        # Ctrl-C once it says it is listening: exit status 130, no traceback.
+        again.proc.send_signal(signal.SIGINT)
+        assert again.proc.wait(30) == 130
     finally:
         again.stop()
     assert [m["seq"] for m in again.messages()] == [4]
+    assert "Traceback" not in "".join(again.stderr), again.stderr
     send_a_photo_history_and_download(alice, bob, tmp_path)
 
 

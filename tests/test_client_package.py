@@ -1,4 +1,5 @@
-"""Every exception class of the client library is a ``ChatError``, and the docs list them."""
+"""The package surface: every exception class is a ``ChatError`` (and the docs list them),
+``__version__``, ``py.typed`` and the top-level names."""
 
 from __future__ import annotations
 
@@ -53,3 +54,14 @@ def test_except_chat_error_catches_every_library_error():
         except ChatError as caught:
             assert type(caught) is cls, name
         assert getattr(chatclient, name, cls) is cls  # exported ones are the same class
+
+
+def test_package_surface():
+    import chatclient as package
+
+    assert isinstance(package.__version__, str) and package.__version__
+    assert (Path(package.__file__).parent / "py.typed").is_file()
+    assert set(package.__all__) == {"__version__", *package._EXPORTS}
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    from chatclient import ChatClient, ChatError, connect  # noqa: F401
