@@ -386,6 +386,24 @@ class ChatClient:
         ack = await self._deliver(target, content, client_msg_id, transmit)
         return ack, others
 
+    async def members_without_devices(self, conversation_id: int) -> list[str]:
+        """The names of the conversation's other members (as last verified) who have no
+        device this device may encrypt to: what is sent there they cannot read. Uses the
+        devices fetched for the last send (fetched now if none were)."""
+        view = self.members.view(conversation_id)
+        if view.kind == "direct" and view.pair is not None:
+            member_ids = set(view.pair)
+        elif view.state is not None:
+            member_ids = set(view.state.members)
+        else:
+            return []
+        names = []
+        for user_id in sorted(member_ids - {self.user_id}):
+            name = self.state.get("names", user_id)
+            if name and not self.directory.usable(await self.directory.user(name)):
+                names.append(name)
+        return names
+
     async def send_text(self, target: int | str | dict, text: str) -> dict:
         """Send ``{"type":"text","text":text}``: at most 16,000 characters (code points),
         else ``MessageTooLong`` before anything is fetched or encrypted."""

@@ -412,6 +412,27 @@ def test_one_line_errors(people, tmp_path, server):
     weak = alice.fails("device", "setup", "--force", CHAT_KDF_ITERATIONS="99999")
     assert weak == "CHAT_KDF_ITERATIONS must be 100000..10000000"
     assert alice.run("send", "bob", "still the same key").returncode == 0
+    # `history | head`: a reader that went away ends the command without a traceback.
+    piped = subprocess.Popen(
+        alice.argv("history", "bob"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=alice.env(),
+        cwd=REPO,
+    )
+    piped.stdout.close()  # before the command writes anything
+    assert piped.stderr.read() == "" and piped.wait(60) == 1
+    # The server's reason for refusing a password; a person without a device.
+    carol = Cli(server.base_url, tmp_path / "carol", passphrase="c", password="carol1234")
+    assert "too similar to the username" in carol.fails("register", "carol")
+    carol.password = "carol-pw-Xy7!q"
+    carol.run("register", "carol")
+    warned = alice.run("send", "carol", "anyone there?").stderr
+    assert warned.startswith("!! carol has no active device: this message was not encrypted")
+    assert "carol  identity (none: not upgraded)\n    no active device" in (
+        alice.run("fingerprints", "carol").stdout
+    )
     alice.run("logout")
     assert alice.fails("send", "bob", "hi").startswith("not logged in")
 
