@@ -18,6 +18,7 @@ from typing import BinaryIO
 from Crypto.Cipher import AES
 from Crypto.Random import get_random_bytes
 
+from chatclient.errors import FileRefused  # noqa: F401  (re-exported: attachments.FileRefused)
 from chatclient.protocol import (
     MAX_TEXT_CHARS,
     ProtocolError,
@@ -44,17 +45,6 @@ _BLOB_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MIME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
 _MAX_EXTENSION_CHARS = 16
-
-
-class FileRefused(Exception):
-    """A file a reader must not show: ``code`` says which §10.2 check failed
-    (``bad_length``, ``bad_chunk``, ``bad_last``, ``bad_padding``, ``bad_hash``,
-    ``bad_meta``), ``detail`` says what."""
-
-    def __init__(self, code: str, detail: str = "") -> None:
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
-        self.detail = detail
 
 
 # --- sizes --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -145,6 +146,8 @@ async def cmd_fingerprints(ctx: Context) -> None:
         kid = view.identity.id_kid if view.identity else None
         say(f"{clean(name)}  identity {fingerprint(kid) if kid else '(none: not upgraded)'}")
         usable = directory.usable(view)
+        if not view.devices:
+            say("    no active device")
         for device in view.devices:
             mark = "" if device in usable else "  !! not certified by the accepted identity"
             say(f"    device {device.id} {clean(device.name)!r}{mark}")
@@ -175,6 +178,16 @@ async def cmd_send(ctx: Context) -> None:
         client.save()
     report_notices(client)  # on a failure its one line says what they would
     say(f"sent [{message['conversation']}#{message['seq']}] id {message['id']}")
+    await warn_unreachable(client, message["conversation"])
+
+
+async def warn_unreachable(client, conversation_id: int) -> None:
+    """Say who among the recipients has no active device (nobody can read it for them)."""
+    for name in await client.members_without_devices(conversation_id):
+        warn(
+            f"!! {clean(name)} has no active device: this message was not encrypted for "
+            f"{clean(name)}, who will not be able to read it"
+        )
 
 
 async def send_file(ctx: Context) -> None:
@@ -197,6 +210,7 @@ async def send_file(ctx: Context) -> None:
         f"sent [{message['conversation']}#{message['seq']}] id {message['id']} "
         f"(file {clean(clean_file_name(path.name))}, {human_size(path.stat().st_size)})"
     )
+    await warn_unreachable(client, message["conversation"])
 
 
 async def cmd_download(ctx: Context) -> None:
@@ -385,12 +399,28 @@ def describe(error: BaseException) -> str:
             return f"unknown user: {clean(', '.join(map(str, error.extra['usernames'])))}"
         if error.code == "stale_devices":
             return "the recipients' devices kept changing; try again"
+        fields = error.extra.get("fields")
+        if isinstance(fields, dict) and fields:  # e.g. why a password was refused
+            reasons = "; ".join(
+                clean(str(reason))
+                for value in fields.values()
+                for reason in (value if isinstance(value, list) else [value])
+            )
+            return f"{clean(error.detail).rstrip('.')}: {reasons}"
         return f"{error.code}: {clean(error.detail)}"
     if isinstance(error, protocol.ProtocolError):
         return f"{error.code}: {error.detail}"
     if isinstance(error, FileRefused):
         return f"this file was refused: it was changed or damaged on the way ({error})"
     return str(error) or type(error).__name__
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that flushing it at exit raises nothing again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -400,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(args.handler(Context(args)))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        _silence_stdout()
+        return 1
     except asyncio.CancelledError:  # SIGTERM during listen
         return 0
     except (

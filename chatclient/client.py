@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import keystore, ordering, protocol
 from .config import write_json
@@ -22,9 +24,13 @@ from .directory import Directory
 from .errors import (
     ChatApiError,
     ChatError,
+    DeviceRevoked,
+    MessageTooLong,
+    RateLimited,
     SendingPaused,
     UntrustedDevice,
     UntrustedIdentity,
+    api_error,
 )
 from .events import (
     DELETED,
@@ -42,7 +48,14 @@ from .state import StateStore
 from .trust import TrustBook
 from .ws import ChatSocket
 
+logger = logging.getLogger(__name__)
+
 MAX_SEND_ATTEMPTS = 6
+# A send refused with rate_limited is sent again (the same envelope) after 0.5, 1, 2, 4,
+# 8 s (or the server's retry_after); the sixth refusal reaches the caller.
+RATE_LIMIT_RETRIES = 5
+RATE_LIMIT_FIRST_DELAY = 0.5
+RATE_LIMIT_MAX_DELAY = 8.0
 VERDICT_STATUS = {
     ordering.OK: OK,
     ordering.REPLAYED: REPLAYED,
@@ -136,6 +149,27 @@ class ChatClient:
                 f"logged in as {user['username']!r} but the key file is {self.username!r}'s"
             )
         return user
+
+    async def check_device(self) -> dict:
+        """This device's record on the server; ``DeviceRevoked`` if it is revoked or not
+        among this account's devices (the server would refuse its socket with 4403)."""
+        for device in await self.session.my_devices():
+            if device.get("id") == self.device_id:
+                if device.get("revoked") is None:
+                    return device
+                break
+        raise DeviceRevoked(self.device_id, self.username)
+
+    async def close(self) -> None:
+        """Save the device's state; the client is not to be used afterwards. (Listening
+        ends when the ``events()``/``messages()`` loop is left or cancelled.)"""
+        self.save()
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def pop_notices(self) -> list:
         """Notices seen since the last call."""
@@ -259,8 +293,9 @@ class ChatClient:
         transmit: Callable[[int, str, dict], Awaitable],
     ):
         """Seal and ``transmit`` until stored: ``stale_devices`` fetches the devices again,
-        ``stale_counter`` takes a higher ``n``, ``stale_roster`` verifies the new roster;
-        the same ``client_msg_id`` (and ``n``, but after ``stale_counter``) each time."""
+        ``stale_counter`` takes a higher ``n``, ``stale_roster`` verifies the new roster,
+        ``rate_limited`` waits and sends the same envelope again (``_paced``); the same
+        ``client_msg_id`` (and ``n``, but after ``stale_counter``) each time."""
         conversation = await self.conversation(target)
         cid = conversation["id"]
         client_msg_id = client_msg_id or protocol.new_client_msg_id()
@@ -282,7 +317,7 @@ class ChatClient:
                 recipient_keys=recipients,
             )
             try:
-                return await transmit(cid, client_msg_id, envelope)
+                return await _paced(transmit, cid, client_msg_id, envelope)
             except ChatApiError as error:
                 refresh = False
                 if error.code == "stale_devices":
@@ -329,7 +364,8 @@ class ChatClient:
         """Like ``send`` but with the WebSocket ``send`` frame on an open ``socket`` of this
         device. Returns the ``ack`` frame and the other frames read while waiting for it;
         an ``error`` frame for this message raises ``ChatApiError`` (status 0) unless a
-        re-seal handles it."""
+        re-seal handles it; ``rate_limited`` sends it again after a pause (0.5 s doubling,
+        five times) before ``RateLimited`` is raised."""
         others: list[dict] = []
 
         async def transmit(cid: int, msg_id: str, envelope: dict) -> dict:
@@ -345,13 +381,34 @@ class ChatClient:
             if reply["type"] == "ack":
                 return reply
             extra = {k: v for k, v in reply.items() if k not in ("type", "code", "detail")}
-            raise ChatApiError(0, str(reply.get("code")), str(reply.get("detail", "")), extra)
+            raise api_error(0, str(reply.get("code")), str(reply.get("detail", "")), extra)
 
         ack = await self._deliver(target, content, client_msg_id, transmit)
         return ack, others
 
+    async def members_without_devices(self, conversation_id: int) -> list[str]:
+        """The names of the conversation's other members (as last verified) who have no
+        device this device may encrypt to: what is sent there they cannot read. Uses the
+        devices fetched for the last send (fetched now if none were)."""
+        view = self.members.view(conversation_id)
+        if view.kind == "direct" and view.pair is not None:
+            member_ids = set(view.pair)
+        elif view.state is not None:
+            member_ids = set(view.state.members)
+        else:
+            return []
+        names = []
+        for user_id in sorted(member_ids - {self.user_id}):
+            name = self.state.get("names", user_id)
+            if name and not self.directory.usable(await self.directory.user(name)):
+                names.append(name)
+        return names
+
     async def send_text(self, target: int | str | dict, text: str) -> dict:
-        """Send ``{"type":"text","text":text}`` (at most 16,000 characters)."""
+        """Send ``{"type":"text","text":text}``: at most 16,000 characters (code points),
+        else ``MessageTooLong`` before anything is fetched or encrypted."""
+        if isinstance(text, str) and len(text) > protocol.MAX_TEXT_CHARS:
+            raise MessageTooLong(len(text), protocol.MAX_TEXT_CHARS)
         return await self.send(target, protocol.text_message(text))
 
     # --- attachments (§10.2) -------------------------------------------------------------
@@ -685,6 +742,25 @@ class ChatClient:
         return await transfer_history(self, device_id, progress=progress)
 
 
+async def _paced(transmit: Callable[[int, str, dict], Awaitable], cid: int, msg_id: str, envelope):
+    """``transmit`` once, and again after a pause each time the server says
+    ``rate_limited`` (the same envelope: nothing was stored), at most
+    ``RATE_LIMIT_RETRIES`` times; then the ``RateLimited`` reaches the caller."""
+    delay = RATE_LIMIT_FIRST_DELAY
+    for attempt in range(RATE_LIMIT_RETRIES + 1):
+        try:
+            return await transmit(cid, msg_id, envelope)
+        except RateLimited as error:
+            if attempt == RATE_LIMIT_RETRIES:
+                raise
+            wait = error.retry_after if error.retry_after is not None else delay
+            wait = min(wait, RATE_LIMIT_MAX_DELAY)
+            logger.info("send %s rate limited; sending again in %.1fs", msg_id, wait)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, RATE_LIMIT_MAX_DELAY)
+    raise AssertionError("unreachable")
+
+
 def _int(value: object) -> int:
     return value if type(value) is int else 0
 
@@ -697,7 +773,27 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def connect(
+class _Connecting:
+    """What ``connect`` returns: await it for the client, or use it as
+    ``async with connect(...) as client:`` to have the client closed at the end."""
+
+    def __init__(self, opening: Callable[[], Awaitable[ChatClient]]) -> None:
+        self._opening = opening
+        self._client: ChatClient | None = None
+
+    def __await__(self) -> Generator[Any, None, ChatClient]:
+        return self._opening().__await__()
+
+    async def __aenter__(self) -> ChatClient:
+        self._client = await self._opening()
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+def connect(
     server: str,
     *,
     username: str,
@@ -705,14 +801,31 @@ async def connect(
     key_file: str | os.PathLike,
     passphrase: str,
     state_file: str | os.PathLike | None = None,
-) -> ChatClient:
+) -> _Connecting:
     """Log in to ``server`` and unlock ``key_file`` (a §3 keystore, e.g. the CLI's or the
     browser's export): the few lines a bot needs before ``messages()`` and ``send_text``.
+    ``client = await connect(...)`` (then ``await client.close()``) or ``async with
+    connect(...) as client:``.
 
     ``state_file`` keeps counters, order ledgers, rosters and trust across restarts (a
     bot without one cannot tell a replay after a restart). A v1 key file of a user
-    without an identity is upgraded (§7.5) and rewritten as v2.
+    without an identity is upgraded (§7.5) and rewritten as v2. Raises
+    ``WrongPassphrase``, ``ChatApiError('invalid_credentials')``, ``ServerUnreachable``
+    and ``DeviceRevoked`` (the key file's device is revoked) before anything else.
     """
+    return _Connecting(
+        lambda: _connect(server, username, password, key_file, passphrase, state_file)
+    )
+
+
+async def _connect(
+    server: str,
+    username: str,
+    password: str,
+    key_file: str | os.PathLike,
+    passphrase: str,
+    state_file: str | os.PathLike | None,
+) -> ChatClient:
     session = ChatSession(server)
     await session.login(username, password)
     path = Path(key_file)
@@ -720,6 +833,7 @@ async def connect(
     state = StateStore(state_file, device_id=record["device_id"])
     client = await ChatClient.unlock(session, record, passphrase, state=state)
     await client.check_login()
+    await client.check_device()
     if client.keys.id_private is None:
         await client.upgrade(passphrase, save_record=lambda new: write_json(path, new))
     else:

@@ -24,7 +24,7 @@ KEY_BITS_ENV = "CHAT_KEY_BITS"
 KDF_ITERATIONS_ENV = "CHAT_KDF_ITERATIONS"
 
 
-class CliError(Exception):
+class CliError(ChatError):
     """A failure to report as one line."""
 
 
@@ -183,6 +183,7 @@ class Context:
         state = self.state(record["device_id"])
         client = await ChatClient.unlock(session, record, passphrase, state=state)
         await client.check_login()
+        await client.check_device()
         if client.keys.id_private is not None:
             if await client.complete_identity():
                 warn("finished this device's upgrade: identity key set and device certified")

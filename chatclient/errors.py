@@ -1,10 +1,54 @@
-"""Exceptions of the client library, each with a one-line message fit for a terminal."""
+"""Exceptions of the client library, each with a one-line message fit for a terminal.
+
+Every one derives from ``ChatError``. This module imports nothing, so the server (which
+shares ``protocol``) pulls in no client code with it. ``ProtocolError`` is also
+``protocol.ProtocolError``, ``KeystoreError`` and ``WrongPassphrase`` are also in
+``keystore``, ``FileRefused`` in ``attachments``.
+"""
 
 from __future__ import annotations
 
 
 class ChatError(Exception):
     """Base class of every error the client library raises on purpose."""
+
+
+class ProtocolError(ChatError):
+    """A protocol violation; ``code`` is an error code of PROTOCOL.md §6."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+class MessageTooLong(ProtocolError):
+    """A text (or caption) longer than ``limit`` (16,000) code points; refused before
+    anything is encrypted or sent. ``code`` is ``too_large``, ``length`` the text's."""
+
+    def __init__(self, length: int, limit: int, what: str = "text") -> None:
+        super().__init__("too_large", f"the {what} is longer than {limit} characters ({length})")
+        self.length = length
+        self.limit = limit
+
+
+class KeystoreError(ChatError):
+    """A keystore record that is malformed, out of bounds or holds the wrong keys."""
+
+
+class WrongPassphrase(KeystoreError):
+    """The passphrase does not open the record (or the record's ciphertext was altered)."""
+
+
+class FileRefused(ChatError):
+    """A file a reader must not show: ``code`` says which §10.2 check failed
+    (``bad_length``, ``bad_chunk``, ``bad_last``, ``bad_padding``, ``bad_hash``,
+    ``bad_meta``), ``detail`` says what."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
 
 
 class ChatApiError(ChatError):
@@ -28,6 +72,24 @@ class ChatApiError(ChatError):
         return self.status == 429 or self.status >= 500 or self.code == "rate_limited"
 
 
+class RateLimited(ChatApiError):
+    """The server refused the request or frame as too frequent (``rate_limited``).
+    ``retry_after`` is the seconds it asked to wait, None when it did not say. Sends are
+    retried with backoff by the client before this reaches the caller."""
+
+    def __init__(self, status: int, code: str, detail: str = "", extra: dict | None = None):
+        super().__init__(status, code, detail, extra)
+        retry_after = self.extra.get("retry_after")
+        ok = isinstance(retry_after, int | float) and not isinstance(retry_after, bool)
+        self.retry_after: float | None = float(retry_after) if ok and retry_after >= 0 else None
+
+
+def api_error(status: int, code: str, detail: str = "", extra: dict | None = None) -> ChatApiError:
+    """The ``ChatApiError`` for a §6 error: ``RateLimited`` for ``rate_limited``."""
+    kind = RateLimited if code == "rate_limited" else ChatApiError
+    return kind(status, code, detail, extra)
+
+
 class ServerUnreachable(ChatError):
     """The server could not be reached (refused, timed out, DNS, TLS, connection dropped)."""
 
@@ -49,6 +111,21 @@ class SocketClosed(ChatError):
     def fatal(self) -> bool:
         """Whether reconnecting cannot help: not logged in (4401) or device refused (4403)."""
         return self.code in (4401, 4403)
+
+
+class DeviceRevoked(ChatError):
+    """This key file's device is revoked (or was never this account's): the server will
+    refuse it. Raised when connecting, before anything else is tried; link this machine
+    again (``chat-client device link``) or use another key file."""
+
+    def __init__(self, device_id: int, username: str = "") -> None:
+        self.device_id = device_id
+        self.username = username
+        whose = f" of {username}" if username else ""
+        super().__init__(
+            f"device {device_id}{whose} is revoked: this key file can no longer be used "
+            "(link this machine again or use another key file)"
+        )
 
 
 class UntrustedDevice(ChatError):

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from . import attachments
 from .attachments import FileRefused, clean_file_name
-from .errors import ChatError
+from .errors import ChatError, MessageTooLong
 from .events import IncomingMessage
 from .protocol import MAX_TEXT_CHARS, ProtocolError, b64encode
 
@@ -133,7 +133,7 @@ async def send_file(
     if not attachments.is_mime_type(mime):
         raise ProtocolError("bad_request", f"not a MIME type: {mime!r}")
     if caption is not None and len(caption) > MAX_TEXT_CHARS:
-        raise ProtocolError("too_large", f"the caption is longer than {MAX_TEXT_CHARS} characters")
+        raise MessageTooLong(len(caption), MAX_TEXT_CHARS, "caption")
     size = len(source) if in_memory else os.stat(source).st_size
     if size > attachments.MAX_FILE_BYTES:
         raise ProtocolError("too_large", f"files are at most {attachments.MAX_FILE_BYTES} bytes")

@@ -14,6 +14,7 @@ import unicodedata
 from Crypto.Cipher import AES
 from Crypto.Random import get_random_bytes
 
+from .errors import KeystoreError, WrongPassphrase  # noqa: F401  (re-exported here)
 from .protocol import (
     IV_BYTES,
     TAG_BYTES,
@@ -35,14 +36,6 @@ SECRET_FIELDS = {
     1: frozenset({"enc_pkcs8", "sig_pkcs8"}),
     2: frozenset({"enc_pkcs8", "sig_pkcs8", "id_pkcs8"}),
 }
-
-
-class KeystoreError(Exception):
-    """A keystore record that is malformed, out of bounds or holds the wrong keys."""
-
-
-class WrongPassphrase(KeystoreError):
-    """The passphrase does not open the record (or the record's ciphertext was altered)."""
 
 
 def derive_kek(passphrase: str, salt: bytes, iterations: int) -> bytes:

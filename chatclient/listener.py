@@ -9,7 +9,7 @@ are verified (§8), ``devices_changed`` fetches that user's identity and devices
 (§7.4), ``link_request`` frames become ``LinkRequested`` events, and a rollback (§9)
 makes the conversation be read again from where it forked. A dropped connection is retried with
 exponential backoff (with jitter), as are 5xx and 429 answers; 4401/4403 closes end the
-loop with ``SocketClosed`` and other API errors (401, a refused Origin) propagate.
+loop with ``SocketClosed`` (``DeviceRevoked`` when this device was revoked) and other API errors (401, a refused Origin) propagate.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import random
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from .errors import ChatApiError, ChatError, ServerUnreachable, SocketClosed
+from .errors import ChatApiError, ChatError, DeviceRevoked, ServerUnreachable, SocketClosed
 from .events import ConversationChanged, LinkRequested, Rollback, ServerNotice, Status
 from .ws import ChatSocket
 
@@ -66,6 +66,8 @@ async def listen(client: ChatClient, *, since: str = "cursor") -> AsyncIterator:
                 yield event
             reason = "closed"
         except SocketClosed as error:
+            if error.code == 4403:
+                await _refused(client, error)
             if error.fatal:
                 raise
             reason = str(error)
@@ -79,6 +81,17 @@ async def listen(client: ChatClient, *, since: str = "cursor") -> AsyncIterator:
         logger.info("disconnected (%s); retrying in %.1fs", reason, delay)
         yield Status("disconnected", reason, retry_in=delay)
         await asyncio.sleep(delay)
+
+
+async def _refused(client: ChatClient, error: SocketClosed) -> None:
+    """After a 4403 close: ``DeviceRevoked`` if this device is revoked (else the close
+    stands: a deactivated account, or the check itself failed)."""
+    try:
+        await client.check_device()
+    except DeviceRevoked as revoked:
+        raise revoked from error
+    except ChatError:
+        pass
 
 
 class _Connection:

@@ -27,6 +27,8 @@ from Crypto.PublicKey.RSA import RsaKey
 from Crypto.Random import get_random_bytes
 from Crypto.Signature import pss
 
+from .errors import MessageTooLong, ProtocolError  # noqa: F401  (re-exported: protocol.ProtocolError)
+
 ALLOWED_KEY_BITS = (2048, 3072, 4096)
 DEFAULT_KEY_BITS = 3072
 PUBLIC_EXPONENT = 65537
@@ -47,15 +49,6 @@ _KID_RE = re.compile(r"[0-9a-f]{64}")
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _USER_KEY_RE = re.compile(r"[1-9][0-9]*")
 _UUID4_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-class ProtocolError(Exception):
-    """A protocol violation; ``code`` is an error code of PROTOCOL.md §6."""
-
-    def __init__(self, code: str, detail: str = "") -> None:
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
-        self.detail = detail
 
 
 class OpenError(ProtocolError):
@@ -378,11 +371,12 @@ def key_commitment(content_key: bytes) -> bytes:
 
 
 def text_message(text: str) -> dict:
-    """The plaintext of a text message; longer than 16,000 characters is ``too_large``."""
+    """The plaintext of a text message; longer than 16,000 characters (code points) is
+    ``MessageTooLong`` (a ``ProtocolError('too_large')``)."""
     if not isinstance(text, str):
         raise ProtocolError("bad_request", "text must be a string")
     if len(text) > MAX_TEXT_CHARS:
-        raise ProtocolError("too_large", f"text is longer than {MAX_TEXT_CHARS} characters")
+        raise MessageTooLong(len(text), MAX_TEXT_CHARS)
     return {"type": "text", "text": text}
 
 

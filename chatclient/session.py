@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .errors import ChatApiError, ServerUnreachable
+from .errors import ChatApiError, ServerUnreachable, api_error
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CODE_BY_STATUS = {
@@ -427,7 +427,7 @@ def _api_error(status: int, parsed: Any, raw: bytes) -> ChatApiError:
     error = parsed.get("error") if isinstance(parsed, dict) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         extra = {k: v for k, v in error.items() if k not in ("code", "detail")}
-        return ChatApiError(status, error["code"], str(error.get("detail", "")), extra)
+        return api_error(status, error["code"], str(error.get("detail", "")), extra)
     code = CODE_BY_STATUS.get(status, "server_error" if status >= 500 else "bad_request")
     text = raw[:200].decode("utf-8", "replace").strip() if raw else ""
-    return ChatApiError(status, code, f"HTTP {status}" + (f": {text}" if text else ""))
+    return api_error(status, code, f"HTTP {status}" + (f": {text}" if text else ""))

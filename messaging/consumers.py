@@ -1,6 +1,7 @@
 """The chat WebSocket (PROTOCOL §5): one consumer per socket, bound to one device."""
 
 import logging
+import re
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -9,6 +10,7 @@ from django.conf import settings
 
 from accounts.errors import ActionError
 from accounts.models import User
+from chatclient.protocol import is_client_msg_id
 from keys.models import Device
 
 from . import actions, dbthread, presence, queries, realtime
@@ -38,6 +40,18 @@ def _check_device(user_id: int, device_id: int | None) -> Device | None:
     return (
         Device.objects.active().filter(pk=device_id, user_id=user_id, user__is_active=True).first()
     )
+
+
+_CLIENT_MSG_ID_RE = re.compile(r'"client_msg_id"\s*:\s*"([0-9a-f-]{36})"')
+
+
+def _refused_send_id(text_data: str | None) -> str | None:
+    """The ``client_msg_id`` of a frame refused unparsed (rate limited), if it names a
+    well-formed one: found without parsing the frame, which a refusal must not cost."""
+    if not isinstance(text_data, str) or len(text_data) > settings.MAX_FRAME_BYTES:
+        return None
+    found = _CLIENT_MSG_ID_RE.search(text_data)
+    return found.group(1) if found and is_client_msg_id(found.group(1)) else None
 
 
 LOGGED_OUT = "logged out"
@@ -219,7 +233,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.device is None:
             return
         if not self.limiter.allow():
-            await self.send_error(ActionError("rate_limited", "Too many frames; slow down."))
+            error = ActionError("rate_limited", "Too many frames; slow down.")
+            msg_id = _refused_send_id(text_data)
+            if msg_id is not None:  # the sender can tell which send to retry (PROTOCOL §5)
+                error.extra["client_msg_id"] = msg_id
+            await self.send_error(error)
             if self.limiter.flooding:
                 await self.close(code=CLOSE_FLOOD)
             return

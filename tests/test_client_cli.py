@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import stat
 import subprocess
 import sys
@@ -240,9 +241,13 @@ def test_send_history_and_listen(people, tmp_path):
     try:
         again.wait_for(lambda e: e.get("text") == "while you were away")
         again.connected()
+        # Ctrl-C once it says it is listening: exit status 130, no traceback.
+        again.proc.send_signal(signal.SIGINT)
+        assert again.proc.wait(30) == 130
     finally:
         again.stop()
     assert [m["seq"] for m in again.messages()] == [4]
+    assert "Traceback" not in "".join(again.stderr), again.stderr
     send_a_photo_history_and_download(alice, bob, tmp_path)
 
 
@@ -407,6 +412,27 @@ def test_one_line_errors(people, tmp_path, server):
     weak = alice.fails("device", "setup", "--force", CHAT_KDF_ITERATIONS="99999")
     assert weak == "CHAT_KDF_ITERATIONS must be 100000..10000000"
     assert alice.run("send", "bob", "still the same key").returncode == 0
+    # `history | head`: a reader that went away ends the command without a traceback.
+    piped = subprocess.Popen(
+        alice.argv("history", "bob"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=alice.env(),
+        cwd=REPO,
+    )
+    piped.stdout.close()  # before the command writes anything
+    assert piped.stderr.read() == "" and piped.wait(60) == 1
+    # The server's reason for refusing a password; a person without a device.
+    carol = Cli(server.base_url, tmp_path / "carol", passphrase="c", password="carol1234")
+    assert "too similar to the username" in carol.fails("register", "carol")
+    carol.password = "carol-pw-Xy7!q"
+    carol.run("register", "carol")
+    warned = alice.run("send", "carol", "anyone there?").stderr
+    assert warned.startswith("!! carol has no active device: this message was not encrypted")
+    assert "carol  identity (none: not upgraded)\n    no active device" in (
+        alice.run("fingerprints", "carol").stdout
+    )
     alice.run("logout")
     assert alice.fails("send", "bob", "hi").startswith("not logged in")
 
@@ -423,12 +449,9 @@ def test_listen_ends_with_one_line_when_its_device_is_revoked(people):
     finally:
         listener.stop()
     stderr = "".join(listener.stderr).strip().splitlines()
-    assert stderr[-1] == (
-        "chat-client: error: the server refused this device (revoked, or another user's key file)"
-    )
-    assert bob.fails("send", "alice", "hi").startswith(
-        "this device is not an active certified device"
-    )
+    revoked = f"device {device_id} of bob is revoked: this key file can no longer be used"
+    assert stderr[-1].startswith(f"chat-client: error: {revoked}")
+    assert bob.fails("send", "alice", "hi").startswith(revoked)  # said before anything else
 
 
 def send_a_photo_history_and_download(alice: Cli, bob: Cli, tmp_path: Path) -> None:

@@ -9,16 +9,23 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
 from chatclient import attachments, keystore, protocol
-from chatclient.client import ChatClient
+from chatclient.client import ChatClient, connect
 from chatclient.devices import NewDeviceLink, setup_first_device
 from chatclient.display import message_line
-from chatclient.errors import ChatApiError, ChatError, SocketClosed
+from chatclient.errors import (
+    ChatApiError,
+    ChatError,
+    DeviceRevoked,
+    MessageTooLong,
+    SocketClosed,
+)
 from chatclient.events import (
     REPLAYED,
     IncomingMessage,
@@ -415,9 +422,27 @@ async def test_listen_orders_and_syncs_and_the_readme_bot(
     assert saved.get("counters", conversation["id"]) == 2  # its two echoes
     judged = {row[0]: row[-1] for row in saved.get("ledgers", conversation["id"])}
     assert all(judged[m.id] == "ok" for m in received if m.own)  # ping and pong, persisted
+    # The bot's key file once its device is revoked: connect() says so, before any socket.
+    with pytest.raises(MessageTooLong):
+        await alice.send_text(conversation["id"], "x" * 16_001)
+    await bot_session.revoke_device(record["device_id"])
+    with pytest.raises(DeviceRevoked) as revoked:
+        await connect(
+            server.base_url,
+            username="echobot",
+            password="echobot-password-9x!",
+            key_file=key_file,
+            passphrase="bot passphrase",
+        )
+    assert revoked.value.device_id == record["device_id"]
 
 
-async def test_send_on_socket_acks_and_reseals(server, device_keys):
+async def test_send_on_socket_acks_reseals_and_retries_rate_limited(
+    live_stack, device_keys, caplog
+):
+    # A socket may send 3 frames at once, then 5 a second: the sends below go beyond it.
+    server = live_stack(env={"WS_RATE_BURST": "3", "WS_RATE_PER_SECOND": "5"})
+    caplog.set_level(logging.INFO, logger="chatclient.client")
     alice = await new_client(server.base_url, "alice", device_keys())
     bob = await new_client(server.base_url, "bob", device_keys())
     conversation = await alice.conversation("bob")
@@ -436,8 +461,14 @@ async def test_send_on_socket_acks_and_reseals(server, device_keys):
         alice.state.put("counters", conversation["id"], 0)
         ack, _ = await alice.send_on_socket(sock, "bob", protocol.text_message("three"))
         assert ack["seq"] == 3
+        # A burst: refused frames name their client_msg_id and are sent again after a pause.
+        burst = [f"burst {i}" for i in range(6)]
+        for text in burst:
+            await alice.send_on_socket(sock, conversation, protocol.text_message(text), timeout=10)
+    assert "rate limited; sending again" in caplog.text
     history, _ = await bob.history(conversation["id"])
-    assert [m.text for m in history] == ["one", "two", "three"]
+    assert [m.text for m in history] == ["one", "two", "three", *burst]  # each once
+    assert [m.seq for m in history] == list(range(1, 10))
 
 
 # --- attachments (§10.2) -------------------------------------------------------------------
