@@ -32,9 +32,7 @@ def template_env() -> dict[str, str]:
 
 def settings_variables() -> set[str]:
     source = SETTINGS.read_text()
-    pattern = (
-        r"""(?:os\.environ\.get|os\.environ\[|env_bool|env_list|env_rate)\(?\s*["']([A-Z_][A-Z0-9_]*)["']"""
-    )
+    pattern = r"""(?:os\.environ\.get|os\.environ\[|env_bool|env_list|env_rate)\(?\s*["']([A-Z_][A-Z0-9_]*)["']"""
     return set(re.findall(pattern, source))
 
 
