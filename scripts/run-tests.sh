@@ -12,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-.venv/bin/python}
-UNIT_BUDGET=${UNIT_BUDGET:-1080}
+UNIT_BUDGET=${UNIT_BUDGET:-1170}
 JS_BUDGET=${JS_BUDGET:-60}
 BROWSER_BUDGET=${BROWSER_BUDGET:-540}
 

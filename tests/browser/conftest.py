@@ -33,10 +33,12 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="session")
 def shared_stack():
     """One daphne worker on a fresh SQLite database (in-memory channel layer) shared by
-    the tests, which use distinct usernames; starting a stack costs several seconds."""
+    the tests, which use distinct usernames; starting a stack costs several seconds.
+    REST sends are not rate-limited here: tests seed hundreds of history messages through
+    REST in one go (`tests/test_rate_limits.py` covers the limit)."""
     from tests.support.services import DjangoStack
 
-    stack = DjangoStack(1).start()
+    stack = DjangoStack(1, env={"REST_SEND_RATE": "100000/m"}).start()
     try:
         yield stack
     finally:
