@@ -15,6 +15,12 @@ PY=${PYTHON:-.venv/bin/python}
 UNIT_BUDGET=${UNIT_BUDGET:-1170}
 JS_BUDGET=${JS_BUDGET:-60}
 BROWSER_BUDGET=${BROWSER_BUDGET:-540}
+# The fuzzers' case counts in this run (lean for CI); `make adversarial` keeps the full
+# counts of tests/adversarial/test_fuzz*.py. Set any of them to change it.
+export FUZZ_WS_FRAMES=${FUZZ_WS_FRAMES:-4000}
+export FUZZ_HTTP_BODIES=${FUZZ_HTTP_BODIES:-1200}
+export FUZZ_LIVE_WS_FRAMES=${FUZZ_LIVE_WS_FRAMES:-800}
+export FUZZ_LIVE_HTTP_BODIES=${FUZZ_LIVE_HTTP_BODIES:-700}
 
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
