@@ -10,21 +10,10 @@ everything else (admin and page forms) DATA_UPLOAD_MAX_MEMORY_SIZE. Past it the 
 import json
 import os
 
-from django.conf import settings
-
-from chatsite.middleware import is_blob_upload
+from chatsite.middleware import body_limit, too_large_error
 from chatsite.serve import BODY_FILE
 
 DISK_CHUNK = 256 * 1024  # bytes per read of a body that chatsite.serve left on disk
-
-
-def body_limit(method: str, path: str) -> int:
-    """How many body bytes this request may carry."""
-    if is_blob_upload(method, path):
-        return settings.MAX_BLOB_BYTES
-    if path.startswith("/api/"):
-        return settings.MAX_FRAME_BYTES
-    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
 def _declared_length(scope) -> int | None:
@@ -103,9 +92,7 @@ class BodyLimit:
 
     @staticmethod
     async def _too_large(send, limit: int) -> None:
-        body = json.dumps(
-            {"error": {"code": "too_large", "detail": f"A request body is at most {limit} bytes."}}
-        ).encode()
+        body = json.dumps(too_large_error(limit)).encode()
         await send(
             {
                 "type": "http.response.start",

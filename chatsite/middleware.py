@@ -9,6 +9,21 @@ def is_blob_upload(method: str, path: str) -> bool:
     return method == "POST" and path == "/api/blobs/"
 
 
+def body_limit(method: str, path: str) -> int:
+    """How many body bytes this request may carry: a blob upload MAX_BLOB_BYTES, any other
+    /api/ request MAX_FRAME_BYTES, everything else DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    if is_blob_upload(method, path):
+        return settings.MAX_BLOB_BYTES
+    if path.startswith("/api/"):
+        return settings.MAX_FRAME_BYTES
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+def too_large_error(limit: int) -> dict:
+    """The JSON body of a 413 for a request body over `limit` bytes."""
+    return {"error": {"code": "too_large", "detail": f"A request body is at most {limit} bytes."}}
+
+
 class SecurityHeadersMiddleware:
     """Headers Django has no setting for, on every response (static files included):
     `Permissions-Policy` (PERMISSIONS_POLICY: the powerful features the chat never uses
@@ -45,14 +60,9 @@ class BodySizeLimitMiddleware:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 length = 0
-            limit = (
-                settings.MAX_BLOB_BYTES
-                if is_blob_upload(request.method, request.path)
-                else settings.MAX_FRAME_BYTES
-            )
+            limit = body_limit(request.method, request.path)
             if length > limit:
-                detail = f"A request body is at most {limit} bytes."
-                return JsonResponse({"error": {"code": "too_large", "detail": detail}}, status=413)
+                return JsonResponse(too_large_error(limit), status=413)
             if "\x00" in request.path or any(
                 "\x00" in key or any("\x00" in value for value in values)
                 for key, values in request.GET.lists()
