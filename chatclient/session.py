@@ -118,11 +118,24 @@ class ChatSession:
 
     # --- transport ---------------------------------------------------------------------
 
-    def _send(self, method: str, url: str, data: bytes | None, headers: dict) -> tuple[int, bytes]:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        data: Any,
+        headers: dict,
+        sink: Callable[[bytes], None] | None = None,
+    ) -> tuple[int, bytes]:
+        """One HTTP exchange: (status, body). With ``sink``, a successful answer's body goes
+        to it piece by piece instead (and b"" is returned); error bodies are always read."""
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                return response.status, response.read()
+                if sink is None:
+                    return response.status, response.read()
+                while piece := response.read(DOWNLOAD_READ):
+                    sink(piece)
+                return response.status, b""
         except urllib.error.HTTPError as error:
             with error:
                 return error.code, error.read()
@@ -192,24 +205,9 @@ class ChatSession:
         propagates; an error answer raises ``ChatApiError``."""
         url = f"{self.base_url}/api/blobs/{_quote(blob_id)}/"
         headers = {"Accept": "application/octet-stream"}
-        status, raw = await asyncio.to_thread(self._receive, url, headers, sink)
+        status, raw = await asyncio.to_thread(self._send, "GET", url, None, headers, sink)
         if status >= 400:
             _answer(status, raw)
-
-    def _receive(self, url: str, headers: dict, sink: Callable[[bytes], None]) -> tuple[int, bytes]:
-        request = urllib.request.Request(url, method="GET", headers=headers)
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                while piece := response.read(DOWNLOAD_READ):
-                    sink(piece)
-                return response.status, b""
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, error.read()
-        except urllib.error.URLError as error:
-            raise ServerUnreachable(self.base_url, error.reason) from error
-        except (OSError, http.client.HTTPException) as error:
-            raise ServerUnreachable(self.base_url, error) from error
 
     # --- session and users (§4) --------------------------------------------------------
 
