@@ -14,7 +14,7 @@ import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
 import { logoutForm } from './logout.js';
 import { renderNotices } from './conversation-notices.js';
-import { renderRequestBanner, requestSubline } from './request-banner.js';
+import { blockedReason, renderRequestBanner, requestSubline } from './request-banner.js';
 import { NodeCache, patchChildren } from './patch.js';
 import { findPeople, peopleNote } from './people-search.js';
 import { TimelineView } from './timeline-view.js';
@@ -398,10 +398,11 @@ export class ChatView {
     const conv = this.app.get(this.app.openId);
     if (!conv || !this.textarea) return;
     const state = this.app.sendState(conv);
-    this.textarea.disabled = state.kind === 'left' || state.kind === 'tampered';
-    this.sendButton.disabled = !state.ok;
-    this.attach?.setDisabled(!state.ok);
-    this.textarea.placeholder = state.ok ? 'Message' : state.reason;
+    const blocked = blockedReason(this.app, conv); // you blocked them: unblock to write
+    this.textarea.disabled = state.kind === 'left' || state.kind === 'tampered' || Boolean(blocked);
+    this.sendButton.disabled = !state.ok || Boolean(blocked);
+    this.attach?.setDisabled(!state.ok || Boolean(blocked));
+    this.textarea.placeholder = blocked ?? (state.ok ? 'Message' : state.reason);
   }
 
   renderTyping() {

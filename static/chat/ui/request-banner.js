@@ -17,6 +17,11 @@ export function bannerKind(conv) {
   return conv.request ? 'request' : null;
 }
 
+/** Why the composer is off: this user blocked the other person (null: not blocked). */
+export function blockedReason(app, conv) {
+  return bannerKind(conv) === 'blocked' ? `You blocked ${app.peerOf(conv) ?? 'them'}: unblock to write` : null;
+}
+
 /** The list's line under a request's title (null: not a request). */
 export function requestSubline(conv) {
   const kind = bannerKind(conv);
