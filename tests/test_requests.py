@@ -196,3 +196,14 @@ def test_declining_hides_the_request_until_the_starter_writes_again(make_user):
     assert rest_send(carol, direct, "two").status_code == 201
     again = listed(bob)[direct["id"]]
     assert (again["request"], again["unread"]) == (True, 1)
+
+
+def test_the_admin_shows_blocks_read_only(make_user):
+    from tests.test_admin import staff_client
+
+    bob, _ = make_user("bob"), make_user("carol")
+    assert bob.api.post("/api/users/carol/block/").status_code == 204
+    staff = staff_client()
+    listing = staff.get("/admin/messaging/block/")
+    assert listing.status_code == 200 and b"carol" in listing.content
+    assert staff.get("/admin/messaging/block/add/").status_code == 403
