@@ -207,3 +207,23 @@ def test_the_admin_shows_blocks_read_only(make_user):
     listing = staff.get("/admin/messaging/block/")
     assert listing.status_code == 200 and b"carol" in listing.content
     assert staff.get("/admin/messaging/block/add/").status_code == 403
+
+
+async def test_replying_over_the_websocket_accepts(make_user):
+    """Her send on the socket accepts the request: a `conversation` frame for her devices
+    (request false) and presence both ways, told after the send's commit."""
+    bob, carol = [await sync_to_async(make_user)(n) for n in ("bob", "carol")]
+    direct = await sync_to_async(direct_of)(carol, bob)
+    c_ws, b_ws = await connected(carol.socket(), bob.socket())
+    msg_id, envelope = await sync_to_async(seal)(bob, direct, "hi carol")
+    frame = {"type": "send", "conversation": direct["id"], "client_msg_id": msg_id}
+    await b_ws.send_json_to({**frame, "envelope": envelope})
+    got = await frames_until_pong(b_ws)  # the send was handled, its frames told
+    views = [f["conversation"] for f in got if f["type"] == "conversation"]
+    assert [v["request"] for v in views] == [False]
+    assert [f["user"] for f in got if f["type"] == "presence"] == ["carol"]
+    assert [f["type"] for f in got if f["type"] in ("ack", "message")] == ["ack", "message"]
+    assert (await next_of(c_ws, "presence"))["user"] == "bob"
+    assert (await next_of(c_ws, "message"))["message"]["sender"] == "bob"
+    await c_ws.disconnect()
+    await b_ws.disconnect()
