@@ -7,7 +7,7 @@
  * * added vs removed: an added device now gets the message, a removed one no longer does;
  * * own vs a contact's: "your device" vs "bob’s device" (never "check with the person"
  *   for one's own);
- * * certified by the owner's identity (linked), not upgraded (no identity: checked by
+ * * certified by the owner’s identity (linked, or added by a device holding it), not upgraded (no identity: checked by
  *   its own key proof only), or not certified (nothing is encrypted for it: sending is
  *   paused by the trust notice instead).
  * @module device-notices
@@ -30,7 +30,7 @@ function addedSentence(d) {
   if (!d) return 'A device was added.';
   const whose = d.own ? 'Your new device' : `${d.username}’s new device`;
   if (d.certified === true) {
-    return `${whose} ${quoted(d)} was linked and certified by ${d.own ? 'your' : `${d.username}’s`} identity; this message is encrypted for it too.`;
+    return `${whose} ${quoted(d)} was added and certified by ${d.own ? 'your' : `${d.username}’s`} identity; this message is encrypted for it too.`;
   }
   if (d.certified === null) {
     return `${whose} ${quoted(d)} was added (${d.username} has not upgraded, so it has no identity certificate); this message is encrypted for it too.`;

@@ -30,11 +30,11 @@ test('roster events read right for the one removed, the one who left and the oth
 const mine = { own: true, username: 'alice', name: 'Work laptop', certified: true };
 const bobs = { own: false, username: 'bob', name: 'Bob tablet', certified: true };
 
-test('an added device: own or a contact’s, linked and certified, or not upgraded', () => {
+test('an added device: own or a contact’s, certified (linked), or not upgraded', () => {
   assert.equal(deviceChangeText({ added: [mine] }),
-    'Your new device “Work laptop” was linked and certified by your identity; this message is encrypted for it too.');
+    'Your new device “Work laptop” was added and certified by your identity; this message is encrypted for it too.');
   assert.equal(deviceChangeText({ added: [bobs] }),
-    'bob’s new device “Bob tablet” was linked and certified by bob’s identity; this message is encrypted for it too.');
+    'bob’s new device “Bob tablet” was added and certified by bob’s identity; this message is encrypted for it too.');
   assert.equal(deviceChangeText({ added: [{ ...bobs, certified: null }] }),
     'bob’s new device “Bob tablet” was added (bob has not upgraded, so it has no identity certificate); this message is encrypted for it too.');
   assert.equal(deviceChangeText({ added: [{ ...bobs, certified: false }] }),
