@@ -62,3 +62,21 @@ test('added and removed together, in that order; nothing known says only what is
     `${deviceChangeText({ added: [bobs] })} ${deviceChangeText({ removed: [mine] })}`);
   assert.equal(deviceChangeText({}), 'The device list changed; this message was encrypted again for the current devices.');
 });
+
+test('the directory says whose each changed device is and whether it is certified', async () => {
+  const { Directory } = await import('../../static/chat/directory.js');
+  const trust = { addEventListener() {}, record: (id) => ({ 1: { id_kid: 'ID-A' }, 2: { id_kid: 'ID-B' }, 3: { id_kid: null } })[id] };
+  const directory = new Directory({ me: { id: 1, username: 'alice' }, trust });
+  const device = (kid, name, certBy, extra = {}) => ({ enc_kid: kid, name, certBy, valid: true, revoked: null, ...extra });
+  directory.latest.set('alice', { user: { id: 1, username: 'alice' }, devices: [device('a1', 'Work laptop', 'ID-A'), device('a2', 'Old phone', 'ID-A', { revoked: '2026-01-01T00:00:00Z' })] });
+  directory.latest.set('bob', { user: { id: 2, username: 'bob' }, devices: [device('b1', 'Bob tablet', 'ID-B'), device('b2', 'Server phone', null)] });
+  directory.latest.set('carol', { user: { id: 3, username: 'carol' }, devices: [device('c1', 'Carol pc', null)] });
+  assert.deepEqual(directory.devicesByKid(['a1', 'a2', 'b1', 'b2', 'c1', 'zz']), [
+    { own: true, username: 'alice', name: 'Work laptop', certified: true },
+    { own: true, username: 'alice', name: 'Old phone', certified: false },
+    { own: false, username: 'bob', name: 'Bob tablet', certified: true },
+    { own: false, username: 'bob', name: 'Server phone', certified: false },
+    { own: false, username: 'carol', name: 'Carol pc', certified: null },
+    null,
+  ]);
+});
