@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.chat_helpers import ChatUser, go_security
-from tests.browser.seeding import seed_direct
+from tests.browser.seeding import seed_direct, seed_group_removal
 
 pytestmark = pytest.mark.browser
 
@@ -175,6 +175,25 @@ def test_chat_screen_narrow(ada, contact):
         assert_clean(page, "the list at 390 px")
     finally:
         page.set_viewport_size({"width": 1200, "height": 800})
+
+
+def test_removed_member_reads_who_removed_her(ada, contact, shared_stack):
+    """Bug 3: a member removed from a group is told who removed her, in the timeline and
+    in the chat list (never "You left"); the group screen passes axe too."""
+    group = seed_group_removal(shared_stack.base_url, NAME, contact["username"])
+    page = ada.page
+    item = page.locator(".conv-item", has_text="Reading club")
+    expect(item.locator(".conv-sub")).to_have_text(f"{group['owner']} removed you")
+    ada.open_conversation("Reading club")
+    expect(page.locator(".messages .roster-event .event-text")).to_have_text(
+        [
+            f"{group['owner']} created the group “Book club” with you and {contact['username']}",
+            f"{group['owner']} changed the title to “Reading club”",
+            f"{group['owner']} removed you",
+        ]
+    )
+    expect(page.locator("#composer-input")).to_be_disabled()
+    assert_clean(page, "a group the person was removed from")
 
 
 def test_security_screens(ada, contact):
