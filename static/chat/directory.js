@@ -240,7 +240,7 @@ export class Directory extends EventTarget {
 
   /**
    * What the last fetched lists say of the devices with these encryption kids, for the
-   * wording of device changes (device-notices.js): `{own, username, name, certified}`
+   * wording of device changes (device-notices.js): `{own, username, name, certified, revoked}`
    * (certified: true by the accepted identity, null for a user not upgraded, else
    * false), or null for a kid no list holds.
    */
@@ -251,7 +251,7 @@ export class Directory extends EventTarget {
         if (!device) continue;
         const { mode, usable } = this.evaluate(entry);
         const certified = mode === 'not_upgraded' && usable.includes(device) ? null : mode === 'identity' && usable.includes(device);
-        return { own: entry.user.id === this.me.id, username: entry.user.username, name: device.name, certified };
+        return { own: entry.user.id === this.me.id, username: entry.user.username, name: device.name, certified, revoked: Boolean(device.revoked) };
       }
       return null;
     });

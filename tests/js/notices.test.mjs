@@ -37,6 +37,8 @@ test('an added device: own or a contact’s, certified (linked), or not upgraded
     'bob’s new device “Bob tablet” was added and certified by bob’s identity; this message is encrypted for it too.');
   assert.equal(deviceChangeText({ added: [{ ...bobs, certified: null }] }),
     'bob’s new device “Bob tablet” was added (bob has not upgraded, so it has no identity certificate); this message is encrypted for it too.');
+  assert.equal(deviceChangeText({ added: [{ ...bobs, revoked: true }] }),
+    'bob’s new device “Bob tablet” was added and is already revoked; nothing is encrypted for it.');
   assert.equal(deviceChangeText({ added: [{ ...bobs, certified: false }] }),
     'bob’s new device “Bob tablet” is not certified by bob’s identity; nothing is encrypted for it.');
   for (const d of [mine, bobs]) {
@@ -72,11 +74,11 @@ test('the directory says whose each changed device is and whether it is certifie
   directory.latest.set('bob', { user: { id: 2, username: 'bob' }, devices: [device('b1', 'Bob tablet', 'ID-B'), device('b2', 'Server phone', null)] });
   directory.latest.set('carol', { user: { id: 3, username: 'carol' }, devices: [device('c1', 'Carol pc', null)] });
   assert.deepEqual(directory.devicesByKid(['a1', 'a2', 'b1', 'b2', 'c1', 'zz']), [
-    { own: true, username: 'alice', name: 'Work laptop', certified: true },
-    { own: true, username: 'alice', name: 'Old phone', certified: false },
-    { own: false, username: 'bob', name: 'Bob tablet', certified: true },
-    { own: false, username: 'bob', name: 'Server phone', certified: false },
-    { own: false, username: 'carol', name: 'Carol pc', certified: null },
+    { own: true, username: 'alice', name: 'Work laptop', certified: true, revoked: false },
+    { own: true, username: 'alice', name: 'Old phone', certified: false, revoked: true },
+    { own: false, username: 'bob', name: 'Bob tablet', certified: true, revoked: false },
+    { own: false, username: 'bob', name: 'Server phone', certified: false, revoked: false },
+    { own: false, username: 'carol', name: 'Carol pc', certified: null, revoked: false },
     null,
   ]);
 });
