@@ -179,9 +179,9 @@ function messageNode(item, { delivery, showSender, downloads }) {
     h('span.meta', {},
       notes.length ? h('span.msg-note', {}, notes.join(' · ')) : null,
       h('time', { datetime: item.created, title: fullTime(item.created) }, shortTime(item.created)),
-      item.own && ok && h(`span.status.status-${delivery}`, { 'aria-label': delivery === 'read' ? 'Read' : 'Sent', title: delivery === 'read' ? 'Read' : 'Sent' }, icon(delivery === 'read' ? 'checks' : 'check', 'icon-inline'))));
+      item.own && ok && h(`span.status.status-${delivery}`, { title: delivery === 'read' ? 'Read' : 'Sent' }, icon(delivery === 'read' ? 'checks' : 'check', 'icon-inline'), h('span.sr-only', {}, delivery === 'read' ? ' Read' : ' Sent'))));
   return h(`div.msg.${item.own ? 'own' : 'other'}`, { dataset: { seq: item.seq, state: item.status, delivery: item.own ? delivery : '' } },
-    showSender && h('div.msg-sender', {}, item.sender),
+    showSender ? h('div.msg-sender', {}, item.sender) : h('span.sr-only.msg-by', {}, item.own ? 'You: ' : `${item.sender}: `),
     bubble);
 }
 
@@ -195,11 +195,12 @@ function pendingNode(item, conv, app) {
   const stuck = state !== 'pending';
   const file = item.payload?.type === 'file' ? { file: item.payload.file, text: item.text } : null;
   return h(`div.msg.own.pending${stuck ? '.send-failed' : ''}`, { dataset: { state, delivery: 'pending', clientMsgId: item.client_msg_id } },
+    h('span.sr-only.msg-by', {}, 'You: '),
     h(`div.bubble${file ? '.bubble-file' : ''}`, {},
       file ? fileContent(file, app.downloads) : h('p.msg-text', {}, item.text ?? '…'),
       h('span.meta', {},
         item.notice && !stuck ? h('span.notice', {}, item.notice, ' ') : null,
-        stuck ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { 'aria-label': 'Sending', title: 'Sending' }, icon('clock', 'icon-inline')))),
+        stuck ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { title: 'Sending' }, icon('clock', 'icon-inline'), h('span.sr-only', {}, ' Sending')))),
     stuck && h('div.pending-actions', {},
       item.payload !== null && h('button.link.small', { type: 'button', onclick: () => app.retryFailed(conv, item.client_msg_id) }, 'Retry'),
       h('button.link.small', { type: 'button', onclick: () => app.discardPending(conv, item.client_msg_id) }, 'Discard')));
