@@ -2,7 +2,8 @@
 
 Starts a fresh server and two browser users; alice writes to bob, who never wrote to
 her: bob's view of the request. Writes var/screenshots/requests/
-request-{banner,blocked}-{1280,390}-{light,dark}.png.
+request-{banner,blocked}-{1280,390}-{light,dark}.png, and prints what axe-core finds
+(serious and critical, light and dark) on both.
 
 Usage: .venv/bin/python scripts/request_screenshots.py
 """
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.browser.chat_helpers import ChatUser  # noqa: E402
+from tests.browser.test_accessibility import axe_problems  # noqa: E402
 from tests.support.services import DjangoStack  # noqa: E402
 
 OUT = REPO / "var" / "screenshots" / "requests"
@@ -45,7 +47,9 @@ def main() -> int:
             )
             tag = os.urandom(2).hex()
             alice = ChatUser(browser, stack.base_url, f"alice{tag}", viewport=WIDTHS[1280])
-            bob = ChatUser(browser, stack.base_url, f"bob{tag}", viewport=WIDTHS[1280])
+            bob = ChatUser(
+                browser, stack.base_url, f"bob{tag}", viewport=WIDTHS[1280], bypass_csp=True
+            )
             alice.start()
             bob.start()
             alice.open_direct(bob.username)
@@ -55,10 +59,12 @@ def main() -> int:
             banner = bob.page.locator(".request-banner")
             expect(banner).to_be_visible()
             shoot(bob, "banner")
+            print("axe (banner):", axe_problems(bob.page) or "no serious or critical violation")
             banner.get_by_role("button", name="Block").click()
             bob.page.locator("dialog").get_by_role("button", name="Block").click()
             expect(bob.page.locator(".request-banner[data-kind=blocked]")).to_be_visible()
             shoot(bob, "blocked")
+            print("axe (blocked):", axe_problems(bob.page) or "no serious or critical violation")
             print("problems:", alice.problems, bob.problems)
             browser.close()
     finally:
