@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import keystore, protocol
+from . import contacts, keystore, protocol
 from .attachments import FileRefused, clean_file_name
 from .cli_devices import add_commands as add_device_commands
 from .clikit import (
@@ -45,7 +45,7 @@ from .errors import (
     SocketClosed,
     TamperedConversation,
 )
-from .events import IncomingMessage, Status
+from .events import ConversationChanged, IncomingMessage, Status
 from .trust import TrustBook
 
 # --- commands: account -----------------------------------------------------------------
@@ -94,6 +94,7 @@ async def cmd_conversations(ctx: Context) -> None:
             label = f"group {c['title'] or ''!r}: {others}"
         view = state.get("rosters", c["id"]) if state else None
         mark = "  !! TAMPERED" if view and view.get("tampered") else ""
+        mark += f"  {contacts.REQUEST_MARK}" if contacts.is_request(c) else ""
         say(f"{c['id']}  {clean(label)}  last #{c['last_seq']}  unread {c['unread']}{mark}")
 
 
@@ -118,6 +119,51 @@ async def cmd_group_change(ctx: Context) -> None:
         await client.set_title(target, ctx.args.title)
     for notice in client.pop_notices():
         say(event_line(notice))
+
+
+# --- commands: message requests and blocks (PROTOCOL §6) ------------------------------
+
+
+async def cmd_requests(ctx: Context) -> None:
+    session = ctx.session()
+    user = await require_user(session)
+    waiting = contacts.pending(await session.conversations())
+    if ctx.args.json:
+        say(json.dumps(waiting, ensure_ascii=False))
+        return
+    if not waiting:
+        say("no message requests")
+    for c in waiting:
+        starter = ", ".join(m["username"] for m in c["members"] if m["id"] != user["id"])
+        say(
+            f"{c['id']}  {clean(starter)} wants to message you  unread {c['unread']}"
+            f"  (accept {c['id']} | decline {c['id']} | block {clean(starter)})"
+        )
+
+
+async def cmd_accept(ctx: Context) -> None:
+    client = await ctx.client()
+    conversation = await client.accept_request(conversation_id(ctx.args.conversation))
+    report_notices(client)
+    say(f"accepted: conversation {conversation['id']}")
+
+
+async def cmd_decline(ctx: Context) -> None:
+    session = ctx.session()
+    await require_user(session)
+    await contacts.decline(session, conversation_id(ctx.args.conversation))
+    say(f"deleted the request {conversation_id(ctx.args.conversation)}")
+
+
+async def cmd_block(ctx: Context) -> None:
+    session = ctx.session()  # no keys needed: the passphrase is not asked
+    await require_user(session)
+    if ctx.args.command == "block":
+        await contacts.block(session, ctx.args.username)
+        say(f"blocked {clean(ctx.args.username)}")
+    else:
+        await contacts.unblock(session, ctx.args.username)
+        say(f"unblocked {clean(ctx.args.username)}")
 
 
 async def cmd_fingerprints(ctx: Context) -> None:
@@ -258,13 +304,18 @@ async def cmd_listen(ctx: Context) -> None:
     client = await ctx.client()
     stop_on_sigterm()
     since = "start" if ctx.args.from_start else "cursor"
+    requests = contacts.RequestTracker(await client.session.conversations())
     async for event in client.events(since=since):
+        if isinstance(event, ConversationChanged):
+            requests.update(event.conversation)
         if isinstance(event, Status):
             warn(status_line(event))
             if ctx.args.json:
                 say(as_json(event))
             continue
         line = as_json(event) if ctx.args.json else event_line(event)
+        if isinstance(event, IncomingMessage) and line is not None:
+            line = requests.mark(event.conversation, line, as_json=ctx.args.json)
         hidden = isinstance(event, IncomingMessage) and event.own and ctx.args.no_own
         if line is not None and not hidden:
             say(line)
@@ -332,6 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     title = group_sub("title", cmd_group_change, "retitle a group")
     title.add_argument("conversation")
     title.add_argument("title")
+
+    waiting = add("requests", cmd_requests, "list message requests waiting for you")
+    waiting.add_argument("--json", action="store_true", help="print the server's JSON")
+    text = "accept a message request (they see you online and your read receipts)"
+    add("accept", cmd_accept, text).add_argument("conversation")
+    text = "delete a message request on all your devices (until they write again)"
+    add("decline", cmd_decline, text).add_argument("conversation")
+    add("block", cmd_block, "block a user: no messages or presence between you").add_argument(
+        "username"
+    )
+    add("unblock", cmd_block, "lift your block of a user").add_argument("username")
 
     fingerprints = add("fingerprints", cmd_fingerprints, "identity and device fingerprints")
     fingerprints.add_argument("users", nargs="*", help="users (default: everyone you talk to)")

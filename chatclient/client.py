@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import keystore, ordering, protocol
+from . import contacts, keystore, ordering, protocol
 from .config import write_json
 from .directory import Directory
 from .errors import (
@@ -268,6 +268,24 @@ class ChatClient:
     async def set_title(self, target: int | dict, title: str) -> dict:
         """Retitle a group (a signed ``title`` record)."""
         return await self._change(target, "title", (), title)
+
+    # --- message requests and blocks (PROTOCOL §6; see contacts) -------------------------
+
+    async def accept_request(self, target: int | dict) -> dict:
+        """Accept a message request; the conversation object afterwards."""
+        return await contacts.accept(self, target)
+
+    async def decline_request(self, target: int | dict) -> None:
+        """Delete a pending message request on all my devices, until its starter writes again."""
+        await contacts.decline(self, target)
+
+    async def block(self, username: str) -> None:
+        """Block a user: no direct conversation or group with me from them, no presence."""
+        await contacts.block(self, username)
+
+    async def unblock(self, username: str) -> None:
+        """Lift my block of a user."""
+        await contacts.unblock(self, username)
 
     # --- sending -----------------------------------------------------------------------
 

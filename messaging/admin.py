@@ -14,6 +14,7 @@ from accounts.admin import ReadOnlyAdminMixin
 from .models import (
     Blob,
     BlobUsage,
+    Block,
     Connection,
     Conversation,
     Membership,
@@ -180,3 +181,17 @@ class BlobUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="bytes", ordering="n_bytes")
     def blob_bytes(self, obj):
         return obj.n_bytes or 0
+
+
+# --- message requests and blocks (lane `requests`) -----------------------------------------
+
+
+@admin.register(Block)
+class BlockAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Who blocked whom, and when (PROTOCOL §6): made and lifted by the users only."""
+
+    list_display = ("blocker", "blocked", "created")
+    search_fields = ("blocker__username", "blocked__username")
+    list_select_related = ("blocker", "blocked")
+    fields = list_display
+    readonly_fields = fields

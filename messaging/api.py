@@ -139,3 +139,39 @@ def take_back(
     back before. 404 `not_found` for anyone but its sender."""
     actions.take_back(request.auth, conversation_id, message_id)
     return Status(204, None)
+
+
+# --- message requests and blocks (§6; messaging.actions.requests) ----------------------
+
+
+@router.post(
+    "/conversations/{int:conversation_id}/accept/", response=with_errors({200: ConversationWrapped})
+)
+def accept_request(request, conversation_id: int = ConversationId):
+    """Accept a message request: it stops being one for me (and the starter starts to see
+    my presence, typing and read receipts). 200 with the conversation, also when it was
+    no request."""
+    return {"conversation": actions.accept(request.auth, conversation_id)}
+
+
+@router.post("/conversations/{int:conversation_id}/decline/", response=with_errors({204: None}))
+def decline_request(request, conversation_id: int = ConversationId):
+    """Delete a pending message request: it leaves my list on all my devices until the
+    starter writes again. 204; `bad_request` if it is not a pending request of mine."""
+    actions.decline(request.auth, conversation_id)
+    return Status(204, None)
+
+
+@router.post("/users/{username}/block/", response=with_errors({204: None}))
+def block_user(request, username: str):
+    """Block a user: no direct conversation, sends there or adding me to a group from
+    them, and no presence, typing or read frames between us. 204, also when blocked before."""
+    actions.block(request.auth, username)
+    return Status(204, None)
+
+
+@router.delete("/users/{username}/block/", response=with_errors({204: None}))
+def unblock_user(request, username: str):
+    """Lift my block of a user; 204, also when there was none."""
+    actions.unblock(request.auth, username)
+    return Status(204, None)

@@ -13,7 +13,7 @@ from accounts.models import User
 from chatclient.protocol import is_client_msg_id
 from keys.models import Device
 
-from . import actions, dbthread, presence, queries, realtime
+from . import actions, dbthread, presence, queries, realtime, visibility
 from .frames import parse_frame
 from .ratelimit import FrameLimiter
 
@@ -67,7 +67,7 @@ def _open_socket(channel_name: str, user_id: int, device_id: int | None, session
     usable; TOO_MANY (and nothing recorded) if this socket makes more than
     MAX_SOCKETS_PER_USER of hers or MAX_SOCKETS_PER_DEVICE of this device: it is counted
     with the others before it is refused, so sockets opening at once cannot all slip
-    under the cap; else (device, came online, the co-members who are online). Only they are told
+    under the cap; else (device, came online, the online users in touch with her, §6). Only they are told
     that she came online: one who connects at the same time registers before asking who
     is online, so one of the two sees the other.
     """
@@ -81,23 +81,29 @@ def _open_socket(channel_name: str, user_id: int, device_id: int | None, session
     if per_user > settings.MAX_SOCKETS_PER_USER or per_device > settings.MAX_SOCKETS_PER_DEVICE:
         presence.unregister(channel_name, user_id)
         return TOO_MANY
-    online = presence.online_among(queries.co_member_ids(user_id))
+    online = presence.online_among(visibility.presence_peer_ids(user_id))
     online_users = list(User.objects.filter(pk__in=online).only("pk", "username"))
     return device, came_online, online_users
 
 
 def _close_socket(channel_name: str, user_id: int) -> tuple[bool, set[int]]:
-    """Forget the socket: (whether the user went offline, the online co-members to tell)."""
+    """Forget the socket: (whether the user went offline, the online users in touch to tell)."""
     went_offline = presence.unregister(channel_name, user_id)
     if not went_offline:
         return False, set()
-    return True, presence.online_among(queries.co_member_ids(user_id))
+    return True, presence.online_among(visibility.presence_peer_ids(user_id))
 
 
 def _typing_recipients(user: User, conversation_id: int) -> list[int]:
-    """The other current members, if `user` is one (else `not_found`/`not_member`)."""
+    """The other current members she is in touch with there (§6), if `user` is one (else
+    `not_found`/`not_member`)."""
     queries.require_membership(user, conversation_id, current=True)
-    return [uid for uid in queries.current_member_ids(conversation_id) if uid != user.pk]
+    members = queries.current_member_ids(conversation_id)
+    return [
+        uid
+        for uid in visibility.frame_recipients(user.pk, conversation_id, members)
+        if uid != user.pk
+    ]
 
 
 _open_socket_in_db = dbthread.database_call(_open_socket)

@@ -67,6 +67,12 @@ class Membership(models.Model):
     #: The n of the roster record by which she last joined (§8; the owner rule after the
     #: owner leaves); None in a direct conversation and in a group without a roster.
     joined_n = models.PositiveBigIntegerField(null=True, blank=True)
+    #: A message request for her (a direct conversation someone she never wrote to
+    #: started): True until she accepts it or sends in it (see `actions.requests`).
+    request = models.BooleanField(default=False)
+    #: She deleted (declined) the request when it stood at this seq: it is left out of her
+    #: list until a newer message arrives. None when she never declined it.
+    declined_seq = models.PositiveBigIntegerField(null=True, blank=True)
 
     objects = MembershipQuerySet.as_manager()
 
@@ -84,6 +90,28 @@ class Membership(models.Model):
     @property
     def is_current(self) -> bool:
         return self.left_seq is None
+
+
+class Block(models.Model):
+    """`blocker` blocked `blocked`: no direct conversation, no adding to a group, and no
+    presence, typing or read frames between them, either way (see `actions.requests`)."""
+
+    blocker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blocks_made"
+    )
+    blocked = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blocks_received"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["blocker", "blocked"], name="one_block_per_pair"),
+        ]
+        indexes = [models.Index(fields=["blocked", "blocker"], name="block_by_blocked")]
+
+    def __str__(self) -> str:
+        return f"user {self.blocker_id} blocks user {self.blocked_id}"
 
 
 class Message(models.Model):

@@ -8,8 +8,41 @@ from django.db.models import Count, F, Q
 from accounts.errors import ActionError
 from keys.models import Device
 
-from .models import Conversation, HistoryKey, Membership, Message, RosterRecord
+from .models import Block, Conversation, HistoryKey, Membership, Message, RosterRecord
 from .wire import conversation_dict, message_dict, roster_record_dict
+
+
+def _blocks_of(user_ids) -> list[tuple[int, int]]:
+    """(blocker, blocked) of every block made or received by these users."""
+    ids = list(user_ids)
+    return list(
+        Block.objects.filter(Q(blocker_id__in=ids) | Q(blocked_id__in=ids)).values_list(
+            "blocker_id", "blocked_id"
+        )
+    )
+
+
+def _viewer_flags(viewer: Membership, members: list[Membership], blocks) -> dict:
+    """What differs per viewer (§6): `request`, `blocked`, and whose read marks she may
+    not see (every other member's while the conversation is a pending request for one of
+    them; those with a block between them and her)."""
+    me = viewer.user_id
+    pending = viewer.request or any(member.request for member in members)
+    apart = {b if a == me else a for a, b in blocks if me in (a, b)}
+    hidden = {m.user_id for m in members if m.user_id != me and (pending or m.user_id in apart)}
+    blocked = viewer.conversation.kind == Conversation.DIRECT and any(
+        a == me and b != me and b in {m.user_id for m in members} for a, b in blocks
+    )
+    return {"request": viewer.request, "blocked": blocked, "hidden_marks": hidden}
+
+
+def is_declined(membership: Membership) -> bool:
+    """A request she deleted, with nothing newer since: left out of her list."""
+    return (
+        membership.request
+        and membership.declined_seq is not None
+        and membership.conversation.last_seq <= membership.declined_seq
+    )
 
 
 def require_membership(user, conversation_id: int, *, current: bool) -> Membership:
@@ -100,7 +133,11 @@ def conversation_view(membership: Membership, members: list[Membership] | None =
     if members is None:
         members = current_members(conversation.pk)
     return conversation_dict(
-        conversation, members, unread=unread_count(membership), read_up_to=membership.read_up_to
+        conversation,
+        members,
+        unread=unread_count(membership),
+        read_up_to=membership.read_up_to,
+        **_viewer_flags(membership, members, _blocks_of([membership.user_id])),
     )
 
 
@@ -121,12 +158,16 @@ def conversation_views(
     with connection.cursor() as cursor:
         cursor.execute(_UNREAD_BY_MEMBER_SQL, [conversation_id])
         unread = dict(cursor.fetchall())
+    blocks = _blocks_of(viewer.user_id for viewer in viewers)
+    for viewer in viewers:
+        viewer.conversation = conversation
     return {
         viewer.user_id: conversation_dict(
             conversation,
             members,
             unread=unread.get(viewer.user_id, 0),
             read_up_to=viewer.read_up_to,
+            **_viewer_flags(viewer, members, blocks),
         )
         for viewer in viewers
     }
@@ -144,12 +185,15 @@ _UNREAD_BY_MEMBER_SQL = (
 
 
 def conversations_for(user) -> list[dict]:
-    """Every conversation the user is or was in, newest activity first, in four queries."""
-    memberships = list(
-        Membership.objects.filter(user=user)
+    """Every conversation the user is or was in, newest activity first, in five queries;
+    requests she deleted are left out until a newer message arrives."""
+    memberships = [
+        m
+        for m in Membership.objects.filter(user=user)
         .select_related("conversation", "conversation__owner")
         .order_by("-conversation__last_activity", "-conversation_id")
-    )
+        if not is_declined(m)
+    ]
     ids = [m.conversation_id for m in memberships]
     members: dict[int, list[Membership]] = {cid: [] for cid in ids}
     current = (
@@ -172,12 +216,14 @@ def conversations_for(user) -> list[dict]:
         .annotate(n=Count("id"))
         .values_list("conversation_id", "n")
     )
+    blocks = _blocks_of([user.pk])
     return [
         conversation_dict(
             m.conversation,
             members[m.conversation_id],
             unread=unread.get(m.conversation_id, 0),
             read_up_to=m.read_up_to,
+            **_viewer_flags(m, members[m.conversation_id], blocks),
         )
         for m in memberships
     ]

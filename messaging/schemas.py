@@ -184,6 +184,8 @@ class ConversationOut(Schema):
     read_marks: dict[str, int]
     gid: str | None
     roster_head: RosterHead | None
+    request: bool
+    blocked: bool
 
 
 class ConversationList(Schema):

@@ -44,11 +44,23 @@ def roster_record_dict(record) -> dict:
     }
 
 
-def conversation_dict(conversation, members: list, *, unread: int, read_up_to: int) -> dict:
+def conversation_dict(
+    conversation,
+    members: list,
+    *,
+    unread: int,
+    read_up_to: int,
+    request: bool = False,
+    blocked: bool = False,
+    hidden_marks=frozenset(),
+) -> dict:
     """A conversation as one user sees it; `members` are the current memberships.
 
-    Besides PROTOCOL's fields: `last_activity`, the viewer's `read_up_to`, and
-    `read_marks` (user id -> read mark of every current member, for read receipts).
+    Besides PROTOCOL's fields: `last_activity`, the viewer's `read_up_to`, `read_marks`
+    (user id -> read mark of every current member, for read receipts; 0 for the members
+    in `hidden_marks`, whose receipts the viewer may not see), and `blocked` (the viewer
+    blocked the other member of this direct conversation). `request` is true while the
+    conversation is a message request for the viewer (§6).
     """
     owner = conversation.owner
     gid = conversation.gid
@@ -63,7 +75,12 @@ def conversation_dict(conversation, members: list, *, unread: int, read_up_to: i
         "created": iso_utc(conversation.created),
         "last_activity": iso_utc(conversation.last_activity),
         "read_up_to": read_up_to,
-        "read_marks": {str(member.user_id): member.read_up_to for member in members},
+        "read_marks": {
+            str(member.user_id): 0 if member.user_id in hidden_marks else member.read_up_to
+            for member in members
+        },
         "gid": str(gid) if gid is not None else None,
         "roster_head": roster_head(conversation),
+        "request": request,
+        "blocked": blocked,
     }

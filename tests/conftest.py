@@ -52,9 +52,11 @@ def make_user(device_keys):
 
 @pytest.fixture
 def trio(make_user):
-    """alice, bob and carol, each with a device; alice and bob share a direct conversation."""
+    """alice, bob and carol, each with a device; alice and bob share a direct conversation,
+    which bob accepted."""
     alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
     direct = alice.api.post("/api/conversations/", {"members": ["bob"]}).json_body["conversation"]
+    bob.api.post(f"/api/conversations/{direct['id']}/accept/")  # not a message request (§6)
     return alice, bob, carol, direct
 
 

@@ -217,10 +217,19 @@ def test_send_history_and_listen(people, tmp_path):
         assert (first["text"], first["status"], first["sender"]) == ("hello bob", "ok", "alice")
         assert second["text"] == "from stdin\nline two"
         assert (first["seq"], second["seq"]) == (1, 2)
+        # alice never heard from bob: a message request for him (§6), marked as such
+        assert first["request"] is True and second["request"] is True
+        cid = str(first["conversation"])
+        assert bob.run("requests").stdout.startswith(f"{cid}  alice wants to message you")
+        bob.run("block", "alice")
+        assert alice.fails("send", "bob", "let me in").startswith("forbidden: ")
+        bob.run("unblock", "alice")
+        assert bob.run("accept", cid).stdout == f"accepted: conversation {cid}\n"
+        assert bob.run("requests").stdout == "no message requests\n"
         # bob answers with the conversation id; alice reads the history.
         bob.run("send", str(first["conversation"]), "hi alice")
         own = listener.wait_for(lambda e: e["event"] == "message" and e["own"])
-        assert own["text"] == "hi alice"
+        assert own["text"] == "hi alice" and "request" not in own
     finally:
         listener.stop()
     history = alice.run("history", "bob").stdout.splitlines()

@@ -392,6 +392,8 @@ async def test_listen_orders_and_syncs_and_the_readme_bot(
     key_file.write_text(json.dumps(record))
     assert bot_user["id"] == record["user_id"]
     conversation = await alice.conversation("echobot")
+    path = f"/api/conversations/{conversation['id']}/accept/"
+    await bot_session.request("POST", path)  # her request accepted: presence flows (§6)
 
     monkeypatch.setenv("BOT_PASSWORD", "echobot-password-9x!")
     monkeypatch.setenv("BOT_PASSPHRASE", "bot passphrase")

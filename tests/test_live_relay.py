@@ -24,6 +24,7 @@ async def test_two_workers_relay_message_typing_read_presence(live_stack, device
     alice = await live_user(left, "alice", device_keys())
     bob = await live_user(right, "bob", device_keys())
     direct = await alice.direct("bob")
+    await bob.session.request("POST", f"/api/conversations/{direct['id']}/accept/")  # §6
     a_ws = await alice.socket()
     b_ws = await bob.socket()
     assert (await next_of(a_ws, "presence")) == {

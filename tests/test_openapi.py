@@ -37,6 +37,10 @@ PROTOCOL_ENDPOINTS = {
         {"client_msg_id", "envelope", "blobs"},
     ),
     ("delete", "/api/conversations/{conversation_id}/messages/{message_id}/"): ({"204"}, None),
+    ("post", "/api/conversations/{conversation_id}/accept/"): ({"200"}, None),
+    ("post", "/api/conversations/{conversation_id}/decline/"): ({"204"}, None),  # our extension
+    ("post", "/api/users/{username}/block/"): ({"204"}, None),
+    ("delete", "/api/users/{username}/block/"): ({"204"}, None),
     ("post", "/api/blobs/"): ({"201"}, None),
     ("get", "/api/blobs/{blob_id}/"): ({"200", "206", "416"}, None),
 }

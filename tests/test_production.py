@@ -632,6 +632,10 @@ async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(productio
     assert status == 201, body
     conversation = body["conversation"]
     cid = conversation["id"]
+    status, body, _ = await asyncio.to_thread(  # not a message request for bob any more (§6)
+        bob.browser.call, "POST", f"/api/conversations/{cid}/accept/", None
+    )
+    assert status == 200, body
     keys = await asyncio.to_thread(alice.recipients, conversation)
     assert keys == await asyncio.to_thread(bob.recipients, conversation)
 

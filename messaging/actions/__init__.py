@@ -7,11 +7,13 @@ out after commit. Refusals raise `accounts.errors.ActionError` and change nothin
 * `sending`: v2 envelopes checked and stored, group commit, fan-out (§2);
 * `read_marks`: read marks (§5);
 * `blobs`: encrypted attachments stored, named by sends, deleted (§10.2);
-* `takeback`: a sender takes her message back for everyone (§10.1).
+* `takeback`: a sender takes her message back for everyone (§10.1);
+* `requests`: message requests (accept, decline) and blocks (§6).
 """
 
 from .conversations import active_users, create_direct, publish_conversation
 from .read_marks import amark_read, mark_read
+from .requests import accept, block, decline, unblock
 from .rosters import create_group, post_record
 from .sending import (
     SendOutcome,
@@ -25,11 +27,14 @@ from .takeback import take_back
 
 __all__ = [
     "SendOutcome",
+    "accept",
     "active_users",
     "amark_read",
     "asend_message",
+    "block",
     "create_direct",
     "create_group",
+    "decline",
     "mark_read",
     "post_record",
     "publish_conversation",
@@ -38,4 +43,5 @@ __all__ = [
     "store_message",
     "store_messages",
     "take_back",
+    "unblock",
 ]

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from accounts.errors import ActionError
 from accounts.models import User
 
-from .. import presence, queries, realtime
+from .. import presence, queries, realtime, visibility
 from ..models import Conversation, Membership
 
 
@@ -31,10 +31,18 @@ def publish_conversation(conversation_id: int, *, extra_user_ids=(), new_member_
             return
         online = presence.online_among(member.user_id for member in members)
         newcomers = [member for member in members if member.user_id in new]
+        # only between users in touch (no pending request or block between them, §6)
+        touch = {m.user_id: visibility.presence_peer_ids(m.user_id) for m in newcomers}
         for member in members:  # to a new member every online one, to the others the new ones
             told = members if member.user_id in new else newcomers
             for other in told:
-                if other.user_id != member.user_id and other.user_id in online:
+                pair = (member.user_id, other.user_id)
+                newcomer, peer = pair if member.user_id in touch else pair[::-1]
+                if (
+                    other.user_id != member.user_id
+                    and other.user_id in online
+                    and peer in touch[newcomer]
+                ):
                     realtime.send_to_users_sync(
                         [member.user_id], presence.presence_frame(other.user, True)
                     )
@@ -58,8 +66,12 @@ def create_direct(creator: User, usernames: list[str]) -> tuple[Conversation, bo
     own name may be listed too); returns (conversation, created), the existing one if any.
 
     No other user, or more than one, is `bad_request`; an unknown or inactive user is
-    `not_found`.
+    `not_found`; a block between the two, either way, is `forbidden` (§6). A new one is a
+    message request for the other user when she never wrote to the creator
+    (`requests.is_request_for`); they are not told each other's presence until she accepts.
     """
+    from .requests import check_direct_allowed, is_request_for  # requests imports this module
+
     others = list(dict.fromkeys(name for name in usernames if name != creator.username))
     if len(others) != 1:
         raise ActionError(
@@ -69,6 +81,7 @@ def create_direct(creator: User, usernames: list[str]) -> tuple[Conversation, bo
             fields={"members": ["empty" if not others else "more than one other user"]},
         )
     (other,) = active_users(others)
+    check_direct_allowed(creator.pk, other.pk)
     low, high = sorted([creator.pk, other.pk])
     key = f"{low}:{high}"
     existing = Conversation.objects.filter(direct_key=key).first()
@@ -80,7 +93,11 @@ def create_direct(creator: User, usernames: list[str]) -> tuple[Conversation, bo
             Membership.objects.bulk_create(
                 [
                     Membership(conversation=conversation, user=creator),
-                    Membership(conversation=conversation, user=other),
+                    Membership(
+                        conversation=conversation,
+                        user=other,
+                        request=is_request_for(other.pk, creator.pk),
+                    ),
                 ]
             )
     except IntegrityError:  # created concurrently by the other side

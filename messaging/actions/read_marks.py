@@ -4,12 +4,14 @@ from django.db import transaction
 
 from accounts.models import User
 
-from .. import dbthread, queries, realtime
+from .. import dbthread, queries, realtime, visibility
 from ..models import Membership
 
 
 def mark_read(user: User, conversation_id: int, up_to: int) -> tuple[int, list[int]] | None:
-    """Raise the read mark to `up_to` (capped at `last_seq`); returns (mark, member ids) if it moved."""
+    """Raise the read mark to `up_to` (capped at `last_seq`); returns (mark, whom to tell)
+    if it moved: her own devices, and the members she is in touch with there (§6: not
+    while it is a pending request, not across a block)."""
     with transaction.atomic():
         membership = queries.require_membership(user, conversation_id, current=True)
         mark = min(up_to, membership.conversation.last_seq)
@@ -18,7 +20,8 @@ def mark_read(user: User, conversation_id: int, up_to: int) -> tuple[int, list[i
         )
     if not moved:
         return None
-    return mark, queries.current_member_ids(conversation_id)
+    members = queries.current_member_ids(conversation_id)
+    return mark, visibility.frame_recipients(user.pk, conversation_id, members)
 
 
 _mark_read_in_db_thread = dbthread.database_call(mark_read)

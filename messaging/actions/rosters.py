@@ -23,6 +23,7 @@ from keys.queries import certified_signing_device
 from .. import queries
 from ..models import Conversation, Membership, RosterRecord
 from .conversations import publish_conversation
+from .requests import check_can_add
 from .sending import signing_key
 
 
@@ -140,6 +141,7 @@ def create_group(
     state = roster.RosterState(gid=gid)
     _verify(state, record, None)
     _check_users(state.members)
+    check_can_add(creator.pk, state.members - {creator.pk})
     now = timezone.now()
     first = sorted(state.members)
     try:
@@ -246,6 +248,7 @@ def _next_record(
     _verify(state, record, conversation)
     added, removed = state.members - before, before - state.members
     _check_users(added)
+    check_can_add(record["by"], added)
     now = timezone.now()
     _store_record(conversation, record, now)
     if removed:

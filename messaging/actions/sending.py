@@ -19,6 +19,7 @@ from .. import dbthread, queries, realtime
 from ..models import Conversation, Message
 from ..wire import message_dict
 from .blobs import name_blobs
+from .requests import accepted_by_sending, check_direct_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class SendOutcome:
     message: dict
     created: bool
     recipients: list[int] = field(default_factory=list)
+    #: This send accepted the message request the sender had in the conversation.
+    accepted: bool = False
 
     def ack(self) -> dict:
         m = self.message
@@ -140,7 +143,12 @@ def _store_new(
             kids = queries.active_device_kids(conversation_id) if taken is not None else {}
             if sender.pk not in kids.values():  # not_found / not_member (else: no device)
                 queries.require_membership(sender, conversation_id, current=True)
-            seq, roster_n, roster_hash = taken
+            seq, roster_n, roster_hash, direct_key = taken
+            accepted = False
+            if direct_key:  # a block refuses it; her send accepts a request (§6)
+                low, high = (int(part) for part in direct_key.split(":"))
+                check_direct_allowed(sender.pk, high if low == sender.pk else low)
+                accepted = accepted_by_sending(sender.pk, conversation_id)
             if envelope["head"] != roster_hash:
                 raise ActionError(
                     "stale_roster",
@@ -182,13 +190,16 @@ def _store_new(
             raise
         return stored
     return SendOutcome(
-        message_dict(message, sender.username), created=True, recipients=sorted(set(kids.values()))
+        message_dict(message, sender.username),
+        created=True,
+        recipients=sorted(set(kids.values())),
+        accepted=accepted,
     )
 
 
 def _take_seq(conversation_id: int, now) -> tuple[int, int | None, str] | None:
     """`last_seq += 1` and `last_activity = now` under the row lock, in one statement;
-    (the new seq, roster n, roster hash), or None when there is no such conversation."""
+    (the new seq, roster n, roster hash, direct key), or None when there is no such conversation."""
     with connection.cursor() as cursor:
         cursor.execute(_TAKE_SEQ_SQL, [_activity(now), conversation_id])
         return cursor.fetchone()
@@ -210,7 +221,7 @@ def _highest_n(conversation_id: int, device_id: int) -> int | None:
 
 _TAKE_SEQ_SQL = (
     "UPDATE messaging_conversation SET last_seq = last_seq + 1, last_activity = %s"
-    " WHERE id = %s RETURNING last_seq, roster_n, roster_hash"
+    " WHERE id = %s RETURNING last_seq, roster_n, roster_hash, direct_key"
 )
 _HIGHEST_N_SQL = (
     "SELECT MAX(n) FROM messaging_message WHERE conversation_id = %s AND sender_device_id = %s"

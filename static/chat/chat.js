@@ -22,6 +22,7 @@ import { Messenger } from './messages.js';
 import { Notifier } from './notify.js';
 import { Outbox } from './outbox.js';
 import { markRead, readIfSeen } from './read-marks.js';
+import { takeDeclined } from './requests.js';
 import { routeFrame } from './router.js';
 import { NotSendable, RosterStore, waitingText } from './rosters.js';
 import { Sender } from './sender.js';
@@ -561,6 +562,7 @@ export class ChatApp extends EventTarget {
   /** A `conversation` frame: a new conversation, or one whose roster changed. */
   async onConversation(data) {
     if (!data || !Number.isSafeInteger(data.id)) return;
+    if (takeDeclined(this, data)) return; // a message request deleted on one of her devices
     const known = new Set();
     for (const other of this.conversations.values()) if (!other.left) for (const m of other.members) known.add(m.id);
     const { conv, isNew } = this.conversations.upsert(data);

@@ -6,6 +6,7 @@
  * @module conversations
  */
 
+import { requestFields } from './requests.js';
 import { Timeline } from './timeline.js';
 
 export class Conversations {
@@ -65,6 +66,7 @@ export class Conversations {
       });
     }
     conv.created = data.created;
+    if ('request' in data) Object.assign(conv, requestFields(data)); // §6 (requests.js)
     for (const [user, upTo] of Object.entries(data.read_marks ?? {})) {
       const member = conv.members.find((m) => String(m.id) === user);
       if (member && member.id !== this.me.id) conv.readBy.set(member.username, Math.max(conv.readBy.get(member.username) ?? 0, upTo));

@@ -28,7 +28,7 @@ from accounts.models import User
 from chatclient import protocol
 from keys.actions import revoke_device
 from keys.models import Device, Identity, LinkRequest
-from messaging.models import HistoryKey, Message, RosterRecord
+from messaging.models import Block, HistoryKey, Membership, Message, RosterRecord
 from tests.adversarial.figures import Figures
 from tests.inprocess import ApiClient, create_group, roster_record, seal
 
@@ -148,6 +148,13 @@ def expected_http(alice, bob, direct, group, actor_name, actor):
                 *post,
             )
         )
+        # message requests (§6): the direct one is a request for bob until he accepts
+        accept = (200, None) if status == 200 else (status, code)
+        rows.append((f"{label} accept", "POST", f"/api/conversations/{cid}/accept/", None, *accept))
+        decline = (400, "bad_request") if status == 200 else (status, code)
+        rows.append(  # accepted just above (or never a request): nothing to decline
+            (f"{label} decline", "POST", f"/api/conversations/{cid}/decline/", None, *decline)
+        )
         rows.append(  # the v1 member endpoints are gone, for everyone
             (
                 f"{label} old add member",
@@ -158,6 +165,27 @@ def expected_http(alice, bob, direct, group, actor_name, actor):
                 "not_found",
             )
         )
+    for method in ("POST", "DELETE"):  # block alice, then lift it; nobody else is touched
+        rows.append(
+            (
+                f"block alice ({method})",
+                method,
+                "/api/users/alice/block/",
+                None,
+                401 if anon else 204,
+                "not_authenticated" if anon else None,
+            )
+        )
+    rows.append(
+        (
+            "block unknown user",
+            "POST",
+            "/api/users/nobody-here/block/",
+            None,
+            401 if anon else 404,
+            "not_authenticated" if anon else "not_found",
+        )
+    )
     rows.append(
         (
             "unknown conversation history",
@@ -277,6 +305,7 @@ def test_http_matrix(make_user):
     link_request.refresh_from_db()
     figures.check(link_request.status == LinkRequest.PENDING, "alice's link request changed")
     figures.check(not HistoryKey.objects.exists(), "a history key was stored")
+    figures.check(not Block.objects.exists(), "a block was left standing")
     figures.check(
         Identity.objects.filter(id_kid=alice.keys.id_kid, user_id=alice.user_id).exists(),
         "alice's identity moved",
@@ -329,6 +358,10 @@ UNSAFE = [
     ("POST", "/api/link-requests/{link_request}/approve/", {"cert": "AAAA", "id_wrap": {}}),
     ("DELETE", "/api/link-requests/{link_request}/", None),
     ("POST", "/api/devices/{device}/history-keys/", {"wraps": []}),
+    ("POST", "/api/conversations/{direct}/accept/", None),
+    ("POST", "/api/conversations/{direct}/decline/", None),
+    ("POST", "/api/users/bob/block/", None),
+    ("DELETE", "/api/users/bob/block/", None),
 ]
 
 
@@ -344,7 +377,13 @@ def test_csrf_on_every_unsafe_method(make_user):
         "direct": direct["id"],
         "link_request": link_request.pk,
     }
-    before = (Message.objects.count(), User.objects.count(), Device.objects.count())
+    before = (
+        Message.objects.count(),
+        User.objects.count(),
+        Device.objects.count(),
+        Block.objects.count(),
+        Membership.objects.filter(request=True, declined_seq__isnull=True).count(),
+    )
     for logged_in in (True, False):
         for variant in ("missing", "wrong"):
             for method, path, body in UNSAFE:
@@ -364,7 +403,13 @@ def test_csrf_on_every_unsafe_method(make_user):
                 if ok:
                     ok = response.json()["error"]["code"] == "forbidden"
                 figures.check(ok, f"{where}: {response.status_code} {response.content[:120]!r}")
-    after = (Message.objects.count(), User.objects.count(), Device.objects.count())
+    after = (
+        Message.objects.count(),
+        User.objects.count(),
+        Device.objects.count(),
+        Block.objects.count(),
+        Membership.objects.filter(request=True, declined_seq__isnull=True).count(),
+    )
     figures.check(before == after, f"rows changed: {before} -> {after}")
     figures.check(
         Device.objects.active().filter(pk=alice.device_id).exists(), "alice's device revoked"

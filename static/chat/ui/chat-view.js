@@ -14,6 +14,7 @@ import { membersDialog, newGroupDialog } from './dialogs.js';
 import { icon } from './icons.js';
 import { logoutForm } from './logout.js';
 import { renderNotices } from './conversation-notices.js';
+import { blockedReason, renderRequestBanner, requestSubline } from './request-banner.js';
 import { NodeCache, patchChildren } from './patch.js';
 import { findPeople, peopleNote } from './people-search.js';
 import { TimelineView } from './timeline-view.js';
@@ -234,6 +235,7 @@ export class ChatView {
       const link = li.firstElementChild;
       if (current) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
+      link.classList.toggle('is-request', Boolean(conv.request));
       if (link.dataset.content !== sig) {
         link.dataset.content = sig;
         replace(link,
@@ -261,6 +263,8 @@ export class ChatView {
       if (how?.op === 'leave') return 'You left';
       return 'You are no longer a member';
     }
+    const request = requestSubline(conv);
+    if (request) return request;
     if (conv.kind === 'group') {
       const count = this.app.membersOf(conv).length;
       return `${count} ${count === 1 ? 'member' : 'members'}`;
@@ -285,12 +289,13 @@ export class ChatView {
     }
     this.headerEl = h('header.pane-head');
     this.alertsEl = h('div.alerts', { 'aria-live': 'polite' });
+    this.requestEl = h('div.alerts.request-slot');
     this.messagesEl = h('div.messages', { role: 'log', 'aria-label': `Messages with ${this.app.titleOf(conv)}`, tabindex: 0, 'aria-live': 'polite' });
     this.messagesEl.addEventListener('scroll', () => this.onScroll());
     this.timelineView = new TimelineView(this.messagesEl, this.app);
     this.typingEl = h('div.typing', { 'aria-live': 'polite' });
     this.composer = this.buildComposer(conv);
-    replace(this.pane, this.headerEl, this.alertsEl, this.messagesEl, this.typingEl, this.attach.tray, this.composer, this.attach.dropHint);
+    replace(this.pane, this.headerEl, this.alertsEl, this.requestEl, this.messagesEl, this.typingEl, this.attach.tray, this.composer, this.attach.dropHint);
     this.renderHeaderAndAlerts();
     this.timelineView.render({ first: true });
     this.renderTyping();
@@ -325,6 +330,7 @@ export class ChatView {
     if (this.headerEl.dataset.sig !== sig) this.renderHeader(conv, { peer, online, title, sub, verified, sig });
     this.messagesEl?.setAttribute('aria-label', `Messages with ${title}`);
     renderNotices(this.alertsEl, this.app.noticesFor(conv), { navigate: this.navigate, onDone: () => this.renderHeaderAndAlerts() });
+    renderRequestBanner(this.requestEl, { app: this.app, conv, navigate: this.navigate });
     this.updateComposerState();
   }
 
@@ -392,10 +398,11 @@ export class ChatView {
     const conv = this.app.get(this.app.openId);
     if (!conv || !this.textarea) return;
     const state = this.app.sendState(conv);
-    this.textarea.disabled = state.kind === 'left' || state.kind === 'tampered';
-    this.sendButton.disabled = !state.ok;
-    this.attach?.setDisabled(!state.ok);
-    this.textarea.placeholder = state.ok ? 'Message' : state.reason;
+    const blocked = blockedReason(this.app, conv); // you blocked them: unblock to write
+    this.textarea.disabled = state.kind === 'left' || state.kind === 'tampered' || Boolean(blocked);
+    this.sendButton.disabled = !state.ok || Boolean(blocked);
+    this.attach?.setDisabled(!state.ok || Boolean(blocked));
+    this.textarea.placeholder = blocked ?? (state.ok ? 'Message' : state.reason);
   }
 
   renderTyping() {
