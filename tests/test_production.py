@@ -97,13 +97,14 @@ def render_site(
         (r"access_log /var/log/nginx/chat\.access\.log", f"access_log {tmp}/chat.access.log"),
         (r"root /var/www/letsencrypt;", f"root {tmp};"),
         (r"alias /srv/chat/var/blobs/;", f"alias {blob_dir or tmp / 'blobs'}/;"),
+        (r"set \$chat_https_host \$host;", f'set $chat_https_host "$host:{https_port}";'),
     ]
     for pattern, replacement in edits:
         site, count = re.subn(pattern, replacement, site)
         assert count, f"deploy/nginx/chat.conf no longer has {pattern!r}"
-    servers = "".join(
-        f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;\n" for port in workers
-    )
+    # The shipped server parameters (max_fails, fail_timeout) for each test worker.
+    params = re.search(r"    server 127\.0\.0\.1:\d+([^;]*);", site).group(1)
+    servers = "".join(f"    server 127.0.0.1:{port}{params};\n" for port in workers)
     site, count = re.subn(r"(    server 127\.0\.0\.1:\d+[^\n]*\n)+", servers, site)
     assert count == 1, "the upstream block's server lines are not where they were"
     return site
@@ -260,6 +261,7 @@ class Peer:
         self.closed = asyncio.Event()
         self.changed = asyncio.Event()  # set on every ack and when the socket closes
         self.reconnects = 0
+        self.failed_handshakes = 0  # connection attempts that did not open a socket
         self.counter = 0  # the last n used (one conversation per peer in these tests)
 
     # --- HTTP
@@ -393,6 +395,7 @@ class Peer:
                 await self.connect()
                 break
             except (OSError, ConnectionClosed, Exception) as error:  # noqa: B014
+                self.failed_handshakes += 1
                 assert time.monotonic() < deadline, f"{self.name} cannot reconnect: {error!r}"
                 await asyncio.sleep(0.2)
         self.reconnects += 1
@@ -510,7 +513,9 @@ def test_deploy_config_serves_tls_static_and_health(production):
         opener = urllib.request.build_opener(NoRedirect)
         opener.open(request, timeout=10)
     assert redirect.value.code == 301
-    assert redirect.value.headers["Location"].startswith("https://127.0.0.1/login/")
+    # The TLS port is not 443 here: the redirect keeps it (deploy/nginx: $chat_https_host).
+    https_port = urllib.parse.urlsplit(origin).port
+    assert redirect.value.headers["Location"] == f"https://127.0.0.1:{https_port}/login/"
 
     # Static files with manifest names, served by nginx from DJANGO_STATIC_ROOT.
     static_root = Path(stack.env["DJANGO_STATIC_ROOT"])
@@ -889,3 +894,114 @@ def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(produc
     status, raw, _ = _raw(browser, "POST", "/api/blobs/", chunks(), octets)
     assert status == 413 and json.loads(raw)["error"]["code"] == "too_large"
     assert sorted(p for p in blob_dir.rglob("*") if p.is_file()) == before
+
+
+def load_release_restart():
+    """scripts/release_restart.py as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    path = REPO_ROOT / "scripts" / "release_restart.py"
+    spec = importlib.util.spec_from_file_location("release_restart", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_rolling_release_keeps_every_handshake_and_message(production):
+    """scripts/release's per-worker loop (restart, wait for /healthz, next) run against
+    this stack's workers while two clients chat, one on each: every reconnect succeeds
+    at its first handshake through nginx, and every message sent is stored once and
+    reaches both sides of its conversation."""
+    stack, origin, tls = production["stack"], production["origin"], production["tls"]
+    for server in stack.servers:  # an earlier test may have left one dead
+        if not server.running:
+            server.restart()
+    release = load_release_restart()
+    peers = [Peer(f"roll{i}", origin, tls, new_keys()) for i in range(2)]
+    for peer in peers:
+        await asyncio.to_thread(peer.sign_up)
+    pairs = []
+    for a, b in (peers,):
+        status, body, _ = await asyncio.to_thread(
+            a.browser.call, "POST", "/api/conversations/", {"members": [b.name]}
+        )
+        assert status == 201, body
+        conversation = body["conversation"]
+        pairs.append((conversation, await asyncio.to_thread(a.recipients, conversation), a, b))
+    for peer in peers:
+        await peer.connect()
+    placed = connections_by_worker(stack.database_url)
+    assert len({w for p in peers for w in placed[p.user_id]}) == 2, "not spread over workers"
+
+    released = asyncio.Event()
+
+    async def chatter(peer: Peer, conversation: dict, keys: dict) -> int:
+        cid, sent = conversation["id"], 0
+        while not released.is_set() or sent < 3:
+            if peer.closed.is_set():
+                await peer.recover(cid)
+            await peer.send_text(conversation, keys, f"{peer.name} #{sent}")
+            sent += 1
+            await asyncio.sleep(0.05)  # pacing (the traffic's shape), not synchronization
+        deadline = time.monotonic() + 20
+        while peer.pending:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{peer.name}: unacknowledged {peer.pending}"
+            if peer.closed.is_set():
+                await peer.recover(cid)
+                continue
+            peer.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(peer.changed.wait(), left)
+        return sent
+
+    by_port = {server.port: server for server in stack.servers}
+    phases = []
+
+    def restart(port: int) -> None:  # what `systemctl restart chat-daphne@PORT` does
+        server = by_port[port]
+        t0 = time.monotonic()
+        server.stop()  # SIGTERM (TimeoutStopSec in the unit, STOP_TIMEOUT here)
+        t1 = time.monotonic()
+        server._launch_and_wait(START_TIMEOUT)
+        phases.append(
+            {"port": port, "stop": round(t1 - t0, 2), "start": round(time.monotonic() - t1, 2)}
+        )
+
+    async def run_release() -> list[dict]:
+        try:
+            return await asyncio.to_thread(
+                release.rolling_restart,
+                list(by_port),
+                restart,
+            )
+        finally:
+            released.set()
+
+    started = time.monotonic()
+    records, *_ = await asyncio.gather(
+        run_release(),
+        *(chatter(p, conversation, keys) for conversation, keys, a, b in pairs for p in (a, b)),
+    )
+    print(f"rolling release: {records} {phases}; all acked {time.monotonic() - started:.1f}s")
+    assert [r["port"] for r in records] == list(by_port)
+    assert all(server.running for server in stack.servers)
+    assert all(peer.reconnects >= 1 for peer in peers), "a worker was not restarted"
+    assert sum(peer.failed_handshakes for peer in peers) == 0, "a handshake failed"
+
+    for conversation, _keys, a, b in pairs:
+        cid = conversation["id"]
+        expected = {**a.sent_texts, **b.sent_texts}
+        for peer in (a, b):
+            await peer.sync(cid)
+            seen = sorted(
+                (m for m in peer.messages.values() if m["conversation"] == cid),
+                key=lambda m: m["seq"],
+            )
+            assert [m["seq"] for m in seen] == list(range(1, len(expected) + 1))
+            assert {m["client_msg_id"] for m in seen} == expected.keys(), "lost or extra"
+    for peer in peers:
+        await peer.close()
+    log = (production["tmp"] / "chat.access.log").read_text().splitlines()
+    bad = [line for line in log if '"status":502' in line or '"status":504' in line]
+    assert not bad, bad[:3]
