@@ -22,6 +22,7 @@ from django.db.models import (
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdminMixin
@@ -239,7 +240,8 @@ class UserActivityAdmin(UserWithDevicesAdmin):
 
     @admin.display(description="last seen", ordering="devices_last_seen")
     def last_seen(self, obj):
-        return getattr(obj, "devices_last_seen", None) or "never"
+        seen = getattr(obj, "devices_last_seen", None)
+        return date_format(timezone.localtime(seen), "DATETIME_FORMAT") if seen else "never"
 
     @admin.display(description="storage", ordering="blob_bytes")
     def storage(self, obj):
