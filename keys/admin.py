@@ -350,6 +350,7 @@ class UserWithDevicesAdmin(UserAdmin):
 
     class Media:
         css = {"all": ("chat/admin.css",)}
+
     actions = [*UserAdmin.actions, "revoke_all_devices_of_selected"]
     search_fields = UserAdmin.search_fields
     search_help_text = "Username, or a fingerprint of her identity or a device (843d 0887 …)."
