@@ -53,8 +53,12 @@ class AuditLogAdmin(admin.ModelAdmin):
     """Every staff action in the admin (Django's admin log), read-only: who, when, what,
     to whom. Not only one's own "Recent actions": the whole record, searchable."""
 
-    list_display = ("action_time", "user", "action", "target_type", "object_repr", "message")
-    list_filter = ("action_flag", "content_type", "user")
+    list_display = ("action_time", "user", "action", "target_type", "target", "message")
+    list_filter = (
+        "action_flag",
+        ("content_type", admin.RelatedOnlyFieldListFilter),
+        ("user", admin.RelatedOnlyFieldListFilter),
+    )
     list_select_related = ("user", "content_type")
     search_fields = ("object_repr", "change_message", "user__username", "=object_id")
     date_hierarchy = "action_time"
@@ -79,6 +83,10 @@ class AuditLogAdmin(admin.ModelAdmin):
     @admin.display(description="type", ordering="content_type__model")
     def target_type(self, obj):
         return obj.content_type.name if obj.content_type else "-"
+
+    @admin.display(description="target", ordering="object_repr")
+    def target(self, obj):
+        return obj.object_repr
 
     @admin.display(description="what")
     def message(self, obj):

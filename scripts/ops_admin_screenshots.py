@@ -6,7 +6,6 @@ the audit log and the live connections.
 usage: PYTHONPATH=. python scripts/ops_admin_screenshots.py
 """
 
-import secrets
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -15,6 +14,7 @@ from tests.support.services import DjangoStack
 
 OUT = Path(__file__).resolve().parents[1] / "var" / "screenshots" / "ops"
 OUT.mkdir(parents=True, exist_ok=True)
+SIZES = ((1280, 900), (390, 844))
 SEED = """
 import hashlib, os
 from datetime import timedelta
@@ -36,7 +36,7 @@ for name, devices in (("alice", ["Firefox on the laptop", "Phone", "Old tablet"]
         if i == 0:
             Connection.objects.create(channel_name=f"specific.{name}", user=user, device=d,
                 worker=os.urandom(16).hex(), host="chat-1", port=8001 + len(name) % 2, pid=4100 + i)
-    Blob.objects.create(id=secrets.token_hex(16) if False else hashlib.sha256(name.encode()).hexdigest()[:32],
+    Blob.objects.create(id=hashlib.sha256(name.encode()).hexdigest()[:32],
         uploader=user, size=3 * 2**20 if name == "alice" else 40960)
 LogEntry.objects.create(user=root, content_type=ContentType.objects.get_for_model(User),
     object_id=str(User.objects.get(username="bob").pk), object_repr="bob", action_flag=CHANGE,
@@ -69,20 +69,23 @@ def main() -> None:
                 "audit": "/admin/admin/logentry/",
                 "connections": "/admin/messaging/connection/",
             }
+            variants = [(w, h, scheme) for scheme in ("light", "dark") for w, h in SIZES]
             for name, url in shots.items():
-                for width, height in ((1280, 900), (390, 844)):
+                for width, height, scheme in variants:
                     page.set_viewport_size({"width": width, "height": height})
+                    page.emulate_media(color_scheme=scheme)
                     page.goto(stack.base_url + url)
-                    page.screenshot(path=str(OUT / f"{name}-{width}.png"), full_page=True)
+                    suffix = "-dark" if scheme == "dark" else ""
+                    path = OUT / f"{name}-{width}{suffix}.png"
+                    page.screenshot(path=str(path), full_page=True)
                     wide = page.evaluate(
                         "document.documentElement.scrollWidth > window.innerWidth + 1"
                     )
-                    print(f"{name}-{width}: page wider than the viewport: {wide}")
+                    print(f"{path.name}: page wider than the viewport: {wide}")
             browser.close()
     finally:
         stack.stop()
 
 
 if __name__ == "__main__":
-    secrets.token_hex(1)
     main()

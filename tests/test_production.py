@@ -191,6 +191,20 @@ def self_signed_cert(tmp: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def staging_cert(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 made by deploy/selfsigned-cert (the staging command
+    of docs/deploy.md section 6), falling back to `self_signed_cert` without openssl."""
+    if shutil.which("openssl") is None:
+        return self_signed_cert(tmp)
+    folder = tmp / "staging-tls"
+    done = subprocess.run(
+        ["sh", str(DEPLOY / "selfsigned-cert"), "127.0.0.1", str(folder), "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return folder / "fullchain.pem", folder / "privkey.pem"
+
+
 # --------------------------------------------------------------------------- clients
 
 
@@ -472,7 +486,7 @@ def production(tmp_path_factory, postgres_server, redis_server):
             UnitDaphne(stack.env, stack.dir, cwd=REPO_ROOT, name=f"unit-daphne-{i}").start()
             for i in range(2)
         ]
-        cert, key = self_signed_cert(tmp)
+        cert, key = staging_cert(tmp)
         os.chmod(stack.dir, 0o755)
         site = render_site(
             (DEPLOY / "nginx" / "chat.conf").read_text(),
@@ -940,9 +954,12 @@ async def test_rolling_release_keeps_every_handshake_and_message(production):
         while not released.is_set() or sent < 3:
             if peer.closed.is_set():
                 await peer.recover(cid)
-            await peer.send_text(conversation, keys, f"{peer.name} #{sent}")
-            sent += 1
-            await asyncio.sleep(0.05)  # pacing (the traffic's shape), not synchronization
+            # At most 20 unacknowledged: a reconnect resends them at once, within the
+            # server's frame burst (WS_RATE_BURST, 50).
+            if len(peer.pending) < 20:
+                await peer.send_text(conversation, keys, f"{peer.name} #{sent}")
+                sent += 1
+            await asyncio.sleep(0.1)  # pacing (the traffic's shape), not synchronization
         deadline = time.monotonic() + 20
         while peer.pending:
             left = deadline - time.monotonic()
@@ -1002,6 +1019,19 @@ async def test_rolling_release_keeps_every_handshake_and_message(production):
             assert {m["client_msg_id"] for m in seen} == expected.keys(), "lost or extra"
     for peer in peers:
         await peer.close()
+    # Each worker logged its stop and its new start as JSON, and no presence row is left
+    # of a stopped process (rows are deleted at the stop, and a new process on the port
+    # deletes its predecessor's).
+    for server in stack.servers:
+        records = [json.loads(x) for x in server.log_path.read_text().splitlines() if x.strip()]
+        events = [
+            (r["message"], r["port"], r["pid"]) for r in records if r["logger"] == "chatsite.worker"
+        ]
+        assert ("worker stopping", server.port) in {(m, port) for m, port, _ in events}
+        assert events[-1] == ("worker started", server.port, server.pid)
+    with psycopg.connect(stack.database_url) as db:
+        pids = {row[0] for row in db.execute("SELECT DISTINCT pid FROM messaging_connection")}
+    assert pids <= {server.pid for server in stack.servers}, pids
     log = (production["tmp"] / "chat.access.log").read_text().splitlines()
     bad = [line for line in log if '"status":502' in line or '"status":504' in line]
     assert not bad, bad[:3]
