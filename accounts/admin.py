@@ -6,15 +6,91 @@ close; each one is written to Django's admin log. `keys.admin` extends this admi
 the user's devices (accounts, the lower layer, does not know about them).
 """
 
+import logging
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserCreationForm
 from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 
 from .actions import deactivate_user, reactivate_user, register_user, validate_new_username
 from .errors import ActionError
 from .models import User
+
+staff_log = logging.getLogger("chatsite.staff")
+ACTION_NAMES = {ADDITION: "add", CHANGE: "change", DELETION: "delete"}
+
+
+@receiver(post_save, sender=LogEntry, dispatch_uid="chat_staff_json_log")
+def log_staff_action(sender, instance: LogEntry, created: bool, **kwargs):
+    """Every admin log entry also goes to the log as one JSON line: who did what to whom
+    (staff, action, target type, id and name, the change message). Never field values."""
+    if not created:
+        return
+    content_type = instance.content_type
+    staff_log.info(
+        "staff action",
+        extra={
+            "staff": instance.user.get_username(),
+            "staff_id": instance.user_id,
+            "action": ACTION_NAMES.get(instance.action_flag, str(instance.action_flag)),
+            "target_type": f"{content_type.app_label}.{content_type.model}"
+            if content_type
+            else None,
+            "target_id": instance.object_id,
+            "target": instance.object_repr,
+            "change": instance.get_change_message(),
+        },
+    )
+
+
+@admin.register(LogEntry)
+class AuditLogAdmin(admin.ModelAdmin):
+    """Every staff action in the admin (Django's admin log), read-only: who, when, what,
+    to whom. Not only one's own "Recent actions": the whole record, searchable."""
+
+    list_display = ("action_time", "user", "action", "target_type", "target", "message")
+    list_filter = (
+        "action_flag",
+        ("content_type", admin.RelatedOnlyFieldListFilter),
+        ("user", admin.RelatedOnlyFieldListFilter),
+    )
+    list_select_related = ("user", "content_type")
+    search_fields = ("object_repr", "change_message", "user__username", "=object_id")
+    date_hierarchy = "action_time"
+    ordering = ("-action_time",)
+    fields = ("action_time", "user", "action", "target_type", "object_id", "object_repr",
+              "message")  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="action", ordering="action_flag")
+    def action(self, obj):
+        return ACTION_NAMES.get(obj.action_flag, obj.action_flag)
+
+    @admin.display(description="type", ordering="content_type__model")
+    def target_type(self, obj):
+        return obj.content_type.name if obj.content_type else "-"
+
+    @admin.display(description="target", ordering="object_repr")
+    def target(self, obj):
+        return obj.object_repr
+
+    @admin.display(description="what")
+    def message(self, obj):
+        return obj.get_change_message()
 
 
 class ReadOnlyAdminMixin:
@@ -59,6 +135,7 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ("username", "email", "first_name", "last_name")
     ordering = ("username",)
     actions = ["deactivate_selected", "reactivate_selected"]
+    readonly_fields = ("last_login", "date_joined")
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []

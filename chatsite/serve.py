@@ -8,10 +8,22 @@ Here daphne's body messages are counted and dropped, and the application is told
 where the body lies (`BODY_FILE`); `chatsite.bodylimit.BodyLimit`, the first layer of the
 application, turns that back into ordinary `http.request` messages read from the file a
 chunk at a time. Under plain daphne (no `BODY_FILE`) the application works the same.
+
+It also logs the worker's start and stop as JSON (`worker started` / `worker stopping` /
+`worker stopped` with pid, host, port and worker id) and keeps presence honest across
+restarts: once listening it deletes the presence rows of the process that held its port
+before, and at a clean stop (SIGTERM: daphne cancels every socket's consumer, whose own
+cleanup then never runs) the rows of its own sockets.
 """
+
+import logging
+import os
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
+from twisted.internet import reactor, threads
+
+logger = logging.getLogger("chatsite.worker")
 
 #: Extension key of the one `http.request` message that stands for the whole body:
 #: (twisted's Request.content file, body length).
@@ -46,7 +58,45 @@ class BodyOnDisk:
 
 class ChatServer(Server):
     """daphne's Server; HTTP requests whose body twisted.web spooled to a file get a
-    `BodyOnDisk` (WebSockets and small in-memory bodies are left as daphne does them)."""
+    `BodyOnDisk` (WebSockets and small in-memory bodies are left as daphne does them).
+    Logs start and stop and cleans presence rows (module docstring)."""
+
+    def _worker(self) -> dict:
+        from messaging import presence  # Django is set up once daphne loaded the app
+
+        return {"pid": os.getpid(), "host": presence.HOST, "port": presence.PORT,
+                "worker": presence.WORKER_ID}  # fmt: skip
+
+    def listen_success(self, port):
+        super().listen_success(port)
+        from messaging import presence
+
+        if presence.PORT is None and hasattr(port, "getHost"):
+            presence.PORT = port.getHost().port
+            logger.info("worker started", extra=self._worker())
+            reactor.addSystemEventTrigger("before", "shutdown", self._stopping)
+            threads.deferToThread(presence.forget_earlier_on_port, presence.PORT).addCallbacks(
+                lambda n: n and logger.info("cleared presence rows of the port's last process",
+                                            extra={**self._worker(), "rows": n}),
+                lambda failure: logger.warning("presence cleanup failed: %s",
+                                               failure.getErrorMessage()),
+            )  # fmt: skip
+
+    def _stopping(self):
+        from messaging import presence
+
+        logger.info("worker stopping", extra=self._worker())
+        deferred = threads.deferToThread(presence.forget_worker)
+        deferred.addErrback(
+            lambda failure: logger.warning("presence rows left: %s", failure.getErrorMessage())
+        )
+        return deferred
+
+    def run(self):
+        try:
+            super().run()
+        finally:
+            logger.info("worker stopped", extra=self._worker())
 
     def create_application(self, protocol, scope):
         queue = super().create_application(protocol, scope)

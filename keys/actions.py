@@ -432,3 +432,8 @@ def revoke_all_devices(user) -> int:
     for device in devices:
         revoke_device(device)
     return len(devices)
+
+
+def mark_devices_seen(device_ids, when=None) -> int:
+    """Set `last_seen` of these devices (ids or a values_list queryset) to `when` (now)."""
+    return Device.objects.filter(pk__in=device_ids).update(last_seen=when or timezone.now())

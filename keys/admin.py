@@ -7,9 +7,16 @@ Only public facts are shown: fingerprints (kids), names, times, statuses. Never 
 signature blob, an `id_wrap` (it holds the identity's private key, encrypted) or content.
 """
 
+import re
+
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdminMixin, UserAdmin
 from accounts.models import User
@@ -19,7 +26,42 @@ from .models import Device, Identity, LinkRequest
 
 
 def short(kid: str | None) -> str:
-    return kid[:16] + "…" if kid else "-"
+    """The start of a kid as the clients show fingerprints: "843d 0887 1a2b 3c4d …"."""
+    if not kid:
+        return "-"
+    return " ".join(kid[i : i + 4] for i in range(0, 16, 4)) + " …"
+
+
+def grouped(kid: str) -> str:
+    """A whole kid in groups of four, as the clients show it (wraps at the spaces)."""
+    return " ".join(kid[i : i + 4] for i in range(0, len(kid), 4))
+
+
+_FINGERPRINT_NOISE = re.compile(r"[\s:.\-…]+")
+_HEX = re.compile(r"[0-9a-f]{4,64}")
+
+
+def fingerprint_prefix(query: str) -> str | None:
+    """The kid prefix a search means, from a fingerprint as shown or typed ("843d 0887 …",
+    "84:3D:08:87", "843D0887"): spaces, colons, dots, dashes and the ellipsis dropped,
+    lower case; None unless that leaves 4 to 64 hex digits."""
+    prefix = _FINGERPRINT_NOISE.sub("", query).lower()
+    return prefix if _HEX.fullmatch(prefix) else None
+
+
+def search_with_fingerprints(model_admin, request, queryset, search_term, kid_fields):
+    """The admin's own search, plus the rows whose kid fields start with the fingerprint
+    the term spells (if it spells one)."""
+    found, duplicates = admin.ModelAdmin.get_search_results(
+        model_admin, request, queryset, search_term
+    )
+    prefix = fingerprint_prefix(search_term)
+    if prefix is None:
+        return found, duplicates
+    by_kid = Q()
+    for field in kid_fields:
+        by_kid |= Q(**{f"{field}__startswith": prefix})
+    return found | queryset.filter(by_kid), True
 
 
 def cert_status(device: Device) -> str:
@@ -78,24 +120,59 @@ class DeviceAdmin(admin.ModelAdmin):
         "sig_fingerprint",
         "certificate",
         "created",
+        "last_seen",
         "revoked",
     )
     list_select_related = ("user", "identity")
     list_filter = (ActiveFilter, CertFilter, "created")
-    # A fingerprint is the kid (hex SHA-256 of the SPKI); a prefix of it finds the device.
-    search_fields = ("^enc_kid", "^sig_kid", "^identity__id_kid", "user__username", "name")
-    fields = ("user", "name", "enc_kid", "sig_kid", "certificate", "created", "revoked")
+    # A fingerprint is the kid (hex SHA-256 of the SPKI); a prefix of it finds the device,
+    # typed as the clients show it ("843d 0887 …") or in any case, with colons.
+    search_fields = ("user__username", "name")
+    search_help_text = "Owner, device name, or fingerprint as shown (e.g. 843d 0887 …)."
+    KID_FIELDS = ("enc_kid", "sig_kid", "identity__id_kid")
+    fields = ("user", "name", "enc_kid", "sig_kid", "certificate", "created", "last_seen",
+              "revoked")  # fmt: skip
     readonly_fields = fields
     ordering = ("-created",)
     actions = ["revoke_selected"]
 
+    def get_search_results(self, request, queryset, search_term):
+        return search_with_fingerprints(self, request, queryset, search_term, self.KID_FIELDS)
+
     @admin.display(description="encryption kid", ordering="enc_kid")
     def enc_fingerprint(self, obj):
-        return obj.enc_kid[:16] + "…"
+        return short(obj.enc_kid)
 
     @admin.display(description="signing kid", ordering="sig_kid")
     def sig_fingerprint(self, obj):
-        return obj.sig_kid[:16] + "…"
+        return short(obj.sig_kid)
+
+    def get_urls(self):
+        revoke = self.admin_site.admin_view(self.revoke_one)
+        return [path("<int:pk>/revoke/", revoke, name="keys_device_revoke"), *super().get_urls()]
+
+    def revoke_one(self, request, pk):
+        """One device's revocation from its owner's page: GET asks, POST revokes
+        (keys.actions.revoke_device: sockets close, co-members are told) and goes back."""
+        if not self.has_change_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        device = get_object_or_404(Device.objects.select_related("user"), pk=pk)
+        back = reverse("admin:accounts_user_change", args=[device.user_id])
+        if request.method == "POST":
+            if device.revoked is None:
+                with transaction.atomic():
+                    revoke_device(device)
+                    self.log_change(request, device, "Revoked by admin (user page).")
+                self.message_user(request, f"Revoked {device}.", messages.SUCCESS)
+            return HttpResponseRedirect(back)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Revoke this device?",
+            "device": device,
+            "back": back,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/keys/device/revoke_confirm.html", context)
 
     @admin.display(description="certificate")
     def certificate(self, obj):
@@ -147,8 +224,13 @@ class IdentityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("user", "fingerprint", "status", "upgraded", "certified_devices", "created")
     list_select_related = ("user",)
     list_filter = (CurrentFilter, "created")
-    search_fields = ("^id_kid", "user__username")
+    search_fields = ("user__username",)
+    search_help_text = "Owner, or fingerprint as shown (e.g. 843d 0887 …)."
     fields = ("user", "id_kid", "status", "upgraded", "certified_devices", "created", "replaced")
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_with_fingerprints(self, request, queryset, search_term, ("id_kid",))
+
     readonly_fields = fields
     ordering = ("-created",)
 
@@ -222,12 +304,14 @@ class DeviceInline(ReadOnlyAdminMixin, admin.TabularInline):
     revoked."""
 
     model = Device
-    fields = ("name", "enc_kid", "sig_kid", "certificate", "created", "revoked")
+    fields = ("name", "fingerprints", "certificate", "created", "last_seen", "revoked",
+              "revoke")  # fmt: skip
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = True
     ordering = ("-created",)
+    classes = ("chat-devices",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("identity")
@@ -235,6 +319,21 @@ class DeviceInline(ReadOnlyAdminMixin, admin.TabularInline):
     @admin.display(description="certificate")
     def certificate(self, obj):
         return cert_status(obj)
+
+    @admin.display(description="fingerprints (encryption / signing)")
+    def fingerprints(self, obj):
+        return format_html(
+            '<span class="chat-kid">{}</span><br><span class="chat-kid">{}</span>',
+            grouped(obj.enc_kid),
+            grouped(obj.sig_kid),
+        )
+
+    @admin.display(description="")
+    def revoke(self, obj):
+        if obj.revoked is not None:
+            return "revoked"
+        url = reverse("admin:keys_device_revoke", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Revoke…</a>', url)
 
 
 class UserWithDevicesAdmin(UserAdmin):
@@ -248,8 +347,17 @@ class UserWithDevicesAdmin(UserAdmin):
         *UserAdmin.list_display[3:],
     )
     inlines = [IdentityInline, DeviceInline]
+
+    class Media:
+        css = {"all": ("chat/admin.css",)}
+
     actions = [*UserAdmin.actions, "revoke_all_devices_of_selected"]
-    search_fields = (*UserAdmin.search_fields, "=identities__id_kid")
+    search_fields = UserAdmin.search_fields
+    search_help_text = "Username, or a fingerprint of her identity or a device (843d 0887 …)."
+    KID_FIELDS = ("identities__id_kid", "devices__enc_kid", "devices__sig_kid")
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_with_fingerprints(self, request, queryset, search_term, self.KID_FIELDS)
 
     def get_queryset(self, request):
         active = Count("devices", filter=Q(devices__revoked__isnull=True))

@@ -74,6 +74,9 @@ class Device(models.Model):
     )
     created = models.DateTimeField(default=timezone.now)
     revoked = models.DateTimeField(null=True, blank=True)
+    #: When one of its sockets was last open (set at open, close and every heartbeat);
+    #: None if it never connected (lane ops, for staff).
+    last_seen = models.DateTimeField(null=True, blank=True)
 
     objects = DeviceQuerySet.as_manager()
 

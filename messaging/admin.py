@@ -4,13 +4,32 @@ The server holds ciphertext it cannot read; the admin shows who, where, which se
 big and when, and never the envelope (it is not even loaded from the database).
 """
 
+from datetime import timedelta
+
 from django.contrib import admin
-from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Subquery, Sum
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Prefetch,
+    Subquery,
+    Sum,
+)
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdminMixin
+from accounts.models import User
+from keys.admin import UserWithDevicesAdmin
 
+from . import presence
 from .models import (
     Blob,
     BlobUsage,
@@ -128,15 +147,110 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().get_queryset(request).defer("envelope")
 
 
+def _live_since():
+    return timezone.now() - timedelta(seconds=presence.STALE_SECONDS)
+
+
+class LiveFilter(admin.SimpleListFilter):
+    """Live rows (refreshed within STALE_SECONDS) unless staff ask for stale or all."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("live", "live"), ("stale", "stale (worker gone)"), ("all", "all")]
+
+    def value(self):
+        return super().value() or "live"
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        if self.value() == "live":
+            return queryset.filter(seen__gte=_live_since())
+        if self.value() == "stale":
+            return queryset.filter(seen__lt=_live_since())
+        return queryset
+
+
 @admin.register(Connection)
 class ConnectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Open WebSockets, for presence (rows of a crashed worker go stale)."""
+    """Open WebSockets (presence): live ones by default, with the worker process that
+    holds each (host, port, pid). Stale rows are a crashed worker's: `clear_presence`."""
 
-    list_display = ("channel_name", "user", "device", "worker", "opened", "seen")
+    list_display = ("user", "device", "host", "port", "pid", "opened", "seen", "worker")
     list_select_related = ("user", "device")
-    search_fields = ("user__username", "=worker")
-    fields = list_display
+    list_filter = (LiveFilter, "host", "port")
+    search_fields = ("user__username", "=worker", "=pid")
+    fields = ("channel_name", *list_display)
     readonly_fields = fields
+    ordering = ("host", "port", "-opened")
+
+
+class UserActivityAdmin(UserWithDevicesAdmin):
+    """The user admin of keys plus what messaging knows: online now (a live socket),
+    last seen (her devices' latest), attachment storage (blob bytes)."""
+
+    list_display = (
+        *UserWithDevicesAdmin.list_display[:2],
+        "online_now",
+        "last_seen",
+        "storage",
+        *UserWithDevicesAdmin.list_display[2:],
+    )
+    readonly_fields = (*UserWithDevicesAdmin.readonly_fields, "online_now", "last_seen",
+                       "storage")  # fmt: skip
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [*fieldsets, ("Activity", {"fields": ("online_now", "last_seen", "storage")})]
+
+    def get_queryset(self, request):
+        live = Connection.objects.filter(user=OuterRef("pk"), seen__gte=_live_since())
+        seen = (
+            User.objects.filter(pk=OuterRef("pk")).annotate(m=Max("devices__last_seen")).values("m")
+        )
+        size = (
+            Blob.objects.filter(uploader=OuterRef("pk"))
+            .order_by()
+            .values("uploader")
+            .annotate(total=Sum("size"))
+            .values("total")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                is_online=Exists(live),
+                devices_last_seen=Subquery(seen),
+                blob_bytes=Subquery(size, output_field=BigIntegerField()),
+            )
+        )
+
+    @admin.display(boolean=True, description="online now", ordering="is_online")
+    def online_now(self, obj):
+        return getattr(obj, "is_online", False)
+
+    @admin.display(description="last seen", ordering="devices_last_seen")
+    def last_seen(self, obj):
+        seen = getattr(obj, "devices_last_seen", None)
+        return date_format(timezone.localtime(seen), "DATETIME_FORMAT") if seen else "never"
+
+    @admin.display(description="storage", ordering="blob_bytes")
+    def storage(self, obj):
+        return filesizeformat(getattr(obj, "blob_bytes", None) or 0)
+
+
+admin.site.unregister(User)
+admin.site.register(User, UserActivityAdmin)
 
 
 @admin.register(Blob)

@@ -212,6 +212,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         realtime.discard_local_socket(self.channel_name)
+        try:
+            await self._leave_groups()
+        finally:  # the presence row goes even when Redis fails (else she stays "online")
+            await self._unregister()
+
+    async def _leave_groups(self):
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             await self.channel_layer.group_discard(realtime.user_group(user.pk), self.channel_name)
@@ -223,6 +229,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     await self.channel_layer.group_discard(
                         realtime.session_group(self.session_key), self.channel_name
                     )
+
+    async def _unregister(self):
         if self.registered:
             self.registered = False
             went_offline, online_co_members = await _close_socket_in_db(

@@ -241,6 +241,11 @@ class Connection(models.Model):
     worker = models.CharField(max_length=32, db_index=True)
     opened = models.DateTimeField(default=timezone.now)
     seen = models.DateTimeField(default=timezone.now, db_index=True)
+    # Which process holds the socket, for staff and for cleanup (lane ops, 0007). Nullable or
+    # with a database default, so that workers of the release before still insert rows.
+    host = models.CharField(max_length=255, blank=True, db_default="")
+    port = models.PositiveIntegerField(null=True, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.channel_name} (user {self.user_id})"

@@ -14,6 +14,7 @@ from django.test import Client, override_settings
 
 from accounts.models import User
 from chatclient import protocol
+from keys.admin import grouped, short
 from keys.models import Device, Identity, LinkRequest
 from messaging.models import Message
 from tests.inprocess import ApiClient, create_group, identity_body, seal, v1_device
@@ -148,7 +149,7 @@ async def test_user_list_search_and_devices_inline(make_user):
     device = await Device.objects.aget(user_id=alice.user_id)
     page = await sync_to_async(staff.get)(f"/admin/accounts/user/{alice.user_id}/change/")
     assert page.status_code == 200
-    for shown in (device.name, device.enc_kid, device.sig_kid):
+    for shown in (device.name, grouped(device.enc_kid), grouped(device.sig_kid)):
         assert shown.encode() in page.content
 
 
@@ -351,11 +352,11 @@ def test_identity_fingerprints_and_device_certs_in_the_user_admin(make_user, dev
     staff = staff_client()
 
     users = staff.get("/admin/accounts/user/").content.decode()
-    assert new_kid[:16] in users and "none (not upgraded)" in users  # root has no identity
+    assert short(new_kid) in users and "none (not upgraded)" in users  # root has no identity
     page = staff.get(f"/admin/accounts/user/{alice.user_id}/change/").content.decode()
     assert new_kid in page and old_kid in page
-    assert f"certified by {new_kid[:16]}" in page
-    assert f"certified by replaced identity {old_kid[:16]}" in page
+    assert f"certified by {short(new_kid)}" in page
+    assert f"certified by replaced identity {short(old_kid)}" in page
     assert "no cert (v1)" in page and "old tablet" in page
 
     found = staff.get(f"/admin/keys/identity/?q={old_kid[:20]}")
@@ -481,3 +482,150 @@ def test_conversations_and_messages_are_metadata_only(trio):
     for url in ("/admin/messaging/message/add/", f"/admin/messaging/message/{one.pk}/delete/"):
         assert staff.get(url).status_code == 403
     assert staff.get(f"/admin/messaging/conversation/{direct['id']}/delete/").status_code == 403
+
+
+# --------------------------------------------------------------------------- lane ops (issue 16)
+
+
+async def test_staff_password_reset_in_the_admin_closes_her_sockets(make_user):
+    """The admin's "change password" form (a staff reset): her sockets close (4401, logged
+    out, like a logout) within a second; others stay; the reset is in the admin log."""
+    alice = await sync_to_async(make_user)("alice")
+    bob = await sync_to_async(make_user)("bob")
+    staff = await sync_to_async(staff_client)()
+    a_ws, b_ws = await open_socket(alice), await open_socket(bob)
+    try:
+        url = f"/admin/accounts/user/{alice.user_id}/password/"
+        form = {
+            "password1": "a new staff-set password 7",
+            "password2": "a new staff-set password 7",
+        }
+        response = await sync_to_async(staff.post)(url, form)
+        assert response.status_code == 302, response.content[:2000]
+        code, waited = await wait_close(a_ws)
+        assert code == 4401 and waited < CLOSE_WITHIN
+        assert await still_open(b_ws)
+        user = await User.objects.aget(pk=alice.user_id)
+        assert await sync_to_async(logged)(user, "password")  # JSON: {"changed": {"fields": ...}}
+    finally:
+        await b_ws.disconnect()
+
+
+def _displayed(kid: str, chars: int) -> str:
+    """A fingerprint's start as the clients show it: "843d 0887 …"."""
+    return " ".join(kid[i : i + 4] for i in range(0, chars, 4)) + " …"
+
+
+def test_fingerprint_search_takes_the_displayed_format(make_user, device_keys):
+    """Device, identity and user search by a fingerprint as shown ("843d 0887 …"), in
+    upper case, or with colons; a non-hex term still searches names."""
+    alice = make_user("alice")
+    make_user("bob")
+    alice.register_device(device_keys(), "laptop")
+    laptop = Device.objects.get(pk=alice.device_id)
+    staff = staff_client()
+    kid = laptop.sig_kid
+    colons = ":".join(kid[i : i + 2] for i in range(0, 12, 2)).upper()
+    for term in (_displayed(kid, 12), colons, kid[:12].upper()):
+        found = staff.get("/admin/keys/device/", {"q": term})
+        assert found.status_code == 200
+        assert found.content.count(b'name="_selected_action"') == 1, term
+        assert b"laptop" in found.content
+        users = staff.get("/admin/accounts/user/", {"q": term}).content
+        assert users.count(b'name="_selected_action"') == 1 and b"alice" in users, term
+    identity = _displayed(alice.keys.id_kid, 8)
+    found = staff.get("/admin/keys/identity/", {"q": identity}).content
+    assert found.count(b'class="field-fingerprint"') == 1
+    users = staff.get("/admin/accounts/user/", {"q": identity}).content
+    assert users.count(b'name="_selected_action"') == 1
+    assert staff.get("/admin/keys/device/", {"q": "laptop"}).content.count(b"laptop") >= 1
+
+
+async def test_revoke_button_on_the_user_page(make_user):
+    alice = await sync_to_async(make_user)("alice")
+    staff = await sync_to_async(staff_client)()
+    device = await Device.objects.aget(pk=alice.device_id)
+    page = await sync_to_async(staff.get)(f"/admin/accounts/user/{alice.user_id}/change/")
+    revoke = f"/admin/keys/device/{device.pk}/revoke/"
+    assert revoke.encode() in page.content
+    ask = await sync_to_async(staff.get)(revoke)
+    assert ask.status_code == 200 and b"Yes, revoke it" in ask.content
+    assert await Device.objects.filter(pk=device.pk, revoked__isnull=True).aexists()
+    ws = await open_socket(alice)
+    done = await sync_to_async(staff.post)(revoke)
+    assert done.status_code == 302
+    assert done["Location"] == f"/admin/accounts/user/{alice.user_id}/change/"
+    assert (await wait_close(ws))[0] == 4403
+    await device.arefresh_from_db()
+    assert device.revoked is not None and await sync_to_async(logged)(device, "Revoked")
+    nobody = await sync_to_async(Client().get)(revoke)
+    assert nobody.status_code == 302 and "/admin/login/" in nobody["Location"]
+
+
+async def test_user_activity_columns_and_read_only_dates(make_user):
+    """Online now, last seen (set when a socket opens and closes) and storage per user;
+    last_login and date_joined cannot be edited."""
+    alice = await sync_to_async(make_user)("alice")
+    await sync_to_async(make_user)("bob")
+    staff = await sync_to_async(staff_client)()
+    ws = await open_socket(alice)
+    listing = (await sync_to_async(staff.get)("/admin/accounts/user/?o=3")).content.decode()
+    row = next(r for r in listing.split("<tr") if ">alice<" in r)
+    assert 'field-online_now"><img src="/static/admin/img/icon-yes.svg"' in row
+    other = next(r for r in listing.split("<tr") if ">bob<" in r)
+    assert "icon-no.svg" in other and "never" in other
+    await ws.disconnect()
+    device = await Device.objects.aget(pk=alice.device_id)
+    assert device.last_seen is not None
+    page = await sync_to_async(staff.get)(f"/admin/accounts/user/{alice.user_id}/change/")
+    html = page.content.decode()
+    assert 'name="last_login"' not in html and 'name="date_joined"' not in html
+    assert "Storage" in html or "storage" in html
+
+
+def test_audit_page_lists_every_staff_action_read_only_and_logs_json(make_user, caplog):
+    alice = make_user("alice")
+    make_user("bob")
+    other_staff = User.objects.create_superuser("ops2", password="another admin password 2")
+    second = Client()
+    second.force_login(other_staff)
+    run_action(second, "/admin/accounts/user/", "deactivate_selected", [alice.user_id])
+    record = next(r for r in caplog.records if r.name == "chatsite.staff")
+    assert (record.staff, record.action, record.target_type) == ("ops2", "change", "accounts.user")
+    assert record.target == "alice" and "Deactivated" in record.change
+    staff = staff_client()
+    audit = staff.get("/admin/admin/logentry/")
+    assert audit.status_code == 200
+    assert b"ops2" in audit.content and b"Deactivated by admin action." in audit.content
+    entry = LogEntry.objects.get(user=other_staff)
+    detail = staff.get(f"/admin/admin/logentry/{entry.pk}/change/")
+    assert detail.status_code == 200 and b'name="_save"' not in detail.content
+    assert staff.get(f"/admin/admin/logentry/{entry.pk}/delete/").status_code == 403
+    assert staff.get("/admin/admin/logentry/add/").status_code == 403
+
+
+def test_connections_admin_shows_live_rows_with_host_port_pid(make_user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from messaging.models import Connection
+
+    alice = make_user("alice")
+    d, u = alice.device_id, alice.user_id
+    Connection.objects.create(
+        channel_name="live.one", user_id=u, device_id=d, worker="a" * 32,
+        host="chat-host-1", port=8001, pid=4242,
+    )  # fmt: skip
+    Connection.objects.create(
+        channel_name="stale.one", user_id=u, device_id=d, worker="b" * 32,
+        host="chat-host-1", port=8002, pid=777, seen=timezone.now() - timedelta(minutes=5),
+    )  # fmt: skip
+    staff = staff_client()
+    live = staff.get("/admin/messaging/connection/").content.decode()
+    assert "chat-host-1" in live and "4242" in live and "8001" in live
+    assert "777" not in live
+    everything = staff.get("/admin/messaging/connection/?state=all").content.decode()
+    assert "4242" in everything and "777" in everything
+    stale = staff.get("/admin/messaging/connection/?state=stale").content.decode()
+    assert "777" in stale and "4242" not in stale

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -164,3 +165,32 @@ def test_static_files_under_daphne_alone_with_manifest(live_stack):
     # Unhashed names still answer (ES module imports use them).
     with urllib.request.urlopen(stack.base_url + "/static/chat/protocol.js", timeout=10) as r:
         assert r.status == 200 and "javascript" in r.headers["Content-Type"]
+
+
+def test_chat_manage_reads_secrets_from_the_file_not_the_command_line(tmp_path):
+    """deploy/chat-manage: values with spaces, `#` and `$` arrive intact, and no setting is
+    on any process's command line (the old `env $(grep … | xargs)` put them in `ps`)."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("runuser needs root")
+    secret = "s3cret with spaces # and $dollar " + secrets.token_hex(8)
+    env_file = tmp_path / "chat.env"
+    env_file.write_text(
+        f"# settings\nDJANGO_SECRET_KEY='{secret}'\nCHAT_VAR_DIR={tmp_path / 'var'}\n"
+        f"DATABASE_URL=sqlite:///{tmp_path / 'db.sqlite3'}\n"
+    )
+    probe = (
+        "import os, pathlib; "
+        "print(repr(os.environ['DJANGO_SECRET_KEY'])); "
+        "print(all(os.environ['DJANGO_SECRET_KEY'] not in p.read_bytes().decode(errors='replace')"
+        " for p in pathlib.Path('/proc').glob('[0-9]*/cmdline') if p.exists()))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
+    env.update(CHAT_USER="root", CHAT_ENV_FILE=str(env_file), CHAT_APP=str(REPO_ROOT),
+               CHAT_VENV=str(Path(sys.executable).parents[1]))  # fmt: skip
+    done = subprocess.run(
+        ["sh", str(DEPLOY / "chat-manage"), "shell", "-c", probe],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-2:] == [repr(secret), "True"]

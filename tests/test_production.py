@@ -97,13 +97,14 @@ def render_site(
         (r"access_log /var/log/nginx/chat\.access\.log", f"access_log {tmp}/chat.access.log"),
         (r"root /var/www/letsencrypt;", f"root {tmp};"),
         (r"alias /srv/chat/var/blobs/;", f"alias {blob_dir or tmp / 'blobs'}/;"),
+        (r"set \$chat_https_host \$host;", f'set $chat_https_host "$host:{https_port}";'),
     ]
     for pattern, replacement in edits:
         site, count = re.subn(pattern, replacement, site)
         assert count, f"deploy/nginx/chat.conf no longer has {pattern!r}"
-    servers = "".join(
-        f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;\n" for port in workers
-    )
+    # The shipped server parameters (max_fails, fail_timeout) for each test worker.
+    params = re.search(r"    server 127\.0\.0\.1:\d+([^;]*);", site).group(1)
+    servers = "".join(f"    server 127.0.0.1:{port}{params};\n" for port in workers)
     site, count = re.subn(r"(    server 127\.0\.0\.1:\d+[^\n]*\n)+", servers, site)
     assert count == 1, "the upstream block's server lines are not where they were"
     return site
@@ -190,6 +191,20 @@ def self_signed_cert(tmp: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def staging_cert(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 made by deploy/selfsigned-cert (the staging command
+    of docs/deploy.md section 6), falling back to `self_signed_cert` without openssl."""
+    if shutil.which("openssl") is None:
+        return self_signed_cert(tmp)
+    folder = tmp / "staging-tls"
+    done = subprocess.run(
+        ["sh", str(DEPLOY / "selfsigned-cert"), "127.0.0.1", str(folder), "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return folder / "fullchain.pem", folder / "privkey.pem"
+
+
 # --------------------------------------------------------------------------- clients
 
 
@@ -260,6 +275,7 @@ class Peer:
         self.closed = asyncio.Event()
         self.changed = asyncio.Event()  # set on every ack and when the socket closes
         self.reconnects = 0
+        self.failed_handshakes = 0  # connection attempts that did not open a socket
         self.counter = 0  # the last n used (one conversation per peer in these tests)
 
     # --- HTTP
@@ -393,6 +409,7 @@ class Peer:
                 await self.connect()
                 break
             except (OSError, ConnectionClosed, Exception) as error:  # noqa: B014
+                self.failed_handshakes += 1
                 assert time.monotonic() < deadline, f"{self.name} cannot reconnect: {error!r}"
                 await asyncio.sleep(0.2)
         self.reconnects += 1
@@ -469,7 +486,7 @@ def production(tmp_path_factory, postgres_server, redis_server):
             UnitDaphne(stack.env, stack.dir, cwd=REPO_ROOT, name=f"unit-daphne-{i}").start()
             for i in range(2)
         ]
-        cert, key = self_signed_cert(tmp)
+        cert, key = staging_cert(tmp)
         os.chmod(stack.dir, 0o755)
         site = render_site(
             (DEPLOY / "nginx" / "chat.conf").read_text(),
@@ -510,7 +527,9 @@ def test_deploy_config_serves_tls_static_and_health(production):
         opener = urllib.request.build_opener(NoRedirect)
         opener.open(request, timeout=10)
     assert redirect.value.code == 301
-    assert redirect.value.headers["Location"].startswith("https://127.0.0.1/login/")
+    # The TLS port is not 443 here: the redirect keeps it (deploy/nginx: $chat_https_host).
+    https_port = urllib.parse.urlsplit(origin).port
+    assert redirect.value.headers["Location"] == f"https://127.0.0.1:{https_port}/login/"
 
     # Static files with manifest names, served by nginx from DJANGO_STATIC_ROOT.
     static_root = Path(stack.env["DJANGO_STATIC_ROOT"])
@@ -893,3 +912,130 @@ def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(produc
     status, raw, _ = _raw(browser, "POST", "/api/blobs/", chunks(), octets)
     assert status == 413 and json.loads(raw)["error"]["code"] == "too_large"
     assert sorted(p for p in blob_dir.rglob("*") if p.is_file()) == before
+
+
+def load_release_restart():
+    """scripts/release_restart.py as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    path = REPO_ROOT / "scripts" / "release_restart.py"
+    spec = importlib.util.spec_from_file_location("release_restart", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_rolling_release_keeps_every_handshake_and_message(production):
+    """scripts/release's per-worker loop (restart, wait for /healthz, next) run against
+    this stack's workers while two clients chat, one on each: every reconnect succeeds
+    at its first handshake through nginx, and every message sent is stored once and
+    reaches both sides of its conversation."""
+    stack, origin, tls = production["stack"], production["origin"], production["tls"]
+    for server in stack.servers:  # an earlier test may have left one dead
+        if not server.running:
+            server.restart()
+    release = load_release_restart()
+    peers = [Peer(f"roll{i}", origin, tls, new_keys()) for i in range(2)]
+    for peer in peers:
+        await asyncio.to_thread(peer.sign_up)
+    pairs = []
+    for a, b in (peers,):
+        status, body, _ = await asyncio.to_thread(
+            a.browser.call, "POST", "/api/conversations/", {"members": [b.name]}
+        )
+        assert status == 201, body
+        conversation = body["conversation"]
+        pairs.append((conversation, await asyncio.to_thread(a.recipients, conversation), a, b))
+    for peer in peers:
+        await peer.connect()
+    placed = connections_by_worker(stack.database_url)
+    assert len({w for p in peers for w in placed[p.user_id]}) == 2, "not spread over workers"
+
+    released = asyncio.Event()
+
+    async def chatter(peer: Peer, conversation: dict, keys: dict) -> int:
+        cid, sent = conversation["id"], 0
+        while not released.is_set() or sent < 3:
+            if peer.closed.is_set():
+                await peer.recover(cid)
+            # At most 20 unacknowledged: a reconnect resends them at once, within the
+            # server's frame burst (WS_RATE_BURST, 50).
+            if len(peer.pending) < 20:
+                await peer.send_text(conversation, keys, f"{peer.name} #{sent}")
+                sent += 1
+            await asyncio.sleep(0.1)  # pacing (the traffic's shape), not synchronization
+        deadline = time.monotonic() + 20
+        while peer.pending:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{peer.name}: unacknowledged {peer.pending}"
+            if peer.closed.is_set():
+                await peer.recover(cid)
+                continue
+            peer.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(peer.changed.wait(), left)
+        return sent
+
+    by_port = {server.port: server for server in stack.servers}
+    phases = []
+
+    def restart(port: int) -> None:  # what `systemctl restart chat-daphne@PORT` does
+        server = by_port[port]
+        t0 = time.monotonic()
+        server.stop()  # SIGTERM (TimeoutStopSec in the unit, STOP_TIMEOUT here)
+        t1 = time.monotonic()
+        server._launch_and_wait(START_TIMEOUT)
+        phases.append(
+            {"port": port, "stop": round(t1 - t0, 2), "start": round(time.monotonic() - t1, 2)}
+        )
+
+    async def run_release() -> list[dict]:
+        try:
+            return await asyncio.to_thread(
+                release.rolling_restart,
+                list(by_port),
+                restart,
+            )
+        finally:
+            released.set()
+
+    started = time.monotonic()
+    records, *_ = await asyncio.gather(
+        run_release(),
+        *(chatter(p, conversation, keys) for conversation, keys, a, b in pairs for p in (a, b)),
+    )
+    print(f"rolling release: {records} {phases}; all acked {time.monotonic() - started:.1f}s")
+    assert [r["port"] for r in records] == list(by_port)
+    assert all(server.running for server in stack.servers)
+    assert all(peer.reconnects >= 1 for peer in peers), "a worker was not restarted"
+    assert sum(peer.failed_handshakes for peer in peers) == 0, "a handshake failed"
+
+    for conversation, _keys, a, b in pairs:
+        cid = conversation["id"]
+        expected = {**a.sent_texts, **b.sent_texts}
+        for peer in (a, b):
+            await peer.sync(cid)
+            seen = sorted(
+                (m for m in peer.messages.values() if m["conversation"] == cid),
+                key=lambda m: m["seq"],
+            )
+            assert [m["seq"] for m in seen] == list(range(1, len(expected) + 1))
+            assert {m["client_msg_id"] for m in seen} == expected.keys(), "lost or extra"
+    for peer in peers:
+        await peer.close()
+    # Each worker logged its stop and its new start as JSON, and no presence row is left
+    # of a stopped process (rows are deleted at the stop, and a new process on the port
+    # deletes its predecessor's).
+    for server in stack.servers:
+        records = [json.loads(x) for x in server.log_path.read_text().splitlines() if x.strip()]
+        events = [
+            (r["message"], r["port"], r["pid"]) for r in records if r["logger"] == "chatsite.worker"
+        ]
+        assert ("worker stopping", server.port) in {(m, port) for m, port, _ in events}
+        assert events[-1] == ("worker started", server.port, server.pid)
+    with psycopg.connect(stack.database_url) as db:
+        pids = {row[0] for row in db.execute("SELECT DISTINCT pid FROM messaging_connection")}
+    assert pids <= {server.pid for server in stack.servers}, pids
+    log = (production["tmp"] / "chat.access.log").read_text().splitlines()
+    bad = [line for line in log if '"status":502' in line or '"status":504' in line]
+    assert not bad, bad[:3]
