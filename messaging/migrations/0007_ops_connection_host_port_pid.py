@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("messaging", "0005_blob_usage")]
+    dependencies = [("messaging", "0006_requests_blocks")]
 
     operations = [
         migrations.AddField(
