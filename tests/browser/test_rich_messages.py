@@ -1,16 +1,24 @@
 """Replies, reactions, edits, deletes, links, text direction and the composer's limits in
 the browser (issue 14, PROTOCOL §10.1), with two people in one direct chat on the shared
-stack: each test sends its own messages, so they share the (costly) set-up browsers."""
+stack: each test sends its own messages, so they share the (costly) set-up browsers. The
+last test adds a Python client (chatclient, low-level ``send`` with chatclient/payloads.py)
+and checks that each side shows what the other sent."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
+import threading
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat_helpers import ChatUser
+from chatclient import payloads, protocol
+from chatclient.client import ChatClient
+from chatclient.devices import setup_first_device
+from chatclient.session import ChatSession
+from tests.browser.chat_helpers import PASSWORD, ChatUser
 
 pytestmark = pytest.mark.browser
 
@@ -213,3 +221,109 @@ def test_the_composer_grows_and_keeps_to_the_cap_in_the_open(pair):
     assert len(box.input_value()) == 16001
     box.fill("")
     expect(limit).to_be_hidden()
+
+
+class PythonSide:
+    """A `chatclient.ChatClient` user on its own event loop thread (the sync Playwright
+    API owns this thread's loop): the Python half of the interop test, through the
+    low-level `send` with the payload builders of chatclient/payloads.py."""
+
+    def __init__(self, base_url: str, username: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.username = username
+        self.client = self.run(self._start(base_url, username))
+
+    def run(self, coro, timeout: float = 60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start(self, base_url: str, username: str) -> ChatClient:
+        session = ChatSession(base_url)
+        user = await session.register(username, PASSWORD)
+        keys = protocol.generate_device_keys(2048).with_identity(
+            protocol.generate_identity_key(2048)
+        )
+        keys, _, device = await setup_first_device(
+            session, name="python", passphrase="p", keys=keys, iterations=100_000
+        )
+        return ChatClient(
+            session, keys, user_id=user["id"], username=username, device_id=device["id"]
+        )
+
+    def send(self, target, payload: dict) -> dict:
+        return self.run(self.client.send(target, payload))
+
+    def shown(self, conversation_id: int) -> dict[str, dict]:
+        """The conversation folded by apply_payloads, by text (the original's)."""
+        opened, _ = self.run(self.client.history(conversation_id))
+        views = payloads.apply_payloads(
+            [
+                {
+                    "seq": m.seq,
+                    "sender_id": m.sender_id,
+                    "client_msg_id": m.client_msg_id,
+                    "payload": m.content if m.status == "ok" else None,
+                    "deleted": m.status == "deleted",
+                }
+                for m in opened
+            ]
+        )
+        return {(v["payload"] or {}).get("text", f"#{v['seq']}"): v for v in views}
+
+    def close(self) -> None:
+        self.run(self.client.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_the_python_client_and_the_browser_agree_on_every_type(pair, shared_stack):
+    _, bob = pair
+    carl = PythonSide(shared_stack.base_url, f"carl{secrets.token_hex(3)}")
+    try:
+        conv = carl.run(carl.client.conversation(bob.username))
+        first = carl.send(conv, payloads.text_payload("Python says hi"))
+        doomed = carl.send(conv, payloads.text_payload("Python regrets this"))
+        bob.open_conversation(carl.username)
+        bob.expect_message("Python says hi")
+        # the browser replies and reacts to what Python sent
+        act(bob, "Python says hi", "Reply")
+        bob.send("Browser answers")
+        act(bob, "Python says hi", "React")
+        bob.page.get_by_role("button", name="React with 🙏").click()
+        expect(message(bob, "Python says hi").locator(".reaction")).to_have_count(1)
+        shown = carl.shown(conv["id"])
+        bob_id = shown["Browser answers"]["sender_id"]
+        assert shown["Browser answers"]["reply_to"] == payloads.message_ref(
+            first["sender_id"], first["client_msg_id"]
+        )
+        assert shown["Python says hi"]["reactions"] == {"🙏": [bob_id]}
+        # Python reacts, edits and deletes; the browser shows each
+        answer = shown["Browser answers"]
+        ref = payloads.message_ref(answer["sender_id"], answer["client_msg_id"])
+        carl.send(conv, payloads.reaction_payload(ref, "👍"))
+        carl.send(
+            conv,
+            payloads.edit_payload(
+                payloads.message_ref(first["sender_id"], first["client_msg_id"]),
+                "Python says hello",
+            ),
+        )
+        carl.send(
+            conv,
+            payloads.delete_payload(
+                payloads.message_ref(doomed["sender_id"], doomed["client_msg_id"])
+            ),
+        )
+        carl.run(carl.client.session.delete_message(conv["id"], doomed["id"]))
+        expect(message(bob, "Browser answers").locator(".reaction[data-emoji='👍']")).to_have_count(
+            1
+        )
+        expect(message(bob, "Python says hello").locator(".msg-edited")).to_be_visible()
+        gone = bob.page.locator(f".messages .msg[data-seq='{doomed['seq']}']")
+        expect(gone).to_have_attribute("data-state", "deleted")
+        expect(message(bob, "Browser answers").locator(".quote")).to_contain_text(
+            "Python says hello"
+        )
+    finally:
+        carl.close()
