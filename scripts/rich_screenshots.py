@@ -77,7 +77,9 @@ def main() -> int:
             alice.send("Oops, wrong chat, ignore this")
             bob.expect_message("wrong chat")
             act(alice, "wrong chat", "Delete for everyone")
-            alice.page.get_by_role("dialog").get_by_role("button", name="Delete for everyone").click()
+            alice.page.get_by_role("dialog").get_by_role(
+                "button", name="Delete for everyone"
+            ).click()
             expect(bob.page.locator(".msg[data-state=deleted]")).to_have_count(1)
             alice.send("נתראה בשבת!")
             bob.expect_message("נתראה")
@@ -86,9 +88,13 @@ def main() -> int:
                 bob.page.emulate_media(color_scheme=scheme)
                 for width, viewport in WIDTHS.items():
                     bob.page.set_viewport_size(viewport)
-                    bob.page.locator(".messages").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+                    bob.page.locator(".messages").evaluate(
+                        "el => { el.scrollTop = el.scrollHeight; }"
+                    )
                     act(bob, "lighthouse", "React")
-                    expect(bob.page.get_by_role("dialog", name="React to the message")).to_be_visible()
+                    expect(
+                        bob.page.get_by_role("dialog", name="React to the message")
+                    ).to_be_visible()
                     bob.page.screenshot(path=str(OUT / f"chat-{scheme}-{width}.png"))
                     bob.page.keyboard.press("Escape")
             bob.page.emulate_media(color_scheme="light")
