@@ -72,7 +72,22 @@ export class TimelineView {
     this.wantOlder = false;
     this.stick = false;
     this.bySeq = new Map();
-    if (actions) el.addEventListener('keydown', (e) => actions.onKey(e, { itemOf: (seq) => this.bySeq.get(seq) }));
+    if (actions) {
+      el.addEventListener('keydown', (e) => actions.onKey(e, { itemOf: (seq) => this.bySeq.get(seq) }));
+      // touch: a long press (the browser's contextmenu) opens a message's actions; a touch elsewhere closes them
+      let pointer = 'mouse';
+      el.addEventListener('pointerdown', (e) => {
+        pointer = e.pointerType;
+        for (const open of el.querySelectorAll('.msg.menu-open')) if (!open.contains(e.target)) open.classList.remove('menu-open');
+      });
+      el.addEventListener('contextmenu', (e) => {
+        const msg = e.target.closest?.('.msg[data-seq]');
+        if (pointer !== 'touch' || !msg?.querySelector('.msg-actions') || e.target.closest('a')) return;
+        e.preventDefault();
+        msg.classList.add('menu-open');
+        msg.querySelector('.msg-actions button')?.focus({ preventScroll: true });
+      });
+    }
   }
 
   /** Render on the next animation frame (calls in between are one render). */
