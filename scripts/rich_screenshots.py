@@ -4,7 +4,8 @@
 Starts a fresh server and two browser users; alice and bob chat with a reply, reactions by
 both, an edited and a deleted message, a link and a Hebrew line; then bob's screen is shot
 with the reaction picker open, at 1280 and 390 px wide, light and dark, to
-var/screenshots/rich/chat-{light,dark}-{1280,390}.png (and the composer near the cap).
+var/screenshots/rich/chat-{light,dark}-{1280,390}.png (and a touch screen's ⋯ menu, the
+composer near the cap).
 
 Usage: .venv/bin/python scripts/rich_screenshots.py
 """
@@ -98,6 +99,14 @@ def main() -> int:
                     bob.page.screenshot(path=str(OUT / f"chat-{scheme}-{width}.png"))
                     bob.page.keyboard.press("Escape")
             bob.page.emulate_media(color_scheme="light")
+            # a phone: no hover, so each message has a ⋯ button (a long press works too)
+            cdp = bob.context.new_cdp_session(bob.page)
+            cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+            bob.page.set_viewport_size(WIDTHS[390])
+            more = message(bob, "bring coffee").get_by_role("button", name="Message actions")
+            more.click()
+            bob.page.screenshot(path=str(OUT / "chat-touch-390.png"))
+            cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": False})
             bob.page.set_viewport_size(WIDTHS[1280])
             act(bob, "harbour walk", "Reply")
             box.fill("a" * 15800)
