@@ -231,11 +231,12 @@ function pendingNode(item, conv, app) {
   const stuck = state !== 'pending';
   const file = item.payload?.type === 'file' ? { file: item.payload.file, text: item.text } : null;
   return h(`div.msg.own.pending${stuck ? '.send-failed' : ''}`, { dataset: { state, delivery: 'pending', clientMsgId: item.client_msg_id } },
+    h('span.sr-only.msg-by', {}, 'You: '),
     h(`div.bubble${file ? '.bubble-file' : ''}`, {},
       file ? fileContent(file, app.downloads) : h('p.msg-text', { dir: 'auto' }, isRelation(item.payload) ? relationText(item.payload) : item.text ?? '…'),
       h('span.meta', {},
         item.notice && !stuck ? h('span.notice', {}, item.notice, ' ') : null,
-        stuck ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { 'aria-label': 'Sending', title: 'Sending' }, icon('clock', 'icon-inline')))),
+        stuck ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { title: 'Sending' }, icon('clock', 'icon-inline'), h('span.sr-only', {}, ' Sending')))),
     stuck && h('div.pending-actions', {},
       item.payload !== null && h('button.link.small', { type: 'button', onclick: () => app.retryFailed(conv, item.client_msg_id) }, 'Retry'),
       h('button.link.small', { type: 'button', onclick: () => app.discardPending(conv, item.client_msg_id) }, 'Discard')));
