@@ -19,6 +19,7 @@ from chatclient.client import ChatClient
 from chatclient.devices import setup_first_device
 from chatclient.session import ChatSession
 from tests.browser.chat_helpers import PASSWORD, ChatUser
+from tests.browser.test_accessibility import assert_clean
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +29,8 @@ NAMES = {n: f"{n}{secrets.token_hex(3)}" for n in ("alice", "bob")}
 @pytest.fixture(scope="module")
 def pair(browser, shared_stack):
     """alice and bob, set up, each with their direct chat open."""
-    alice = ChatUser(browser, shared_stack.base_url, NAMES["alice"]).start()
+    # alice's page lets axe-core in (the last test); bob's keeps the CSP
+    alice = ChatUser(browser, shared_stack.base_url, NAMES["alice"], bypass_csp=True).start()
     bob = ChatUser(browser, shared_stack.base_url, NAMES["bob"]).start()
     alice.open_direct(bob.username)
     alice.send("hello bob")
@@ -328,3 +330,27 @@ def test_the_python_client_and_the_browser_agree_on_every_type(pair, shared_stac
         )
     finally:
         carl.close()
+
+
+def test_axe_finds_nothing_serious_with_quotes_reactions_edits_deletes_and_the_picker(pair):
+    """axe-core (tests/browser/test_accessibility.py's run) on the chat with a quote, a
+    reaction and a message's actions shown, then on the open picker alone (a popup covers
+    the messages under it, which axe would count against their contrast)."""
+    alice, _ = pair
+    page = alice.page
+    alice.send("Last words for axe")
+    act(alice, "Last words for axe", "Reply")
+    alice.send("A reply for axe")
+    act(alice, "A reply for axe", "React")
+    page.get_by_role("button", name="React with 👍").click()
+    expect(message(alice, "A reply for axe").locator(".reaction")).to_have_count(1)
+    message(alice, "Last words for axe").focus()
+    assert_clean(page, "a chat with a reply, a reaction and a message's actions")
+    act(alice, "Last words for axe", "React")
+    expect(page.get_by_role("dialog", name="React to the message")).to_be_visible()
+    found = page.evaluate(
+        "async () => (await axe.run('.reaction-picker', {resultTypes: ['violations']})).violations"
+        ".filter((v) => ['serious', 'critical'].includes(v.impact)).map((v) => v.id)"
+    )
+    assert found == [], found
+    page.keyboard.press("Escape")
