@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs with apt the system programs the tests and `make run` use, only those missing:
-# redis-server, PostgreSQL 15, nginx, chromium (+ fonts), and nodejs if `node` is missing.
+# redis-server, PostgreSQL 15, nginx, chromium (+ fonts, emoji font), and nodejs if `node` is missing.
 # Idempotent and non-interactive. Starts no service and leaves none running: the tests
 # start their own servers on loopback (tests/support/services.py).
 set -euo pipefail
@@ -24,6 +24,8 @@ if ! have_cmd chromium; then
     have_pkg fonts-liberation || want+=(fonts-liberation)
     have_pkg fonts-dejavu-core || want+=(fonts-dejavu-core)
 fi
+# Headless Chromium draws reaction emoji with it (screenshots and the rich-message tests).
+have_pkg fonts-noto-color-emoji || want+=(fonts-noto-color-emoji)
 have_cmd node || want+=(nodejs)
 # npm: `make node-deps` installs axe-core for the browser tests (tests/browser/package.json).
 have_cmd npm || want+=(npm)

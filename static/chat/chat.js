@@ -23,6 +23,7 @@ import { Notifier } from './notify.js';
 import { Outbox } from './outbox.js';
 import { markRead, readIfSeen } from './read-marks.js';
 import { takeDeclined } from './requests.js';
+import { RichMessages } from './rich.js';
 import { routeFrame } from './router.js';
 import { NotSendable, RosterStore, waitingText } from './rosters.js';
 import { Sender } from './sender.js';
@@ -102,6 +103,7 @@ export class ChatApp extends EventTarget {
       onSent: (conv, sent) => this.timeline.fileOwn(conv, { ...sent, sigKid: keys.sigKid }),
       ...(env.locks ? { locks: env.locks } : {}),
     });
+    this.rich = new RichMessages(this);
     this.uploads = new Uploads({ send: (conv, payload, blobs) => this.sender.sendPayload(conv, payload, { blobs }) });
     this.uploads.addEventListener('change', (event) => this.emitSoon('messages', event.detail));
     this.downloads = new Downloads();
@@ -207,6 +209,7 @@ export class ChatApp extends EventTarget {
       const { conv } = this.conversations.upsert(data, { fromList: true });
       if (shown.has(conv.id) && data.last_seq < shown.get(conv.id)) this.timeline.rollback(conv, data.last_seq + 1);
       checks.push(this.checkRoster(conv, data));
+      this.rich.recountUnread(conv).catch(() => {}); // reactions, edits and deletes are not unread (rich.js)
     }
     if (first) await Promise.allSettled(checks);
     this.emit('list');
@@ -409,7 +412,7 @@ export class ChatApp extends EventTarget {
 
   /** The newest shown message of a conversation (for the list's preview), or null. */
   newest(conv) {
-    return conv.messages.size ? conv.messages.get(Math.max(...conv.messages.keys())) : null;
+    return this.timeline.newestShown(conv);
   }
 
   /** "sent" or "read" for an own stored message. */
