@@ -98,7 +98,7 @@ def _version() -> str:
     from importlib import metadata
 
     try:
-        return metadata.version("e2ee-chat")
+        return metadata.version("e2ee-chat-client")
     except metadata.PackageNotFoundError:
         return FALLBACK_VERSION
 

@@ -161,9 +161,11 @@ class ChatClient:
         raise DeviceRevoked(self.device_id, self.username)
 
     async def close(self) -> None:
-        """Save the device's state; the client is not to be used afterwards. (Listening
-        ends when the ``events()``/``messages()`` loop is left or cancelled.)"""
+        """Save the device's state and close the HTTP connections; the client is not to be
+        used afterwards. (Listening ends when the ``events()``/``messages()`` loop is left
+        or cancelled.)"""
         self.save()
+        await self.session.aclose()
 
     async def __aenter__(self) -> ChatClient:
         return self

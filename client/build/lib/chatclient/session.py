@@ -1,0 +1,431 @@
+"""HTTP side of PROTOCOL §4: a cookie session with CSRF, one method per endpoint.
+
+Requests run in a worker thread (``urllib`` through ``asyncio.to_thread``), so every
+method is a coroutine. Success returns the parsed JSON (``None`` for 204); an error body
+raises ``ChatApiError``; a server that cannot be reached raises ``ServerUnreachable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import http.cookiejar
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .errors import ChatApiError, ServerUnreachable, api_error
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    429: "rate_limited",
+}
+_COOKIE_FIELDS = ("name", "value", "domain", "path", "secure", "expires")
+DOWNLOAD_READ = 256 * 1024  # bytes per read of a blob download
+
+
+def normalize_base_url(url: str) -> str:
+    """``http(s)://host[:port][/prefix]`` without a trailing slash; anything else is ValueError."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"server URL must be http:// or https://, got {url!r}")
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _quote(segment: str | int) -> str:
+    return urllib.parse.quote(str(segment), safe="")
+
+
+class ChatSession:
+    """A logged-in (or not yet) HTTP session with one server.
+
+    Holds the cookie jar (``sessionid``, ``csrftoken``); fetches the CSRF cookie with
+    ``GET /api/session/`` before the first unsafe request and sends it as
+    ``X-CSRFToken`` along with an ``Origin`` of the server's own origin.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self.base_url = normalize_base_url(base_url)
+        parts = urllib.parse.urlsplit(self.base_url)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.timeout = timeout
+        self.jar = http.cookiejar.CookieJar()
+        self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    # --- cookies and persistence ---------------------------------------------------------
+
+    def cookie(self, name: str) -> str | None:
+        """The value of a cookie the server set, or None."""
+        for cookie in self.jar:
+            if cookie.name == name:
+                return cookie.value
+        return None
+
+    @property
+    def csrf_token(self) -> str | None:
+        return self.cookie("csrftoken")
+
+    def cookie_header(self, path: str = "/ws/chat/") -> str:
+        """The ``Cookie`` header a request to ``path`` would carry (for the WebSocket)."""
+        request = urllib.request.Request(self.base_url + path)
+        self.jar.add_cookie_header(request)
+        return request.unredirected_hdrs.get("Cookie", "")
+
+    def export_state(self) -> dict:
+        """JSON-able state (server URL and cookies) for ``from_state``; it holds the session
+        secret, so store it like a password (0600)."""
+        cookies = [{field: getattr(c, field) for field in _COOKIE_FIELDS} for c in self.jar]
+        for entry, cookie in zip(cookies, self.jar, strict=True):
+            entry["domain_specified"] = cookie.domain_specified
+            entry["domain_initial_dot"] = cookie.domain_initial_dot
+        return {"server": self.base_url, "cookies": cookies}
+
+    @classmethod
+    def from_state(cls, state: dict, *, timeout: float = 30.0) -> ChatSession:
+        """A session restored from ``export_state``; expired cookies are dropped."""
+        session = cls(state["server"], timeout=timeout)
+        for entry in state.get("cookies", []):
+            cookie = http.cookiejar.Cookie(
+                version=0,
+                name=entry["name"],
+                value=entry["value"],
+                port=None,
+                port_specified=False,
+                domain=entry["domain"],
+                domain_specified=entry.get("domain_specified", False),
+                domain_initial_dot=entry.get("domain_initial_dot", False),
+                path=entry.get("path") or "/",
+                path_specified=True,
+                secure=bool(entry.get("secure")),
+                expires=entry.get("expires"),
+                discard=False,
+                comment=None,
+                comment_url=None,
+                rest={},
+            )
+            session.jar.set_cookie(cookie)
+        session.jar.clear_expired_cookies()
+        return session
+
+    # --- transport ---------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        data: Any,
+        headers: dict,
+        sink: Callable[[bytes], None] | None = None,
+    ) -> tuple[int, bytes]:
+        """One HTTP exchange: (status, body). With ``sink``, a successful answer's body goes
+        to it piece by piece instead (and b"" is returned); error bodies are always read."""
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                if sink is None:
+                    return response.status, response.read()
+                while piece := response.read(DOWNLOAD_READ):
+                    sink(piece)
+                return response.status, b""
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.read()
+        except urllib.error.URLError as error:
+            raise ServerUnreachable(self.base_url, error.reason) from error
+        except (OSError, http.client.HTTPException) as error:
+            raise ServerUnreachable(self.base_url, error) from error
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send one API request; returns parsed JSON (None for an empty body).
+
+        ``path`` starts with ``/api/``. Unsafe methods get the CSRF cookie first if
+        missing; ``headers`` are added (e.g. ``X-Device-Id``). Raises ``ChatApiError``
+        for 4xx/5xx, ``ServerUnreachable`` otherwise.
+        """
+        method = method.upper()
+        headers = await self._headers(method, headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            headers["Content-Type"] = "application/json"
+        url = self.base_url + path
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        status, raw = await asyncio.to_thread(self._send, method, url, data, headers)
+        return _answer(status, raw)
+
+    async def _headers(self, method: str, extra: dict[str, str] | None) -> dict[str, str]:
+        """``Accept`` plus ``extra``; for unsafe methods the CSRF token (fetched first if
+        missing), ``Origin`` and ``Referer``."""
+        if method in UNSAFE_METHODS and self.csrf_token is None:
+            await self.request("GET", "/api/session/")
+        headers = {"Accept": "application/json", **(extra or {})}
+        if method in UNSAFE_METHODS:
+            headers.update(
+                {
+                    "X-CSRFToken": self.csrf_token or "",
+                    "Origin": self.origin,
+                    "Referer": self.base_url + "/",
+                }
+            )
+        return headers
+
+    # --- blobs (§10.2) -------------------------------------------------------------------
+
+    async def upload_blob(self, body: Iterable[bytes], length: int) -> dict:
+        """``POST /api/blobs/``: stream ``body`` (an iterable of byte strings, consumed in a
+        worker thread, ``length`` bytes in all: sent as Content-Length) as the raw
+        ``application/octet-stream`` body; returns ``{"id","size","created"}``."""
+        headers = await self._headers("POST", {"Content-Type": "application/octet-stream"})
+        headers["Content-Length"] = str(length)
+        url = self.base_url + "/api/blobs/"
+        status, raw = await asyncio.to_thread(self._send, "POST", url, body, headers)
+        return _answer(status, raw)["blob"]
+
+    async def download_blob(self, blob_id: str, sink: Callable[[bytes], None]) -> None:
+        """``GET /api/blobs/<id>/``: hand the bytes to ``sink`` as they arrive (in a worker
+        thread, pieces of at most 256 KiB). What ``sink`` raises ends the download and
+        propagates; an error answer raises ``ChatApiError``."""
+        url = f"{self.base_url}/api/blobs/{_quote(blob_id)}/"
+        headers = {"Accept": "application/octet-stream"}
+        status, raw = await asyncio.to_thread(self._send, "GET", url, None, headers, sink)
+        if status >= 400:
+            _answer(status, raw)
+
+    # --- session and users (§4) --------------------------------------------------------
+
+    async def get_session(self) -> dict | None:
+        """``GET /api/session/``: the logged-in user ``{"id","username","is_staff"}`` or None."""
+        return (await self.request("GET", "/api/session/"))["user"]
+
+    async def login(self, username: str, password: str) -> dict:
+        """``POST /api/session/``; returns the user."""
+        body = {"username": username, "password": password}
+        return (await self.request("POST", "/api/session/", body))["user"]
+
+    async def logout(self) -> None:
+        """``DELETE /api/session/``."""
+        await self.request("DELETE", "/api/session/")
+
+    async def register(self, username: str, password: str) -> dict:
+        """``POST /api/users/``: register and log in; returns the user."""
+        body = {"username": username, "password": password}
+        return (await self.request("POST", "/api/users/", body))["user"]
+
+    async def search_users(self, prefix: str) -> list[dict]:
+        """``GET /api/users/?q=``: active users whose name starts with ``prefix`` (at
+        least 3 characters; a server with ``USER_DISCOVERY=exact`` wants the whole name)."""
+        return (await self.request("GET", "/api/users/", query={"q": prefix}))["users"]
+
+    # --- identity, devices and keys (§4, §7) ----------------------------------------------
+
+    async def user_identity(self, username: str) -> dict:
+        """``GET /api/users/<username>/identity/``: ``{"user", "identity", "previous"}``."""
+        return await self.request("GET", f"/api/users/{_quote(username)}/identity/")
+
+    async def put_identity(
+        self, id_spki: str, proof: str, *, upgrade: dict | None = None, replace: bool = False
+    ) -> dict:
+        """``PUT /api/identity/``: set (or with ``replace`` reset) my identity key."""
+        body: dict[str, Any] = {"id_spki": id_spki, "proof": proof}
+        if upgrade is not None:
+            body["upgrade"] = upgrade
+        if replace:
+            body["replace"] = True
+        return (await self.request("PUT", "/api/identity/", body))["identity"]
+
+    async def register_device(
+        self, name: str, enc_spki: str, sig_spki: str, proof: str, cert: str
+    ) -> dict:
+        """``POST /api/devices/`` (base64 SPKIs, proof and cert); returns the new device."""
+        body = {"name": name, "enc_spki": enc_spki, "sig_spki": sig_spki, "proof": proof}
+        return await self.request("POST", "/api/devices/", {**body, "cert": cert})
+
+    async def certify_device(self, device_id: int, cert: str) -> dict:
+        """``POST /api/devices/<id>/cert/`` for one of my uncertified (v1) devices."""
+        path = f"/api/devices/{int(device_id)}/cert/"
+        return (await self.request("POST", path, {"cert": cert}))["device"]
+
+    async def my_devices(self) -> list[dict]:
+        """``GET /api/devices/``: my devices, revoked ones included."""
+        return (await self.request("GET", "/api/devices/"))["devices"]
+
+    async def revoke_device(self, device_id: int) -> None:
+        """``DELETE /api/devices/<id>/``."""
+        await self.request("DELETE", f"/api/devices/{int(device_id)}/")
+
+    async def user_devices(self, username: str, *, include_revoked: bool = False) -> dict:
+        """``GET /api/users/<username>/devices/``: ``{"user", "devices"}``."""
+        query = {"include_revoked": 1} if include_revoked else None
+        return await self.request("GET", f"/api/users/{_quote(username)}/devices/", query=query)
+
+    async def lookup_key(self, kid: str) -> dict:
+        """``GET /api/keys/<kid>/``: ``{"device", "user"}``, revoked devices included."""
+        return await self.request("GET", f"/api/keys/{_quote(kid)}/")
+
+    # --- linking a device and its history (§7.2, §7.3) ----------------------------------
+
+    async def create_link_request(
+        self, name: str, enc_spki: str, sig_spki: str, proof: str
+    ) -> dict:
+        """``POST /api/link-requests/``: this new device asks to join; the request."""
+        body = {"name": name, "enc_spki": enc_spki, "sig_spki": sig_spki, "proof": proof}
+        return (await self.request("POST", "/api/link-requests/", body))["link_request"]
+
+    async def link_requests(self) -> list[dict]:
+        """``GET /api/link-requests/``: my pending, unexpired requests, newest first."""
+        return _unwrap(await self.request("GET", "/api/link-requests/"), "link_requests")
+
+    async def link_request(self, request_id: int) -> dict:
+        """``GET /api/link-requests/<id>/``: one request, with ``device`` and ``id_wrap``
+        once approved."""
+        answer = await self.request("GET", f"/api/link-requests/{int(request_id)}/")
+        return _unwrap(answer, "link_request")
+
+    async def approve_link_request(
+        self, request_id: int, cert: str, id_wrap: dict, *, device_id: int
+    ) -> dict:
+        """``POST /api/link-requests/<id>/approve/`` from my device ``device_id``; returns
+        the registered device."""
+        path = f"/api/link-requests/{int(request_id)}/approve/"
+        body = {"cert": cert, "id_wrap": id_wrap}
+        answer = await self.request("POST", path, body, headers=_device_header(device_id))
+        return answer["device"]
+
+    async def deny_link_request(self, request_id: int) -> None:
+        """``DELETE /api/link-requests/<id>/``: deny or cancel."""
+        await self.request("DELETE", f"/api/link-requests/{int(request_id)}/")
+
+    async def upload_history_keys(
+        self, device_id: int, wraps: list[dict], *, acting_device_id: int
+    ) -> int:
+        """``POST /api/devices/<id>/history-keys/`` (at most 500 wraps) from my device
+        ``acting_device_id``; returns how many were new."""
+        path = f"/api/devices/{int(device_id)}/history-keys/"
+        headers = _device_header(acting_device_id)
+        return (await self.request("POST", path, {"wraps": wraps}, headers=headers))["stored"]
+
+    # --- conversations, rosters and messages (§4, §8) -------------------------------------
+
+    async def conversations(self) -> list[dict]:
+        """``GET /api/conversations/``."""
+        return (await self.request("GET", "/api/conversations/"))["conversations"]
+
+    async def create_direct(self, username: str) -> dict:
+        """``POST /api/conversations/`` ``{"members": [username]}``: the direct conversation
+        with one person (the existing one, or new)."""
+        body = {"members": [username]}
+        return (await self.request("POST", "/api/conversations/", body))["conversation"]
+
+    async def create_conversation(
+        self, members: list[str], *, title: str | None = None, kind: str | None = None
+    ) -> dict:
+        """``POST /api/conversations/`` with the v1 body ``{"members", "title", "kind"?}``,
+        for callers written before rosters: a v2 server takes it only for a direct
+        conversation (use ``create_direct``; groups are ``create_group``)."""
+        body: dict[str, Any] = {"members": list(members), "title": title}
+        if kind is not None:
+            body["kind"] = kind
+        return (await self.request("POST", "/api/conversations/", body))["conversation"]
+
+    async def create_group(self, gid: str, title: str | None, record: dict) -> dict:
+        """``POST /api/conversations/`` ``{"gid", "title", "roster"}``: a new group whose
+        roster starts with ``record`` (record 0, ``create``)."""
+        body = {"gid": gid, "title": title, "roster": record}
+        return (await self.request("POST", "/api/conversations/", body))["conversation"]
+
+    async def accept_conversation(self, conversation_id: int) -> dict:
+        """``POST /api/conversations/<id>/accept/``: accept a message request."""
+        path = f"/api/conversations/{int(conversation_id)}/accept/"
+        return (await self.request("POST", path))["conversation"]
+
+    async def roster(self, conversation_id: int, *, after: int = -1) -> list[dict]:
+        """``GET /api/conversations/<id>/roster/?after=``: records with n > ``after``."""
+        path = f"/api/conversations/{int(conversation_id)}/roster/"
+        return (await self.request("GET", path, query={"after": after}))["records"]
+
+    async def post_roster_record(
+        self, conversation_id: int, record: dict, *, gid: str | None = None
+    ) -> dict:
+        """``POST /api/conversations/<id>/roster/``: one signed record (with ``gid`` for
+        record 0 of a v1 group); returns the conversation."""
+        path = f"/api/conversations/{int(conversation_id)}/roster/"
+        body = {"record": record} if gid is None else {"gid": gid, "record": record}
+        return (await self.request("POST", path, body))["conversation"]
+
+    async def history(
+        self, conversation_id: int, *, before_seq: int | None = None, limit: int | None = None
+    ) -> dict:
+        """``GET .../messages/``: ``{"messages": [ascending seq], "has_more"}``."""
+        path = f"/api/conversations/{int(conversation_id)}/messages/"
+        return await self.request("GET", path, query={"before_seq": before_seq, "limit": limit})
+
+    async def send_message(
+        self,
+        conversation_id: int,
+        client_msg_id: str,
+        envelope: dict,
+        blobs: list[str] | None = None,
+    ) -> dict:
+        """``POST .../messages/``: store one envelope (naming ``blobs``, ids of my unsent
+        uploads, when given); returns the message (also on a replay)."""
+        path = f"/api/conversations/{int(conversation_id)}/messages/"
+        body: dict[str, Any] = {"client_msg_id": client_msg_id, "envelope": envelope}
+        if blobs:
+            body["blobs"] = list(blobs)
+        return (await self.request("POST", path, body))["message"]
+
+    async def delete_message(self, conversation_id: int, message_id: int) -> None:
+        """``DELETE .../messages/<id>/``: take my message back for everyone (§10.1)."""
+        path = f"/api/conversations/{int(conversation_id)}/messages/{int(message_id)}/"
+        await self.request("DELETE", path)
+
+
+def _device_header(device_id: int) -> dict[str, str]:
+    """``X-Device-Id``: which of my devices acts (approvals, history keys)."""
+    return {"X-Device-Id": str(int(device_id))}
+
+
+def _unwrap(answer: Any, key: str) -> Any:
+    """``answer[key]`` when the answer wraps its object under ``key``, else the answer."""
+    return answer[key] if isinstance(answer, dict) and key in answer else answer
+
+
+def _answer(status: int, raw: bytes) -> Any:
+    """The parsed JSON of an answer (None if empty or not JSON); an error status raises."""
+    parsed = None
+    if raw:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+    if status >= 400:
+        raise _api_error(status, parsed, raw)
+    return parsed
+
+
+def _api_error(status: int, parsed: Any, raw: bytes) -> ChatApiError:
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        extra = {k: v for k, v in error.items() if k not in ("code", "detail")}
+        return api_error(status, error["code"], str(error.get("detail", "")), extra)
+    code = CODE_BY_STATUS.get(status, "server_error" if status >= 500 else "bad_request")
+    text = raw[:200].decode("utf-8", "replace").strip() if raw else ""
+    return api_error(status, code, f"HTTP {status}" + (f": {text}" if text else ""))
