@@ -10,8 +10,10 @@ a worker thread (encryption), the download's pieces are handed to a sink in one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.cookiejar
 import json
+import logging
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -20,6 +22,8 @@ from typing import Any
 import httpx
 
 from .errors import ChatApiError, ServerUnreachable, api_error
+
+logger = logging.getLogger(__name__)
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CODE_BY_STATUS = {
@@ -63,6 +67,31 @@ class ChatSession:
         self.jar = http.cookiejar.CookieJar()
         self._http: httpx.AsyncClient | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._credentials: tuple[str, str] | None = None
+        self.relogins = 0  # how many times the session was renewed by ``relogin``
+
+    # --- automatic re-login ------------------------------------------------------------
+
+    def keep_logged_in(self, username: str, password: str) -> None:
+        """Hold the password in memory so that an expired session (``not_authenticated``,
+        a 4401 close) is renewed by logging in again (``relogin``), once per refusal."""
+        self._credentials = (username, password)
+
+    @property
+    def can_relogin(self) -> bool:
+        return self._credentials is not None
+
+    async def relogin(self) -> bool:
+        """Log in again with the held password; False if none is held. A refused password
+        (changed, account deactivated) raises its ``ChatApiError``."""
+        if self._credentials is None:
+            return False
+        username, password = self._credentials
+        for cookie in list(self.jar):  # the dead session and its CSRF token
+            self.jar.clear(cookie.domain, cookie.path, cookie.name)
+        await self.login(username, password)
+        self.relogins += 1
+        return True
 
     # --- cookies and persistence ---------------------------------------------------------
 
@@ -140,10 +169,8 @@ class ChatSession:
         is made on the next request)."""
         client, self._http, self._http_loop = self._http, None, None
         if client is not None and not client.is_closed:
-            try:
+            with contextlib.suppress(RuntimeError):  # made on a loop that is gone
                 await client.aclose()
-            except RuntimeError:  # made on a loop that is gone
-                pass
 
     async def _send(
         self,
@@ -184,15 +211,23 @@ class ChatSession:
         for 4xx/5xx, ``ServerUnreachable`` otherwise.
         """
         method = method.upper()
-        headers = await self._headers(method, headers)
+        extra = headers
         data = None
         if body is not None:
             data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-            headers["Content-Type"] = "application/json"
         url = self.base_url + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        status, raw = await self._send(method, url, data, headers)
+        for attempt in range(2):
+            headers = await self._headers(method, extra)
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            status, raw = await self._send(method, url, data, headers)
+            if attempt == 0 and status == 401 and path != "/api/session/" and self.can_relogin:
+                logger.info("session expired (%s %s); logging in again", method, path)
+                await self.relogin()
+                continue
+            break
         return _answer(status, raw)
 
     async def _headers(self, method: str, extra: dict[str, str] | None) -> dict[str, str]:
