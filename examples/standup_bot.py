@@ -85,6 +85,7 @@ def main() -> int:
     parser.add_argument("--wait", type=float, default=60.0, help="minutes to wait (60)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     return run(standup(args.group, args.wait * 60))
 
 
