@@ -22,7 +22,8 @@ import pytest
 from chatclient import protocol
 from chatclient.client import ChatClient
 from chatclient.devices import setup_first_device
-from chatclient.events import ReadMark
+from chatclient.errors import ChatApiError, ChatError
+from chatclient.events import Conversation, ReadMark, Status, Typing
 from chatclient.objects import Message
 from chatclient.session import ChatSession
 from tests.conftest import _key_pool, fresh_device_keys
@@ -198,6 +199,7 @@ class Inbox:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
+@pytest.mark.timeout(300)  # a scenario of two bot starts, a restart and a manage.py run
 async def test_echo_bot_long_text_restart_expiry_and_downtime(stack, tmp_path, capsys):
     alice = await person(stack.base_url, "alice")
     env = await bot_env(stack.base_url, "echobot", tmp_path / "echobot")
@@ -340,3 +342,101 @@ async def test_figures_a_200_send_burst_through_the_echo_bot(stack, tmp_path, ca
         await inbox.stop()
     with capsys.disabled():
         print(f"\n200 sends: {sent:.1f} s; all 200 echoes back after {echoed:.1f} s")
+
+
+@pytest.mark.timeout(240)
+async def test_the_sdk_api_typed_objects_handlers_and_relogin(stack, caplog):
+    """What the examples stand on: typed conversations, sends that do not fetch the list
+    again, the handler layer (a failing handler does not end it), typing and read
+    events, reply/react/edit/delete, and re-login over HTTP with a held password."""
+    gina = await person(stack.base_url, "gina")
+    hank = await person(stack.base_url, "hank")
+    conversation = await gina.get_conversation("hank")
+    assert isinstance(conversation, Conversation) and conversation.kind == "direct"
+    assert set(conversation.members) == {"gina", "hank"}
+    assert isinstance(conversation.request, bool)
+
+    seen: list[object] = []
+    changed = asyncio.Event()
+
+    def note(item: object) -> None:
+        seen.append(item)
+        changed.set()
+
+    async def until(test: Callable[[object], bool]) -> object:
+        async with asyncio.timeout(60):
+            while True:
+                for item in seen:
+                    if test(item):
+                        return item
+                changed.clear()
+                await changed.wait()
+
+    @hank.on_message
+    async def on_message(message: Message) -> None:
+        if message.text == "boom":
+            raise RuntimeError("a bug in a handler")
+        note(message)
+
+    @hank.command("ping")
+    async def ping(message: Message, args: str) -> None:
+        note(("ping", args))
+        await message.reply(f"pong {args}")
+
+    @hank.on(Typing)
+    @hank.on(ReadMark)
+    @hank.on(Status)
+    async def on_event(event: object) -> None:
+        note(event)
+
+    running = asyncio.create_task(hank.run())
+    try:
+        await until(lambda e: isinstance(e, Status) and e.state == "connected")
+        calls = 0
+        fetch = gina.session.conversations
+
+        async def counted() -> list[dict]:
+            nonlocal calls
+            calls += 1
+            return await fetch()
+
+        gina.session.conversations = counted  # type: ignore[method-assign]
+        await gina.typing(conversation.id)
+        await until(lambda e: isinstance(e, Typing) and e.user == "gina")
+        for text in ("boom", "/ping now", "hello"):
+            await gina.send_text(conversation.id, text)
+        hello = await until(lambda e: isinstance(e, Message) and e.text == "hello")
+        assert ("ping", "now") in seen
+        assert "a bug in a handler" in caplog.text  # logged, and the bot went on
+        assert calls == 0  # sending to a known conversation fetches no list
+
+        assert isinstance(hello, Message)
+        await hello.react("🎉")
+        page, _ = await gina.history(conversation.id, limit=20)
+        theirs = next(m for m in page if not m.own and m.text == "pong now")
+        own_hello = next(m for m in page if m.own and m.text == "hello")
+        await own_hello.edit("hello, edited")
+        await until(lambda e: isinstance(e, Message) and e.kind == "edit")
+        edit = next(m for m in seen if isinstance(m, Message) and m.kind == "edit")
+        assert edit.to == own_hello.ref and edit.content["text"] == "hello, edited"
+        with pytest.raises(ChatError):
+            await theirs.edit("not mine")
+        await own_hello.delete()
+        await until(lambda e: isinstance(e, Message) and e.kind == "delete")
+
+        up_to = await hank.mark_read(conversation.id)
+        await until(lambda e: isinstance(e, ReadMark) and e.user == "hank" and e.up_to == up_to)
+        assert [c.unread for c in await hank.list_conversations()] == [0]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+    # The session ends on the server: without the password the next call is refused,
+    # with it the client logs in again once and goes on.
+    await asyncio.to_thread(stack.manage, "shell", "-c", END_SESSIONS.format(name="gina"))
+    with pytest.raises(ChatApiError) as refused:
+        await gina.session.search_users("han")
+    assert refused.value.code == "not_authenticated"
+    gina.session.keep_logged_in("gina", PASSWORD)
+    stored = await gina.send_text(conversation.id, "after the session ended")
+    assert stored["seq"] > 0 and gina.session.relogins == 1
