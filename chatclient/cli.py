@@ -35,7 +35,7 @@ from .clikit import (
     warn,
 )
 from .directory import Directory, fingerprint
-from .display import as_json, clean, event_line, human_size
+from .display import as_json, clean, event_line, history_lines, human_size
 from .errors import (
     ChatApiError,
     ChatError,
@@ -240,8 +240,8 @@ async def cmd_history(ctx: Context) -> None:
     client = await ctx.client()
     conversation = await client.conversation(parse_target(ctx.args.target))
     messages, has_more = await client.history(conversation["id"], limit=ctx.args.limit)
-    for message in messages:
-        say(as_json(message) if ctx.args.json else event_line(message))
+    for line in [as_json(m) for m in messages] if ctx.args.json else history_lines(messages):
+        say(line)
     if has_more and not ctx.args.json:
         warn("(older messages not shown; raise --limit)")
     report_notices(client)

@@ -523,6 +523,18 @@ class ChatClient:
     def _ledger(self, cid: int) -> ordering.Ledger:
         return self.state.live("ledgers", cid, ordering.Ledger.from_json, ordering.Ledger)
 
+    def seq_of(self, cid: int, ref: dict) -> int | None:
+        """The seq of the message a §10.1 reference names, among those this device judged
+        ok in the conversation (None if none)."""
+        for entry in self._ledger(cid).entries.values():
+            if (
+                entry.verdict == ordering.OK
+                and entry.sender_id == ref.get("sender_id")
+                and entry.client_msg_id == ref.get("client_msg_id")
+            ):
+                return entry.seq
+        return None
+
     def cursor(self, cid: int) -> int | None:
         """The last seq handled in a conversation (None: never looked at)."""
         return self.state.cursor(cid)
