@@ -14,6 +14,7 @@ import contextlib
 import http.cookiejar
 import json
 import logging
+import ssl
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -59,8 +60,13 @@ class ChatSession:
     ``X-CSRFToken`` along with an ``Origin`` of the server's own origin.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 30.0, verify: ssl.SSLContext | bool = True
+    ) -> None:
+        """``verify``: check the server's TLS certificate (default), against this
+        ``ssl.SSLContext`` (e.g. a self-signed certificate's), or not at all (False)."""
         self.base_url = normalize_base_url(base_url)
+        self.verify = verify
         parts = urllib.parse.urlsplit(self.base_url)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.timeout = timeout
@@ -160,6 +166,7 @@ class ChatSession:
                 cookies=self.jar,
                 timeout=httpx.Timeout(self.timeout),
                 follow_redirects=True,
+                verify=self.verify,
             )
             self._http_loop = loop
         return self._http
