@@ -177,7 +177,9 @@ class ChatClient:
         used afterwards. (Listening ends when the ``events()``/``messages()`` loop is left
         or cancelled.)"""
         self.save()
-        await self.session.aclose()
+        aclose = getattr(self.session, "aclose", None)  # test doubles may have none
+        if aclose is not None:
+            await aclose()
 
     async def __aenter__(self) -> ChatClient:
         return self
@@ -243,12 +245,17 @@ class ChatClient:
         return await self.observe(conversation, shown=shown_all.get(conversation["id"]))
 
     async def _for_send(self, target: int | str | dict) -> dict:
-        """The conversation to send to: the object last observed (from ``conversations``,
-        a ``conversation`` frame or an earlier send) when there is one, so sending does
-        not fetch the whole list each time; the server's ``stale_roster`` brings a fresh
-        one when it changed."""
+        """The conversation to send to. While this client listens (``events``, ``run``),
+        the object last observed: the listener verified every conversation when it
+        connected and verifies each ``conversation`` frame, so a send does not fetch the
+        whole list each time (the server's ``stale_roster`` brings a fresh one when the
+        roster moved). Otherwise the list is fetched and verified first, so a one-off
+        send sees a tampered conversation before it seals (either way the envelope is
+        sealed only for the pinned pair or the verified roster's members, §8)."""
         if isinstance(target, dict):
             target = target["id"]
+        if self.socket is None:
+            return await self.conversation(target)
         if isinstance(target, str) and target in self._direct:
             target = self._direct[target]
         if isinstance(target, int) and target in self._known:

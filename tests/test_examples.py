@@ -393,27 +393,28 @@ async def test_the_sdk_api_typed_objects_handlers_and_relogin(stack, caplog):
     try:
         await until(lambda e: isinstance(e, Status) and e.state == "connected")
         calls = 0
-        fetch = gina.session.conversations
+        fetch = hank.session.conversations
 
         async def counted() -> list[dict]:
             nonlocal calls
             calls += 1
             return await fetch()
 
-        gina.session.conversations = counted  # type: ignore[method-assign]
+        hank.session.conversations = counted  # type: ignore[method-assign]
         await gina.typing(conversation.id)
         await until(lambda e: isinstance(e, Typing) and e.user == "gina")
-        for text in ("boom", "/ping now", "hello"):
+        for text in ("boom", "/ping now", "/ping again", "hello"):
             await gina.send_text(conversation.id, text)
         hello = await until(lambda e: isinstance(e, Message) and e.text == "hello")
-        assert ("ping", "now") in seen
+        assert ("ping", "now") in seen and ("ping", "again") in seen
         assert "a bug in a handler" in caplog.text  # logged, and the bot went on
-        assert calls == 0  # sending to a known conversation fetches no list
+        assert calls == 0  # a listening client's replies fetch no conversation list
 
         assert isinstance(hello, Message)
         await hello.react("🎉")
         page, _ = await gina.history(conversation.id, limit=20)
         theirs = next(m for m in page if not m.own and m.text == "pong now")
+        assert [m.text for m in page if not m.own][:2] == ["pong now", "pong again"]
         own_hello = next(m for m in page if m.own and m.text == "hello")
         await own_hello.edit("hello, edited")
         await until(lambda e: isinstance(e, Message) and e.kind == "edit")
