@@ -423,11 +423,19 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+async def _run(args: argparse.Namespace) -> None:
+    ctx = Context(args)
+    try:
+        await args.handler(ctx)
+    finally:
+        await ctx.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``chat-client``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        asyncio.run(args.handler(Context(args)))
+        asyncio.run(_run(args))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly
