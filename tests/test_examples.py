@@ -145,10 +145,10 @@ class Bot:
                 self.changed.clear()
                 await self.changed.wait()
 
-    async def stop(self) -> int:
-        """SIGTERM (what systemd sends) and the exit status."""
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        """SIGTERM (what systemd sends; or Ctrl-C's SIGINT) and the exit status."""
         if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sig)
         return await self.wait()
 
     async def wait(self, timeout: float = 60) -> int:
@@ -278,7 +278,7 @@ async def test_command_bot_answers_its_commands(stack, tmp_path):
         assert answers[3] == f"you are carol (user {carol.user_id})"
         assert len(answers) == 4  # nothing for the plain text
     finally:
-        assert await bot.stop() == 0
+        assert await bot.stop(signal.SIGINT) == 130  # Ctrl-C: no traceback either
         await inbox.stop()
 
 
