@@ -44,8 +44,12 @@ def test_the_client_wheel_installs_alone_and_type_checks(tmp_path):
 
     wheels = tmp_path / "wheels"
     pip = [sys.executable, "-m", "pip"]
-    # The wheel of client/ (pip's cache serves the build backend and the dependencies).
-    run([*pip, "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT / "client")], tmp_path)
+    # The wheel of a copy of client/ (its link followed), so no build/ is left in the tree;
+    # pip's cache serves the build backend and the dependencies.
+    source = tmp_path / "client"
+    ignore = shutil.ignore_patterns("__pycache__", "build", "*.egg-info")
+    shutil.copytree(ROOT / "client", source, symlinks=False, ignore=ignore)
+    run([*pip, "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)], tmp_path)
     (wheel,) = wheels.glob("e2ee_chat_client-*.whl")
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path)
