@@ -11,7 +11,7 @@ PORT ?= 8000
 
 help:
 	@echo "make deps   - apt-install missing system programs (redis, postgresql, nginx, chromium, node)"
-	@echo "make venv   - create $(VENV) and pip install -e '.[test]'"
+	@echo "make venv   - create $(VENV) and pip install -e ./client -e '.[test]'"
 	@echo "make node-deps - npm ci in tests/browser (axe-core for the accessibility tests)"
 	@echo "make run    - migrate, then serve on http://$(HOST):$(PORT) with daphne"
 	@echo "make test   - deps + venv, then pytest (not browser), node --test, pytest -m browser"
@@ -24,9 +24,9 @@ deps:
 venv: $(STAMP)
 
 # Reinstalls when pyproject.toml changes.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	$(PY) -m pip install --disable-pip-version-check -q -e ./client -e '.[test]'
 	touch $(STAMP)
 
 # npm packages of the browser tests (axe-core), exactly as locked; again when the lock changes.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import urllib.request
 import uuid
 
 from chatclient import protocol, roster
@@ -24,13 +23,8 @@ PASSWORD = "bench-Pass-7q!long-enough"
 
 
 def session_for(base_url: str, tls: ssl.SSLContext | None) -> ChatSession:
-    session = ChatSession(base_url, timeout=60)
-    if tls is not None:  # the self-signed certificate of the nginx scenario
-        session._opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(session.jar),
-            urllib.request.HTTPSHandler(context=tls),
-        )
-    return session
+    # tls: the self-signed certificate of the nginx scenario
+    return ChatSession(base_url, timeout=60, verify=tls if tls is not None else True)
 
 
 async def _user(base_url, tls, username, keys: protocol.DeviceKeys, identity, sem):

@@ -27,6 +27,13 @@ _EXPORTS = {
     "ChatSocket": "ws",
     "StateStore": "state",
     "IncomingMessage": "events",
+    "Message": "objects",
+    "Conversation": "events",
+    "Typing": "events",
+    "ReadMark": "events",
+    "Presence": "events",
+    "DevicesChanged": "events",
+    "run": "runner",
     "RosterChange": "events",
     "TrustNotice": "events",
     "ConversationTampered": "events",
@@ -64,6 +71,13 @@ __all__ = [
     "ChatSocket",
     "StateStore",
     "IncomingMessage",
+    "Message",
+    "Conversation",
+    "Typing",
+    "ReadMark",
+    "Presence",
+    "DevicesChanged",
+    "run",
     "RosterChange",
     "TrustNotice",
     "ConversationTampered",
@@ -98,7 +112,7 @@ def _version() -> str:
     from importlib import metadata
 
     try:
-        return metadata.version("e2ee-chat")
+        return metadata.version("e2ee-chat-client")
     except metadata.PackageNotFoundError:
         return FALLBACK_VERSION
 
@@ -141,17 +155,24 @@ if TYPE_CHECKING:
         WrongPassphrase,
     )
     from .events import (
+        Conversation,
         ConversationChanged,
         ConversationTampered,
+        DevicesChanged,
         IncomingMessage,
         LinkRequested,
         MessageReflagged,
+        Presence,
+        ReadMark,
         Rollback,
         RosterChange,
         ServerNotice,
         Status,
         TrustNotice,
+        Typing,
     )
+    from .objects import Message
+    from .runner import run
     from .session import ChatSession
     from .state import StateStore
     from .ws import ChatSocket

@@ -35,7 +35,7 @@ from .clikit import (
     warn,
 )
 from .directory import Directory, fingerprint
-from .display import as_json, clean, event_line, human_size
+from .display import as_json, clean, event_line, history_lines, human_size
 from .errors import (
     ChatApiError,
     ChatError,
@@ -286,8 +286,8 @@ async def cmd_history(ctx: Context) -> None:
     client = await ctx.client()
     conversation = await client.conversation(parse_target(ctx.args.target))
     messages, has_more = await client.history(conversation["id"], limit=ctx.args.limit)
-    for message in messages:
-        say(as_json(message) if ctx.args.json else event_line(message))
+    for line in [as_json(m) for m in messages] if ctx.args.json else history_lines(messages):
+        say(line)
     if has_more and not ctx.args.json:
         warn("(older messages not shown; raise --limit)")
     report_notices(client)
@@ -485,11 +485,19 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+async def _run(args: argparse.Namespace) -> None:
+    ctx = Context(args)
+    try:
+        await args.handler(ctx)
+    finally:
+        await ctx.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``chat-client``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        asyncio.run(args.handler(Context(args)))
+        asyncio.run(_run(args))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly

@@ -16,7 +16,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import contacts, keystore, ordering, protocol
 from .config import write_json
@@ -38,11 +38,19 @@ from .events import (
     OUT_OF_ORDER,
     REPLAYED,
     UNVERIFIED,
+    Conversation,
     IncomingMessage,
     MessageReflagged,
     Rollback,
 )
+from .handlers import (
+    C,
+    E,
+    Handlers,
+    M,
+)
 from .membership import MembershipBook
+from .objects import Message
 from .session import ChatSession
 from .state import StateStore
 from .trust import TrustBook
@@ -109,6 +117,10 @@ class ChatClient:
             self.state, session, self.directory, user_id=user_id, keys=keys
         )
         self._keys = keys
+        self.handlers = Handlers()
+        self._known: dict[int, dict] = {}  # conversation id -> the object last observed
+        self._direct: dict[str, int] = {}  # username -> id of my direct conversation
+        self.socket: ChatSocket | None = None  # the listening socket, while listening
 
     @property
     def keys(self) -> protocol.DeviceKeys:
@@ -161,9 +173,13 @@ class ChatClient:
         raise DeviceRevoked(self.device_id, self.username)
 
     async def close(self) -> None:
-        """Save the device's state; the client is not to be used afterwards. (Listening
-        ends when the ``events()``/``messages()`` loop is left or cancelled.)"""
+        """Save the device's state and close the HTTP connections; the client is not to be
+        used afterwards. (Listening ends when the ``events()``/``messages()`` loop is left
+        or cancelled.)"""
         self.save()
+        aclose = getattr(self.session, "aclose", None)  # test doubles may have none
+        if aclose is not None:
+            await aclose()
 
     async def __aenter__(self) -> ChatClient:
         return self
@@ -192,6 +208,7 @@ class ChatClient:
         compared.)"""
         self.notices.extend(await self.members.check(conversation))
         last_seq, cid = conversation.get("last_seq"), conversation["id"]
+        self._known[cid] = conversation
         if isinstance(last_seq, int) and shown is not None and last_seq < shown:
             self._rollback(cid, last_seq + 1, "the server shows fewer messages than before")
         return conversation
@@ -223,7 +240,36 @@ class ChatClient:
             raise ChatApiError(404, "not_found", f"no conversation {target} of yours")
         shown_all = self._shown()
         conversation = await self.session.create_direct(target)
+        if conversation.get("kind") == "direct":
+            self._direct[target] = conversation["id"]
         return await self.observe(conversation, shown=shown_all.get(conversation["id"]))
+
+    async def _for_send(self, target: int | str | dict) -> dict:
+        """The conversation to send to. While this client listens (``events``, ``run``),
+        the object last observed: the listener verified every conversation when it
+        connected and verifies each ``conversation`` frame, so a send does not fetch the
+        whole list each time (the server's ``stale_roster`` brings a fresh one when the
+        roster moved). Otherwise the list is fetched and verified first, so a one-off
+        send sees a tampered conversation before it seals (either way the envelope is
+        sealed only for the pinned pair or the verified roster's members, §8)."""
+        if isinstance(target, dict):
+            target = target["id"]
+        if self.socket is None:
+            return await self.conversation(target)
+        if isinstance(target, str) and target in self._direct:
+            target = self._direct[target]
+        if isinstance(target, int) and target in self._known:
+            return self._known[target]
+        return await self.conversation(target)
+
+    async def list_conversations(self) -> list[Conversation]:
+        """My conversations, fetched, verified and typed (``Conversation``, with
+        ``request`` true for a message request)."""
+        return [Conversation.from_json(c) for c in await self.conversations()]
+
+    async def get_conversation(self, target: int | str) -> Conversation:
+        """One conversation (by id, or the direct one with a username), typed."""
+        return Conversation.from_json(await self.conversation(target))
 
     async def _user_id(self, username: str) -> int:
         return (await self.directory.user(username)).user_id
@@ -314,7 +360,7 @@ class ChatClient:
         ``stale_counter`` takes a higher ``n``, ``stale_roster`` verifies the new roster,
         ``rate_limited`` waits and sends the same envelope again (``_paced``); the same
         ``client_msg_id`` (and ``n``, but after ``stale_counter``) each time."""
-        conversation = await self.conversation(target)
+        conversation = await self._for_send(target)
         cid = conversation["id"]
         client_msg_id = client_msg_id or protocol.new_client_msg_id()
         n, refresh = None, False
@@ -502,6 +548,18 @@ class ChatClient:
     def _ledger(self, cid: int) -> ordering.Ledger:
         return self.state.live("ledgers", cid, ordering.Ledger.from_json, ordering.Ledger)
 
+    def seq_of(self, cid: int, ref: dict) -> int | None:
+        """The seq of the message a §10.1 reference names, among those this device judged
+        ok in the conversation (None if none)."""
+        for entry in self._ledger(cid).entries.values():
+            if (
+                entry.verdict == ordering.OK
+                and entry.sender_id == ref.get("sender_id")
+                and entry.client_msg_id == ref.get("client_msg_id")
+            ):
+                return entry.seq
+        return None
+
     def cursor(self, cid: int) -> int | None:
         """The last seq handled in a conversation (None: never looked at)."""
         return self.state.cursor(cid)
@@ -528,7 +586,7 @@ class ChatClient:
             self.state.set_cursor(cid, seq - 1, force=True)
         self.notices.append(Rollback(cid, seq, detail))
 
-    async def open(self, message: dict) -> IncomingMessage:
+    async def open(self, message: dict) -> Message:
         """Open, check and judge one stored message of §4; never raises for a bad message.
 
         A message that fails any check comes back ``"unverified"`` with the reason; §9's
@@ -552,7 +610,7 @@ class ChatClient:
             "blobs": tuple(b for b in message.get("blobs") or () if isinstance(b, str)),
         }
         if message.get("deleted") or envelope is None:
-            return IncomingMessage(**base, status=DELETED)
+            return Message(**base, status=DELETED, client=self)
         try:
             signer = await self.directory.sender_key(message)
             content = await asyncio.to_thread(
@@ -579,16 +637,17 @@ class ChatClient:
             TypeError,
             ValueError,
         ) as exc:
-            return IncomingMessage(**base, status=UNVERIFIED, error=_reason(exc))
+            return Message(**base, status=UNVERIFIED, error=_reason(exc), client=self)
         except ChatApiError as exc:
             if exc.transient:
                 raise
-            return IncomingMessage(**base, status=UNVERIFIED, error=f"key lookup failed: {exc}")
+            error = f"key lookup failed: {exc}"
+            return Message(**base, status=UNVERIFIED, error=error, client=self)
         verdict = self._judge(message, envelope)
         status = VERDICT_STATUS[verdict]
         if status != OK:
-            return IncomingMessage(**base, status=status, replay_of=self._first(message))
-        return IncomingMessage(**base, status=OK, content=content, note=signer.note)
+            return Message(**base, status=status, replay_of=self._first(message), client=self)
+        return Message(**base, status=OK, content=content, note=signer.note, client=self)
 
     def _judge(self, message: dict, envelope: dict) -> str:
         cid = message["conversation"]
@@ -626,7 +685,7 @@ class ChatClient:
 
     async def history(
         self, conversation_id: int, *, limit: int = 50, before_seq: int | None = None
-    ) -> tuple[list[IncomingMessage], bool]:
+    ) -> tuple[list[Message], bool]:
         """A page of opened history (ascending seq) and whether older messages exist."""
         page = await self.session.history(conversation_id, before_seq=before_seq, limit=limit)
         opened = [await self.open(m) for m in page["messages"]]
@@ -641,11 +700,89 @@ class ChatClient:
 
         return listen(self, since=since)
 
-    async def messages(self, *, include_own: bool = False, since: str = "cursor"):
+    async def messages(
+        self, *, include_own: bool = False, since: str = "cursor"
+    ) -> AsyncIterator[Message]:
         """Only the incoming messages of ``events()`` (own ones too if ``include_own``)."""
         async for event in self.events(since=since):
-            if isinstance(event, IncomingMessage) and (include_own or not event.own):
+            if isinstance(event, Message) and (include_own or not event.own):
                 yield event
+
+    # --- the handler layer (see ``handlers``) ------------------------------------------
+
+    def on_message(self, handler: M) -> M:
+        """Decorator: ``async def handler(message)`` for each incoming message that no
+        command took (not my own)."""
+        self.handlers.on_message.append(handler)
+        return handler
+
+    def command(self, name: str, *, prefix: str = "/") -> Callable[[C], C]:
+        """Decorator: ``async def handler(message, args)`` for texts ``/name args``."""
+
+        def register(handler: C) -> C:
+            self.handlers.commands[(prefix, name.lower())] = handler
+            return handler
+
+        return register
+
+    def on(self, kind: type) -> Callable[[E], E]:
+        """Decorator: ``async def handler(event)`` for events of this type (``Typing``,
+        ``ReadMark``, ``Presence``, ``DevicesChanged``, ``TrustNotice``, ``Status`` ...)."""
+
+        def register(handler: E) -> E:
+            self.handlers.on_event.append((kind, handler))
+            return handler
+
+        return register
+
+    async def run(self, *, since: str = "cursor", include_own: bool = False) -> None:
+        """Listen and run the registered handlers until cancelled (see ``handlers``)."""
+        from .handlers import run
+
+        await run(self, since=since, include_own=include_own)
+
+    # --- typing and read marks (§5) ----------------------------------------------------
+
+    async def _frame(self, frame: dict, *, echo: Callable[[dict], bool] | None = None) -> None:
+        """Send a frame on the listening socket, or on a socket opened for it (waiting
+        up to 5 s for the server's ``echo`` of it, so it was handled before closing)."""
+        if self.socket is not None:
+            try:
+                await self.socket.send_frame(frame)
+                return
+            except ChatError:
+                pass  # the listener reconnects; send this one on its own socket
+        async with await ChatSocket.open(self.session, self.device_id) as socket:
+            await socket.send_frame(frame)
+            if echo is None:
+                return
+            try:
+                async with asyncio.timeout(5):
+                    while not echo(await socket.recv_frame()):
+                        pass
+            except TimeoutError:
+                logger.info("no echo of %s frame", frame.get("type"))
+
+    async def typing(self, target: int | str | dict) -> None:
+        """Tell the conversation's other members that I am typing (the ``typing`` frame)."""
+        cid = (await self._for_send(target))["id"]
+        await self._frame({"type": "typing", "conversation": cid})
+
+    async def mark_read(self, target: int | str | dict, up_to: int | None = None) -> int:
+        """Mark the conversation read up to seq ``up_to`` (default: the last message this
+        device handled there, else its ``last_seq``): its ``unread`` count drops and the
+        members see a ``read`` frame. Returns the seq marked."""
+        conversation = await self._for_send(target)
+        cid = conversation["id"]
+        if up_to is None:
+            up_to = self.cursor(cid) or int(conversation.get("last_seq") or 0)
+        frame = {"type": "read", "conversation": cid, "up_to": int(up_to)}
+
+        def echoed(reply: dict) -> bool:
+            return reply.get("type") == "read" and reply.get("conversation") == cid
+
+        await self._frame(frame, echo=echoed)
+        return int(up_to)
 
     # --- identities (§7.4) -------------------------------------------------------------
 
@@ -811,6 +948,17 @@ class _Connecting:
             await self._client.close()
 
 
+def default_state_file(key_file: str | os.PathLike) -> Path:
+    """Where ``connect`` keeps the state of a key file by default: ``state.json`` beside a
+    CLI profile's ``keystore.json`` (so the bot and ``chat-client`` share it), else
+    ``<key file name>.state.json`` beside it (``bot-key.json`` -> ``bot-key.state.json``)."""
+    path = Path(key_file)
+    if path.name == "keystore.json":
+        return path.with_name("state.json")
+    stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
+    return path.with_name(f"{stem}.state.json")
+
+
 def connect(
     server: str,
     *,
@@ -818,21 +966,26 @@ def connect(
     password: str,
     key_file: str | os.PathLike,
     passphrase: str,
-    state_file: str | os.PathLike | None = None,
+    state_file: str | os.PathLike | Literal[False] | None = None,
+    relogin: bool = True,
 ) -> _Connecting:
     """Log in to ``server`` and unlock ``key_file`` (a §3 keystore, e.g. the CLI's or the
     browser's export): the few lines a bot needs before ``messages()`` and ``send_text``.
     ``client = await connect(...)`` (then ``await client.close()``) or ``async with
     connect(...) as client:``.
 
-    ``state_file`` keeps counters, order ledgers, rosters and trust across restarts (a
-    bot without one cannot tell a replay after a restart). A v1 key file of a user
+    ``state_file`` keeps cursors, counters, order ledgers, rosters and trust across
+    restarts: by default ``default_state_file(key_file)``, so a message sent while the
+    bot was down is handled once when it is back; ``False`` keeps it in memory only (no
+    replay protection across restarts, nothing missed is handed over). With ``relogin``
+    (the default) the password stays in memory and an expired session
+    (``not_authenticated``, a 4401 close) is renewed by logging in again. A v1 key file of a user
     without an identity is upgraded (§7.5) and rewritten as v2. Raises
     ``WrongPassphrase``, ``ChatApiError('invalid_credentials')``, ``ServerUnreachable``
     and ``DeviceRevoked`` (the key file's device is revoked) before anything else.
     """
     return _Connecting(
-        lambda: _connect(server, username, password, key_file, passphrase, state_file)
+        lambda: _connect(server, username, password, key_file, passphrase, state_file, relogin)
     )
 
 
@@ -842,13 +995,18 @@ async def _connect(
     password: str,
     key_file: str | os.PathLike,
     passphrase: str,
-    state_file: str | os.PathLike | None,
+    state_file: str | os.PathLike | Literal[False] | None,
+    relogin: bool,
 ) -> ChatClient:
     session = ChatSession(server)
     await session.login(username, password)
+    if relogin:
+        session.keep_logged_in(username, password)
     path = Path(key_file)
     record = json.loads(path.read_text(encoding="utf-8"))
-    state = StateStore(state_file, device_id=record["device_id"])
+    if state_file is None:
+        state_file = default_state_file(path)
+    state = StateStore(state_file or None, device_id=record["device_id"])
     client = await ChatClient.unlock(session, record, passphrase, state=state)
     await client.check_login()
     await client.check_device()

@@ -138,6 +138,7 @@ class Context:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.sessions: list[ChatSession] = []
         self.profile = Profile(Path(args.config_dir) if args.config_dir else default_config_dir())
 
     def server(self) -> str:
@@ -153,10 +154,18 @@ class Context:
         saved = self.profile.load_session()
         try:
             if saved and ChatSession(url).base_url == saved.get("server"):
-                return ChatSession.from_state(saved)
-            return ChatSession(url)
+                session = ChatSession.from_state(saved)
+            else:
+                session = ChatSession(url)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
+        self.sessions.append(session)
+        return session
+
+    async def close(self) -> None:
+        """Close the HTTP connections of the sessions this command made."""
+        for session in self.sessions:
+            await session.aclose()
 
     def save(self, session: ChatSession) -> None:
         self.profile.save_session(session.export_state())

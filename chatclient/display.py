@@ -28,6 +28,7 @@ from .events import (
     Status,
     TrustNotice,
 )
+from .payloads import apply_payloads
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 NOTES = {
@@ -58,12 +59,81 @@ def message_line(message: IncomingMessage) -> str:
             f"{head}: !! message could not be decrypted or verified ({clean(message.error or '')})"
         )
     note = NOTES.get(message.note, "") + (" [v1]" if message.v == 1 else "")
-    if message.content.get("type") == "file":
-        return f"{head}: {file_text(message)}{note}"
+    kind = message.content.get("type")
+    if kind in RELATIONS:
+        return f"{head}: {relation_text(message)}{note}"
+    reply = _reply_text(message, message.content.get("reply_to"))
+    if kind == "file":
+        return f"{head}: {reply}{file_text(message)}{note}"
     if message.text is None:
-        kind = clean(str(message.content.get("type")))
-        return f"{head}: (a {kind} message this client cannot show){note}"
-    return f"{head}: {clean(message.text)}{note}"
+        return f"{head}: (a {clean(str(kind))} message this client cannot show){note}"
+    return f"{head}: {reply}{clean(message.text)}{note}"
+
+
+RELATIONS = ("reaction", "edit", "delete")
+
+
+def _target(message: IncomingMessage, ref: object) -> str:
+    """``#12`` for a reference to a message this device judged, else ``a message``."""
+    client = getattr(message, "client", None)
+    if isinstance(ref, dict) and client is not None:
+        seq = client.seq_of(message.conversation, ref)
+        if seq is not None:
+            return f"#{seq}"
+    return "an earlier message"
+
+
+def _reply_text(message: IncomingMessage, ref: object) -> str:
+    return f"(reply to {_target(message, ref)}) " if isinstance(ref, dict) else ""
+
+
+def relation_text(message: IncomingMessage) -> str:
+    """A reaction, edit or delete (§10.1) as one line's text: ``reacted 👍 to #12``."""
+    content = message.content or {}
+    kind, target = content.get("type"), _target(message, content.get("to"))
+    if kind == "reaction":
+        emoji = clean(str(content.get("emoji")))
+        if content.get("remove") is True:
+            return f"took back {emoji} on {target}"
+        return f"reacted {emoji} to {target}"
+    if kind == "edit":
+        return f"edited {target}: {clean(str(content.get('text')))}"
+    return f"deleted {target}"
+
+
+def history_lines(messages: list[IncomingMessage]) -> list[str]:
+    """A page of history as shown (``apply_payloads``): reactions, edits and deletes fold
+    into the messages they name (``(edited)``, ``[👍 2]``, ``(message deleted)``)."""
+    folded = apply_payloads(
+        [
+            {
+                "seq": m.seq,
+                "sender_id": m.sender_id,
+                "client_msg_id": m.client_msg_id,
+                "payload": m.content if m.verified else None,
+                "deleted": m.status == DELETED,
+            }
+            for m in messages
+        ]
+    )
+    by_seq = {m.seq: m for m in messages}
+    lines = []
+    for entry in folded:
+        message = by_seq[entry["seq"]]
+        who = clean(message.sender or f"user {message.sender_id}")
+        head = f"{message.created} [{message.conversation}#{message.seq}] {who}"
+        if entry["deleted"]:
+            lines.append(f"{head}: (message deleted)")
+            continue
+        line = message_line(message)
+        if entry["edited"] is not None and entry["type"] == "text":
+            reply = _reply_text(message, entry["reply_to"])
+            line = f"{head}: {reply}{clean(entry['edited'])} (edited)"
+        if entry["reactions"]:
+            shown = ", ".join(f"{clean(e)} {len(u)}" for e, u in entry["reactions"].items())
+            line += f" [{shown}]"
+        lines.append(line)
+    return lines
 
 
 def human_size(size: int) -> str:

@@ -6,7 +6,8 @@ tampering notices, and the connection's state.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 OK = "ok"
 UNVERIFIED = "unverified"
@@ -27,16 +28,21 @@ __all__ = [
     "REPLAY",
     "REPLAYED",
     "UNVERIFIED",
+    "Conversation",
     "ConversationChanged",
     "ConversationTampered",
+    "DevicesChanged",
     "IncomingMessage",
     "LinkRequested",
     "MessageReflagged",
+    "Presence",
+    "ReadMark",
     "RosterChange",
     "Rollback",
     "ServerNotice",
     "Status",
     "TrustNotice",
+    "Typing",
 ]
 
 
@@ -211,3 +217,79 @@ class ServerNotice:
     code: str
     detail: str
     frame: dict
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation object of PROTOCOL §4, typed. ``members`` (usernames) and
+    ``member_ids`` are as the server lists them (the client sends only to the verified roster's, §8); ``request``
+    is true while it is a message request for me (someone not yet in touch wrote first:
+    accept or block it, see ``chatclient.contacts``); ``raw`` is the server's object."""
+
+    id: int
+    kind: str
+    title: str | None
+    members: tuple[str, ...]
+    member_ids: tuple[int, ...]
+    owner: str | None
+    last_seq: int
+    unread: int
+    request: bool
+    created: str | None = None
+    gid: str | None = None
+    roster_head: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Conversation:
+        members = [m for m in obj.get("members") or () if isinstance(m, dict)]
+        owner = obj.get("owner")
+        return cls(
+            id=int(obj["id"]),
+            kind=str(obj.get("kind", "")),
+            title=obj.get("title"),
+            members=tuple(str(m.get("username")) for m in members),
+            member_ids=tuple(int(m["id"]) for m in members if isinstance(m.get("id"), int)),
+            owner=str(owner.get("username")) if isinstance(owner, dict) else None,
+            last_seq=int(obj.get("last_seq") or 0),
+            unread=int(obj.get("unread") or 0),
+            request=obj.get("request") is True,
+            created=obj.get("created"),
+            gid=obj.get("gid"),
+            roster_head=obj.get("roster_head"),
+            raw=obj,
+        )
+
+
+@dataclass(frozen=True)
+class Typing:
+    """``user`` is typing in ``conversation`` (the ``typing`` frame of §5)."""
+
+    conversation: int
+    user: str
+
+
+@dataclass(frozen=True)
+class ReadMark:
+    """``user`` read ``conversation`` up to seq ``up_to`` (the ``read`` frame of §5; mine
+    too, from my other devices)."""
+
+    conversation: int
+    user: str
+    up_to: int
+
+
+@dataclass(frozen=True)
+class Presence:
+    """``user`` came online or went offline (the ``presence`` frame of §5)."""
+
+    user: str
+    online: bool
+
+
+@dataclass(frozen=True)
+class DevicesChanged:
+    """``user``'s devices or identity changed (``devices_changed``, §7.4): the client
+    fetched and checked them again; an identity change comes as a ``TrustNotice`` too."""
+
+    user: str

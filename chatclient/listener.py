@@ -7,9 +7,14 @@ own identity and devices, then syncs all conversations from their cursors; live
 ``sync`` fills the gap, so nothing is shown twice or skipped. ``conversation`` frames
 are verified (§8), ``devices_changed`` fetches that user's identity and devices again
 (§7.4), ``link_request`` frames become ``LinkRequested`` events, and a rollback (§9)
-makes the conversation be read again from where it forked. A dropped connection is retried with
-exponential backoff (with jitter), as are 5xx and 429 answers; 4401/4403 closes end the
-loop with ``SocketClosed`` (``DeviceRevoked`` when this device was revoked) and other API errors (401, a refused Origin) propagate.
+makes the conversation be read again from where it forked; ``typing``, ``read`` and
+``presence`` frames become ``Typing``, ``ReadMark`` and ``Presence`` events. A dropped
+connection is retried with exponential backoff (with jitter) capped at
+``RECONNECT_CAP`` seconds, so the client is back within a few seconds of the server
+(logged as "reconnected"), as are 5xx and 429 answers. A 4401 close (the session ended)
+logs in again when the session holds the password (``ChatSession.keep_logged_in``);
+otherwise 4401/4403 closes end the loop with ``SocketClosed`` (``DeviceRevoked`` when
+this device was revoked), and other API errors (401, a refused Origin) propagate.
 """
 
 from __future__ import annotations
@@ -21,7 +26,17 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from .errors import ChatApiError, ChatError, DeviceRevoked, ServerUnreachable, SocketClosed
-from .events import ConversationChanged, LinkRequested, Rollback, ServerNotice, Status
+from .events import (
+    ConversationChanged,
+    DevicesChanged,
+    LinkRequested,
+    Presence,
+    ReadMark,
+    Rollback,
+    ServerNotice,
+    Status,
+    Typing,
+)
 from .ws import ChatSocket
 
 if TYPE_CHECKING:
@@ -30,12 +45,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_GAP_SYNCS = 3  # a gap still open after this many syncs is skipped (server's fault)
+RECONNECT_CAP = 3.0  # seconds: the longest wait between two reconnection attempts
 
 
 class Backoff:
     """Delays 0.5, 1, 2, 4 ... capped at ``maximum`` seconds, each scaled by 0.5-1.0."""
 
-    def __init__(self, first: float = 0.5, maximum: float = 30.0) -> None:
+    def __init__(self, first: float = 0.5, maximum: float = RECONNECT_CAP) -> None:
         self.first, self.maximum, self.attempt = first, maximum, 0
 
     def next(self) -> float:
@@ -56,6 +72,7 @@ async def listen(client: ChatClient, *, since: str = "cursor") -> AsyncIterator:
     """
     backoff = Backoff()
     first = True
+    down: str | None = None  # why the last connection ended, until the next one is up
     while True:
         connection = _Connection(client, new_at_last_seq=first and since != "start")
         try:
@@ -63,12 +80,18 @@ async def listen(client: ChatClient, *, since: str = "cursor") -> AsyncIterator:
                 if isinstance(event, Status) and event.state == "connected":
                     backoff.reset()
                     first = False
+                    if down is not None:
+                        logger.info("reconnected (after: %s)", down)
+                        down = None
                 yield event
             reason = "closed"
         except SocketClosed as error:
             if error.code == 4403:
                 await _refused(client, error)
-            if error.fatal:
+            if error.code == 4401 and client.session.can_relogin:
+                await client.session.relogin()  # a refused password raises ChatApiError
+                logger.info("session ended (4401): logged in again")
+            elif error.fatal:
                 raise
             reason = str(error)
         except (ServerUnreachable, OSError, TimeoutError) as error:
@@ -78,6 +101,7 @@ async def listen(client: ChatClient, *, since: str = "cursor") -> AsyncIterator:
                 raise
             reason = str(error)
         delay = backoff.next()
+        down = reason
         logger.info("disconnected (%s); retrying in %.1fs", reason, delay)
         yield Status("disconnected", reason, retry_in=delay)
         await asyncio.sleep(delay)
@@ -117,6 +141,7 @@ class _Connection:
         for event in client.pop_notices():
             yield event
         self.socket = await ChatSocket.open(client.session, client.device_id)
+        client.socket = self.socket
         try:
             await self.sync(list(client.cursors))
             connected = False
@@ -130,6 +155,7 @@ class _Connection:
                 async for event in self.notices():
                     yield event
         finally:
+            client.socket = None
             await self.socket.close()
 
     async def notices(self) -> AsyncIterator:
@@ -173,6 +199,13 @@ class _Connection:
                 await client.directory.user(frame["user"], refresh=True)
             except ChatError as error:  # a vanished user: nothing to compare
                 logger.info("identity and devices of %s: %s", frame["user"], error)
+            yield DevicesChanged(frame["user"])
+        elif kind == "typing" and _fields(frame, conversation=int, user=str):
+            yield Typing(frame["conversation"], frame["user"])
+        elif kind == "read" and _fields(frame, conversation=int, user=str, up_to=int):
+            yield ReadMark(frame["conversation"], frame["user"], frame["up_to"])
+        elif kind == "presence" and _fields(frame, user=str, online=bool):
+            yield Presence(frame["user"], frame["online"])
         elif kind == "link_request" and isinstance(frame.get("link_request"), dict):
             event = self.link_request(frame["link_request"])
             if event is not None:
@@ -253,3 +286,8 @@ class _Connection:
                     again.append(conversation_id)
         if again:
             await self.sync(again)
+
+
+def _fields(frame: dict, **types: type) -> bool:
+    """Whether ``frame`` has these fields of these exact types (bool is not int)."""
+    return all(type(frame.get(name)) is kind for name, kind in types.items())

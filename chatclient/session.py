@@ -1,23 +1,30 @@
 """HTTP side of PROTOCOL §4: a cookie session with CSRF, one method per endpoint.
 
-Requests run in a worker thread (``urllib`` through ``asyncio.to_thread``), so every
-method is a coroutine. Success returns the parsed JSON (``None`` for 204); an error body
-raises ``ChatApiError``; a server that cannot be reached raises ``ServerUnreachable``.
+Requests go through one ``httpx.AsyncClient`` per event loop (connections are kept
+alive between requests), so every method is a coroutine. Success returns the parsed JSON
+(``None`` for 204); an error body raises ``ChatApiError``; a server that cannot be reached
+raises ``ServerUnreachable``. Blobs stream both ways: the upload's pieces are produced in
+a worker thread (encryption), the download's pieces are handed to a sink in one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.client
+import contextlib
 import http.cookiejar
 import json
-import urllib.error
+import logging
+import ssl
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
+import httpx
+
 from .errors import ChatApiError, ServerUnreachable, api_error
+
+logger = logging.getLogger(__name__)
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CODE_BY_STATUS = {
@@ -53,13 +60,44 @@ class ChatSession:
     ``X-CSRFToken`` along with an ``Origin`` of the server's own origin.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 30.0, verify: ssl.SSLContext | bool = True
+    ) -> None:
+        """``verify``: check the server's TLS certificate (default), against this
+        ``ssl.SSLContext`` (e.g. a self-signed certificate's), or not at all (False)."""
         self.base_url = normalize_base_url(base_url)
+        self.verify = verify
         parts = urllib.parse.urlsplit(self.base_url)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.timeout = timeout
         self.jar = http.cookiejar.CookieJar()
-        self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._credentials: tuple[str, str] | None = None
+        self.relogins = 0  # how many times the session was renewed by ``relogin``
+
+    # --- automatic re-login ------------------------------------------------------------
+
+    def keep_logged_in(self, username: str, password: str) -> None:
+        """Hold the password in memory so that an expired session (``not_authenticated``,
+        a 4401 close) is renewed by logging in again (``relogin``), once per refusal."""
+        self._credentials = (username, password)
+
+    @property
+    def can_relogin(self) -> bool:
+        return self._credentials is not None
+
+    async def relogin(self) -> bool:
+        """Log in again with the held password; False if none is held. A refused password
+        (changed, account deactivated) raises its ``ChatApiError``."""
+        if self._credentials is None:
+            return False
+        username, password = self._credentials
+        for cookie in list(self.jar):  # the dead session and its CSRF token
+            self.jar.clear(cookie.domain, cookie.path, cookie.name)
+        await self.login(username, password)
+        self.relogins += 1
+        return True
 
     # --- cookies and persistence ---------------------------------------------------------
 
@@ -118,31 +156,51 @@ class ChatSession:
 
     # --- transport ---------------------------------------------------------------------
 
-    def _send(
+    def _client(self) -> httpx.AsyncClient:
+        """The HTTP client of the running event loop (made on first use; a session used
+        from another loop, e.g. a second ``asyncio.run``, gets a new one). It shares
+        ``jar``, so cookies the server sets are this session's."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop or self._http.is_closed:
+            self._http = httpx.AsyncClient(
+                cookies=self.jar,
+                timeout=httpx.Timeout(self.timeout),
+                follow_redirects=True,
+                verify=self.verify,
+            )
+            self._http_loop = loop
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the kept-alive connections (the session can still be used: a new client
+        is made on the next request)."""
+        client, self._http, self._http_loop = self._http, None, None
+        if client is not None and not client.is_closed:
+            with contextlib.suppress(RuntimeError):  # made on a loop that is gone
+                await client.aclose()
+
+    async def _send(
         self,
         method: str,
         url: str,
-        data: Any,
+        content: bytes | AsyncIterator[bytes] | None,
         headers: dict,
         sink: Callable[[bytes], None] | None = None,
     ) -> tuple[int, bytes]:
         """One HTTP exchange: (status, body). With ``sink``, a successful answer's body goes
-        to it piece by piece instead (and b"" is returned); error bodies are always read."""
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        to it piece by piece (in a worker thread) instead, and b"" is returned; error
+        bodies are always read."""
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                if sink is None:
-                    return response.status, response.read()
-                while piece := response.read(DOWNLOAD_READ):
-                    sink(piece)
-                return response.status, b""
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, error.read()
-        except urllib.error.URLError as error:
-            raise ServerUnreachable(self.base_url, error.reason) from error
-        except (OSError, http.client.HTTPException) as error:
-            raise ServerUnreachable(self.base_url, error) from error
+            async with self._client().stream(
+                method, url, content=content, headers=headers
+            ) as response:
+                if sink is None or response.status_code >= 400:
+                    return response.status_code, await response.aread()
+                async for piece in response.aiter_bytes(DOWNLOAD_READ):
+                    await asyncio.to_thread(sink, piece)
+                return response.status_code, b""
+        except httpx.TransportError as error:
+            raise ServerUnreachable(self.base_url, str(error) or type(error).__name__) from error
 
     async def request(
         self,
@@ -160,15 +218,23 @@ class ChatSession:
         for 4xx/5xx, ``ServerUnreachable`` otherwise.
         """
         method = method.upper()
-        headers = await self._headers(method, headers)
+        extra = headers
         data = None
         if body is not None:
             data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-            headers["Content-Type"] = "application/json"
         url = self.base_url + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        status, raw = await asyncio.to_thread(self._send, method, url, data, headers)
+        for attempt in range(2):
+            headers = await self._headers(method, extra)
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            status, raw = await self._send(method, url, data, headers)
+            if attempt == 0 and status == 401 and path != "/api/session/" and self.can_relogin:
+                logger.info("session expired (%s %s); logging in again", method, path)
+                await self.relogin()
+                continue
+            break
         return _answer(status, raw)
 
     async def _headers(self, method: str, extra: dict[str, str] | None) -> dict[str, str]:
@@ -190,13 +256,14 @@ class ChatSession:
     # --- blobs (§10.2) -------------------------------------------------------------------
 
     async def upload_blob(self, body: Iterable[bytes], length: int) -> dict:
-        """``POST /api/blobs/``: stream ``body`` (an iterable of byte strings, consumed in a
-        worker thread, ``length`` bytes in all: sent as Content-Length) as the raw
-        ``application/octet-stream`` body; returns ``{"id","size","created"}``."""
+        """``POST /api/blobs/``: stream ``body`` (an iterable of byte strings, each piece
+        produced in a worker thread, ``length`` bytes in all: sent as Content-Length, not
+        chunked) as the raw ``application/octet-stream`` body; returns
+        ``{"id","size","created"}``."""
         headers = await self._headers("POST", {"Content-Type": "application/octet-stream"})
         headers["Content-Length"] = str(length)
         url = self.base_url + "/api/blobs/"
-        status, raw = await asyncio.to_thread(self._send, "POST", url, body, headers)
+        status, raw = await self._send("POST", url, _pieces(iter(body)), headers)
         return _answer(status, raw)["blob"]
 
     async def download_blob(self, blob_id: str, sink: Callable[[bytes], None]) -> None:
@@ -205,7 +272,7 @@ class ChatSession:
         propagates; an error answer raises ``ChatApiError``."""
         url = f"{self.base_url}/api/blobs/{_quote(blob_id)}/"
         headers = {"Accept": "application/octet-stream"}
-        status, raw = await asyncio.to_thread(self._send, "GET", url, None, headers, sink)
+        status, raw = await self._send("GET", url, None, headers, sink)
         if status >= 400:
             _answer(status, raw)
 
@@ -396,6 +463,12 @@ class ChatSession:
         """``DELETE .../messages/<id>/``: take my message back for everyone (§10.1)."""
         path = f"/api/conversations/{int(conversation_id)}/messages/{int(message_id)}/"
         await self.request("DELETE", path)
+
+
+async def _pieces(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The pieces of a blocking iterator, each taken in a worker thread."""
+    while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+        yield piece
 
 
 def _device_header(device_id: int) -> dict[str, str]:

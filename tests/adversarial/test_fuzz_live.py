@@ -5,7 +5,6 @@ zero `internal_error`, the socket stays open, nothing stored for a refused reque
 Counts: FUZZ_LIVE_WS_FRAMES and FUZZ_LIVE_HTTP_BODIES (default 1200 and 1000).
 """
 
-import asyncio
 import json
 import os
 
@@ -54,7 +53,7 @@ async def raw_call(session: ChatSession, method: str, path: str, raw: bytes | No
     }
     if raw is not None:
         headers["Content-Type"] = "application/json"
-    return await asyncio.to_thread(session._send, method, session.base_url + path, raw, headers)
+    return await session._send(method, session.base_url + path, raw, headers)
 
 
 async def test_fuzz_live_postgres(live_stack, device_keys):
