@@ -342,7 +342,7 @@ def register_in_ui(browser, base_url: str, username: str):
     page.get_by_label("Passphrase", exact=True).fill(PASSPHRASE)
     page.get_by_label("Passphrase (again)").fill(PASSPHRASE)
     page.check("#understand")
-    page.get_by_role("button", name="Set up this device").click()
+    page.get_by_role("button", name="Set up this browser").click()
     page.wait_for_selector("body[data-ready=true]", timeout=120_000)
     return context, page, (time.perf_counter() - t0) * 1000
 

@@ -24,6 +24,7 @@ import { Outbox } from './outbox.js';
 import { markRead, readIfSeen } from './read-marks.js';
 import { routeFrame } from './router.js';
 import { NotSendable, RosterStore, waitingText } from './rosters.js';
+import { LocalSearch } from './search.js';
 import { Sender } from './sender.js';
 import { ChatSocket } from './socket.js';
 import { kv as browserKv } from './store.js';
@@ -59,6 +60,7 @@ export class ChatApp extends EventTarget {
   }
 
   emit(what, id = null) {
+    if (what === 'messages' || what === 'older') this.search?.onTimeline(what, id);
     this.dispatchEvent(new CustomEvent('change', { detail: { what, id } }));
   }
 
@@ -82,7 +84,10 @@ export class ChatApp extends EventTarget {
       rosters: this.rosters,
       ledgers: this.ledgers,
       requestSync: (convs) => this.requestSync(convs),
-      emit: (what, id) => this.emit(what === 'rollback' ? 'notices' : what, id),
+      emit: (what, id) => {
+        if (what === 'rollback') this.search?.onTimeline(what, id);
+        this.emit(what === 'rollback' ? 'notices' : what, id);
+      },
       onIncoming: (conv, item) => this.onIncoming(conv, item),
       onOwnFiled: (item) => this.sender?.settled(item.client_msg_id),
       onAdvanced: (conv) => this.readIfSeen(conv),
@@ -114,6 +119,8 @@ export class ChatApp extends EventTarget {
     this.sender.addEventListener('change', (event) => this.emitSoon('messages', event.detail));
     await this.refreshConversations({ first: true });
     await this.sender.load();
+    this.search = new LocalSearch({ app: this, kv, ...(env.locks ? { locks: env.locks } : {}) });
+    this.searchReady = this.search.start().catch((error) => console.error('the search index did not open', error?.name));
     this.socket = env.socket ?? new ChatSocket(deviceId);
     this.socket.addEventListener('state', (e) => {
       this.connection = e.detail;
