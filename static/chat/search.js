@@ -21,6 +21,7 @@ import { SearchStore } from './search-store.js';
 
 const SAVE_AFTER = 800;
 const REBUILD_PAGE = 100;
+const OPEN_AT_ONCE = 25;
 
 /** What a shown message contributes to the index: its text, or a file's name and caption ('' for nothing). */
 export function indexText(item) {
@@ -188,7 +189,7 @@ export class LocalSearch extends EventTarget {
     const convs = [...this.app.conversations.values()].sort((a, b) => (b.last_activity ?? '').localeCompare(a.last_activity ?? ''));
     this.controller = new AbortController();
     const signal = this.controller.signal;
-    this.rebuildState = { done: 0, total: convs.reduce((sum, c) => sum + (c.last_seq || 0), 0), running: true, stopped: false, failed: null };
+    this.rebuildState = { done: 0, total: convs.reduce((sum, c) => sum + (c.last_seq || 0), 0), running: true, stopped: false, failed: null, unreadable: 0 };
     this.changed();
     this.rebuilding = (async () => {
       try {
@@ -228,11 +229,12 @@ export class LocalSearch extends EventTarget {
         throw error;
       }
       const messages = page.messages.filter((m) => m && m.conversation === conv.id && Number.isSafeInteger(m.seq) && Number.isSafeInteger(m.id));
-      const opened = await Promise.all(messages.map((m) => this.app.timeline.openOne(conv, m).catch(() => null)));
+      const opened = await this.openAll(conv, messages);
       if (signal.aborted) return;
       for (const item of opened) {
         if (!item) continue;
         seen.add(item.id);
+        if (item.status === 'failed') continue; // not readable now: what the index held stays
         const text = indexText(item);
         if (!text) {
           if (this.index.remove(conv.id, item.id)) this.gone.add(`${conv.id}:${item.id}`);
@@ -260,6 +262,23 @@ export class LocalSearch extends EventTarget {
         this.gone.add(`${conv.id}:${doc.id}`);
       }
     }
+  }
+
+  /**
+   * Open and check messages as the timeline does (timeline.js `openOne`), OPEN_AT_ONCE
+   * at a time; one that fails is tried once more after the others (its sender's keys
+   * are known by then). What still fails is counted in `rebuildState.unreadable`.
+   */
+  async openAll(conv, messages) {
+    const open = (m) => this.app.timeline.openOne(conv, m).catch(() => null);
+    const opened = [];
+    for (let i = 0; i < messages.length; i += OPEN_AT_ONCE) opened.push(...(await Promise.all(messages.slice(i, i + OPEN_AT_ONCE).map(open))));
+    for (let i = 0; i < opened.length; i += 1) {
+      if (opened[i]?.status !== 'failed') continue;
+      opened[i] = await open(messages[i]);
+      if (opened[i]?.status === 'failed' && this.rebuildState) this.rebuildState.unreadable += 1;
+    }
+    return opened;
   }
 
   /** How many messages the index holds, and of how many conversations. */

@@ -139,7 +139,8 @@ export class SearchView {
         h('button.link.small', { type: 'button', onclick: () => search.stopRebuild() }, 'Stop'));
       return;
     }
-    const note = state?.failed ? `${state.failed} ` : state && !state.stopped ? 'Index rebuilt. ' : '';
+    const unreadable = state?.unreadable ? `${state.unreadable} ${state.unreadable === 1 ? 'message' : 'messages'} could not be opened. ` : '';
+    const note = state?.failed ? `${state.failed} ` : state && !state.stopped ? `Index rebuilt. ${unreadable}` : '';
     replace(this.foot,
       h('p.muted.small', {}, icon('lock', 'icon-inline'), ` ${note}${messages.toLocaleString()} ${messages === 1 ? 'message' : 'messages'} indexed on this device, encrypted; searches never leave it. Conversations are indexed as you open them.`),
       h('button.link.small', { type: 'button', onclick: () => search.rebuild() }, 'Rebuild index'));
