@@ -87,6 +87,8 @@ export const api = {
   postRecord: (id, body) => request('POST', `/api/conversations/${enc(id)}/roster/`, body),
   history: (id, { beforeSeq = null, limit = 50 } = {}) =>
     get(`/api/conversations/${enc(id)}/messages/?limit=${limit}${beforeSeq ? `&before_seq=${beforeSeq}` : ''}`),
+  /** The sender takes her message back for everyone (§10.1): 204. */
+  takeBack: (id, messageId) => request('DELETE', `/api/conversations/${enc(id)}/messages/${enc(messageId)}/`),
   // identity keys, link requests and history keys (PROTOCOL §4, §7)
   userIdentity: (username) => get(`/api/users/${enc(username)}/identity/`),
   putIdentity: (body) => request('PUT', '/api/identity/', body),

@@ -22,6 +22,7 @@ import { Messenger } from './messages.js';
 import { Notifier } from './notify.js';
 import { Outbox } from './outbox.js';
 import { markRead, readIfSeen } from './read-marks.js';
+import { RichMessages } from './rich.js';
 import { routeFrame } from './router.js';
 import { NotSendable, RosterStore, waitingText } from './rosters.js';
 import { LocalSearch } from './search.js';
@@ -106,6 +107,7 @@ export class ChatApp extends EventTarget {
       onSent: (conv, sent) => this.timeline.fileOwn(conv, { ...sent, sigKid: keys.sigKid }),
       ...(env.locks ? { locks: env.locks } : {}),
     });
+    this.rich = new RichMessages(this);
     this.uploads = new Uploads({ send: (conv, payload, blobs) => this.sender.sendPayload(conv, payload, { blobs }) });
     this.uploads.addEventListener('change', (event) => this.emitSoon('messages', event.detail));
     this.downloads = new Downloads();
@@ -415,7 +417,7 @@ export class ChatApp extends EventTarget {
 
   /** The newest shown message of a conversation (for the list's preview), or null. */
   newest(conv) {
-    return conv.messages.size ? conv.messages.get(Math.max(...conv.messages.keys())) : null;
+    return this.timeline.newestShown(conv);
   }
 
   /** "sent" or "read" for an own stored message. */

@@ -6,11 +6,12 @@
  */
 
 import { FileRefused, validateFilePayload } from './attachments.js';
-import { OpenError, openEnvelope, sealEnvelope } from './protocol.js';
+import { RELATION_TYPES, validatePayload } from './payloads.js';
+import { OpenError, openEnvelope, ProtocolError, sealEnvelope } from './protocol.js';
 
 /**
  * @typedef {object} Opened
- * @property {'ok'|'failed'|'not_for_device'|'unsupported'} status
+ * @property {'ok'|'failed'|'not_for_device'|'unsupported'} status (`ok` also for a valid reaction, edit or delete: its `payload` only)
  * @property {string} [text] the text of a `text` payload, or the caption of a `file` one ('' without) (status ok)
  * @property {object} [file] the `file` object of a `file` payload (status ok), checked by validateFilePayload
  * @property {string} [fileRefused] a `file` payload whose fields fail the checks: the FileRefused code (no `file`)
@@ -83,6 +84,7 @@ export class Messenger {
       const meta = { v: envelope.v, n: envelope.v === 2 ? envelope.n : null, head: envelope.v === 2 ? envelope.head : '', sigKid: envelope.sig_kid, note, payload };
       if (payload.type === 'text' && typeof payload.text === 'string') return { status: 'ok', text: payload.text, ...meta };
       if (payload.type === 'file') return { status: 'ok', ...fileFields(payload), ...meta };
+      if (RELATION_TYPES.includes(payload.type) && isValid(payload)) return { status: 'ok', ...meta };
       return { status: 'unsupported', reason: `message type ${String(payload.type).slice(0, 40)}`, ...meta };
     } catch (error) {
       return { status: 'failed', reason: error instanceof OpenError ? error.detail : 'could not be opened' };
@@ -115,5 +117,15 @@ export function fileFields(payload) {
     return { text, file: payload.file };
   } catch (error) {
     return { text: '', fileRefused: error instanceof FileRefused ? error.code : 'bad_meta' };
+  }
+}
+
+function isValid(payload) {
+  try {
+    validatePayload(payload);
+    return true;
+  } catch (error) {
+    if (error instanceof ProtocolError) return false;
+    throw error;
   }
 }

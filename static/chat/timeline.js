@@ -9,13 +9,17 @@
  * `replayed`, `out_of_order`, `failed` (did not open, verify or fit the roster),
  * `not_for_device`, `deleted` (taken back: the server holds no envelope). Only `ok` items carry text; flagged ones never do.
  * An `ok` file message also carries `file` (its checked `file` object; `text` is the caption)
- * or `fileRefused` (the code of a `file` payload that fails the checks).
+ * or `fileRefused` (the code of a `file` payload that fails the checks). Every opened item
+ * keeps its `payload`; an `ok` item of a reaction, edit or delete (§10.1) is marked
+ * `relation`: it is never shown as a message, never counted as new, and `entries` folds
+ * it into the message it names (payloads.js `applyPayloads`).
  * @module timeline
  */
 
 import { api } from './api.js';
 import { fileFields } from './messages.js';
 import { OK, OUT_OF_ORDER, REPLAYED, ROLLBACK } from './ordering.js';
+import { applyPayloads, RELATION_TYPES } from './payloads.js';
 
 const PAGE = 50;
 
@@ -56,6 +60,7 @@ export class Timeline {
       loading: null,
       epoch: 0,
       rollback: null,
+      shownCache: null,
     };
   }
 
@@ -133,13 +138,14 @@ export class Timeline {
     for (const id of changed) {
       const shown = conv.byId.get(id);
       if (shown) flag(shown, REPLAYED);
+      conv.shownCache = null;
     }
     for (const i of order) {
       const item = opened[i];
       if (changed.has(item.id)) flag(item, REPLAYED);
       if (conv.messages.has(item.seq)) continue;
       this.file(conv, item);
-      if (live && !item.own) this.onIncoming(conv, item);
+      if (live && !item.own && !item.relation) this.onIncoming(conv, item);
     }
     return this.advanceCursor(conv);
   }
@@ -162,6 +168,8 @@ export class Timeline {
       text: result.status === 'ok' ? result.text : undefined,
       file: result.status === 'ok' ? result.file : undefined,
       fileRefused: result.status === 'ok' ? result.fileRefused : undefined,
+      payload: result.payload ?? null,
+      relation: result.status === 'ok' && isRelation(result.payload),
       reason: result.reason,
       v: result.v,
       note: result.note ?? null,
@@ -177,6 +185,8 @@ export class Timeline {
         item.status = 'failed';
         item.text = undefined;
         item.file = undefined;
+        item.payload = null;
+        item.relation = false;
         item.reason = `this message ${HEAD_FAILURE[check] ?? 'does not fit the member list'}`;
         return item;
       }
@@ -200,7 +210,7 @@ export class Timeline {
     const ledger = await this.ledgers.get(conv.id);
     const item = {
       id, seq, created, client_msg_id: clientMsgId, sender: this.me.username, sender_id: this.me.id,
-      own: true, status: 'ok', text, v: 2, note: null,
+      own: true, status: 'ok', text, v: 2, note: null, payload: payload ?? null, relation: isRelation(payload),
       ...(payload?.type === 'file' ? fileFields(payload) : {}),
     };
     const verdict = ledger.judge({ id, seq, senderId: this.me.id, clientMsgId, sigKid, v: 2, n });
@@ -216,11 +226,12 @@ export class Timeline {
   }
 
   file(conv, item) {
+    conv.shownCache = null;
     conv.messages.set(item.seq, item);
     conv.byId.set(item.id, item);
     if (item.own) this.onOwnFiled(item);
     if (item.seq > conv.last_seq) conv.last_seq = item.seq;
-    if (!conv.last_activity || item.created > conv.last_activity) conv.last_activity = item.created;
+    if (!item.relation && (!conv.last_activity || item.created > conv.last_activity)) conv.last_activity = item.created;
   }
 
   /** Move the cursor over filed messages; ask for what is missing below `last_seq`. */
@@ -237,6 +248,7 @@ export class Timeline {
    */
   async rollback(conv, seq, { reload = true } = {}) {
     conv.epoch += 1;
+    conv.shownCache = null;
     conv.rollback = { at: new Date().toISOString(), seq };
     await this.ledgers.forgetFrom(conv.id, seq);
     for (const [s, item] of [...conv.messages]) {
@@ -245,6 +257,7 @@ export class Timeline {
         conv.byId.delete(item.id);
       }
     }
+    conv.shownCache = null;
     conv.cursor = Math.min(conv.cursor, seq - 1);
     this.emit('rollback', conv.id);
     this.emit('messages', conv.id);
@@ -261,21 +274,61 @@ export class Timeline {
   }
 
   /**
-   * What to show, oldest first: filed messages by seq, with the verified roster events
-   * placed among them by time (events before the oldest loaded message only once the
-   * start of the conversation is loaded).
-   * @returns {Array<{kind: 'message', item: object} | {kind: 'event', event: object}>}
+   * A message the server took back (a `deleted` frame, PROTOCOL §5): shown as deleted
+   * from now on, its text and file forgotten. Returns whether it was shown here.
+   */
+  markDeleted(conv, { id, seq }) {
+    const item = conv.byId.get(id);
+    if (!item || item.seq !== seq || item.status === 'deleted') return false;
+    Object.assign(item, { status: 'deleted', reason: 'taken back by its sender', text: undefined, file: undefined, fileRefused: undefined, payload: null, relation: false });
+    conv.shownCache = null;
+    return true;
+  }
+
+  /**
+   * The filed messages folded by applyPayloads (payloads.js): `{item, view}` for each
+   * message to show, by seq, where `view` is the reducer's entry (`reply_to`, `edited`,
+   * `deleted`, `reactions`); reactions, edits, deletes and unknown types are left out.
+   */
+  shown(conv) {
+    if (conv.shownCache) return conv.shownCache;
+    const stored = [...conv.messages.values()].sort((a, b) => a.seq - b.seq);
+    const views = applyPayloads(stored.map((item) => ({
+      seq: item.seq,
+      sender_id: item.sender_id,
+      client_msg_id: item.client_msg_id,
+      payload: item.status === 'ok' || item.status === 'unsupported' ? item.payload ?? null : null,
+      deleted: item.status === 'deleted',
+    })));
+    conv.shownCache = views.map((view) => ({ item: conv.messages.get(view.seq), view }));
+    return conv.shownCache;
+  }
+
+  /** The newest message shown (for the list's preview) with its edited text, or null. */
+  newestShown(conv) {
+    const last = this.shown(conv).at(-1);
+    if (!last) return null;
+    const { item, view } = last;
+    if (view.deleted) return { ...item, status: 'deleted', text: undefined, file: undefined };
+    return view.edited === null ? item : { ...item, text: view.edited };
+  }
+
+  /**
+   * What to show, oldest first: the shown messages (`shown`) by seq, with the verified
+   * roster events placed among them by time (events before the oldest loaded message only
+   * once the start of the conversation is loaded).
+   * @returns {Array<{kind: 'message', item: object, view: object} | {kind: 'event', event: object}>}
    */
   entries(conv) {
-    const stored = [...conv.messages.values()].sort((a, b) => a.seq - b.seq);
+    const shown = this.shown(conv);
     const events = this.rosters.events(conv.id);
     const out = [];
     let e = 0;
-    const oldest = stored[0]?.created ?? null;
+    const oldest = shown[0]?.item.created ?? null;
     if (conv.hasMore && oldest) while (e < events.length && (events[e].created ?? '') < oldest) e += 1;
-    for (const item of stored) {
+    for (const { item, view } of shown) {
       while (e < events.length && (events[e].created ?? '') <= item.created) out.push({ kind: 'event', event: events[e++] });
-      out.push({ kind: 'message', item });
+      out.push({ kind: 'message', item, view });
     }
     while (e < events.length) out.push({ kind: 'event', event: events[e++] });
     return out;
@@ -286,6 +339,13 @@ function flag(item, verdict) {
   item.status = verdict === OUT_OF_ORDER ? 'out_of_order' : 'replayed';
   item.text = undefined;
   item.file = undefined;
+  item.payload = null;
+  item.relation = false;
+}
+
+/** Whether a payload is a reaction, edit or delete (folded into its target, never shown). */
+export function isRelation(payload) {
+  return RELATION_TYPES.includes(payload?.type);
 }
 
 function isMessage(m, conversationId) {

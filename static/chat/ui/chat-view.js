@@ -18,6 +18,8 @@ import { NodeCache, patchChildren } from './patch.js';
 import { findPeople, peopleNote } from './people-search.js';
 import { SearchView } from './search-view.js';
 import { TimelineView } from './timeline-view.js';
+import { Composer } from './composer.js';
+import { MessageActions } from './message-actions.js';
 
 const CONNECTION_TEXT = {
   idle: 'Starting…',
@@ -291,9 +293,9 @@ export class ChatView {
     this.alertsEl = h('div.alerts', { 'aria-live': 'polite' });
     this.messagesEl = h('div.messages', { role: 'log', 'aria-label': `Messages with ${this.app.titleOf(conv)}`, tabindex: 0, 'aria-live': 'polite' });
     this.messagesEl.addEventListener('scroll', () => this.onScroll());
-    this.timelineView = new TimelineView(this.messagesEl, this.app);
     this.typingEl = h('div.typing', { 'aria-live': 'polite' });
     this.composer = this.buildComposer(conv);
+    this.timelineView = new TimelineView(this.messagesEl, this.app, this.actions);
     replace(this.pane, this.headerEl, this.alertsEl, this.messagesEl, this.typingEl, this.attach.tray, this.composer, this.attach.dropHint);
     this.renderHeaderAndAlerts();
     this.timelineView.render({ first: true });
@@ -343,24 +345,39 @@ export class ChatView {
       conv.kind === 'group' && h('button.secondary.small', { type: 'button', onclick: () => membersDialog({ app: this.app, conv }) }, 'Members'));
   }
 
+  /**
+   * The composer (ui/composer.js: growth, the character cap, reply and edit modes) with
+   * the attach controls and Send; returns the element that holds them.
+   */
   buildComposer(conv) {
-    this.textarea = h('textarea', { id: 'composer-input', rows: 1, placeholder: 'Message', 'aria-label': 'Message', maxlength: 16000 });
+    this.box = new Composer();
+    this.textarea = this.box.textarea;
     this.sendButton = h('button.send', { type: 'submit', 'aria-label': 'Send', title: 'Send (Enter)' }, icon('send'));
     this.paneListeners?.abort();
     this.paneListeners = new AbortController();
     this.attach = new AttachControls({ dropTarget: this.pane, textarea: this.textarea, onChange: () => this.updateComposerState(), signal: this.paneListeners.signal });
+    this.actions = new MessageActions({ app: this.app, conv, composer: this.box, log: () => this.messagesEl });
     const form = h('form.composer', { 'aria-label': 'Write a message' }, this.attach.button, this.attach.input, this.textarea, this.sendButton);
     const submit = () => {
       const text = this.textarea.value;
       const files = this.attach.staged.length;
       if ((!text.trim() && !files) || this.sendButton.disabled) return;
-      this.textarea.value = '';
-      this.autosize();
-      this.timelineView?.stickToBottom();
-      if (!files) {
-        this.app.sendText(conv, text).catch((error) => toast(error.message, 'error'));
+      if (this.box.over) {
+        this.box.refuse(`Not sent: the message is ${this.box.length.toLocaleString('en')} characters, over the limit of 16,000. Shorten it, or send it in parts.`);
         return;
       }
+      const mode = this.box.mode;
+      try {
+        if (mode?.kind === 'edit') this.actions.saveEdit(mode.item, text);
+        else if (!files) this.app.rich.sendText(conv, text, mode?.kind === 'reply' ? mode.item : null);
+      } catch (error) {
+        toast(error.message, 'error');
+        return;
+      }
+      this.box.sent();
+      if (mode?.kind === 'edit') return;
+      this.timelineView?.stickToBottom();
+      if (!files) return;
       this.attach.take().forEach(({ file, name }, i) => {
         try {
           this.app.sendFile(conv, file, { name, caption: i === 0 && text.trim() ? text : '' });
@@ -380,15 +397,9 @@ export class ChatView {
       }
     });
     this.textarea.addEventListener('input', () => {
-      this.autosize();
       if (this.textarea.value) this.app.typing(conv);
     });
-    return form;
-  }
-
-  autosize() {
-    const t = this.textarea;
-    t.rows = Math.min(8, Math.max(1, t.value.split('\n').length));
+    return h('div.composer-wrap', {}, this.box.contextEl, this.box.limitEl, form);
   }
 
   /** Enable or disable the composer by whether this device may send to the conversation now. */

@@ -2,25 +2,24 @@
  * The message log of the open conversation: messages by seq with day separators, the
  * verified roster events among them ("alice added bob"), flagged messages (replayed,
  * out of order, failed) as notes that never show their text, and this device's pending
- * messages at the end. Re-renders at most once per animation frame, reusing the nodes
- * of items that did not change and moving only those that did. Text only ever goes in
- * through text nodes.
+ * messages at the end. Each message is drawn by ui/message-view.js with what
+ * timeline.js folded into it (quote, edit, deletion, reactions); consecutive messages of
+ * one sender within five minutes are grouped. Reactions, edits and deletes on their way
+ * are not shown (only when stuck, with Retry and Discard). Re-renders at most once per
+ * animation frame, reusing the nodes of items that did not change and moving only those
+ * that did; the focused message keeps focus. Text only ever goes in through text nodes.
  * @module ui/timeline-view
  */
 
 import { attachmentNode, updateUploadNode, uploadNode } from './attachment-view.js';
-import { fullTime, h, shortTime } from './dom.js';
+import { fullTime, h } from './dom.js';
 import { icon } from './icons.js';
+import { messageNode, messageSig, quoteOf, reactorsText } from './message-view.js';
 import { patchChildren } from './patch.js';
+import { isRelation } from '../timeline.js';
 
-const FLAGGED_TEXT = {
-  failed: 'This message could not be decrypted or verified.',
-  not_for_device: 'Sent before this device was set up; not readable here.',
-  unsupported: 'This message uses a format this app cannot show.',
-  replayed: 'A repeated copy of an earlier message (replayed by the server); not shown.',
-  out_of_order: 'This message arrived out of order (the server changed the order); not shown.',
-  deleted: 'Message deleted.',
-};
+/** Messages of one sender this close together are grouped (no repeated name, tighter). */
+export const GROUP_WITHIN_MS = 5 * 60 * 1000;
 
 /** A record of a group taken as the start of its signed roster rather than its creation. */
 const BOOTSTRAP_AFTER_MS = 60000;
@@ -59,14 +58,21 @@ function joinNames(names) {
 }
 
 export class TimelineView {
-  /** @param {HTMLElement} el the `.messages` log @param {import('../chat.js').ChatApp} app */
-  constructor(el, app) {
+  /**
+   * @param {HTMLElement} el the `.messages` log
+   * @param {import('../chat.js').ChatApp} app
+   * @param {import('./message-actions.js').MessageActions} [actions] what a message's actions do
+   */
+  constructor(el, app, actions = null) {
     this.el = el;
     this.app = app;
+    this.actions = actions;
     this.nodes = new Map();
     this.frame = 0;
     this.wantOlder = false;
     this.stick = false;
+    this.bySeq = new Map();
+    if (actions) el.addEventListener('keydown', (e) => actions.onKey(e, { itemOf: (seq) => this.bySeq.get(seq) }));
   }
 
   /** Render on the next animation frame (calls in between are one render). */
@@ -111,8 +117,18 @@ export class TimelineView {
     else if (conv.hasMore) {
       reuse('edge', conv.loading ? 'older-loading' : 'older', () => h('div.history-edge', {}, conv.loading ? 'Loading older messages…' : h('button.link', { type: 'button', onclick: () => app.loadOlder(conv) }, 'Load older messages')));
     } else reuse('edge', 'start', () => h('div.history-edge', {}, 'Start of the conversation · end-to-end encrypted'));
+    const focusedSeq = el.contains(document.activeElement) ? document.activeElement.closest?.('.msg[data-seq]')?.dataset.seq ?? null : null;
+    const refs = new Map();
+    this.bySeq = new Map();
+    for (const entry of entries) {
+      if (entry.kind !== 'message') continue;
+      refs.set(`${entry.item.sender_id}|${entry.item.client_msg_id}`, entry);
+      this.bySeq.set(entry.item.seq, entry);
+    }
+    const names = (id) => (id === app.me.id ? 'you' : app.nameOf(conv, id));
     let lastDay = null;
     let lastSender = null;
+    let lastAt = 0;
     for (const entry of entries) {
       const when = entry.kind === 'message' ? entry.item.created : entry.event.created;
       const day = when ? new Date(when).toDateString() : lastDay;
@@ -127,13 +143,18 @@ export class TimelineView {
         lastSender = null;
         continue;
       }
-      const item = entry.item;
-      const showSender = conv.kind === 'group' && !item.own && lastSender !== item.sender;
-      lastSender = item.sender;
-      const delivery = item.own ? app.deliveryOf(conv, item) : null;
-      reuse(`s${item.seq}`, `${item.id}|${item.status}|${delivery}|${showSender}`, () => messageNode(item, { delivery, showSender, downloads }));
+      const { item, view } = entry;
+      const at = Date.parse(item.created) || 0;
+      const grouped = lastSender === item.sender_id && at - lastAt < GROUP_WITHIN_MS && at >= lastAt;
+      const showSender = conv.kind === 'group' && !item.own && !grouped;
+      lastSender = item.sender_id;
+      lastAt = at;
+      const ctx = this.context(conv, item, view, { grouped, showSender, refs, names, downloads });
+      reuse(`s${item.seq}`, messageSig(item, view, ctx), () => messageNode(item, view, ctx));
     }
     for (const item of pending) {
+      // a reaction, edit or delete on its way is not a message; it shows only if it is stuck
+      if (isRelation(item.payload) && pendingState(item) === 'pending') continue;
       reuse(`p${item.client_msg_id}`, `${pendingState(item)}|${item.error ?? ''}|${item.notice ?? ''}|${item.text === null}`, () => pendingNode(item, conv, app));
     }
     for (const upload of uploads) {
@@ -142,12 +163,34 @@ export class TimelineView {
     }
     for (const key of [...this.nodes.keys()]) if (!used.has(key)) this.nodes.delete(key);
     patchChildren(el, nodes);
+    if (focusedSeq !== null && !el.contains(document.activeElement)) el.querySelector(`.msg[data-seq="${focusedSeq}"]`)?.focus({ preventScroll: true });
     if (older && !first) el.scrollTop = el.scrollHeight - fromBottom;
     else if (nearBottom) el.scrollTop = el.scrollHeight;
     this.stick = false;
     if (conv.loaded && conv.hasMore && el.scrollHeight <= el.clientHeight + 10 && !conv.loading) {
       app.loadOlder(conv).catch(() => {});
     }
+  }
+
+  /** What message-view.js needs to draw one message (ctx). */
+  context(conv, item, view, { grouped, showSender, refs, names, downloads }) {
+    const app = this.app;
+    const target = view.reply_to ? refs.get(`${view.reply_to.sender_id}|${view.reply_to.client_msg_id}`) ?? null : null;
+    const canAct = Boolean(this.actions) && !conv.left && item.status === 'ok' && !view.deleted;
+    const reactors = {};
+    for (const [emoji, ids] of Object.entries(view.reactions)) reactors[emoji] = reactorsText(ids, { meId: app.me.id, nameOf: names });
+    return {
+      delivery: item.own ? app.deliveryOf(conv, item) : null,
+      showSender,
+      grouped,
+      downloads,
+      quote: view.reply_to ? quoteOf(target, { nameOf: (i) => (i.own ? 'You' : i.sender) }) : null,
+      reactors,
+      mine: new Set(Object.entries(view.reactions).filter(([, ids]) => ids.includes(app.me.id)).map(([emoji]) => emoji)),
+      mayChange: canAct && app.rich.mayChange(item, view),
+      canAct,
+      on: this.actions ? this.actions.handlers(item, view, { target }) : {},
+    };
   }
 }
 
@@ -160,29 +203,7 @@ function eventNode(event, text) {
 
 /** A file message's bubble content: the attachment, then the caption (if any) as text. */
 function fileContent(item, downloads) {
-  return [attachmentNode(item, downloads), item.text ? h('p.msg-text', {}, item.text) : null];
-}
-
-function messageNode(item, { delivery, showSender, downloads }) {
-  const ok = item.status === 'ok';
-  const isFile = ok && (item.file || item.fileRefused);
-  const unavailable = item.status === 'not_for_device' || item.status === 'deleted';
-  const notes = [];
-  if (ok && item.legacy) notes.push('sent before messages were counted');
-  if (ok && item.beforeRoster) notes.push('sent before the member list was signed');
-  if (ok && item.note === 'earlier_identity') notes.push('signed under an earlier identity');
-  if (ok && item.note === 'not_upgraded') notes.push('sender not upgraded');
-  const bubble = h(`div.bubble${ok ? '' : unavailable ? '.bubble-unavailable' : '.bubble-failed'}${isFile ? '.bubble-file' : ''}`, {},
-    isFile ? fileContent(item, downloads) : ok ? h('p.msg-text', {}, item.text)
-      : h(`p.msg-text.msg-failed${unavailable ? '.msg-unavailable' : ''}`, { title: item.reason ?? '' },
-        icon(unavailable ? 'lock' : 'alert', 'icon-inline'), ' ', FLAGGED_TEXT[item.status] ?? FLAGGED_TEXT.failed),
-    h('span.meta', {},
-      notes.length ? h('span.msg-note', {}, notes.join(' · ')) : null,
-      h('time', { datetime: item.created, title: fullTime(item.created) }, shortTime(item.created)),
-      item.own && ok && h(`span.status.status-${delivery}`, { 'aria-label': delivery === 'read' ? 'Read' : 'Sent', title: delivery === 'read' ? 'Read' : 'Sent' }, icon(delivery === 'read' ? 'checks' : 'check', 'icon-inline'))));
-  return h(`div.msg.${item.own ? 'own' : 'other'}`, { dataset: { seq: item.seq, state: item.status, delivery: item.own ? delivery : '' } },
-    showSender && h('div.msg-sender', {}, item.sender),
-    bubble);
+  return [attachmentNode(item, downloads), item.text ? h('p.msg-text', { dir: 'auto' }, item.text) : null];
 }
 
 /** `pending`, `blocked` or `failed`: what the person sees of a message not sent yet. */
@@ -196,11 +217,18 @@ function pendingNode(item, conv, app) {
   const file = item.payload?.type === 'file' ? { file: item.payload.file, text: item.text } : null;
   return h(`div.msg.own.pending${stuck ? '.send-failed' : ''}`, { dataset: { state, delivery: 'pending', clientMsgId: item.client_msg_id } },
     h(`div.bubble${file ? '.bubble-file' : ''}`, {},
-      file ? fileContent(file, app.downloads) : h('p.msg-text', {}, item.text ?? '…'),
+      file ? fileContent(file, app.downloads) : h('p.msg-text', { dir: 'auto' }, isRelation(item.payload) ? relationText(item.payload) : item.text ?? '…'),
       h('span.meta', {},
         item.notice && !stuck ? h('span.notice', {}, item.notice, ' ') : null,
         stuck ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { 'aria-label': 'Sending', title: 'Sending' }, icon('clock', 'icon-inline')))),
     stuck && h('div.pending-actions', {},
       item.payload !== null && h('button.link.small', { type: 'button', onclick: () => app.retryFailed(conv, item.client_msg_id) }, 'Retry'),
       h('button.link.small', { type: 'button', onclick: () => app.discardPending(conv, item.client_msg_id) }, 'Discard')));
+}
+
+/** What a stuck reaction, edit or delete says it was. */
+function relationText(payload) {
+  if (payload.type === 'reaction') return payload.remove ? `Taking back your reaction ${payload.emoji}` : `Your reaction ${payload.emoji}`;
+  if (payload.type === 'edit') return `Your edit: ${payload.text}`;
+  return 'Deleting your message';
 }

@@ -191,13 +191,16 @@ export class FakeServer {
     return record;
   }
 
-  /** A message by `sender` stored as the real server would (it signs with its own n). */
-  async post(conv, sender, text, { n, clientMsgId = P.newClientMsgId(), head } = {}) {
+  /**
+   * A message by `sender` stored as the real server would (it signs with its own n): the
+   * text, or any `payload` (a reaction, an edit …) in its place.
+   */
+  async post(conv, sender, text, { n, clientMsgId = P.newClientMsgId(), head, payload = null } = {}) {
     const key = `${sender.deviceId}|${conv.id}`;
     const number = n ?? (this.counters.get(key) ?? 0) + 1;
     const recipients = this.membersOf(conv);
     const envelope = await P.sealEnvelope({
-      plaintext: P.textMessage(text),
+      plaintext: payload ?? P.textMessage(text),
       conversationId: conv.id,
       senderId: sender.id,
       clientMsgId,

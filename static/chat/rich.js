@@ -1,0 +1,115 @@
+/**
+ * Replies, reactions, edits and deletes (PROTOCOL §10.1) for the chat, without DOM: what
+ * the composer and the message menu call. Each is a payload of payloads.js queued like any
+ * message (sender.js: sealed, counted, sent in order, kept in the outbox); what they do to
+ * the screen comes from timeline.js folding them (applyPayloads) once stored, so every
+ * device shows the same. A `deleted` frame (the server took a message back) marks the
+ * message deleted at once.
+ * @module rich
+ */
+
+import { api } from './api.js';
+import { deletePayload, editPayload, messageRef, reactionPayload, textPayload } from './payloads.js';
+import { MAX_TEXT_CHARS } from './protocol.js';
+
+export class RichMessages {
+  /** @param {import('./chat.js').ChatApp} app */
+  constructor(app) {
+    this.app = app;
+    app.addEventListener('frame', (event) => {
+      if (event.detail?.type === 'deleted') this.onDeleted(event.detail);
+    });
+  }
+
+  /** A `deleted` frame: the message shows as deleted (the server holds no envelope now). */
+  onDeleted(frame) {
+    const conv = Number.isSafeInteger(frame.conversation) ? this.app.get(frame.conversation) : null;
+    if (!conv || !Number.isSafeInteger(frame.id) || !Number.isSafeInteger(frame.seq)) return;
+    if (this.app.timeline.markDeleted(conv, frame)) {
+      this.app.emitSoon('messages', conv.id);
+      this.app.emitSoon('list', null);
+    }
+  }
+
+  /** The `{sender_id, client_msg_id}` reference to a stored message item. */
+  refOf(item) {
+    return messageRef(item.sender_id, item.client_msg_id);
+  }
+
+  /**
+   * Queue a text, quoting `replyTo` (a stored message item) when given. Throws a plain
+   * Error for an empty text or one over 16,000 characters.
+   */
+  sendText(conv, text, replyTo = null) {
+    checkText(text);
+    conv.last_activity = new Date().toISOString();
+    this.app.emitSoon('list', null);
+    return this.app.sender.sendPayload(conv, textPayload(text, replyTo ? this.refOf(replyTo) : null));
+  }
+
+  /** Add (or with `remove`, take back) this user's reaction `emoji` to a message. */
+  react(conv, item, emoji, remove = false) {
+    return this.app.sender.sendPayload(conv, reactionPayload(this.refOf(item), emoji, remove));
+  }
+
+  /** Whether this user's reaction `emoji` stands on a shown message (`view` from timeline.entries). */
+  reacted(view, emoji) {
+    return (view.reactions[emoji] ?? []).includes(this.app.me.id);
+  }
+
+  /** Add the reaction, or take it back when it is already this user's. */
+  toggleReaction(conv, item, view, emoji) {
+    return this.react(conv, item, emoji, this.reacted(view, emoji));
+  }
+
+  /** Whether this user may edit or delete a shown message: her own, stored, not deleted. */
+  mayChange(item, view) {
+    return item.own && item.status === 'ok' && !view.deleted && view.type !== null;
+  }
+
+  /** Send the new text of one of this user's messages. Throws a plain Error otherwise. */
+  edit(conv, item, text) {
+    if (!item.own) throw new Error('Only your own messages can be edited.');
+    checkText(text);
+    return this.app.sender.sendPayload(conv, editPayload(this.refOf(item), text));
+  }
+
+  /**
+   * Take one of this user's messages back for everyone: the `delete` payload (every
+   * client hides the message by it, whatever the server does), and once that is stored,
+   * `DELETE …/messages/<id>/` (the server forgets the ciphertext and tells every member).
+   * Rejects with the reason when either fails.
+   */
+  async deleteForEveryone(conv, item) {
+    if (!item.own) throw new Error('Only your own messages can be deleted.');
+    const pending = this.app.sender.sendPayload(conv, deletePayload(this.refOf(item)));
+    await this.stored(pending);
+    await api.takeBack(conv.id, item.id);
+  }
+
+  /** Resolves when a queued message is stored (acknowledged); rejects when it fails or is blocked. */
+  stored(pending) {
+    const sender = this.app.sender;
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const item = sender.items.get(pending.client_msg_id);
+        if (!item) {
+          sender.removeEventListener('change', check);
+          resolve();
+        } else if (item.state === 'failed' || item.state === 'blocked') {
+          sender.removeEventListener('change', check);
+          reject(new Error(item.error ?? 'Not sent.'));
+        }
+      };
+      sender.addEventListener('change', check);
+      check();
+    });
+  }
+}
+
+/** The composer's rule for a text to send: not blank, at most 16,000 characters (code points). */
+export function checkText(text) {
+  if (typeof text !== 'string' || !text.trim()) throw new Error('A message needs some text.');
+  const length = Array.from(text).length;
+  if (length > MAX_TEXT_CHARS) throw new Error(`A message is at most ${MAX_TEXT_CHARS.toLocaleString('en')} characters (this one has ${length.toLocaleString('en')}).`);
+}
