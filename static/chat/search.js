@@ -16,6 +16,7 @@
  */
 
 import { api, ApiError } from './api.js';
+import { applyPayloads } from './payloads.js';
 import { SearchIndex } from './search-index.js';
 import { SearchStore } from './search-store.js';
 
@@ -23,12 +24,30 @@ const SAVE_AFTER = 800;
 const REBUILD_PAGE = 100;
 const OPEN_AT_ONCE = 25;
 
-/** What a shown message contributes to the index: its text, or a file's name and caption ('' for nothing). */
-export function indexText(item) {
-  if (!item || item.status !== 'ok' || item.deleted) return '';
-  const text = typeof item.text === 'string' ? item.text : '';
+/**
+ * What a shown message contributes to the index: its text as shown (the latest edit's,
+ * `view` being the reducer's entry, payloads.js `applyPayloads`), or a file's name and
+ * caption; '' for nothing (not readable, deleted, a reaction, edit or delete itself).
+ */
+export function indexText(item, view = null) {
+  if (!item || item.status !== 'ok' || view?.deleted) return '';
+  const edited = typeof view?.edited === 'string' ? view.edited : null;
+  const text = edited ?? (typeof item.text === 'string' ? item.text : '');
   const name = item.file && typeof item.file.name === 'string' ? item.file.name : '';
   return name ? (text ? `${name} — ${text}` : name) : text;
+}
+
+/** A conversation's opened items folded as the timeline folds them: `[{item, view}]` by seq. */
+export function foldItems(items) {
+  const bySeq = new Map(items.map((item) => [item.seq, item]));
+  const views = applyPayloads([...items].sort((a, b) => a.seq - b.seq).map((item) => ({
+    seq: item.seq,
+    sender_id: item.sender_id,
+    client_msg_id: item.client_msg_id,
+    payload: item.status === 'ok' || item.status === 'unsupported' ? item.payload ?? null : null,
+    deleted: item.status === 'deleted',
+  })));
+  return views.map((view) => ({ item: bySeq.get(view.seq), view }));
 }
 
 export class LocalSearch extends EventTarget {
@@ -90,11 +109,12 @@ export class LocalSearch extends EventTarget {
   /** Index what the conversation shows now; drop what it no longer shows as readable. */
   scan(conv) {
     let any = false;
-    for (const item of conv.messages.values()) {
+    const shown = this.app.timeline.shown ? this.app.timeline.shown(conv) : foldItems([...conv.messages.values()]);
+    for (const { item, view } of shown) {
+      const text = indexText(item, view);
       const last = this.seen.get(item);
-      if (last && last.status === item.status && last.text === item.text && last.deleted === item.deleted) continue;
-      this.seen.set(item, { status: item.status, text: item.text, deleted: item.deleted });
-      const text = indexText(item);
+      if (last && last.status === item.status && last.text === text) continue;
+      this.seen.set(item, { status: item.status, text });
       if (text) {
         any = this.index.add({ conversation: conv.id, id: item.id, seq: item.seq, senderId: item.sender_id, sender: item.sender, created: item.created, text }) || any;
         this.gone.delete(`${conv.id}:${item.id}`);
@@ -214,10 +234,14 @@ export class LocalSearch extends EventTarget {
     this.controller?.abort();
   }
 
+  /**
+   * One conversation's whole history, opened page by page (newest first), then folded
+   * (edits, deletes) and indexed; what the index held of it up to its `last_seq` at the
+   * start and the history no longer shows readable is dropped.
+   */
   async rebuildConversation(conv, signal) {
     const top = conv.last_seq;
-    const seen = new Set();
-    const byClient = new Map();
+    const items = [];
     let before = null;
     for (;;) {
       if (signal.aborted) return;
@@ -229,35 +253,33 @@ export class LocalSearch extends EventTarget {
         throw error;
       }
       const messages = page.messages.filter((m) => m && m.conversation === conv.id && Number.isSafeInteger(m.seq) && Number.isSafeInteger(m.id));
-      const opened = await this.openAll(conv, messages);
+      items.push(...(await this.openAll(conv, messages)).filter(Boolean));
       if (signal.aborted) return;
-      for (const item of opened) {
-        if (!item) continue;
-        seen.add(item.id);
-        if (item.status === 'failed') continue; // not readable now: what the index held stays
-        const text = indexText(item);
-        if (!text) {
-          if (this.index.remove(conv.id, item.id)) this.gone.add(`${conv.id}:${item.id}`);
-          continue;
-        }
-        // a replayed copy (same sender and client_msg_id, later seq) is not a second message
-        const client = `${item.sender_id}:${item.client_msg_id}`;
-        const prior = byClient.get(client);
-        if (prior && prior.seq < item.seq) continue;
-        if (prior) this.index.remove(conv.id, prior.id);
-        byClient.set(client, { id: item.id, seq: item.seq });
-        this.index.add({ conversation: conv.id, id: item.id, seq: item.seq, senderId: item.sender_id, sender: item.sender, created: item.created, text });
-        this.gone.delete(`${conv.id}:${item.id}`);
-      }
       this.rebuildState.done += page.messages.length;
       this.changed();
       if (!page.has_more || !page.messages.length) break;
       before = page.messages[0].seq;
     }
-    // what the index held of this conversation that its history no longer has
+    // a replayed copy (same sender and client_msg_id, later seq) is not a second message
+    const firsts = new Map();
+    for (const item of items) {
+      const client = `${item.sender_id}:${item.client_msg_id}`;
+      if (!firsts.has(client) || firsts.get(client).seq > item.seq) firsts.set(client, item);
+    }
+    const kept = items.filter((item) => firsts.get(`${item.sender_id}:${item.client_msg_id}`) === item);
+    const shown = new Set();
+    const unreadable = new Set(items.filter((item) => item.status === 'failed').map((item) => item.id));
+    for (const { item, view } of foldItems(kept)) {
+      const text = indexText(item, view);
+      if (!text) continue;
+      shown.add(item.id);
+      this.index.add({ conversation: conv.id, id: item.id, seq: item.seq, senderId: item.sender_id, sender: item.sender, created: item.created, text });
+      this.gone.delete(`${conv.id}:${item.id}`);
+    }
     for (const n of [...this.index.byKey.values()]) {
       const doc = this.index.docs[n];
-      if (doc.conversation === conv.id && doc.seq <= top && !seen.has(doc.id)) {
+      // not readable now (a failed open) keeps what the index held
+      if (doc.conversation === conv.id && doc.seq <= top && !shown.has(doc.id) && !unreadable.has(doc.id)) {
         this.index.remove(conv.id, doc.id);
         this.gone.add(`${conv.id}:${doc.id}`);
       }
