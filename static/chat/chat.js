@@ -105,6 +105,7 @@ export class ChatApp extends EventTarget {
       transport: { send: (frame) => Boolean(this.socket?.send(frame)), isOnline: () => this.connection.state === 'online' },
       conversation: (id) => this.conversations.get(id),
       onSent: (conv, sent) => this.timeline.fileOwn(conv, { ...sent, sigKid: keys.sigKid }),
+      onFiled: (conv) => this.timeline.advanceCursor(conv),
       ...(env.locks ? { locks: env.locks } : {}),
     });
     this.rich = new RichMessages(this);
@@ -495,6 +496,8 @@ export class ChatApp extends EventTarget {
     const cursors = {};
     for (const conv of convs) {
       if (!all && this.syncing.has(conv.id)) continue;
+      // own acknowledged messages still being filed are no gap (sender.onFiled asks again)
+      if (!all && this.sender?.filingIn(conv.id)) continue;
       if (conv.left && !all) continue;
       cursors[String(conv.id)] = conv.cursor;
       this.syncing.add(conv.id);
@@ -514,7 +517,7 @@ export class ChatApp extends EventTarget {
     }
     if (message.seq > conv.last_seq) conv.last_seq = message.seq;
     // this tab's own message still waiting for its ack (which comes first and files it)
-    if (message.sender_device === this.deviceId && this.sender.items.has(message.client_msg_id)) return;
+    if (message.sender_device === this.deviceId && (this.sender.items.has(message.client_msg_id) || this.sender.filing.has(message.client_msg_id))) return;
     await this.timeline.ingest(conv, [message], { live: true });
     this.emitSoon('messages', conv.id);
     this.emitSoon('list', null);
