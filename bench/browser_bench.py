@@ -664,7 +664,18 @@ def attachments(browser, base_url, tag, runs, results):
     bob.close()
 
 
-SEARCH_QUERIES = ["meeting", "tomorrow lunch", "cafe", "the", "a", "resume", "strasse", "w1234", "project deadline review", "zzz"]
+SEARCH_QUERIES = [
+    "meeting",
+    "tomorrow lunch",
+    "cafe",
+    "the",
+    "a",
+    "resume",
+    "strasse",
+    "w1234",
+    "project deadline review",
+    "zzz",
+]
 
 
 def percentile(values, q):
@@ -710,7 +721,9 @@ def search(browser, base_url, tag, runs, results):
             box.fill("")
             page.locator(".msg-search").wait_for(state="hidden")
             box.press_sequentially(q[:-1])
-            page.wait_for_function("(q) => document.querySelector('.msg-result .result-text mark') !== null", arg=q)
+            page.wait_for_function(
+                "(q) => document.querySelector('.msg-result .result-text mark') !== null", arg=q
+            )
             stamp = page.evaluate(
                 """(q) => new Promise((resolve) => {
                   const box = document.querySelector('#conv-search');
