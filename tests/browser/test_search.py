@@ -30,11 +30,16 @@ DUMP_INDEXEDDB = """async () => {
 SECRET_WORDS = ["Zebrawood", "zebrawood", "quokka", "seeded line", "noon"]
 
 
-# Resolves once IndexedDB holds an encrypted bucket of the search index.
-STORED_BUCKET = """async () => {
-  const db = await new Promise((ok, no) => { const r = indexedDB.open('e2ee-chat'); r.onsuccess = () => ok(r.result); r.onerror = no; });
-  const keys = await new Promise((ok) => { const r = db.transaction('kv').objectStore('kv').getAllKeys(); r.onsuccess = () => ok(r.result); });
-  return keys.some((k) => /^search:\\d+:\\d+:c\\d+:\\d+$/.test(k));
+# True once IndexedDB holds an encrypted bucket of the search index (polled: each call
+# starts one IndexedDB read and answers what the last one found).
+STORED_BUCKET = """() => {
+  if (!window.__bucketRead) {
+    window.__bucketRead = new Promise((ok, no) => { const r = indexedDB.open('e2ee-chat'); r.onsuccess = () => ok(r.result); r.onerror = no; })
+      .then((db) => new Promise((ok) => { const r = db.transaction('kv').objectStore('kv').getAllKeys(); r.onsuccess = () => ok(r.result); }))
+      .then((keys) => { window.__bucketStored = keys.some((k) => /^search:\\d+:\\d+:c\\d+:\\d+$/.test(k)); })
+      .finally(() => { window.__bucketRead = null; });
+  }
+  return window.__bucketStored === true;
 }"""
 
 
