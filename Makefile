@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help deps venv run test lint format check
+.PHONY: help deps venv node-deps run test lint format check
 
 help:
 	@echo "make deps   - apt-install missing system programs (redis, postgresql, nginx, chromium, node)"
 	@echo "make venv   - create $(VENV) and pip install -e '.[test]'"
+	@echo "make node-deps - npm ci in tests/browser (axe-core for the accessibility tests)"
 	@echo "make run    - migrate, then serve on http://$(HOST):$(PORT) with daphne"
 	@echo "make test   - deps + venv, then pytest (not browser), node --test, pytest -m browser"
 	@echo "make lint   - ruff check + ruff format --check"
@@ -28,11 +29,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
 	touch $(STAMP)
 
+# npm packages of the browser tests (axe-core), exactly as locked; again when the lock changes.
+NODE_STAMP := tests/browser/node_modules/.package-lock.json
+node-deps: $(NODE_STAMP)
+
+$(NODE_STAMP): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 run: deps venv
 	$(PY) manage.py migrate --noinput
 	$(PY) -m chatsite.serve -b $(HOST) -p $(PORT) chatsite.asgi:application
 
-test: deps venv
+test: deps venv node-deps
 	PYTHON=$(PY) bash scripts/run-tests.sh
 
 lint: venv

@@ -188,7 +188,7 @@ def reaction_payload(to: dict, emoji: str, remove: bool = False) -> dict:
         raise _bad("emoji must be one emoji of at most 32 bytes")
     if not isinstance(remove, bool):
         raise _bad("remove must be true or false")
-    payload = {"type": "reaction", "to": _check_ref(to, "to"), "emoji": emoji}
+    payload: dict = {"type": "reaction", "to": _check_ref(to, "to"), "emoji": emoji}
     if remove:
         payload["remove"] = True
     return payload

@@ -25,6 +25,8 @@ if ! have_cmd chromium; then
     have_pkg fonts-dejavu-core || want+=(fonts-dejavu-core)
 fi
 have_cmd node || want+=(nodejs)
+# npm: `make node-deps` installs axe-core for the browser tests (tests/browser/package.json).
+have_cmd npm || want+=(npm)
 
 check_node() {
     local major

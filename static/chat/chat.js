@@ -216,6 +216,7 @@ export class ChatApp extends EventTarget {
       const { conv } = this.conversations.upsert(data, { fromList: true });
       if (shown.has(conv.id) && data.last_seq < shown.get(conv.id)) this.timeline.rollback(conv, data.last_seq + 1);
       checks.push(this.checkRoster(conv, data));
+      this.rich.recountUnread(conv).catch(() => {}); // reactions, edits and deletes are not unread (rich.js)
     }
     if (first) await Promise.allSettled(checks);
     this.emit('list');

@@ -238,6 +238,25 @@ export class Directory extends EventTarget {
     return null;
   }
 
+  /**
+   * What the last fetched lists say of the devices with these encryption kids, for the
+   * wording of device changes (device-notices.js): `{own, username, name, certified, revoked}`
+   * (certified: true by the accepted identity, null for a user not upgraded, else
+   * false), or null for a kid no list holds.
+   */
+  devicesByKid(kids) {
+    return (kids ?? []).map((kid) => {
+      for (const entry of this.latest.values()) {
+        const device = entry.devices.find((d) => d.enc_kid === kid);
+        if (!device) continue;
+        const { mode, usable } = this.evaluate(entry);
+        const certified = mode === 'not_upgraded' && usable.includes(device) ? null : mode === 'identity' && usable.includes(device);
+        return { own: entry.user.id === this.me.id, username: entry.user.username, name: device.name, certified, revoked: Boolean(device.revoked) };
+      }
+      return null;
+    });
+  }
+
   /** Own devices listed without a cert from my identity (for the security page). */
   async ownUncertified() {
     const entry = await this.load(this.me.username);

@@ -11,6 +11,10 @@
 import { api } from './api.js';
 import { deletePayload, editPayload, messageRef, reactionPayload, textPayload } from './payloads.js';
 import { MAX_TEXT_CHARS } from './protocol.js';
+import { isRelation } from './timeline.js';
+
+/** Unread messages looked at by recountUnread, per conversation. */
+const MAX_RECOUNT = 50;
 
 export class RichMessages {
   /** @param {import('./chat.js').ChatApp} app */
@@ -29,6 +33,29 @@ export class RichMessages {
       this.app.emitSoon('messages', conv.id);
       this.app.emitSoon('list', null);
     }
+  }
+
+  /**
+   * The server counts every message of others after the read mark as unread: reactions,
+   * edits and deletes too (it cannot tell them apart). For a conversation it says has
+   * unread messages, open the newest ones after the read mark (at most 50) and take the
+   * relations among them off the count. Nothing is filed; failures leave the count.
+   */
+  async recountUnread(conv) {
+    if (!conv.unread || conv.left) return;
+    const upTo = conv.read_up_to;
+    let page;
+    try {
+      page = await api.history(conv.id, { limit: Math.min(MAX_RECOUNT, Math.max(conv.unread, conv.last_seq - upTo)) });
+    } catch {
+      return;
+    }
+    const theirs = (page?.messages ?? []).filter((m) => m && m.seq > upTo && m.sender_id !== this.app.me.id && m.envelope);
+    const opened = await Promise.all(theirs.map((m) => this.app.messenger.open(m)));
+    const relations = opened.filter((r) => r.status === 'ok' && isRelation(r.payload)).length;
+    if (!relations || conv.read_up_to !== upTo) return;
+    conv.unread = Math.max(0, conv.unread - relations);
+    this.app.emitSoon('list', null);
   }
 
   /** The `{sender_id, client_msg_id}` reference to a stored message item. */

@@ -21,6 +21,7 @@
  * @module sender
  */
 
+import { deviceChangeText } from './device-notices.js';
 import { MAX_TEXT_CHARS, newClientMsgId, textMessage } from './protocol.js';
 import { NotSendable } from './rosters.js';
 
@@ -47,7 +48,7 @@ const ACTIVE = new Set(['waiting', 'sealing', 'ready', 'inflight', 'retry']);
  * @property {number} order queue position in this tab
  * @property {'waiting'|'sealing'|'ready'|'inflight'|'retry'|'blocked'|'failed'} state
  * @property {string|null} error why it is blocked or failed
- * @property {string|null} notice e.g. "re-encrypted for changed devices"
+ * @property {string|null} notice what changed when it was sealed again (device-notices.js)
  */
 
 export class Sender extends EventTarget {
@@ -436,8 +437,10 @@ export class Sender extends EventTarget {
         await this.seal(item);
         return;
       case 'stale_devices':
-        item.notice = describeStale(frame);
         await this.seal(item, { force: true });
+        // after the refetch: who the added and removed devices belong to (device-notices.js)
+        item.notice = deviceChangeText({ added: this.directory.devicesByKid?.(frame.missing) ?? [], removed: this.directory.devicesByKid?.(frame.extra) ?? [] });
+        this.changed(item.conversation);
         return;
       case 'not_member':
         this.fail(item, 'You are not a member of this conversation.');
@@ -479,13 +482,4 @@ export class Sender extends EventTarget {
     this.signal();
     this.dispatchEvent(new CustomEvent('change', { detail: conversationId }));
   }
-}
-
-function describeStale(frame) {
-  const added = frame.missing?.length ?? 0;
-  const removed = frame.extra?.length ?? 0;
-  const parts = [];
-  if (added) parts.push(`${added} new device${added === 1 ? '' : 's'}`);
-  if (removed) parts.push(`${removed} removed device${removed === 1 ? '' : 's'}`);
-  return `Devices changed (${parts.join(', ') || 'device list'}); re-encrypted.`;
 }

@@ -16,12 +16,16 @@ LIVE_TIMEOUT = 15_000
 class ChatUser:
     """One person with one browser context (its own IndexedDB, cookies and page)."""
 
-    def __init__(self, browser: Browser, base_url: str, username: str, *, viewport=None) -> None:
+    def __init__(
+        self, browser: Browser, base_url: str, username: str, *, viewport=None, **context_options
+    ) -> None:
         self.browser = browser
         self.base_url = base_url
         self.username = username
         self.context = browser.new_context(
-            base_url=base_url, viewport=viewport or {"width": 1200, "height": 800}
+            base_url=base_url,
+            viewport=viewport or {"width": 1200, "height": 800},
+            **context_options,
         )
         self.problems: list[str] = []
         self.page = self.new_page()

@@ -51,3 +51,26 @@ def seed_direct(base_url: str, peer: str, texts: list[str], *, name: str | None 
     name = name or f"seeder{secrets.token_hex(3)}"
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, _seed(base_url, peer, texts, name)).result()
+
+
+async def _group_removal(base_url: str, member: str, other: str, name: str) -> dict:
+    from tests.live import live_user
+
+    owner = await live_user(base_url, name, fresh_keys())
+    ids = {}
+    for username in (member, other):
+        direct = await owner.direct(username)
+        ids[username] = next(m["id"] for m in direct["members"] if m["username"] == username)
+    group = await owner.create_group([ids[member], ids[other]], title="Book club")
+    group = await owner.post_record(group, owner.record(group, "title", title="Reading club"))
+    group = await owner.post_record(group, owner.record(group, "remove", [ids[member]]))
+    return {"owner": name, "conversation": group["id"]}
+
+
+def seed_group_removal(base_url: str, member: str, other: str, *, name: str | None = None) -> dict:
+    """A new user (Python client) makes the group “Book club” with `member` and `other`
+    (existing users), renames it “Reading club”, then removes `member` (signed roster
+    records, §8). Returns {owner, conversation}."""
+    name = name or f"owner{secrets.token_hex(3)}"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _group_removal(base_url, member, other, name)).result()

@@ -119,7 +119,8 @@ def test_an_edit_is_seen_by_the_other_side_marked_edited(pair):
     alice.send("by the fountain")
     bob.expect_message("by the fountain")
     expect(message(bob, "by the fountain")).to_have_class(re.compile(r"\bgrouped\b"))
-    act(alice, "Meet at 1pm", "Edit")
+    message(alice, "Meet at 1pm").focus()  # the keyboard: E on a focused message of one's own
+    alice.page.keyboard.press("e")
     box = alice.page.locator("#composer-input")
     expect(box).to_have_value("Meet at 1pm")
     box.fill("Meet at 2pm")

@@ -341,7 +341,7 @@ export class ChatView {
       h('button.icon-button.back', { type: 'button', 'aria-label': 'Back to conversations', onclick: () => this.navigate('/') }, icon('back')),
       h('span.avatar-wrap', {}, avatar(conv.kind === 'group' ? '#' + title : title, conv.kind === 'group' ? 'group' : ''), peer && h(`span.presence${online ? '.online' : ''}`, { role: 'img', 'aria-label': online ? 'online' : 'offline' })),
       h('div.pane-title', {}, h('h2', { id: 'pane-title' }, title), h('div.pane-sub', {}, sub,
-        verified ? h('span.tag.tag-ok.verified-tag', { title: 'You verified all of this person’s devices' }, icon('check', 'icon-inline'), ' verified') : null)),
+        verified ? h('span.tag.tag-ok.verified-tag', { title: 'You compared the safety number with this person and marked them verified' }, icon('check', 'icon-inline'), ' verified') : null)),
       conv.kind === 'group' && h('button.secondary.small', { type: 'button', onclick: () => membersDialog({ app: this.app, conv }) }, 'Members'));
   }
 

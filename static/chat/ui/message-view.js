@@ -94,14 +94,14 @@ export function messageNode(item, view, ctx) {
       notes.length ? h('span.msg-note', {}, notes.join(' · ')) : null,
       ok && view.edited !== null ? h('span.msg-edited', {}, 'edited') : null,
       h('time', { datetime: item.created, title: fullTime(item.created) }, shortTime(item.created)),
-      item.own && ok && h(`span.status.status-${ctx.delivery}`, { 'aria-label': ctx.delivery === 'read' ? 'Read' : 'Sent', title: ctx.delivery === 'read' ? 'Read' : 'Sent' }, icon(ctx.delivery === 'read' ? 'checks' : 'check', 'icon-inline'))));
+      item.own && ok && h(`span.status.status-${ctx.delivery}`, { title: ctx.delivery === 'read' ? 'Read' : 'Sent' }, icon(ctx.delivery === 'read' ? 'checks' : 'check', 'icon-inline'), h('span.sr-only', {}, ctx.delivery === 'read' ? ' Read' : ' Sent'))));
   const acts = ok && ctx.canAct;
   const node = h(`div.msg.${item.own ? 'own' : 'other'}${ctx.grouped ? '.grouped' : ''}`, {
     dataset: { seq: item.seq, state: status, delivery: item.own ? ctx.delivery : '', ...(view.edited !== null ? { edited: '' } : {}) },
     tabindex: -1,
     'aria-keyshortcuts': acts ? (ctx.mayChange ? 'R + E Delete' : 'R +') : null,
   },
-  ctx.showSender && h('div.msg-sender', {}, item.sender),
+  ctx.showSender ? h('div.msg-sender', {}, item.sender) : h('span.sr-only.msg-by', {}, item.own ? 'You: ' : `${item.sender}: `),
   h('div.msg-row', {}, bubble, acts ? actionsNode(ctx) : null),
   ok ? reactionsNode(view.reactions, ctx) : null);
   return node;

@@ -80,7 +80,7 @@ export class SafetyView {
       return;
     }
     const verified = safety.verified;
-    const toggle = h(`button.${verified ? 'secondary' : 'primary'}`, { type: 'button', id: 'verify-toggle', onclick: async () => {
+    const toggle = h(`button.${verified ? 'secondary' : 'primary'}`, { type: 'button', id: 'verify-toggle', 'aria-label': `${verified ? 'Clear verification' : 'Mark as verified'}: ${name}`, onclick: async () => {
       await this.app.trust.setVerified(uid, !verified);
       toast(verified ? `${name} is no longer marked as verified.` : `${name} is marked as verified.`);
     } }, verified ? 'Clear verification' : 'Mark as verified');

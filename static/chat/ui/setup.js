@@ -81,8 +81,20 @@ function refusal(error) {
  */
 export async function deviceFlow(root, { me }) {
   const record = await device.storedRecord(me.id);
-  return record ? unlockFlow(root, { me, record }) : noDeviceFlow(root, { me });
+  if (!record) return noDeviceFlow(root, { me });
+  // Bug 9: whether the account still lists this device needs no private key, so a
+  // revoked (or unknown) device is told so before anyone types a passphrase. Offline:
+  // unlock as before (afterUnlock checks again).
+  const status = await device.deviceStatus(record).catch(() => 'unknown');
+  if (status === 'revoked' || status === 'missing') return noDeviceFlow(root, { me, reason: GONE[status] });
+  return unlockFlow(root, { me, record });
 }
+
+/** Why a browser with stored keys must link again or be set up anew. */
+const GONE = {
+  revoked: 'This browser was signed out (its device was revoked, or your account was reset). Link it again or set it up anew.',
+  missing: 'This browser’s keys are not registered to your account. Link it or set it up anew.',
+};
 
 /**
  * Set up this browser: the account's first device (makes the identity), or with
@@ -192,7 +204,7 @@ function chooserScreen(root, { me, reason, listing, activeDevices }) {
         : 'Your account has devices from before identity keys. Unlock one of them first (it upgrades itself), then link this browser from it.';
     show(root, card('Add this browser to your account',
       reason && h('div.callout.callout-warn', { role: 'alert' }, reason),
-      h('p.lead', {}, `You already use the chat on ${activeDevices.length === 1 ? 'another device' : activeDevices.length ? `${activeDevices.length} other devices` : 'another device'}.`),
+      h('p.lead', {}, activeDevices.length > 1 ? `You already use the chat on ${activeDevices.length} other devices.` : activeDevices.length ? 'You already use the chat on another device.' : 'No other device of yours is signed in to the chat.'),
       h('section.choice', { 'aria-labelledby': 'choice-link' },
         h('h2', { id: 'choice-link' }, 'Link from another device'),
         h('p', {}, linkText),
@@ -237,12 +249,7 @@ async function afterUnlock(root, { me, record, keys, passphrase }) {
       back: () => noDeviceFlow(root, { me }),
     });
   }
-  return noDeviceFlow(root, {
-    me,
-    reason: outcome.status === 'revoked'
-      ? 'This browser was signed out (its device was revoked, or your account was reset). Link it again or set it up anew.'
-      : 'This browser’s keys are not registered to your account. Link it or set it up anew.',
-  });
+  return noDeviceFlow(root, { me, reason: GONE[outcome.status === 'revoked' ? 'revoked' : 'missing'] });
 }
 
 /** Ask for the passphrase of the stored keystore; resolves {record, keys}. */

@@ -72,7 +72,22 @@ export class TimelineView {
     this.wantOlder = false;
     this.stick = false;
     this.bySeq = new Map();
-    if (actions) el.addEventListener('keydown', (e) => actions.onKey(e, { itemOf: (seq) => this.bySeq.get(seq) }));
+    if (actions) {
+      el.addEventListener('keydown', (e) => actions.onKey(e, { itemOf: (seq) => this.bySeq.get(seq) }));
+      // touch: a long press (the browser's contextmenu) opens a message's actions; a touch elsewhere closes them
+      let pointer = 'mouse';
+      el.addEventListener('pointerdown', (e) => {
+        pointer = e.pointerType;
+        for (const open of el.querySelectorAll('.msg.menu-open')) if (!open.contains(e.target)) open.classList.remove('menu-open');
+      });
+      el.addEventListener('contextmenu', (e) => {
+        const msg = e.target.closest?.('.msg[data-seq]');
+        if (pointer !== 'touch' || !msg?.querySelector('.msg-actions') || e.target.closest('a')) return;
+        e.preventDefault();
+        msg.classList.add('menu-open');
+        msg.querySelector('.msg-actions button')?.focus({ preventScroll: true });
+      });
+    }
   }
 
   /** Render on the next animation frame (calls in between are one render). */
@@ -216,11 +231,12 @@ function pendingNode(item, conv, app) {
   const stuck = state !== 'pending';
   const file = item.payload?.type === 'file' ? { file: item.payload.file, text: item.text } : null;
   return h(`div.msg.own.pending${stuck ? '.send-failed' : ''}`, { dataset: { state, delivery: 'pending', clientMsgId: item.client_msg_id } },
+    h('span.sr-only.msg-by', {}, 'You: '),
     h(`div.bubble${file ? '.bubble-file' : ''}`, {},
       file ? fileContent(file, app.downloads) : h('p.msg-text', { dir: 'auto' }, isRelation(item.payload) ? relationText(item.payload) : item.text ?? '…'),
       h('span.meta', {},
         item.notice && !stuck ? h('span.notice', {}, item.notice, ' ') : null,
-        stuck ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { 'aria-label': 'Sending', title: 'Sending' }, icon('clock', 'icon-inline')))),
+        stuck ? h('span.error-text', {}, item.error ?? 'Not sent.') : h('span.status.status-pending', { title: 'Sending' }, icon('clock', 'icon-inline'), h('span.sr-only', {}, ' Sending')))),
     stuck && h('div.pending-actions', {},
       item.payload !== null && h('button.link.small', { type: 'button', onclick: () => app.retryFailed(conv, item.client_msg_id) }, 'Retry'),
       h('button.link.small', { type: 'button', onclick: () => app.discardPending(conv, item.client_msg_id) }, 'Discard')));

@@ -138,3 +138,16 @@ test('a deleted frame shows the message deleted at once; its text is gone', asyn
   assert.equal(c.byId.get(secret.id).text, undefined);
   assert.deepEqual(screen(app, c).map((s) => [s.status, s.text]), [['deleted', null], ['ok', 'fine']]);
 });
+
+test('after a reload, reactions, edits and deletes the server counted as unread are taken off', async () => {
+  const conv = server.direct(alice, bob);
+  const hello = await server.post(conv, bob, 'hello');
+  await server.post(conv, bob, '', { payload: Pl.reactionPayload(refOf(hello), '❤️') });
+  await server.post(conv, bob, '', { payload: Pl.editPayload(refOf(hello), 'hello!') });
+  await server.post(conv, alice, 'my own');
+  server.hooks.conversationView = (c, view) => ({ ...view, unread: 3, read_up_to: 0 }); // what the server counts
+  const app = await server.app(alice);
+  apps.push(app);
+  const c = app.get(conv.id);
+  await until(() => c.unread === 1, 'one unread: the text');
+});
