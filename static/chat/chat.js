@@ -26,6 +26,7 @@ import { takeDeclined } from './requests.js';
 import { RichMessages } from './rich.js';
 import { routeFrame } from './router.js';
 import { NotSendable, RosterStore, waitingText } from './rosters.js';
+import { LocalSearch } from './search.js';
 import { Sender } from './sender.js';
 import { ChatSocket } from './socket.js';
 import { kv as browserKv } from './store.js';
@@ -61,6 +62,7 @@ export class ChatApp extends EventTarget {
   }
 
   emit(what, id = null) {
+    if (what === 'messages' || what === 'older') this.search?.onTimeline(what, id);
     this.dispatchEvent(new CustomEvent('change', { detail: { what, id } }));
   }
 
@@ -84,7 +86,10 @@ export class ChatApp extends EventTarget {
       rosters: this.rosters,
       ledgers: this.ledgers,
       requestSync: (convs) => this.requestSync(convs),
-      emit: (what, id) => this.emit(what === 'rollback' ? 'notices' : what, id),
+      emit: (what, id) => {
+        if (what === 'rollback') this.search?.onTimeline(what, id);
+        this.emit(what === 'rollback' ? 'notices' : what, id);
+      },
       onIncoming: (conv, item) => this.onIncoming(conv, item),
       onOwnFiled: (item) => this.sender?.settled(item.client_msg_id),
       onAdvanced: (conv) => this.readIfSeen(conv),
@@ -101,6 +106,7 @@ export class ChatApp extends EventTarget {
       transport: { send: (frame) => Boolean(this.socket?.send(frame)), isOnline: () => this.connection.state === 'online' },
       conversation: (id) => this.conversations.get(id),
       onSent: (conv, sent) => this.timeline.fileOwn(conv, { ...sent, sigKid: keys.sigKid }),
+      onFiled: (conv) => this.timeline.advanceCursor(conv),
       ...(env.locks ? { locks: env.locks } : {}),
     });
     this.rich = new RichMessages(this);
@@ -117,6 +123,8 @@ export class ChatApp extends EventTarget {
     this.sender.addEventListener('change', (event) => this.emitSoon('messages', event.detail));
     await this.refreshConversations({ first: true });
     await this.sender.load();
+    this.search = new LocalSearch({ app: this, kv, ...(env.locks ? { locks: env.locks } : {}) });
+    this.searchReady = this.search.start().catch((error) => console.error('the search index did not open', error?.name));
     this.socket = env.socket ?? new ChatSocket(deviceId);
     this.socket.addEventListener('state', (e) => {
       this.connection = e.detail;
@@ -490,6 +498,8 @@ export class ChatApp extends EventTarget {
     const cursors = {};
     for (const conv of convs) {
       if (!all && this.syncing.has(conv.id)) continue;
+      // own acknowledged messages still being filed are no gap (sender.onFiled asks again)
+      if (!all && this.sender?.filingIn(conv.id)) continue;
       if (conv.left && !all) continue;
       cursors[String(conv.id)] = conv.cursor;
       this.syncing.add(conv.id);
@@ -509,7 +519,7 @@ export class ChatApp extends EventTarget {
     }
     if (message.seq > conv.last_seq) conv.last_seq = message.seq;
     // this tab's own message still waiting for its ack (which comes first and files it)
-    if (message.sender_device === this.deviceId && this.sender.items.has(message.client_msg_id)) return;
+    if (message.sender_device === this.deviceId && (this.sender.items.has(message.client_msg_id) || this.sender.filing.has(message.client_msg_id))) return;
     await this.timeline.ingest(conv, [message], { live: true });
     this.emitSoon('messages', conv.id);
     this.emitSoon('list', null);

@@ -27,8 +27,8 @@ import { NotSendable } from './rosters.js';
 
 const RESEND_AFTER = 10000;
 const MAX_SEALS = 6;
-/** Send frames this tab may send at once, and per second after that (the server allows 50 and 20). */
-const BURST = 40;
+/** Send frames this tab may send at once, and per second after that (the server allows 50 and 20; the rest is for sync, read, typing and ping). */
+const BURST = 44;
 const PER_SECOND = 18;
 const RATE_LIMIT_WAIT = 1000;
 /** New messages sealed at once (in queue order): enough to keep WebCrypto busy, few enough that the first is ready soon. */
@@ -63,10 +63,11 @@ export class Sender extends EventTarget {
    * @param {{send: (frame: object) => boolean, isOnline: () => boolean}} deps.transport
    * @param {(id: number) => object|undefined} deps.conversation the conversation object by id
    * @param {(conv: object, sent: {id, seq, created, client_msg_id, n, text, payload}) => Promise<void>|void} deps.onSent
+   * @param {(conv: object) => void} [deps.onFiled] the last acknowledged message being filed in `conv` is filed
    */
-  constructor({ me, deviceId, messenger, directory, rosters, counters, outbox, transport, conversation, onSent, locks = globalThis.navigator?.locks ?? null }) {
+  constructor({ me, deviceId, messenger, directory, rosters, counters, outbox, transport, conversation, onSent, onFiled = () => {}, locks = globalThis.navigator?.locks ?? null }) {
     super();
-    Object.assign(this, { me, deviceId, messenger, directory, rosters, counters, outbox, transport, conversation, onSent, locks });
+    Object.assign(this, { me, deviceId, messenger, directory, rosters, counters, outbox, transport, conversation, onSent, onFiled, locks });
     /** @type {Map<string, Pending>} */
     this.items = new Map();
     this.order = 0;
@@ -77,6 +78,8 @@ export class Sender extends EventTarget {
     this.tokens = BURST;
     this.refilled = Date.now();
     this.timer = null;
+    /** @type {Map<string, number>} client_msg_id -> conversation of acknowledged messages being filed */
+    this.filing = new Map();
   }
 
   /** Take the outbox's items (this tab's before a reload, or another tab's) as pending. */
@@ -366,13 +369,28 @@ export class Sender extends EventTarget {
     const item = this.items.get(frame.client_msg_id);
     if (!item) return;
     this.items.delete(frame.client_msg_id);
-    await this.outbox.remove(frame.client_msg_id);
     const conv = this.conversation(item.conversation);
-    if (conv && item.payload !== null) {
-      await this.onSent(conv, { id: frame.id, seq: frame.seq, created: frame.created, client_msg_id: frame.client_msg_id, n: item.n, text: item.text, payload: item.payload });
+    const files = Boolean(conv) && item.payload !== null;
+    // until it is filed from here, its `message` frame (fanned out to this connection
+    // too) and a sync's copy need not be opened: `filing` says so
+    if (files) this.filing.set(frame.client_msg_id, item.conversation);
+    try {
+      await this.outbox.remove(frame.client_msg_id);
+      if (files) {
+        await this.onSent(conv, { id: frame.id, seq: frame.seq, created: frame.created, client_msg_id: frame.client_msg_id, n: item.n, text: item.text, payload: item.payload });
+      }
+    } finally {
+      this.filing.delete(frame.client_msg_id);
     }
+    if (files && !this.filingIn(item.conversation)) this.onFiled(conv);
     this.changed(item.conversation);
     this.pump(item.conversation);
+  }
+
+  /** Whether acknowledged messages of the conversation are still being filed. */
+  filingIn(conversationId) {
+    for (const id of this.filing.values()) if (id === conversationId) return true;
+    return false;
   }
 
   /** A message of this device was filed from another copy (another tab sent it): not pending any more. */

@@ -229,7 +229,15 @@ def test_unlock_screen(ada):
 # Hook for lane `search` (the lead fills it in at merge): open the local search screen on
 # `ada.page` (already unlocked, with the seeded conversation), type a word that matches,
 # and wait for the results; this test then runs axe on it like every other screen.
-SEARCH_SCREEN = None  # e.g. lambda page: (page.get_by_role("searchbox", ...).fill("hello"), ...)
+def open_search(page) -> None:
+    """Local search with results: the seeded message (indexed when the chat screen
+    opened it, read back from the encrypted index after the unlock) found by a prefix."""
+    page.get_by_role("searchbox", name="Search conversations, people and messages").fill("seco")
+    expect(page.locator(".msg-result").first).to_be_visible()
+    expect(page.locator(".msg-result mark").first).to_have_text("second")
+
+
+SEARCH_SCREEN = open_search
 
 
 @pytest.mark.skipif(SEARCH_SCREEN is None, reason="the search screen lands with lane search")

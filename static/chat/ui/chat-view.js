@@ -17,6 +17,7 @@ import { renderNotices } from './conversation-notices.js';
 import { blockedReason, renderRequestBanner, requestSubline } from './request-banner.js';
 import { NodeCache, patchChildren } from './patch.js';
 import { findPeople, peopleNote } from './people-search.js';
+import { SearchView } from './search-view.js';
 import { TimelineView } from './timeline-view.js';
 import { Composer } from './composer.js';
 import { MessageActions } from './message-actions.js';
@@ -47,7 +48,7 @@ export class ChatView {
   build() {
     const me = this.app.me;
     this.connectionEl = h('div.connection', { role: 'status', 'aria-live': 'polite', id: 'connection-state' });
-    this.searchInput = h('input', { id: 'conv-search', type: 'search', placeholder: 'Search or start a chat', autocomplete: 'off', 'aria-label': 'Search conversations and people' });
+    this.searchInput = h('input', { id: 'conv-search', type: 'search', placeholder: 'Search messages or start a chat', autocomplete: 'off', 'aria-label': 'Search conversations, people and messages', 'aria-keyshortcuts': 'Control+K /' });
     this.searchInput.addEventListener('input', () => this.onSearch());
     this.searchInput.addEventListener('keydown', (e) => {
       if (e.key === 'Escape') {
@@ -57,6 +58,7 @@ export class ChatView {
     });
     this.peopleEl = h('ul.people-results', { 'aria-label': 'People', hidden: true });
     this.listEl = h('ul.conv-list', { 'aria-label': 'Conversations' });
+    this.messageSearch = new SearchView({ app: this.app, input: this.searchInput, chat: this, navigate: this.navigate });
     this.notifyButton = h('button.icon-button', { type: 'button', onclick: () => this.toggleNotifications() });
     this.sidebar = h('aside.sidebar', { 'aria-label': 'Conversations' },
       h('header.sidebar-head', {},
@@ -70,7 +72,8 @@ export class ChatView {
           logoutForm({ compact: true }))),
       h('div.search', {}, this.searchInput),
       this.peopleEl,
-      this.listEl);
+      this.listEl,
+      this.messageSearch.el);
     this.pane = h('main.pane', { 'aria-label': 'Conversation' });
     this.layout = h('div.chat-layout', {}, this.sidebar, this.pane);
     replace(this.root, this.layout);
@@ -161,6 +164,7 @@ export class ChatView {
 
   onSearch() {
     this.renderList();
+    this.messageSearch.schedule();
     clearTimeout(this.searchTimer);
     const q = this.searchInput.value.trim();
     if (!q) {

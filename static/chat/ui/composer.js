@@ -70,20 +70,21 @@ export class Composer {
   update() {
     const t = this.textarea;
     t.rows = 1;
-    while (t.rows < MAX_ROWS && t.scrollHeight > t.clientHeight + 1) t.rows += 1;
+    // an empty box is one row: no layout read (a burst of sends would force one per Enter)
+    if (t.value) while (t.rows < MAX_ROWS && t.scrollHeight > t.clientHeight + 1) t.rows += 1;
     const n = this.length;
     const el = this.limitEl;
     el.classList.toggle('over', n > MAX_TEXT_CHARS || Boolean(this.refused));
+    let text = '';
     if (this.refused) {
-      el.textContent = this.refused;
+      text = this.refused;
     } else if (n > MAX_TEXT_CHARS) {
-      el.textContent = `${format(n)} / ${format(MAX_TEXT_CHARS)} characters: ${format(n - MAX_TEXT_CHARS)} over the limit. Shorten it to send.`;
+      text = `${format(n)} / ${format(MAX_TEXT_CHARS)} characters: ${format(n - MAX_TEXT_CHARS)} over the limit. Shorten it to send.`;
     } else if (n >= WARN_AT) {
-      el.textContent = `${format(n)} / ${format(MAX_TEXT_CHARS)} characters`;
-    } else {
-      el.textContent = '';
+      text = `${format(n)} / ${format(MAX_TEXT_CHARS)} characters`;
     }
-    el.hidden = !el.textContent;
+    if (el.textContent !== text) el.textContent = text;
+    el.hidden = !text;
     t.setAttribute('aria-invalid', String(n > MAX_TEXT_CHARS));
   }
 
