@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite in three stages, each under its own time budget:
-#   1. pytest -m "not browser" over tests/
-#   2. node --test over the test files in tests/js/ (skipped if there are none)
+#   1. pytest -m "not browser" over tests/ on UNIT_WORKERS pytest-xdist workers (default 2;
+#      0 runs it in one process). tests/support/scheduling.py keeps a module's shared live
+#      stack on one worker, runs the tests marked `load` one at a time, and starts the
+#      slowest tests first.
+#   2. node --test over the test files in tests/js/ (skipped if there are none), run beside
+#      stage 1 (it takes seconds); its output is printed after stage 1's.
 #   3. pytest -m browser in its own process (Playwright's sync fixtures break
 #      pytest-asyncio tests that run after them); exit 5 (no tests) counts as success.
 # Every stage runs even if an earlier one failed. Ends with one summary line
@@ -13,6 +17,7 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-.venv/bin/python}
 UNIT_BUDGET=${UNIT_BUDGET:-1170}
+UNIT_WORKERS=${UNIT_WORKERS:-2}
 JS_BUDGET=${JS_BUDGET:-60}
 BROWSER_BUDGET=${BROWSER_BUDGET:-540}
 # The fuzzers' case counts in this run (lean for CI); `make adversarial` keeps the full
@@ -45,9 +50,6 @@ stage() {
     fi
 }
 
-stage unit "$UNIT_BUDGET" "0" \
-    "$PY" -m pytest -m "not browser" -rfEs --durations=10 --junitxml="$reports/unit.xml" tests/ "$@"
-
 js_files=()
 if [ -d tests/js ]; then
     # node's own default test-file patterns, found here so any node version accepts them.
@@ -56,10 +58,28 @@ if [ -d tests/js ]; then
         -o -name '*_test.mjs' -o -name 'test-*.js' -o -name 'test-*.mjs' -o -name 'test.js' \
         -o -name 'test.mjs' \) -not -path '*/node_modules/*' | sort)
 fi
+js_pid=
 if [ ${#js_files[@]} -gt 0 ]; then
+    # Beside the unit stage; `stage` records a failure in $reports/js.failed.
     stage js "$JS_BUDGET" "0" node --test \
         --test-reporter=spec --test-reporter-destination=stdout \
-        --test-reporter=tap --test-reporter-destination="$reports/js.tap" "${js_files[@]}"
+        --test-reporter=tap --test-reporter-destination="$reports/js.tap" "${js_files[@]}" \
+        >"$reports/js.log" 2>&1 &
+    js_pid=$!
+fi
+
+xdist=()
+if [ "$UNIT_WORKERS" != 0 ]; then
+    xdist=(-n "$UNIT_WORKERS" --dist loadgroup --no-loadscope-reorder)
+fi
+stage unit "$UNIT_BUDGET" "0" \
+    "$PY" -m pytest -m "not browser" "${xdist[@]}" -rfEs --durations=10 \
+    --junitxml="$reports/unit.xml" tests/ "$@"
+
+if [ -n "$js_pid" ]; then
+    wait "$js_pid"
+    cat "$reports/js.log"
+    [ -e "$reports/js.failed" ] && failed+=(js)
 else
     echo
     echo "=== js: no test files under tests/js, skipped"
