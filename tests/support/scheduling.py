@@ -1,17 +1,18 @@
-"""pytest plugin: the unit stage's plumbing for pytest-xdist (`scripts/run-tests.sh` runs it
-with `-n 2 --dist loadgroup --no-loadscope-reorder`).
+"""pytest plugin: the order of the unit stage's tests on pytest-xdist workers
+(`scripts/run-tests.sh` runs it with `-n 2 --dist loadfile --no-loadscope-reorder`).
 
-* Tests of a module with a module-scoped fixture (one live stack for the module) go to one
-  worker together (an `xdist_group` named after the module), so the stack starts once.
-* Tests marked `load` (they measure throughput or latency) share the `xdist_group` "load":
-  one worker runs them one after another, never two at once.
-* In a worker, the slow tests that use no in-process database go first, slowest first,
-  from the durations recorded in `tests/support/durations.json` (longest job first: no
-  90-second test starts last while the other worker idles). Tests using the database keep
-  pytest-django's order (plain, then transactional); unknown tests keep their place.
-  `python -m tests.support.scheduling LOG...` rewrites the file from `--durations=0` output.
+`--dist loadfile` sends each test file to one worker as a whole, so a module-scoped
+fixture (one live stack for the module) starts once. (`--dist loadgroup` and
+`xdist_group` marks do nothing with pytest 9: xdist 3.8 renames items through an
+attribute pytest no longer reads.) Tests marked `load` (they measure throughput or
+latency) are left out of that run and run alone after it.
 
-Without xdist nothing changes but the `xdist_group` marks, which only xdist reads.
+In a worker, this plugin puts first the files whose tests use no in-process database,
+slowest first, from the durations recorded in `tests/support/durations.json` (longest
+job first: no 90-second file starts last while the other worker idles). Files with
+database tests keep pytest-django's order (plain, then transactional); unknown tests
+keep their place. `python -m tests.support.scheduling LOG...` rewrites the file from
+`--durations=0` output. Without xdist nothing changes.
 """
 
 from __future__ import annotations
@@ -34,20 +35,6 @@ _DB_FIXTURES = {
     "django_db_serialized_rollback",
     "live_server",
 }
-_SHARED_SCOPES = {"module", "class", "package"}
-
-
-def _shares_a_fixture(item: pytest.Item) -> bool:
-    """True if the item uses a fixture set up once for several tests of its module."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    for defs in info.name2fixturedefs.values():
-        # the project's own fixtures (plugins' have no baseid: pytest-django's class-scoped
-        # autouse one is in every test's closure)
-        if defs and defs[-1].scope in _SHARED_SCOPES and defs[-1].baseid:
-            return True
-    return False
 
 
 def _uses_database(item: pytest.Item) -> bool:
@@ -64,13 +51,6 @@ def _uses_database(item: pytest.Item) -> bool:
         return False
 
 
-def _group(item: pytest.Item) -> str | None:
-    mark = item.get_closest_marker("xdist_group")
-    if mark is None:
-        return None
-    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-
-
 def load_durations(path: Path = DURATIONS) -> dict[str, float]:
     try:
         return json.loads(path.read_text())
@@ -78,35 +58,25 @@ def load_durations(path: Path = DURATIONS) -> dict[str, float]:
         return {}
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_collection_modifyitems(session, config, items):
-    # Before the other implementations: xdist's worker turns xdist_group marks into groups.
-    for item in items:
-        if _group(item) is not None:
-            continue
-        if item.get_closest_marker("load"):
-            item.add_marker(pytest.mark.xdist_group("load"))
-        elif _shares_a_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    plain_ids = {id(item): item.nodeid for item in items}
-    result = yield
-    # After them: pytest-django has put the database tests in its order.
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # trylast: after pytest-django has put the database tests in its order.
     if hasattr(config, "workerinput"):
-        _slowest_first(items, plain_ids, load_durations())
-    return result
+        _slowest_first(items, load_durations())
 
 
-def _slowest_first(items: list[pytest.Item], plain_ids: dict[int, str], seconds) -> None:
-    unit_of = {id(item): _group(item) or plain_ids[id(item)] for item in items}
+def _slowest_first(items: list[pytest.Item], seconds: dict[str, float]) -> None:
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
     cost: dict[str, float] = defaultdict(float)
     movable: dict[str, bool] = defaultdict(lambda: True)
     for item in items:
-        unit = unit_of[id(item)]
-        cost[unit] += seconds.get(plain_ids[id(item)], 0.0)
-        movable[unit] = movable[unit] and not _uses_database(item)
+        cost[file_of(item)] += seconds.get(item.nodeid, 0.0)
+        movable[file_of(item)] = movable[file_of(item)] and not _uses_database(item)
 
     def key(item: pytest.Item) -> float:
-        unit = unit_of[id(item)]
+        unit = file_of(item)
         return -cost[unit] if movable[unit] and cost[unit] >= MOVE_AFTER else 0.0
 
     items.sort(key=key)  # stable: everything else keeps its order
