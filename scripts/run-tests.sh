@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Runs the whole test suite in three stages, each under its own time budget:
-#   1. pytest -m "not browser" over tests/
-#   2. node --test over the test files in tests/js/ (skipped if there are none)
-#   3. pytest -m browser in its own process (Playwright's sync fixtures break
+# Runs the whole test suite in stages, each under its own time budget:
+#   1. unit: pytest -m "not browser and not load" over tests/ on UNIT_WORKERS pytest-xdist
+#      workers (default 2; 0 runs one process), each test file on one worker as a whole
+#      (a module's shared live stack starts once); tests/support/scheduling.py starts the
+#      slowest files first.
+#   2. unit-load: pytest -m "not browser and load", alone: the tests that measure
+#      throughput or latency (exit 5, none selected, counts as success).
+#   js: node --test over the test files in tests/js/ (skipped if there are none), run
+#      beside stage 1 (it takes seconds); its output is printed after stage 1's.
+#   3. browser: pytest -m browser in its own process (Playwright's sync fixtures break
 #      pytest-asyncio tests that run after them); exit 5 (no tests) counts as success.
 # Every stage runs even if an earlier one failed. Ends with one summary line
 # "total: N passed, N failed, N skipped" and exits non-zero if any stage failed.
-# Extra arguments go to both pytest runs. Budgets (seconds): UNIT_BUDGET, JS_BUDGET,
-# BROWSER_BUDGET.
+# Extra arguments go to every pytest run. Budgets (seconds): UNIT_BUDGET, LOAD_BUDGET,
+# JS_BUDGET, BROWSER_BUDGET.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-.venv/bin/python}
-UNIT_BUDGET=${UNIT_BUDGET:-1170}
+UNIT_BUDGET=${UNIT_BUDGET:-1000}
+UNIT_WORKERS=${UNIT_WORKERS:-2}
+LOAD_BUDGET=${LOAD_BUDGET:-300}
 JS_BUDGET=${JS_BUDGET:-60}
 BROWSER_BUDGET=${BROWSER_BUDGET:-540}
 # The fuzzers' case counts in this run (lean for CI); `make adversarial` keeps the full
@@ -45,9 +53,6 @@ stage() {
     fi
 }
 
-stage unit "$UNIT_BUDGET" "0" \
-    "$PY" -m pytest -m "not browser" -rfEs --durations=10 --junitxml="$reports/unit.xml" tests/ "$@"
-
 js_files=()
 if [ -d tests/js ]; then
     # node's own default test-file patterns, found here so any node version accepts them.
@@ -56,10 +61,31 @@ if [ -d tests/js ]; then
         -o -name '*_test.mjs' -o -name 'test-*.js' -o -name 'test-*.mjs' -o -name 'test.js' \
         -o -name 'test.mjs' \) -not -path '*/node_modules/*' | sort)
 fi
+js_pid=
 if [ ${#js_files[@]} -gt 0 ]; then
+    # Beside the unit stage; `stage` records a failure in $reports/js.failed.
     stage js "$JS_BUDGET" "0" node --test \
         --test-reporter=spec --test-reporter-destination=stdout \
-        --test-reporter=tap --test-reporter-destination="$reports/js.tap" "${js_files[@]}"
+        --test-reporter=tap --test-reporter-destination="$reports/js.tap" "${js_files[@]}" \
+        >"$reports/js.log" 2>&1 &
+    js_pid=$!
+fi
+
+xdist=()
+if [ "$UNIT_WORKERS" != 0 ]; then
+    xdist=(-n "$UNIT_WORKERS" --dist loadfile --no-loadscope-reorder)
+fi
+stage unit "$UNIT_BUDGET" "0" \
+    "$PY" -m pytest -m "not browser and not load" "${xdist[@]}" -rfEs --durations=10 \
+    --junitxml="$reports/unit.xml" tests/ "$@"
+stage unit-load "$LOAD_BUDGET" "0 5" \
+    "$PY" -m pytest -m "not browser and load" -rfEs --durations=10 \
+    --junitxml="$reports/unit-load.xml" tests/ "$@"
+
+if [ -n "$js_pid" ]; then
+    wait "$js_pid"
+    cat "$reports/js.log"
+    [ -e "$reports/js.failed" ] && failed+=(js)
 else
     echo
     echo "=== js: no test files under tests/js, skipped"

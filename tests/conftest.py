@@ -6,7 +6,7 @@ import pytest
 
 from chatclient import protocol
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.scheduling"]
 
 _key_pool: list[protocol.DeviceKeys] = []
 _key_counter = itertools.count()

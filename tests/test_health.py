@@ -79,6 +79,7 @@ def fetch(url: str) -> tuple[int, dict]:
 
 
 @pytest.mark.processes
+@pytest.mark.load
 def test_healthz_follows_redis_and_postgres(live_stack):
     """A worker on its own Redis and PostgreSQL: 200, then 503 naming what went away."""
     from tests.support.services import postgres_unavailable_reason

@@ -32,7 +32,7 @@ from tests.adversarial.agents import Agent, Ledger
 from tests.adversarial.figures import Figures
 from tests.adversarial.keycache import key_pairs
 
-pytestmark = [pytest.mark.processes, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.processes, pytest.mark.load, pytest.mark.timeout(3600)]
 
 DEVICES = int(os.environ.get("LOAD_DEVICES", "1000"))
 MESSAGES = int(os.environ.get("LOAD_MESSAGES", "4"))

@@ -5,8 +5,14 @@
 Fixtures:
     redis_server   (session) -> RedisServer, a shared redis-server
     postgres_server (session) -> PostgresServer, a shared throwaway cluster
+    sqlite_template (session) -> Path of a migrated SQLite file that stacks copy
     live_stack     (function) -> factory(workers=1, *, db="sqlite", redis=True,
                                  env=None, collectstatic=False) -> DjangoStack
+
+"Session" means one per pytest process: under pytest-xdist every worker has its own
+servers, on ports of its own (free ports, each checked to be held by our process) and
+temp dirs of its own. A live stack's fresh database is a copy of a database migrated
+once per session (SQLite file or PostgreSQL template), not a `manage.py migrate` each.
 
 A missing redis-server or PostgreSQL skips the test with the reason, except
 when the CI environment variable is set, where it fails instead.
@@ -18,6 +24,7 @@ import itertools
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +34,7 @@ from tests.support.services import (
     PostgresServer,
     RedisServer,
     find_redis_server,
+    migrated_sqlite_template,
     postgres_unavailable_reason,
 )
 
@@ -67,6 +75,12 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; `live_stack(db="sqlite")` copies it."""
+    return migrated_sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
 _redis_db_index = itertools.cycle(range(1, 16))
 
 
@@ -90,10 +104,14 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[Callable[..., DjangoS
         env: Mapping[str, str] | None = None,
         collectstatic: bool = False,
     ) -> DjangoStack:
+        template, migrated = None, False
         if db == "sqlite":
             database_url = None
+            template = request.getfixturevalue("sqlite_template")
         elif db == "postgres":
-            database_url = request.getfixturevalue("postgres_server").new_database("stack")
+            postgres: PostgresServer = request.getfixturevalue("postgres_server")
+            database_url = postgres.new_database("stack", template=postgres.migrated_template())
+            migrated = True
         else:
             database_url = db
         if redis is True:
@@ -109,6 +127,8 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[Callable[..., DjangoS
             redis_url=redis_url,
             env=env,
             collectstatic=collectstatic,
+            sqlite_template=template,
+            migrated=migrated,
         )
         stacks.append(stack)
         return stack.start()

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,38 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def holds_listener(pid: int, port: int) -> bool:
+    """True if process `pid` holds the socket listening on TCP `port` (Linux: /proc), so a
+    server that answers on the port is ours and not another test process's that picked the
+    same free port (pytest-xdist runs several). Where /proc cannot tell, True."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local address "0100007F:1F90", state 0A = LISTEN, inode in column 10
+            if (
+                len(fields) > 9
+                and fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return not Path("/proc/net/tcp").exists()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return True  # not Linux, or not ours to inspect
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+    return False
 
 
 def log_tail(path: Path | str, lines: int = 40) -> str:
@@ -226,7 +259,9 @@ class RedisServer:
                     f"redis-server exited with {self.proc.returncode}\n{log_tail(self.log_path)}"
                 )
             try:
-                if redis_command(self.port, "PING", timeout=1.0) == b"+PONG":
+                if redis_command(self.port, "PING", timeout=1.0) == b"+PONG" and (
+                    holds_listener(self.proc.pid, self.port)
+                ):
                     return
             except OSError:
                 pass
@@ -313,6 +348,7 @@ class PostgresServer:
         self.port = port or 0
         self.dbname = dbname
         self.dir: Path | None = None
+        self._migrated = False
 
     @property
     def data_dir(self) -> Path:
@@ -371,6 +407,7 @@ class PostgresServer:
 
     def _start(self, timeout: float) -> PostgresServer:
         # /tmp, so that the postgres user can reach it when we are root.
+        self._migrated = False
         self.dir = Path(tempfile.mkdtemp(prefix="e2ee-pg-", dir="/tmp"))
         self.dir.chmod(0o755)
         self.data_dir.mkdir(mode=0o700)
@@ -403,15 +440,33 @@ class PostgresServer:
         argv += ["-o", opts, "-w", "-t", str(int(timeout)), "start"]
         self._run(self._as_pg(argv), timeout=timeout + 10)
 
-    def create_database(self, dbname: str) -> str:
-        """Create database `dbname` and return its URL."""
+    def create_database(self, dbname: str, template: str | None = None) -> str:
+        """Create database `dbname` (a copy of database `template` if given) and return its URL."""
         argv = [self.bins["createdb"], "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        if template:
+            argv += ["-T", template]
         self._run([*argv, dbname], timeout=60)
         return self.url_for(dbname)
 
-    def new_database(self, prefix: str = "db") -> str:
-        """Create a database with a fresh random name and return its URL."""
-        return self.create_database(f"{prefix}_{secrets.token_hex(4)}")
+    def new_database(self, prefix: str = "db", template: str | None = None) -> str:
+        """Create a database with a fresh random name (a copy of `template` if given) and
+        return its URL."""
+        return self.create_database(f"{prefix}_{secrets.token_hex(4)}", template)
+
+    def migrated_template(self) -> str:
+        """Name of a database of this cluster holding the project's migrated schema, made on
+        the first call (one `manage.py migrate`); `new_database(template=...)` copies it in
+        a moment. Nothing may stay connected to it: it is only ever copied."""
+        name = "migrated_template"
+        if not self._migrated:
+            self.create_database(name)
+            work_dir = _make_tmp("migrate")
+            try:
+                migrate_database(self.url_for(name), work_dir)
+            finally:
+                _remove_dir(work_dir)
+            self._migrated = True
+        return name
 
     def postmaster_pid(self) -> int | None:
         try:
@@ -512,7 +567,7 @@ class DaphneServer:
                 raise ServiceError(
                     f"daphne exited with {self.proc.returncode}\n{log_tail(self.log_path)}"
                 )
-            if port_open(self.port):
+            if port_open(self.port) and holds_listener(self.proc.pid, self.port):
                 return
             time.sleep(0.05)
         raise ServiceError(f"daphne not listening in {timeout}s\n{log_tail(self.log_path)}")
@@ -571,11 +626,44 @@ def stack_env(
     return env
 
 
+def migrate_database(database_url: str, work_dir: Path) -> None:
+    """`manage.py migrate` a database (e.g. a template that stacks copy), with var/ and
+    static files in `work_dir`; raises ServiceError on failure."""
+    own = {"DJANGO_STATIC_ROOT": str(work_dir / "staticfiles"), "CHAT_VAR_DIR": str(work_dir)}
+    env = stack_env(database_url, None, own)
+    argv = [sys.executable, "manage.py", "migrate", "--noinput"]
+    try:
+        done = subprocess.run(
+            argv, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as e:
+        raise ServiceError(f"timed out after {COMMAND_TIMEOUT}s: manage.py migrate") from e
+    if done.returncode != 0:
+        raise ServiceError(
+            f"manage.py migrate exited {done.returncode}\n{done.stdout}{done.stderr}"
+        )
+
+
+def migrated_sqlite_template(work_dir: Path) -> Path:
+    """A migrated SQLite file in `work_dir` for stacks to copy (DjangoStack(sqlite_template=))."""
+    path = Path(work_dir) / "template.sqlite3"
+    if not path.exists():
+        migrate_database(f"sqlite:///{path}", Path(work_dir))
+        # Fold the write-ahead log into the file, so that copying the file copies it all.
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
 class DjangoStack:
     """`manage.py migrate` once, then `workers` daphne processes sharing one env.
 
     With no database_url, an SQLite file in the stack's temp dir is used
-    (sqlite:////abs/path/db.sqlite3). With no redis_url, REDIS_URL is unset.
+    (sqlite:////abs/path/db.sqlite3): a copy of `sqlite_template` if given (a file
+    migrated by `migrated_sqlite_template`), else migrated here. `migrated=True` says the
+    database_url is already migrated (a copy of `PostgresServer.migrated_template()`): no
+    `manage.py migrate` either. With no redis_url, REDIS_URL is unset.
     DJANGO_STATIC_ROOT and CHAT_VAR_DIR point into the temp dir (collectstatic=True
     fills the former), and SHARED_ADDRESS_LIMITS are raised; `env` overrides any of these.
     """
@@ -588,11 +676,16 @@ class DjangoStack:
         env: Mapping[str, str] | None = None,
         collectstatic: bool = False,
         cwd: Path = REPO_ROOT,
+        *,
+        sqlite_template: Path | None = None,
+        migrated: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
         self.database_url = database_url
+        self.sqlite_template = sqlite_template if database_url is None else None
+        self.migrated = migrated
         self.redis_url = redis_url
         self.extra_env = dict(env or {})
         self.collectstatic = collectstatic
@@ -612,8 +705,13 @@ class DjangoStack:
     def _start(self, timeout: float) -> DjangoStack:
         self.dir = _make_tmp("stack")
         _register(self)
+        migrated = self.migrated
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.dir / 'db.sqlite3'}"
+            if self.sqlite_template is not None:
+                # migrate's own output, byte for byte, without a Django start-up to make it
+                shutil.copyfile(self.sqlite_template, self.dir / "db.sqlite3")
+                migrated = True
         # Static files and var/ in the stack's dir: a stale staticfiles/ in the repo
         # must not switch the stack to the manifest storage.
         own = {
@@ -622,7 +720,8 @@ class DjangoStack:
         }
         extra = {**SHARED_ADDRESS_LIMITS, **own, **self.extra_env}
         self.env = stack_env(self.database_url, self.redis_url, extra)
-        self.manage("migrate", "--noinput")
+        if not migrated:
+            self.manage("migrate", "--noinput")
         if self.collectstatic:
             # Made first: settings pick the manifest storage only if STATIC_ROOT exists.
             Path(self.env["DJANGO_STATIC_ROOT"]).mkdir(parents=True, exist_ok=True)
