@@ -354,7 +354,11 @@ async def test_the_sdk_api_typed_objects_handlers_and_relogin(stack, caplog):
     conversation = await gina.get_conversation("hank")
     assert isinstance(conversation, Conversation) and conversation.kind == "direct"
     assert set(conversation.members) == {"gina", "hank"}
-    assert isinstance(conversation.request, bool)
+    assert conversation.request is False  # gina started it
+    # For hank it is a message request (PROTOCOL §6): typing and read frames cross only
+    # once he accepts it.
+    accepted = await hank.accept_request(conversation.id)
+    assert accepted["request"] is False
 
     seen: list[object] = []
     changed = asyncio.Event()

@@ -172,6 +172,8 @@ def test_browser_to_browser_file_and_photo_and_tampered_blobs(people, stack, tmp
     alice.send("files coming")
     bob.open_conversation(alice.username)
     bob.expect_message("files coming")
+    # a stranger's first message is a request (PROTOCOL §6); the list previews it once accepted
+    bob.page.locator(".request-banner").get_by_role("button", name="Accept").click()
 
     data = os.urandom(FILE_BYTES)
     doc = tmp_path / "quarterly report.pdf"
@@ -222,7 +224,8 @@ def test_browser_to_browser_file_and_photo_and_tampered_blobs(people, stack, tmp
     ledger_msg = bob.page.locator(".messages .msg[data-seq='5']")
     ledger_msg.get_by_role("button", name=f"Download {ledger.name}").click()
     expect(ledger_msg.locator(".att-refused-text")).to_contain_text(refused)
-    expect(ledger_msg.get_by_role("button")).to_have_count(0)
+    # the attachment offers nothing (the message's own reply/react toolbar stays)
+    expect(ledger_msg.locator(".attachment").get_by_role("button")).to_have_count(0)
     expect(ledger_msg.locator(".att-name")).to_have_count(0)
 
     bob.page.get_by_role("button", name=f"Open image {snap.name}").click()
@@ -230,7 +233,7 @@ def test_browser_to_browser_file_and_photo_and_tampered_blobs(people, stack, tmp
     snap_msg = bob.page.locator(".messages .msg[data-seq='6']")
     expect(snap_msg.locator(".att-refused-text")).to_contain_text(refused)
     expect(snap_msg.locator("img")).to_have_count(0)
-    expect(snap_msg.get_by_role("button")).to_have_count(0)
+    expect(snap_msg.locator(".attachment").get_by_role("button")).to_have_count(0)
     assert downloads == []
     assert alice.problems == [] and bob.problems == [], (alice.problems, bob.problems)
 
