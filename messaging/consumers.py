@@ -98,12 +98,7 @@ def _typing_recipients(user: User, conversation_id: int) -> list[int]:
     """The other current members she is in touch with there (§6), if `user` is one (else
     `not_found`/`not_member`)."""
     queries.require_membership(user, conversation_id, current=True)
-    members = queries.current_member_ids(conversation_id)
-    return [
-        uid
-        for uid in visibility.frame_recipients(user.pk, conversation_id, members)
-        if uid != user.pk
-    ]
+    return [uid for uid in visibility.frame_recipients(user.pk, conversation_id) if uid != user.pk]
 
 
 _open_socket_in_db = dbthread.database_call(_open_socket)

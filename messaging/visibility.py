@@ -28,15 +28,6 @@ def is_blocked(user_id: int, other_id: int) -> bool:
     return bool(blocked_between(user_id, [other_id]))
 
 
-def blocked_by(user_id: int, other_ids) -> set[int]:
-    """Those of `other_ids` whom `user_id` blocked (her own blocks only)."""
-    return set(
-        Block.objects.filter(blocker_id=user_id, blocked_id__in=list(other_ids)).values_list(
-            "blocked_id", flat=True
-        )
-    )
-
-
 def presence_peer_ids(user_id: int) -> set[int]:
     """The users in touch with this one (herself excluded): whose presence she is told,
     and who are told hers."""
@@ -58,13 +49,19 @@ def in_touch(user_id: int, other_id: int) -> bool:
     return other_id in presence_peer_ids(user_id)
 
 
-def frame_recipients(user_id: int, conversation_id: int, member_ids) -> list[int]:
-    """Of the conversation's current `member_ids`, those who may get this user's `typing`
-    and `read` frames there: herself, and the others when no member has it as a pending
-    request and no block stands between them and her."""
-    others = [uid for uid in member_ids if uid != user_id]
-    pending = (
-        Membership.objects.current().filter(conversation_id=conversation_id, request=True).exists()
+def frame_recipients(user_id: int, conversation_id: int) -> list[int]:
+    """Of the conversation's current members, those who may get this user's `typing` and
+    `read` frames there: herself (when she is one), and the others when no member has it
+    as a pending request and no block stands between them and her. One query for the
+    members and their request flags, one for blocks."""
+    rows = list(
+        Membership.objects.current()
+        .filter(conversation_id=conversation_id)
+        .values_list("user_id", "request")
     )
-    allowed = [] if pending else sorted(set(others) - blocked_between(user_id, others))
-    return [user_id, *allowed] if user_id in member_ids else allowed
+    others = [uid for uid, _ in rows if uid != user_id]
+    pending = any(request for _, request in rows)
+    allowed = (
+        [] if pending or not others else sorted(set(others) - blocked_between(user_id, others))
+    )
+    return [user_id, *allowed] if len(others) < len(rows) else allowed

@@ -20,8 +20,7 @@ def mark_read(user: User, conversation_id: int, up_to: int) -> tuple[int, list[i
         )
     if not moved:
         return None
-    members = queries.current_member_ids(conversation_id)
-    return mark, visibility.frame_recipients(user.pk, conversation_id, members)
+    return mark, visibility.frame_recipients(user.pk, conversation_id)
 
 
 _mark_read_in_db_thread = dbthread.database_call(mark_read)

@@ -68,13 +68,18 @@ def _announce_touch(a: int, b: int, *, was_in_touch: bool) -> None:
     transaction.on_commit(announce)
 
 
+def other_in_direct(direct_key: str, user_id: int) -> int:
+    """The member of a direct conversation (`direct_key` "low:high") who is not `user_id`."""
+    low, high = (int(part) for part in direct_key.split(":"))
+    return high if low == user_id else low
+
+
 def _direct_other(membership: Membership) -> int | None:
     """The other member of a direct conversation (None for a group)."""
     conversation = membership.conversation
     if conversation.kind != Conversation.DIRECT:
         return None
-    low, high = (int(part) for part in conversation.direct_key.split(":"))
-    return high if low == membership.user_id else low
+    return other_in_direct(conversation.direct_key, membership.user_id)
 
 
 def accept(user: User, conversation_id: int) -> dict:

@@ -19,7 +19,7 @@ from .. import dbthread, queries, realtime
 from ..models import Conversation, Message
 from ..wire import message_dict
 from .blobs import name_blobs
-from .requests import accepted_by_sending, check_direct_allowed
+from .requests import accepted_by_sending, check_direct_allowed, other_in_direct
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +146,7 @@ def _store_new(
             seq, roster_n, roster_hash, direct_key = taken
             accepted = False
             if direct_key:  # a block refuses it; her send accepts a request (§6)
-                low, high = (int(part) for part in direct_key.split(":"))
-                check_direct_allowed(sender.pk, high if low == sender.pk else low)
+                check_direct_allowed(sender.pk, other_in_direct(direct_key, sender.pk))
                 accepted = accepted_by_sending(sender.pk, conversation_id)
             if envelope["head"] != roster_hash:
                 raise ActionError(
