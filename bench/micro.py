@@ -169,7 +169,7 @@ def fanout_main(k: int = 20, messages: int = 200) -> dict:
     and wall time per message, and that every channel got every frame."""
     import asyncio
 
-    from tests.support.services import RedisServer
+    from scripts.devstack import RedisServer
 
     with RedisServer() as redis:
         os.environ.update(

@@ -31,14 +31,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.services import (
+from scripts.devstack import (
     BULK_LIMITS,
     REPO_ROOT,
     DaphneServer,
     DjangoStack,
     PostgresServer,
     RedisServer,
+    UnitDaphne,
+    self_signed_cert,
 )
+from scripts.devstack import Nginx as NginxServer
 
 from . import population, sysstat
 
@@ -96,10 +99,9 @@ class Nginx:
     def __init__(self, ports, static_root):
         from tests import test_production as tp
 
-        self.tp = tp
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
         os.chmod(self.tmp, 0o755)
-        self.cert, key = tp.self_signed_cert(self.tmp)
+        self.cert, key = self_signed_cert(self.tmp)
         self.https_port, http_port = bench_port(), bench_port()
         site = tp.render_site(
             (REPO_ROOT / "deploy" / "nginx" / "chat.conf").read_text(),
@@ -111,20 +113,16 @@ class Nginx:
             static_root=static_root,
             tmp=self.tmp,
         )
-        self.server = tp.Nginx(self.tmp, site)
         # room for 2 sockets per client (client side + upstream side)
-        conf = (self.tmp / "nginx.conf").read_text()
-        (self.tmp / "nginx.conf").write_text(
-            conf.replace("worker_connections 512", "worker_connections 4096")
-        )
+        self.server = NginxServer(self.tmp, site, self.https_port, worker_connections=4096)
 
     def start(self):
-        self.server.start(self.https_port)
+        self.server.start()
         return self
 
     @property
     def pid(self):
-        return self.server.proc.pid
+        return self.server.pid
 
     @property
     def base(self):
@@ -246,10 +244,8 @@ class ChatStack:
         ports = [bench_port() for _ in range(workers)]
         cls, name = DaphneServer, "daphne"
         if self.unit_daphne:
-            from tests import test_production as tp
-
             # the systemd unit's command line (--proxy-headers -v 0 --ping-interval 60 ...)
-            cls, name = tp.UnitDaphne, "unit-daphne"
+            cls, name = UnitDaphne, "unit-daphne"
         if self.scenario == 3:
             self.nginx = Nginx(ports, self.stack.env["DJANGO_STATIC_ROOT"])
             self.stack.env["DJANGO_CSRF_TRUSTED_ORIGINS"] = self.nginx.http_base
@@ -330,7 +326,7 @@ class ChatStack:
     def pids(self):
         pids = [s.pid for s in self.stack.servers]
         if self.redis:
-            pids.append(self.redis.proc.pid)
+            pids.append(self.redis.pid)
         if self.pg:
             pids.append(self.pg.postmaster_pid())
         if self.nginx:
@@ -413,7 +409,7 @@ class RoomStack:
     def pids(self):
         pids = [s.pid for s in self.servers]
         if self.redis:
-            pids.append(self.redis.proc.pid)
+            pids.append(self.redis.pid)
         if self.nginx:
             pids.append(self.nginx.pid)
         return pids

@@ -16,11 +16,7 @@ import contextlib
 import json
 import os
 import re
-import shlex
-import shutil
 import ssl
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -33,54 +29,25 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from chatclient import protocol
+from scripts.devstack import (
+    REPO_ROOT,
+    DjangoStack,
+    Nginx,
+    UnitDaphne,
+    free_port,
+    nginx_available,
+    staging_cert,
+)
 from tests.support.ci import skip_or_fail
 from tests.support.fixtures import _redis_db_index
-from tests.support.services import (
-    REPO_ROOT,
-    START_TIMEOUT,
-    DaphneServer,
-    DjangoStack,
-    ServiceError,
-    _spawn,
-    free_port,
-    log_tail,
-    port_open,
-    terminate,
-)
 
 pytestmark = pytest.mark.processes
 
 DEPLOY = REPO_ROOT / "deploy"
 PASSWORD = "correct horse battery staple"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def unit_daphne_argv(port: int) -> list[str]:
-    """ExecStart of the systemd unit, for this venv and port."""
-    unit = (DEPLOY / "systemd" / "chat-daphne@.service").read_text()
-    line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
-    argv = shlex.split(line.removeprefix("ExecStart="))
-    assert argv[0].endswith("/python") and argv[1:3] == ["-m", "chatsite.serve"]
-    return [sys.executable, *(a.replace("%i", str(port)) for a in argv[1:])]
-
-
-class UnitDaphne(DaphneServer):
-    """A daphne worker started with the systemd unit's command line."""
-
-    def _launch_and_wait(self, timeout: float) -> None:
-        self.argv = unit_daphne_argv(self.port)
-        self.proc = _spawn(self.argv, self.log_path, cwd=self.cwd, env=self.env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServiceError(f"daphne exited\n{log_tail(self.log_path)}")
-            if port_open(self.port):
-                return
-            time.sleep(0.05)
-        raise ServiceError(f"daphne not listening in {timeout}s\n{log_tail(self.log_path)}")
 
 
 def render_site(
@@ -108,101 +75,6 @@ def render_site(
     site, count = re.subn(r"(    server 127\.0\.0\.1:\d+[^\n]*\n)+", servers, site)
     assert count == 1, "the upstream block's server lines are not where they were"
     return site
-
-
-class Nginx:
-    """nginx as a child process (daemon off) with a generated main config."""
-
-    def __init__(self, tmp: Path, site: str):
-        self.tmp = tmp
-        (tmp / "site.conf").write_text(site)
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        paths = "".join(
-            f"    {kind}_temp_path {tmp}/{kind}_temp;\n"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        (tmp / "nginx.conf").write_text(
-            f"{user}worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log info;\n"
-            "events { worker_connections 512; }\n"
-            "http {\n    include /etc/nginx/mime.types;\n"
-            "    default_type application/octet-stream;\n"
-            f"    access_log {tmp}/access.log;\n{paths}"
-            f"    include {tmp}/site.conf;\n}}\n"
-        )
-        self.proc = None
-
-    def start(self, port: int) -> Nginx:
-        argv = [NGINX, "-p", str(self.tmp), "-e", str(self.tmp / "error.log")]
-        argv += ["-c", str(self.tmp / "nginx.conf")]
-        test = subprocess.run([*argv, "-t"], capture_output=True, text=True, timeout=30)
-        assert test.returncode == 0, test.stderr
-        self.proc = _spawn([*argv, "-g", "daemon off;"], self.tmp / "nginx.out")
-        deadline = time.monotonic() + START_TIMEOUT
-        while not port_open(port):
-            assert self.proc.poll() is None, log_tail(self.tmp / "error.log")
-            assert time.monotonic() < deadline, "nginx not listening"
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc)
-
-
-def self_signed_cert(tmp: Path) -> tuple[Path, Path]:
-    """A one-day certificate for 127.0.0.1 (cryptography comes with daphne's autobahn)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def staging_cert(tmp: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 made by deploy/selfsigned-cert (the staging command
-    of docs/deploy.md section 6), falling back to `self_signed_cert` without openssl."""
-    if shutil.which("openssl") is None:
-        return self_signed_cert(tmp)
-    folder = tmp / "staging-tls"
-    done = subprocess.run(
-        ["sh", str(DEPLOY / "selfsigned-cert"), "127.0.0.1", str(folder), "1"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return folder / "fullchain.pem", folder / "privkey.pem"
 
 
 # --------------------------------------------------------------------------- clients
@@ -451,7 +323,7 @@ def connections_by_worker(database_url: str) -> dict[int, set[str]]:
 @pytest.fixture(scope="module")
 def production(tmp_path_factory, postgres_server, redis_server):
     """One production stack for this module's tests (each uses users of its own)."""
-    if not os.access(NGINX, os.X_OK):
+    if not nginx_available():
         skip_or_fail("nginx not found (run scripts/install-system-deps.sh)")
     tmp = tmp_path_factory.mktemp("nginx")
     http_port, https_port = free_port(), free_port()
@@ -470,22 +342,16 @@ def production(tmp_path_factory, postgres_server, redis_server):
     redis_db = next(_redis_db_index)
     redis_server.flushdb(redis_db)
     stack = DjangoStack(
-        1,
+        2,  # two workers started as systemd starts them
         database_url=postgres_server.new_database("production"),
         redis_url=redis_server.url_for(redis_db),
         env=env,
         collectstatic=True,
+        worker_class=UnitDaphne,
     )
     nginx = None
     try:
         stack.start()
-        # Replace the plain daphne with two workers started as systemd starts them.
-        for server in stack.servers:
-            server.stop()
-        stack.servers = [
-            UnitDaphne(stack.env, stack.dir, cwd=REPO_ROOT, name=f"unit-daphne-{i}").start()
-            for i in range(2)
-        ]
         cert, key = staging_cert(tmp)
         os.chmod(stack.dir, 0o755)
         site = render_site(
@@ -499,7 +365,7 @@ def production(tmp_path_factory, postgres_server, redis_server):
             tmp=tmp,
             blob_dir=Path(stack.env["CHAT_VAR_DIR"]) / "blobs",
         )
-        nginx = Nginx(tmp, site).start(https_port)
+        nginx = Nginx(tmp, site, https_port).start()
         tls = ssl.create_default_context(cafile=str(cert))
         yield {"stack": stack, "origin": origin, "http_port": http_port, "tls": tls, "tmp": tmp}
     finally:
@@ -984,7 +850,7 @@ async def test_rolling_release_keeps_every_handshake_and_message(production):
         t0 = time.monotonic()
         server.stop()  # SIGTERM (TimeoutStopSec in the unit, STOP_TIMEOUT here)
         t1 = time.monotonic()
-        server._launch_and_wait(START_TIMEOUT)
+        server.restart()
         phases.append(
             {"port": port, "stop": round(t1 - t0, 2), "start": round(time.monotonic() - t1, 2)}
         )
