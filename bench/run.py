@@ -38,10 +38,9 @@ from scripts.devstack import (
     DjangoStack,
     PostgresServer,
     RedisServer,
+    TlsProxy,
     UnitDaphne,
-    self_signed_cert,
 )
-from scripts.devstack import Nginx as NginxServer
 
 from . import population, sysstat
 
@@ -93,48 +92,27 @@ def wait_quiet(limit, max_wait):
 
 
 # ------------------------------------------------------------------------------ stacks
-class Nginx:
-    """deploy/nginx/chat.conf in front of the given ports (rendered as tests/test_production does)."""
+class Nginx(TlsProxy):
+    """deploy/nginx/chat.conf in front of the given ports on bench ports (scripts.devstack's
+    TlsProxy), with room for 2 sockets per client (client side + upstream side)."""
 
     def __init__(self, ports, static_root):
-        from tests import test_production as tp
-
-        self.tmp = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
-        os.chmod(self.tmp, 0o755)
-        self.cert, key = self_signed_cert(self.tmp)
-        self.https_port, http_port = bench_port(), bench_port()
-        site = tp.render_site(
-            (REPO_ROOT / "deploy" / "nginx" / "chat.conf").read_text(),
-            http_port=http_port,
-            https_port=self.https_port,
-            workers=ports,
-            cert=self.cert,
-            key=key,
-            static_root=static_root,
-            tmp=self.tmp,
+        super().__init__(
+            ports,
+            static_root,
+            http_port=bench_port(),
+            https_port=bench_port(),
+            cert="python",
+            worker_connections=4096,
         )
-        # room for 2 sockets per client (client side + upstream side)
-        self.server = NginxServer(self.tmp, site, self.https_port, worker_connections=4096)
-
-    def start(self):
-        self.server.start()
-        return self
-
-    @property
-    def pid(self):
-        return self.server.pid
 
     @property
     def base(self):
-        return f"wss://127.0.0.1:{self.https_port}"
+        return self.ws_origin
 
     @property
     def http_base(self):
-        return f"https://127.0.0.1:{self.https_port}"
-
-    def stop(self):
-        self.server.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        return self.origin
 
 
 # A fixed key for the bench stacks only (loopback, throwaway data): cached databases keep

@@ -3,7 +3,8 @@ PostgreSQL, daphne workers, nginx with the shipped site config, TLS certificates
 
 Everything runs on 127.0.0.1, in temp dirs of its own, and is stopped by PID (see
 ``base``). Modules: ``base`` (Service, ports, logs), ``redis``, ``postgres``, ``daphne``,
-``stack`` (DjangoStack: migrate + workers), ``tls``. Import the names from here:
+``stack`` (DjangoStack: migrate + workers), ``tls``, ``nginx`` and ``nginx_conf``
+(the shipped site on loopback), ``production`` (nginx + TLS + unit workers). Import the names from here:
 
     from scripts.devstack import DjangoStack, RedisServer
 """
@@ -25,7 +26,9 @@ from .base import (
 )
 from .daphne import DaphneServer, UnitDaphne, unit_daphne_argv
 from .nginx import NGINX, Nginx, nginx_available
+from .nginx_conf import SHIPPED_SITE, loopback_site
 from .postgres import PostgresServer, find_pg_bin, postgres_unavailable_reason
+from .production import BEHIND_PROXY_ENV, ProductionStack, TlsProxy
 from .redis import RedisServer, find_redis_server, redis_command, redis_pipeline
 from .stack import (
     BULK_LIMITS,
@@ -38,6 +41,11 @@ from .stack import (
 from .tls import self_signed_cert, staging_cert
 
 __all__ = [
+    "BEHIND_PROXY_ENV",
+    "SHIPPED_SITE",
+    "ProductionStack",
+    "TlsProxy",
+    "loopback_site",
     "BULK_LIMITS",
     "COMMAND_TIMEOUT",
     "KEEP_DIRS_ENV",
