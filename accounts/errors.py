@@ -1,27 +1,7 @@
-"""The error codes of PROTOCOL §6 and the exception every layer raises with them."""
+"""The exception every server layer raises with a PROTOCOL §6 code (the catalogue of codes,
+statuses and error bodies is ``chatclient.protocol_errors``, shared with the client)."""
 
-STATUS_BY_CODE = {
-    "bad_request": 400,
-    "invalid_key": 400,
-    "bad_proof": 400,
-    "bad_cert": 400,
-    "bad_signature": 400,
-    "invalid_credentials": 400,
-    "not_authenticated": 401,
-    "forbidden": 403,
-    "not_member": 403,
-    "registration_closed": 403,
-    "not_found": 404,
-    "duplicate_key": 409,
-    "stale_devices": 409,
-    "stale_roster": 409,
-    "stale_counter": 409,
-    "identity_exists": 409,
-    "too_large": 413,
-    "over_quota": 413,
-    "rate_limited": 429,
-    "unknown_type": 400,
-}
+from chatclient.protocol_errors import default_detail, status_of
 
 
 class ActionError(Exception):
@@ -36,13 +16,13 @@ class ActionError(Exception):
     def __init__(self, code: str, detail: str = "", *, retry_after: int | None = None, **extra):
         super().__init__(f"{code}: {detail}")
         self.code = code
-        self.detail = detail or code.replace("_", " ")
+        self.detail = detail or default_detail(code)
         self.retry_after = retry_after
         self.extra = extra
 
     @property
     def status(self) -> int:
-        return STATUS_BY_CODE.get(self.code, 400)
+        return status_of(self.code)
 
     def as_dict(self) -> dict:
         return {"code": self.code, "detail": self.detail, **self.extra}

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from chatclient.attachments import blob_size
-from tests.support.services import DaphneServer, DjangoStack
+from scripts.devstack import DaphneServer, DjangoStack
 
 MiB = 2**20
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -874,7 +874,7 @@ def main() -> int:
     stack = None
     base_url = args.url
     if not base_url:
-        from tests.support.services import DjangoStack
+        from scripts.devstack import DjangoStack
 
         stack = DjangoStack(1).start()
         base_url = stack.base_url

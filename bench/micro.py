@@ -29,7 +29,7 @@ def main():
     p.add_argument("--batch", type=int, default=20)
     args = p.parse_args()
 
-    from bench.run import BENCH_SECRET_KEY, CACHE, schema_hash
+    from bench.stacks import BENCH_SECRET_KEY, CACHE, schema_hash
 
     stem = CACHE / f"population-sqlite-n{args.devices}-k{args.k}-{schema_hash()}"
     if not stem.with_suffix(".sqlite3").exists():
@@ -169,7 +169,7 @@ def fanout_main(k: int = 20, messages: int = 200) -> dict:
     and wall time per message, and that every channel got every frame."""
     import asyncio
 
-    from tests.support.services import RedisServer
+    from scripts.devstack import RedisServer
 
     with RedisServer() as redis:
         os.environ.update(

@@ -23,19 +23,11 @@ from typing import Any
 import httpx
 
 from .errors import ChatApiError, ServerUnreachable, api_error
+from .protocol_errors import code_of, read_error_body
 
 logger = logging.getLogger(__name__)
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-CODE_BY_STATUS = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "forbidden",
-    404: "not_found",
-    409: "conflict",
-    413: "too_large",
-    429: "rate_limited",
-}
 _COOKIE_FIELDS = ("name", "value", "domain", "path", "secure", "expires")
 DOWNLOAD_READ = 256 * 1024  # bytes per read of a blob download
 
@@ -495,10 +487,8 @@ def _answer(status: int, raw: bytes) -> Any:
 
 
 def _api_error(status: int, parsed: Any, raw: bytes) -> ChatApiError:
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("code"), str):
-        extra = {k: v for k, v in error.items() if k not in ("code", "detail")}
-        return api_error(status, error["code"], str(error.get("detail", "")), extra)
-    code = CODE_BY_STATUS.get(status, "server_error" if status >= 500 else "bad_request")
+    body = read_error_body(parsed)
+    if body is not None:
+        return api_error(status, *body)
     text = raw[:200].decode("utf-8", "replace").strip() if raw else ""
-    return api_error(status, code, f"HTTP {status}" + (f": {text}" if text else ""))
+    return api_error(status, code_of(status), f"HTTP {status}" + (f": {text}" if text else ""))

@@ -9,21 +9,11 @@ from ninja.parser import Parser
 
 from accounts import api as accounts_api
 from accounts.errors import ActionError
-from accounts.wire import loads_strict
+from chatclient.protocol_errors import code_of, error_body, loads_strict, refuse_nul
 from keys import api as keys_api
 from keys import link_api
 from messaging import api as messaging_api
 from messaging import blob_api, history_keys
-
-CODE_BY_STATUS = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "bad_request",
-    413: "too_large",
-    429: "rate_limited",
-}
 
 
 class StrictJSONParser(Parser):
@@ -31,23 +21,6 @@ class StrictJSONParser(Parser):
 
     def parse_body(self, request: HttpRequest):
         return refuse_nul(loads_strict(request.body))
-
-
-def refuse_nul(value):
-    """The value, unless a string in it (key or value) holds U+0000, which PostgreSQL cannot
-    store or compare (ValueError -> 400 bad_request, "Cannot parse request body")."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise ValueError("a string holds a NUL character")
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return value
 
 
 api = NinjaAPI(
@@ -67,17 +40,13 @@ api.add_router("/", history_keys.router)
 
 
 def error_response(request, code: str, detail: str, status: int, **extra):
-    return api.create_response(
-        request, {"error": {"code": code, "detail": detail, **extra}}, status=status
-    )
+    return api.create_response(request, error_body(code, detail, **extra), status=status)
 
 
 @csrf_exempt  # it changes nothing; an unsafe method still gets the JSON 404
 def api_not_found(request):
     """Any /api/ URL no endpoint matches (e.g. /api/devices/abc/): 404 `not_found`."""
-    return JsonResponse(
-        {"error": {"code": "not_found", "detail": "No such API endpoint."}}, status=404
-    )
+    return JsonResponse(error_body("not_found", "No such API endpoint."), status=404)
 
 
 def api_docs(request):
@@ -114,4 +83,4 @@ def on_not_authenticated(request, exc):
 @api.exception_handler(HttpError)
 def on_http_error(request, exc: HttpError):
     status = exc.status_code
-    return error_response(request, CODE_BY_STATUS.get(status, "bad_request"), str(exc), status)
+    return error_response(request, code_of(status), str(exc), status)

@@ -229,7 +229,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 
 # default cache (Redis with REDIS_URL, shared by the workers). Over the limit: 429
 # `rate_limited` with Retry-After, and nothing done. Per client address (REMOTE_ADDR,
 # IPv6 per /64) or per user. Harnesses that register or send in bulk raise them through
-# the environment (tests/support/services.py BULK_LIMITS), never by editing these.
+# the environment (scripts/devstack/stack.py BULK_LIMITS), never by editing these.
 REGISTER_RATE = env_rate("REGISTER_RATE", "20/h")  # POST /api/users/ and /register/, per address
 LOGIN_RATE = env_rate("LOGIN_RATE", "30/m")  # login attempts (API and form), per address
 DEVICE_REGISTER_RATE = env_rate("DEVICE_REGISTER_RATE", "10/h")  # POST /api/devices/, per user

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from accounts.errors import ActionError
-from accounts.wire import loads_strict
 from chatclient.protocol import is_client_msg_id
+from chatclient.protocol_errors import loads_strict
 
 from .schemas import BlobIds, ClientMsgId, Envelope, ObjectId, Seq, validation_error
 

@@ -2,7 +2,7 @@
 # Installs with apt the system programs the tests and `make run` use, only those missing:
 # redis-server, PostgreSQL 15, nginx, chromium (+ fonts, emoji font), and nodejs if `node` is missing.
 # Idempotent and non-interactive. Starts no service and leaves none running: the tests
-# start their own servers on loopback (tests/support/services.py).
+# start their own servers on loopback (scripts/devstack/).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 

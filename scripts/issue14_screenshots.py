@@ -15,8 +15,8 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
+from scripts.devstack import DjangoStack
 from tests.browser.chat_helpers import PASSPHRASE, ChatUser
-from tests.support.services import DjangoStack
 
 LABEL, CODE = sys.argv[1], Path(sys.argv[2])
 A11Y = "--a11y" in sys.argv[3:]

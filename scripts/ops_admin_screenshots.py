@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from tests.support.services import DjangoStack
+from scripts.devstack import DjangoStack
 
 OUT = Path(__file__).resolve().parents[1] / "var" / "screenshots" / "ops"
 OUT.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,9 @@ from playwright.sync_api import expect, sync_playwright
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts.devstack import DjangoStack  # noqa: E402
 from tests.browser.chat_helpers import ChatUser  # noqa: E402
 from tests.browser.test_accessibility import axe_problems  # noqa: E402
-from tests.support.services import DjangoStack  # noqa: E402
 
 OUT = REPO / "var" / "screenshots" / "requests"
 WIDTHS = {1280: {"width": 1280, "height": 800}, 390: {"width": 390, "height": 844}}

@@ -19,9 +19,9 @@ OUT = REPO / "var" / "screenshots" / "search"
 
 
 def main() -> int:
+    from scripts.devstack import DjangoStack
     from tests.browser.chat_helpers import ChatUser
     from tests.browser.seeding import seed_direct
-    from tests.support.services import DjangoStack
 
     OUT.mkdir(parents=True, exist_ok=True)
     stack = DjangoStack(1, env={"REST_SEND_RATE": "100000/m"}).start()

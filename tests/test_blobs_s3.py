@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from messaging.models import Blob
-from tests.support.services import _spawn, free_port, log_tail, port_open, terminate
+from scripts.devstack import Command
 from tests.test_blobs import SMALL, download, send, upload_ok
 
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
@@ -25,16 +25,11 @@ def s3_endpoint(tmp_path_factory):
     """moto's S3-compatible server (`python -m moto.server`) on 127.0.0.1, with a bucket."""
     import boto3
 
-    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    proc = _spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log)
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"]
+    moto = Command(argv, log, name="moto").start()
     try:
-        deadline = time.monotonic() + 30
-        while not port_open(port):
-            assert proc.poll() is None, log_tail(log)
-            assert time.monotonic() < deadline, log_tail(log)
-            time.sleep(0.05)
-        endpoint = f"http://127.0.0.1:{port}"
+        endpoint = f"http://127.0.0.1:{moto.port}"
         client = boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -45,7 +40,7 @@ def s3_endpoint(tmp_path_factory):
         client.create_bucket(Bucket=BUCKET)
         yield endpoint, client
     finally:
-        terminate(proc)
+        moto.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pythonjsonlogger.json import JsonFormatter
 
-from tests.support.services import REPO_ROOT
+from scripts.devstack import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 SETTINGS = REPO_ROOT / "chatsite" / "settings.py"

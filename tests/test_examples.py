@@ -26,9 +26,9 @@ from chatclient.errors import ChatApiError, ChatError
 from chatclient.events import Conversation, ReadMark, Status, Typing
 from chatclient.objects import Message
 from chatclient.session import ChatSession
+from scripts.devstack import BULK_LIMITS, DjangoStack
 from tests.conftest import _key_pool, fresh_device_keys
 from tests.support.fixtures import _redis_db_index
-from tests.support.services import BULK_LIMITS, DjangoStack
 
 pytestmark = pytest.mark.processes
 

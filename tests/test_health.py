@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from messaging import health
-from tests.support.services import PostgresServer, RedisServer
+from scripts.devstack import PostgresServer, RedisServer
 
 
 def get_health(client: Client):
@@ -82,7 +82,7 @@ def fetch(url: str) -> tuple[int, dict]:
 @pytest.mark.load
 def test_healthz_follows_redis_and_postgres(live_stack):
     """A worker on its own Redis and PostgreSQL: 200, then 503 naming what went away."""
-    from tests.support.services import postgres_unavailable_reason
+    from scripts.devstack import postgres_unavailable_reason
 
     if postgres_unavailable_reason():
         pytest.skip(postgres_unavailable_reason())

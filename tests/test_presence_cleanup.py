@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from messaging import presence
 from messaging.models import Connection
-from tests.support.services import RedisServer
+from scripts.devstack import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

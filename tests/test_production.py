@@ -2,11 +2,13 @@
 
 nginx (deploy/nginx/chat.conf, TLS) in front of two daphne workers run as the systemd
 unit runs them (deploy/systemd/chat-daphne@.service: --proxy-headers, -v 0), Redis as the
-channel layer, PostgreSQL as the database, static files collected and served by nginx.
+channel layer, PostgreSQL as the database, static files collected and served by nginx
+(`scripts.devstack.ProductionStack`; the clients are tests/support/production_clients.py).
 
 Two clients land on different workers and chat; typing, read marks and presence cross
 workers; one worker is SIGKILLed mid-conversation and its client reconnects through nginx
-to the other, syncs and resends, with nothing lost or duplicated.
+to the other, syncs and resends, with nothing lost or duplicated. One module, so that its
+tests share one stack.
 """
 
 from __future__ import annotations
@@ -15,12 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-import shlex
-import shutil
-import ssl
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -29,483 +25,48 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed
 
 from chatclient import protocol
+from scripts.devstack import ProductionStack, nginx_available
 from tests.support.ci import skip_or_fail
 from tests.support.fixtures import _redis_db_index
-from tests.support.services import (
-    REPO_ROOT,
-    START_TIMEOUT,
-    DaphneServer,
-    DjangoStack,
-    ServiceError,
-    _spawn,
-    free_port,
-    log_tail,
-    port_open,
-    terminate,
+from tests.support.production_clients import (
+    PASSWORD,
+    Browser,
+    NoRedirect,
+    Peer,
+    connections_by_worker,
+    load_release_restart,
+    new_keys,
+    raw_request,
+    until,
 )
 
 pytestmark = pytest.mark.processes
 
-DEPLOY = REPO_ROOT / "deploy"
-PASSWORD = "correct horse battery staple"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def unit_daphne_argv(port: int) -> list[str]:
-    """ExecStart of the systemd unit, for this venv and port."""
-    unit = (DEPLOY / "systemd" / "chat-daphne@.service").read_text()
-    line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
-    argv = shlex.split(line.removeprefix("ExecStart="))
-    assert argv[0].endswith("/python") and argv[1:3] == ["-m", "chatsite.serve"]
-    return [sys.executable, *(a.replace("%i", str(port)) for a in argv[1:])]
-
-
-class UnitDaphne(DaphneServer):
-    """A daphne worker started with the systemd unit's command line."""
-
-    def _launch_and_wait(self, timeout: float) -> None:
-        self.argv = unit_daphne_argv(self.port)
-        self.proc = _spawn(self.argv, self.log_path, cwd=self.cwd, env=self.env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServiceError(f"daphne exited\n{log_tail(self.log_path)}")
-            if port_open(self.port):
-                return
-            time.sleep(0.05)
-        raise ServiceError(f"daphne not listening in {timeout}s\n{log_tail(self.log_path)}")
-
-
-def render_site(
-    site: str, *, http_port, https_port, workers, cert, key, static_root, tmp, blob_dir=None
-):
-    """deploy/nginx/chat.conf with loopback ports and temp paths; every edit must apply."""
-    edits = [
-        (r"\n\s*listen \[::\]:\d+( ssl)?;", ""),
-        (r"listen 80;", f"listen 127.0.0.1:{http_port};"),
-        (r"listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
-        (r"ssl_certificate /\S+;", f"ssl_certificate {cert};"),
-        (r"ssl_certificate_key /\S+;", f"ssl_certificate_key {key};"),
-        (r"alias /srv/chat/staticfiles/;", f"alias {static_root}/;"),
-        (r"access_log /var/log/nginx/chat\.access\.log", f"access_log {tmp}/chat.access.log"),
-        (r"root /var/www/letsencrypt;", f"root {tmp};"),
-        (r"alias /srv/chat/var/blobs/;", f"alias {blob_dir or tmp / 'blobs'}/;"),
-        (r"set \$chat_https_host \$host;", f'set $chat_https_host "$host:{https_port}";'),
-    ]
-    for pattern, replacement in edits:
-        site, count = re.subn(pattern, replacement, site)
-        assert count, f"deploy/nginx/chat.conf no longer has {pattern!r}"
-    # The shipped server parameters (max_fails, fail_timeout) for each test worker.
-    params = re.search(r"    server 127\.0\.0\.1:\d+([^;]*);", site).group(1)
-    servers = "".join(f"    server 127.0.0.1:{port}{params};\n" for port in workers)
-    site, count = re.subn(r"(    server 127\.0\.0\.1:\d+[^\n]*\n)+", servers, site)
-    assert count == 1, "the upstream block's server lines are not where they were"
-    return site
-
-
-class Nginx:
-    """nginx as a child process (daemon off) with a generated main config."""
-
-    def __init__(self, tmp: Path, site: str):
-        self.tmp = tmp
-        (tmp / "site.conf").write_text(site)
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        paths = "".join(
-            f"    {kind}_temp_path {tmp}/{kind}_temp;\n"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        (tmp / "nginx.conf").write_text(
-            f"{user}worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log info;\n"
-            "events { worker_connections 512; }\n"
-            "http {\n    include /etc/nginx/mime.types;\n"
-            "    default_type application/octet-stream;\n"
-            f"    access_log {tmp}/access.log;\n{paths}"
-            f"    include {tmp}/site.conf;\n}}\n"
-        )
-        self.proc = None
-
-    def start(self, port: int) -> Nginx:
-        argv = [NGINX, "-p", str(self.tmp), "-e", str(self.tmp / "error.log")]
-        argv += ["-c", str(self.tmp / "nginx.conf")]
-        test = subprocess.run([*argv, "-t"], capture_output=True, text=True, timeout=30)
-        assert test.returncode == 0, test.stderr
-        self.proc = _spawn([*argv, "-g", "daemon off;"], self.tmp / "nginx.out")
-        deadline = time.monotonic() + START_TIMEOUT
-        while not port_open(port):
-            assert self.proc.poll() is None, log_tail(self.tmp / "error.log")
-            assert time.monotonic() < deadline, "nginx not listening"
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc)
-
-
-def self_signed_cert(tmp: Path) -> tuple[Path, Path]:
-    """A one-day certificate for 127.0.0.1 (cryptography comes with daphne's autobahn)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def staging_cert(tmp: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 made by deploy/selfsigned-cert (the staging command
-    of docs/deploy.md section 6), falling back to `self_signed_cert` without openssl."""
-    if shutil.which("openssl") is None:
-        return self_signed_cert(tmp)
-    folder = tmp / "staging-tls"
-    done = subprocess.run(
-        ["sh", str(DEPLOY / "selfsigned-cert"), "127.0.0.1", str(folder), "1"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return folder / "fullchain.pem", folder / "privkey.pem"
-
-
-# --------------------------------------------------------------------------- clients
-
-
-class Browser:
-    """JSON over HTTPS through nginx, with cookies and X-CSRFToken like the browser code."""
-
-    def __init__(self, origin: str, tls: ssl.SSLContext):
-        self.origin, self.tls = origin, tls
-        self.cookies: dict[str, str] = {}
-        self.set_cookie_lines: list[str] = []
-
-    def call(self, method: str, path: str, body=None, form: dict | None = None):
-        """One request (redirects not followed); `form` posts urlencoded with the CSRF
-        token as Django's HTML forms do."""
-        headers = {"Origin": self.origin, "Accept": "application/json"}
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        if "csrftoken" in self.cookies:
-            headers["X-CSRFToken"] = self.cookies["csrftoken"]
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        elif form is not None:
-            fields = {"csrfmiddlewaretoken": self.cookies.get("csrftoken", ""), **form}
-            data = urllib.parse.urlencode(fields, doseq=True).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            headers["Referer"] = self.origin + path
-        request = urllib.request.Request(
-            self.origin + path, data=data, method=method, headers=headers
-        )
-        opener = urllib.request.build_opener(
-            NoRedirect, urllib.request.HTTPSHandler(context=self.tls)
-        )
-        try:
-            response = opener.open(request, timeout=15)
-        except urllib.error.HTTPError as error:
-            response = error
-        with response:
-            raw = response.read()
-            for line in response.headers.get_all("Set-Cookie") or []:
-                self.set_cookie_lines.append(line)
-                name, _, value = line.split(";")[0].partition("=")
-                self.cookies[name.strip()] = value.strip()
-            is_json = response.headers.get("Content-Type", "").startswith("application/json")
-            return response.status, (json.loads(raw) if raw and is_json else raw), response.headers
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-class Peer:
-    """One user with one device: a WebSocket through nginx, the messages it has seen,
-    what it has sent and not yet had acknowledged."""
-
-    def __init__(self, name: str, origin: str, tls: ssl.SSLContext, keys):
-        self.name, self.origin, self.tls, self.keys = name, origin, tls, keys
-        self.browser = Browser(origin, tls)
-        self.ws = None
-        self.reader: asyncio.Task | None = None
-        self.messages: dict[int, dict] = {}  # message id -> message (de-duplicated)
-        self.frames: asyncio.Queue = asyncio.Queue()
-        self.acks: dict[str, dict] = {}
-        self.pending: dict[str, dict] = {}  # client_msg_id -> send frame
-        self.sent_texts: dict[str, str] = {}
-        self.closed = asyncio.Event()
-        self.changed = asyncio.Event()  # set on every ack and when the socket closes
-        self.reconnects = 0
-        self.failed_handshakes = 0  # connection attempts that did not open a socket
-        self.counter = 0  # the last n used (one conversation per peer in these tests)
-
-    # --- HTTP
-    def sign_up(self) -> None:
-        self.browser.call("GET", "/api/session/")
-        status, body, _ = self.browser.call(
-            "POST", "/api/users/", {"username": self.name, "password": PASSWORD}
-        )
-        assert status == 201, body
-        self.user_id = body["user"]["id"]
-        identity = self.keys.id_private
-        status, body, _ = self.browser.call(
-            "PUT",
-            "/api/identity/",
-            {
-                "id_spki": protocol.b64encode(protocol.spki_of(identity)),
-                "proof": protocol.sign_identity_proof(identity, self.user_id),
-            },
-        )
-        assert status == 201, body
-        status, body, _ = self.browser.call(
-            "POST",
-            "/api/devices/",
-            {
-                "name": f"{self.name} test device",
-                "enc_spki": protocol.b64encode(self.keys.enc_spki),
-                "sig_spki": protocol.b64encode(self.keys.sig_spki),
-                "proof": protocol.sign_device_proof(self.keys, self.user_id),
-                "cert": protocol.sign_device_cert(
-                    identity, self.user_id, self.keys.enc_kid, self.keys.sig_kid
-                ),
-            },
-        )
-        assert status == 201, body
-        self.device_id = body["id"]
-
-    def recipients(self, conversation: dict) -> dict:
-        keys = {}
-        for member in conversation["members"]:
-            _, listing, _ = self.browser.call("GET", f"/api/users/{member['username']}/devices/")
-            for device in listing["devices"]:
-                keys[device["enc_kid"]] = protocol.import_public_key(
-                    protocol.b64decode(device["enc_spki"])
-                )
-        return keys
-
-    # --- WebSocket
-    async def connect(self) -> None:
-        url = self.origin.replace("https://", "wss://") + f"/ws/chat/?device={self.device_id}"
-        cookie = "; ".join(f"{k}={v}" for k, v in self.browser.cookies.items())
-        self.ws = await ws_connect(
-            url, ssl=self.tls, origin=self.origin, additional_headers={"Cookie": cookie}
-        )
-        self.closed.clear()
-        self.reader = asyncio.create_task(self._read(self.ws))
-
-    async def _read(self, ws) -> None:
-        try:
-            async for raw in ws:
-                frame = json.loads(raw)
-                if frame["type"] == "message":
-                    self.messages[frame["message"]["id"]] = frame["message"]
-                elif frame["type"] == "ack":
-                    self.acks[frame["client_msg_id"]] = frame
-                    self.pending.pop(frame["client_msg_id"], None)
-                    self.changed.set()
-                await self.frames.put(frame)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.closed.set()
-            self.changed.set()
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self.closed.wait()
-
-    async def expect(self, frame_type: str, timeout: float = 5.0, **match) -> dict:
-        """The next frame of this type (and these fields); other frames are skipped."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{self.name}: no {frame_type} {match} in {timeout}s")
-            frame = await asyncio.wait_for(self.frames.get(), left)
-            if frame["type"] == frame_type and all(frame.get(k) == v for k, v in match.items()):
-                return frame
-
-    async def send_text(self, conversation: dict, keys: dict, text: str) -> str:
-        """Seal (v2, the next counter: resends of pending frames keep theirs) and send."""
-        msg_id = protocol.new_client_msg_id()
-        self.counter += 1
-        envelope = protocol.seal_envelope(
-            protocol.text_message(text),
-            conversation_id=conversation["id"],
-            sender_id=self.user_id,
-            client_msg_id=msg_id,
-            n=self.counter,
-            head="",  # a direct conversation
-            sender_keys=self.keys,
-            recipient_keys=keys,
-        )
-        frame = {"type": "send", "conversation": conversation["id"], "client_msg_id": msg_id}
-        self.pending[msg_id] = {**frame, "envelope": envelope}
-        self.sent_texts[msg_id] = text
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(json.dumps(self.pending[msg_id]))
-        return msg_id
-
-    def cursor(self, conversation_id: int) -> int:
-        """The last seq up to which this peer has every message (no gap)."""
-        seqs = {m["seq"] for m in self.messages.values() if m["conversation"] == conversation_id}
-        cursor = 0
-        while cursor + 1 in seqs:
-            cursor += 1
-        return cursor
-
-    async def sync(self, conversation_id: int) -> None:
-        await self.ws.send(
-            json.dumps(
-                {"type": "sync", "cursors": {str(conversation_id): self.cursor(conversation_id)}}
-            )
-        )
-        await self.expect("synced", timeout=10)
-
-    async def recover(self, conversation_id: int) -> None:
-        """What a client does when its socket drops: reconnect, sync, resend unacked."""
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                await self.connect()
-                break
-            except (OSError, ConnectionClosed, Exception) as error:  # noqa: B014
-                self.failed_handshakes += 1
-                assert time.monotonic() < deadline, f"{self.name} cannot reconnect: {error!r}"
-                await asyncio.sleep(0.2)
-        self.reconnects += 1
-        await self.sync(conversation_id)
-        for frame in list(self.pending.values()):
-            await self.ws.send(json.dumps(frame))
-
-
-# --------------------------------------------------------------------------- the test
-
-
-def new_keys() -> protocol.DeviceKeys:
-    """Fresh device keys holding a fresh identity key (the user's, set at sign-up): the
-    module's tests share one database, where keys are unique (the session's key pool hands
-    every test the same first keys)."""
-    return protocol.generate_device_keys(2048).with_identity(protocol.generate_identity_key(2048))
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
-def connections_by_worker(database_url: str) -> dict[int, set[str]]:
-    """user id -> workers with a fresh Connection row (presence heartbeat table)."""
-    with psycopg.connect(database_url) as db:
-        rows = db.execute(
-            "SELECT user_id, worker FROM messaging_connection"
-            " WHERE seen > now() - interval '90 seconds'"
-        ).fetchall()
-    found: dict[int, set[str]] = {}
-    for user_id, worker in rows:
-        found.setdefault(user_id, set()).add(worker)
-    return found
-
 
 @pytest.fixture(scope="module")
-def production(tmp_path_factory, postgres_server, redis_server):
+def production(postgres_server, redis_server):
     """One production stack for this module's tests (each uses users of its own)."""
-    if not os.access(NGINX, os.X_OK):
+    if not nginx_available():
         skip_or_fail("nginx not found (run scripts/install-system-deps.sh)")
-    tmp = tmp_path_factory.mktemp("nginx")
-    http_port, https_port = free_port(), free_port()
-    origin = f"https://127.0.0.1:{https_port}"
+    redis_db = next(_redis_db_index)
+    redis_server.flushdb(redis_db)
     env = {
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DJANGO_CSRF_TRUSTED_ORIGINS": origin,
-        "DJANGO_BEHIND_TLS_PROXY": "1",
         "DJANGO_HSTS_SECONDS": "60",
-        "DJANGO_MANIFEST_STATIC": "1",
         "REGISTRATION_OPEN": "1",
-        "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
         "BLOB_ACCEL_REDIRECT": "/_blobs/",
     }
-    redis_db = next(_redis_db_index)
-    redis_server.flushdb(redis_db)
-    stack = DjangoStack(
-        1,
-        database_url=postgres_server.new_database("production"),
-        redis_url=redis_server.url_for(redis_db),
-        env=env,
-        collectstatic=True,
-    )
-    nginx = None
-    try:
-        stack.start()
-        # Replace the plain daphne with two workers started as systemd starts them.
-        for server in stack.servers:
-            server.stop()
-        stack.servers = [
-            UnitDaphne(stack.env, stack.dir, cwd=REPO_ROOT, name=f"unit-daphne-{i}").start()
-            for i in range(2)
-        ]
-        cert, key = staging_cert(tmp)
-        os.chmod(stack.dir, 0o755)
-        site = render_site(
-            (DEPLOY / "nginx" / "chat.conf").read_text(),
-            http_port=http_port,
-            https_port=https_port,
-            workers=[s.port for s in stack.servers],
-            cert=cert,
-            key=key,
-            static_root=stack.env["DJANGO_STATIC_ROOT"],
-            tmp=tmp,
-            blob_dir=Path(stack.env["CHAT_VAR_DIR"]) / "blobs",
-        )
-        nginx = Nginx(tmp, site).start(https_port)
-        tls = ssl.create_default_context(cafile=str(cert))
-        yield {"stack": stack, "origin": origin, "http_port": http_port, "tls": tls, "tmp": tmp}
-    finally:
-        if nginx is not None:
-            nginx.stop()
-        stack.stop()
+    database = postgres_server.new_database("production", postgres_server.migrated_template())
+    with ProductionStack(database, redis_server.url_for(redis_db), env=env, migrated=True) as prod:
+        yield {
+            "stack": prod.stack,
+            "origin": prod.origin,
+            "http_port": prod.http_port,
+            "tls": prod.proxy.tls_context(),
+            "access_log": prod.proxy.access_log,
+        }
 
 
 def test_deploy_config_serves_tls_static_and_health(production):
@@ -795,30 +356,14 @@ async def test_two_workers_behind_nginx_chat_and_survive_a_worker_kill(productio
         secrets_seen += [m["envelope"]["ct"][:32], m["envelope"]["sig"][:32]]
         secrets_seen += [v[:32] for v in m["envelope"]["keys"].values()]
     secrets_seen += [text for text in expected.values()]
-    logs = [production["tmp"] / "chat.access.log", *(s.log_path for s in stack.servers)]
+    logs = [production["access_log"], *(s.log_path for s in stack.servers)]
     for path in logs:
         text = path.read_text(errors="replace") if path.exists() else ""
         for line in filter(None, text.splitlines()):
             json.loads(line)  # every line parses
         for secret in secrets_seen:
             assert secret not in text, f"{path.name} holds {secret[:12]}…"
-    assert "sessionid" not in production["tmp"].joinpath("chat.access.log").read_text()
-
-
-def _raw(browser: Browser, method: str, path: str, data=None, headers=None):
-    """A request with a raw body (an iterable of bytes is sent chunked) through nginx."""
-    all_headers = {"Origin": browser.origin, **(headers or {})}
-    all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
-    all_headers["X-CSRFToken"] = browser.cookies.get("csrftoken", "")
-    request = urllib.request.Request(
-        browser.origin + path, data=data, method=method, headers=all_headers
-    )
-    try:
-        response = urllib.request.urlopen(request, context=browser.tls, timeout=60)
-    except urllib.error.HTTPError as error:
-        response = error
-    with response:
-        return response.status, response.read(), response.headers
+    assert "sessionid" not in production["access_log"].read_text()
 
 
 def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(production):
@@ -836,13 +381,13 @@ def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(produc
     size = 5 * 2**20 + 16 * 80  # padme(5 MiB) is 5 MiB: 80 chunks
     body = os.urandom(size)
     octets = {"Content-Type": "application/octet-stream"}
-    status, raw, _ = _raw(browser, "POST", "/api/blobs/", body, octets)
+    status, raw, _ = raw_request(browser, "POST", "/api/blobs/", body, octets)
     assert status == 201, raw
     blob_id = json.loads(raw)["blob"]["id"]
     blob_dir = Path(stack.env["CHAT_VAR_DIR"]) / "blobs"
     assert (blob_dir / blob_id[:2] / blob_id).read_bytes() == body
 
-    status, raw, headers = _raw(browser, "GET", f"/api/blobs/{blob_id}/")
+    status, raw, headers = raw_request(browser, "GET", f"/api/blobs/{blob_id}/")
     assert status == 200 and raw == body
     assert headers["Content-Type"] == "application/octet-stream"
     assert headers.get_all("X-Content-Type-Options") == ["nosniff"]
@@ -871,7 +416,7 @@ def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(produc
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 201
             uploaded_on[json.loads(response.read())["blob"]["id"]] = (server.port, small)
-    access_log = production["tmp"] / "chat.access.log"
+    access_log = production["access_log"]
 
     def authorizers() -> set[tuple[str, int]]:  # (blob, worker port) of logged downloads
         found = set()
@@ -885,7 +430,7 @@ def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(produc
     crossed = []
     for _round in range(4):  # each blob twice in a row: round robin or not, one crosses
         for small_id, (_, small) in [item for item in uploaded_on.items() for _ in "12"]:
-            status, raw, _ = _raw(browser, "GET", f"/api/blobs/{small_id}/")
+            status, raw, _ = raw_request(browser, "GET", f"/api/blobs/{small_id}/")
             assert status == 200 and raw == small
         deadline = time.monotonic() + 5  # nginx logs a request after its last byte
         while not (found := authorizers()):
@@ -896,12 +441,12 @@ def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(produc
             break
     assert crossed, f"every download was authorized by the worker that took the upload: {found}"
 
-    status, raw, headers = _raw(
+    status, raw, headers = raw_request(
         browser, "GET", f"/api/blobs/{blob_id}/", headers={"Range": "bytes=1000-1999"}
     )
     assert status == 206 and raw == body[1000:2000]
     assert headers["Content-Range"] == f"bytes 1000-1999/{size}"
-    status, raw, _ = _raw(browser, "GET", "/_blobs/" + blob_id[:2] + "/" + blob_id)
+    status, raw, _ = raw_request(browser, "GET", "/_blobs/" + blob_id[:2] + "/" + blob_id)
     assert status == 404  # internal only
 
     def chunks():  # no Content-Length: counted by the worker as it arrives
@@ -909,20 +454,9 @@ def test_blobs_through_nginx_upload_on_one_worker_download_from_the_other(produc
             yield b"\0" * 2**20
 
     before = sorted(p for p in blob_dir.rglob("*") if p.is_file())
-    status, raw, _ = _raw(browser, "POST", "/api/blobs/", chunks(), octets)
+    status, raw, _ = raw_request(browser, "POST", "/api/blobs/", chunks(), octets)
     assert status == 413 and json.loads(raw)["error"]["code"] == "too_large"
     assert sorted(p for p in blob_dir.rglob("*") if p.is_file()) == before
-
-
-def load_release_restart():
-    """scripts/release_restart.py as a module (scripts/ is not a package)."""
-    import importlib.util
-
-    path = REPO_ROOT / "scripts" / "release_restart.py"
-    spec = importlib.util.spec_from_file_location("release_restart", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 async def test_rolling_release_keeps_every_handshake_and_message(production):
@@ -984,7 +518,7 @@ async def test_rolling_release_keeps_every_handshake_and_message(production):
         t0 = time.monotonic()
         server.stop()  # SIGTERM (TimeoutStopSec in the unit, STOP_TIMEOUT here)
         t1 = time.monotonic()
-        server._launch_and_wait(START_TIMEOUT)
+        server.restart()
         phases.append(
             {"port": port, "stop": round(t1 - t0, 2), "start": round(time.monotonic() - t1, 2)}
         )
@@ -1036,6 +570,6 @@ async def test_rolling_release_keeps_every_handshake_and_message(production):
     with psycopg.connect(stack.database_url) as db:
         pids = {row[0] for row in db.execute("SELECT DISTINCT pid FROM messaging_connection")}
     assert pids <= {server.pid for server in stack.servers}, pids
-    log = (production["tmp"] / "chat.access.log").read_text().splitlines()
+    log = (production["access_log"]).read_text().splitlines()
     bad = [line for line in log if '"status":502' in line or '"status":504' in line]
     assert not bad, bad[:3]

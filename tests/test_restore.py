@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from chatclient.events import IncomingMessage, Rollback
-from tests.support.services import find_pg_bin
+from scripts.devstack import find_pg_bin
 from tests.test_client_library import Recorder, new_client
 
 pytestmark = pytest.mark.processes

@@ -10,9 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.errors import STATUS_BY_CODE
 from accounts.models import User
 from chatclient import protocol, roster
+from chatclient.protocol_errors import STATUS_BY_CODE
 from keys.models import Device, Identity
 from messaging.models import Conversation, Membership, Message, RosterRecord
 from tests.inprocess import (

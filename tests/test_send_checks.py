@@ -7,8 +7,8 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from accounts.errors import STATUS_BY_CODE
 from chatclient import protocol
+from chatclient.protocol_errors import STATUS_BY_CODE
 from keys.models import Device
 from messaging.models import Message
 from tests.inprocess import create_group, frames_until_pong, recipient_keys, seal

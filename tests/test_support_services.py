@@ -1,4 +1,5 @@
-"""Tests of tests/support: real redis-server, PostgreSQL and daphne processes."""
+"""Tests of scripts/devstack (and the fixtures of tests/support): real redis-server,
+PostgreSQL and daphne processes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import socket
 
 import pytest
 
-from tests.support.ci import skip_or_fail
-from tests.support.services import (
+from scripts.devstack import (
     REPO_ROOT,
     DaphneServer,
     DjangoStack,
@@ -19,6 +19,7 @@ from tests.support.services import (
     free_port,
     port_open,
 )
+from tests.support.ci import skip_or_fail
 
 pytestmark = pytest.mark.processes
 
@@ -73,11 +74,11 @@ def test_redis_restart_keeps_port_and_loses_data():
 
     server = RedisServer().start()
     try:
-        port, first_pid = server.port, server.proc.pid
+        port, first_pid = server.port, server.pid
         client = redis.Redis.from_url(server.url)
         client.set("k", "v")
         server.restart()
-        assert server.port == port and server.proc.pid != first_pid
+        assert server.port == port and server.pid != first_pid
         client = redis.Redis.from_url(server.url)
         assert client.ping()
         assert client.get("k") is None, "started with --save '' --appendonly no"
@@ -137,7 +138,7 @@ def test_daphne_serves_http_and_websocket_kill_restart(tmp_path):
         assert http_get(server.base_url)[1] == f"ok {server.pid}".encode()
     finally:
         server.stop()
-    assert server.proc.poll() is not None and not port_open(port)
+    assert not server.running and server.pid is None and not port_open(port)
 
 
 def test_daphne_start_failure_reports_log(tmp_path):
@@ -174,9 +175,12 @@ def test_stack_on_postgres(live_stack):
 @needs_asgi
 def test_stack_stop_leaves_nothing_running():
     stack = DjangoStack(1).start()
-    proc, directory = stack.servers[0].proc, stack.dir
+    server, directory = stack.servers[0], stack.dir
+    pid = server.pid
     stack.stop()
-    assert proc.poll() is not None
+    assert not server.running
+    with pytest.raises(ProcessLookupError):  # stopped and reaped
+        os.kill(pid, 0)
     assert not directory.exists()
 
 

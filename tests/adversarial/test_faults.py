@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from chatclient import protocol
+from scripts.devstack import PostgresServer, postgres_unavailable_reason
 from tests.adversarial.agents import Agent, Ledger
 from tests.adversarial.figures import Figures
 from tests.live import add_device, live_user
-from tests.support.services import PostgresServer, postgres_unavailable_reason
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(300)]
 
@@ -244,21 +244,9 @@ async def test_postgres_briefly_unavailable(live_stack, own_postgres, device_key
         Progress(),
     )
 
-    def bounce():
-        # "fast": connections are cut, committed work kept. ("immediate" with the test
-        # cluster's fsync=off/synchronous_commit=off would drop acknowledged commits.)
-        pg_ctl = own_postgres.bins["pg_ctl"]
-        own_postgres._run(
-            own_postgres._as_pg(
-                [pg_ctl, "-D", str(own_postgres.data_dir), "-m", "fast", "-w", "stop"]
-            )
-        )
-        time.sleep(3)
-        own_postgres._pg_ctl_start(30)
-
     async def fault():
         await when(progress, len(agents) * PER_AGENT // 3)
-        await asyncio.to_thread(bounce)
+        await asyncio.to_thread(own_postgres.bounce, 3)  # down 3 s, then back
 
     await asyncio.gather(traffic(agents, members, ledger, progress=progress), fault())
     await finish(figures, agents, members, ledger, reader)

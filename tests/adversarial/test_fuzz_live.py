@@ -12,6 +12,7 @@ import pytest
 
 from chatclient import protocol
 from chatclient.session import ChatSession
+from scripts.devstack import BULK_LIMITS
 from tests.adversarial import fuzzing
 from tests.adversarial.figures import Figures
 from tests.adversarial.test_fuzz import (
@@ -24,7 +25,6 @@ from tests.adversarial.test_fuzz import (
     ws_examples,
 )
 from tests.live import live_user, recipients_of
-from tests.support.services import BULK_LIMITS
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(600)]
 

@@ -36,7 +36,7 @@ def shared_stack():
     the tests, which use distinct usernames; starting a stack costs several seconds.
     REST sends are not rate-limited here: tests seed hundreds of history messages through
     REST in one go (`tests/test_rate_limits.py` covers the limit)."""
-    from tests.support.services import DjangoStack
+    from scripts.devstack import DjangoStack
 
     stack = DjangoStack(1, env={"REST_SEND_RATE": "100000/m"}).start()
     try:

@@ -18,8 +18,8 @@ import pytest
 from playwright.sync_api import expect
 
 from chatclient import protocol
+from scripts.devstack import DjangoStack
 from tests.browser.chat_helpers import PASSPHRASE, PASSWORD, ChatUser
-from tests.support.services import DjangoStack
 from tests.test_client_cli import REPO, Cli
 
 pytestmark = pytest.mark.browser

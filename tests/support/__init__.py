@@ -1,4 +1,4 @@
 """Test helpers that run real processes (redis-server, PostgreSQL, daphne) on loopback.
 
-`services` has the process classes; `fixtures` is a pytest plugin exposing them.
+The process classes are `scripts.devstack`; `fixtures` is a pytest plugin exposing them.
 """

@@ -28,8 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ci import skip_or_fail
-from tests.support.services import (
+from scripts.devstack import (
     DjangoStack,
     PostgresServer,
     RedisServer,
@@ -37,6 +36,7 @@ from tests.support.services import (
     migrated_sqlite_template,
     postgres_unavailable_reason,
 )
+from tests.support.ci import skip_or_fail
 
 
 def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
