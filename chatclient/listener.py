@@ -141,6 +141,7 @@ class _Connection:
         for event in client.pop_notices():
             yield event
         self.socket = await ChatSocket.open(client.session, client.device_id)
+        self.socket.start_reading()  # the client's sends get their acks on it (ws module)
         client.socket = self.socket
         try:
             await self.sync(list(client.cursors))
