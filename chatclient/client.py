@@ -617,10 +617,12 @@ class ChatClient:
     def cursors(self) -> dict[int, int]:
         return {int(k): self.state.get("cursors", k) for k in self.state.keys("cursors")}
 
-    def advance(self, cid: int, seq: int) -> None:
-        """Record ``seq`` as handled in ``cid`` and save the state."""
+    def advance(self, cid: int, seq: int, *, save: bool = True) -> None:
+        """Record ``seq`` as handled in ``cid`` and save the state (``save=False``: with
+        the next save)."""
         self.state.set_cursor(cid, seq)
-        self.save()
+        if save:
+            self.save()
 
     def forget_cursor(self, cid: int) -> None:
         """Stop following a conversation (not a member any more)."""

@@ -264,8 +264,10 @@ class _Connection:
             event = await self.client.open(message)
             yield event
             # Advanced only once the consumer is done with it: a crash in between
-            # shows the message again next time rather than never.
-            self.client.advance(conversation_id, nxt)
+            # shows the message again next time rather than never. A message of my own
+            # (a bot's own reply coming back) is saved with the next save: one state
+            # file write (an fsync) less per answer; after a crash it is opened again.
+            self.client.advance(conversation_id, nxt, save=not getattr(event, "own", False))
         if not held:
             self.held.pop(conversation_id, None)
             self.gap_syncs.pop(conversation_id, None)
