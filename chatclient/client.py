@@ -444,7 +444,7 @@ class ChatClient:
             frame["blobs"] = list(blobs)
         try:
             reply = await socket.exchange({**frame, "envelope": envelope}, msg_id, SOCKET_ACK_WAIT)
-        except (ChatError, TimeoutError):
+        except (ChatError, OSError, TimeoutError):  # the socket ended or stayed silent
             return None
         if reply.get("type") != "ack" or not isinstance(reply.get("id"), int):
             if reply.get("code") == "rate_limited":  # the socket's frame budget: rest it
