@@ -64,6 +64,11 @@ MAX_SEND_ATTEMPTS = 6
 RATE_LIMIT_RETRIES = 5
 RATE_LIMIT_FIRST_DELAY = 0.5
 RATE_LIMIT_MAX_DELAY = 8.0
+# Seconds a send on the listening socket waits for its ack before it goes over HTTP.
+SOCKET_ACK_WAIT = 15.0
+# After the socket refused a send as rate_limited, sends use HTTP for this long (refused
+# frames pile up towards the server's flood close, 4429).
+SOCKET_REST_AFTER_LIMIT = 2.0
 VERDICT_STATUS = {
     ordering.OK: OK,
     ordering.REPLAYED: REPLAYED,
@@ -121,6 +126,7 @@ class ChatClient:
         self._known: dict[int, dict] = {}  # conversation id -> the object last observed
         self._direct: dict[str, int] = {}  # username -> id of my direct conversation
         self.socket: ChatSocket | None = None  # the listening socket, while listening
+        self._socket_sends_from = 0.0  # loop time from which sends may use that socket
 
     @property
     def keys(self) -> protocol.DeviceKeys:
@@ -403,7 +409,8 @@ class ChatClient:
         blobs: list[str] | None = None,
     ) -> dict:
         """Seal ``content`` for the certified devices of the conversation's verified
-        members and store it over HTTP; returns the stored message of §4.
+        members and store it (on the listening socket while listening, else over HTTP);
+        returns the stored message of §4.
 
         ``target`` is a conversation dict, id or username; ``blobs`` names my uploaded,
         unsent blobs (§10.2). Raises ``SendingPaused`` (an identity change to accept, a
@@ -411,9 +418,51 @@ class ChatClient:
         """
 
         async def transmit(cid: int, msg_id: str, envelope: dict) -> dict:
+            stored = await self._send_on_listening_socket(cid, msg_id, envelope, blobs)
+            if stored is not None:
+                return stored
             return await self.session.send_message(cid, msg_id, envelope, blobs)
 
         return await self._deliver(target, content, client_msg_id, transmit)
+
+    async def _send_on_listening_socket(
+        self, cid: int, msg_id: str, envelope: dict, blobs: list[str] | None
+    ) -> dict | None:
+        """While listening, a send goes as a ``send`` frame on the listening socket: the
+        server stores it in its group commit, without a request of its own (a third of the
+        server's CPU per message, measured against ``POST …/messages/``). Returns the stored
+        message (§4) built from the ``ack``; None when HTTP should send it: not listening,
+        the socket ended or did not answer in time (the same ``client_msg_id`` over HTTP
+        is stored once), or any refusal, which HTTP then gives as the endpoint does
+        (status, ``retry_after``)."""
+        socket = self.socket
+        loop = asyncio.get_running_loop()
+        if socket is None or not socket.reading or loop.time() < self._socket_sends_from:
+            return None
+        frame: dict[str, Any] = {"type": "send", "conversation": cid, "client_msg_id": msg_id}
+        if blobs:
+            frame["blobs"] = list(blobs)
+        try:
+            reply = await socket.exchange({**frame, "envelope": envelope}, msg_id, SOCKET_ACK_WAIT)
+        except (ChatError, OSError, TimeoutError):  # the socket ended or stayed silent
+            return None
+        if reply.get("type") != "ack" or not isinstance(reply.get("id"), int):
+            if reply.get("code") == "rate_limited":  # the socket's frame budget: rest it
+                self._socket_sends_from = loop.time() + SOCKET_REST_AFTER_LIMIT
+            return None
+        return {
+            "id": reply["id"],
+            "conversation": cid,
+            "seq": reply.get("seq"),
+            "sender_id": self.user_id,
+            "sender": self.username,
+            "sender_device": self.device_id,
+            "client_msg_id": msg_id,
+            "created": reply.get("created"),
+            "envelope": envelope,
+            "blobs": list(blobs or []),
+            "deleted": False,
+        }
 
     async def send_on_socket(
         self,
@@ -568,10 +617,12 @@ class ChatClient:
     def cursors(self) -> dict[int, int]:
         return {int(k): self.state.get("cursors", k) for k in self.state.keys("cursors")}
 
-    def advance(self, cid: int, seq: int) -> None:
-        """Record ``seq`` as handled in ``cid`` and save the state."""
+    def advance(self, cid: int, seq: int, *, save: bool = True) -> None:
+        """Record ``seq`` as handled in ``cid`` and save the state (``save=False``: with
+        the next save)."""
         self.state.set_cursor(cid, seq)
-        self.save()
+        if save:
+            self.save()
 
     def forget_cursor(self, cid: int) -> None:
         """Stop following a conversation (not a member any more)."""

@@ -141,6 +141,7 @@ class _Connection:
         for event in client.pop_notices():
             yield event
         self.socket = await ChatSocket.open(client.session, client.device_id)
+        self.socket.start_reading()  # the client's sends get their acks on it (ws module)
         client.socket = self.socket
         try:
             await self.sync(list(client.cursors))
@@ -263,8 +264,10 @@ class _Connection:
             event = await self.client.open(message)
             yield event
             # Advanced only once the consumer is done with it: a crash in between
-            # shows the message again next time rather than never.
-            self.client.advance(conversation_id, nxt)
+            # shows the message again next time rather than never. A message of my own
+            # (a bot's own reply coming back) is saved with the next save: one state
+            # file write (an fsync) less per answer; after a crash it is opened again.
+            self.client.advance(conversation_id, nxt, save=not getattr(event, "own", False))
         if not held:
             self.held.pop(conversation_id, None)
             self.gap_syncs.pop(conversation_id, None)

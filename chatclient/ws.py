@@ -4,6 +4,11 @@
 server's own ``Origin``. Closes surface as ``SocketClosed`` (``.code`` 4401/4403/4429 or
 a transport code), refusals at the handshake as ``ChatApiError``, a server that cannot be
 reached as ``ServerUnreachable``.
+
+A listening socket is read by a task of its own (``start_reading``): the ``ack`` or
+``error`` frame of a send in flight (``exchange``) goes straight to its sender, every
+other frame waits for ``recv_frame`` in arrival order. So a handler can send on the
+socket it was called from and await the answer while the listener is paused in it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ class ChatSocket:
 
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
+        self._frames: asyncio.Queue[dict | BaseException] | None = None
+        self._reader: asyncio.Task | None = None
+        self._waiting: dict[str, asyncio.Future[dict]] = {}
+        self._ended: BaseException | None = None
 
     @classmethod
     async def open(
@@ -72,12 +81,80 @@ class ChatSocket:
         except ConnectionClosed as error:
             raise _closed(error) from error
 
+    @property
+    def reading(self) -> bool:
+        """Whether a task reads this socket (``start_reading``) and it has not ended."""
+        return self._reader is not None and self._ended is None
+
+    def start_reading(self) -> None:
+        """From now on read frames in a task of this socket (see the module docstring);
+        ``recv_frame`` hands them out. Idempotent."""
+        if self._reader is None:
+            self._frames = asyncio.Queue()
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._frames is not None
+        try:
+            while True:
+                frame = await self._next_frame(None)
+                msg_id = frame.get("client_msg_id")
+                waiter = self._waiting.pop(msg_id, None) if isinstance(msg_id, str) else None
+                if waiter is not None and frame.get("type") in ("ack", "error"):
+                    if not waiter.done():
+                        waiter.set_result(frame)
+                    continue
+                if waiter is not None:  # another frame naming it: still waiting
+                    self._waiting[msg_id] = waiter
+                self._frames.put_nowait(frame)
+        except asyncio.CancelledError:
+            self._end(SocketClosed(1000, "closed by this client"))
+            raise
+        except Exception as error:  # SocketClosed, mostly: every reader hears of it
+            self._end(error)
+
+    def _end(self, error: BaseException) -> None:
+        self._ended = error
+        for waiter in self._waiting.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+        self._waiting.clear()
+        if self._frames is not None:
+            self._frames.put_nowait(error)
+
+    async def exchange(self, frame: dict, client_msg_id: str, timeout: float) -> dict:
+        """Send a frame naming ``client_msg_id`` and return the ``ack`` or ``error``
+        frame that answers it, on a socket that ``start_reading`` reads. Raises
+        ``SocketClosed`` if the socket ends first, ``TimeoutError`` after ``timeout``
+        seconds (the send may still have been stored: send it again with the same id)."""
+        if not self.reading:
+            raise SocketClosed(None, "this socket is not read by a task")
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[client_msg_id] = waiter
+        try:
+            await self.send_frame(frame)
+            async with asyncio.timeout(timeout):
+                return await waiter
+        finally:
+            if self._waiting.get(client_msg_id) is waiter:
+                del self._waiting[client_msg_id]
+
     async def recv_frame(self, timeout: float | None = None) -> dict:
         """The next frame as a dict (non-JSON or non-object frames are skipped).
 
         Raises ``SocketClosed`` when the socket closes and ``TimeoutError`` after
         ``timeout`` seconds without a frame.
         """
+        if self._frames is None:
+            return await self._next_frame(timeout)
+        async with asyncio.timeout(timeout):
+            item = await self._frames.get()
+        if isinstance(item, BaseException):
+            self._frames.put_nowait(item)  # every later call raises it too
+            raise item
+        return item
+
+    async def _next_frame(self, timeout: float | None) -> dict:
         while True:
             try:
                 async with asyncio.timeout(timeout):
@@ -92,8 +169,12 @@ class ChatSocket:
                 return frame
 
     async def close(self) -> None:
-        """Close normally (idempotent)."""
+        """Close normally (idempotent); a reading task ends, sends in flight get
+        ``SocketClosed``."""
         await self.connection.close()
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
 
     async def __aenter__(self) -> ChatSocket:
         return self

@@ -14,12 +14,15 @@ class FakeClient:
         self.cursors = dict(cursors)
         self.opened = []
         self.notices = []
+        self.saved = []
+        self.own = set()
 
     def cursor(self, conversation_id):
         return self.cursors.get(conversation_id)
 
-    def advance(self, conversation_id, seq):
+    def advance(self, conversation_id, seq, *, save=True):
         self.cursors[conversation_id] = seq
+        self.saved.append((seq, save))
 
     def pop_notices(self):
         notices, self.notices = self.notices, []
@@ -27,7 +30,13 @@ class FakeClient:
 
     async def open(self, message):
         self.opened.append(message["seq"])
-        return message["seq"]
+        return Own(message["seq"]) if message["seq"] in self.own else message["seq"]
+
+
+class Own(int):
+    """An opened message of my own (what the connection looks at: ``own``)."""
+
+    own = True
 
 
 class FakeSocket:
@@ -92,6 +101,16 @@ async def test_unknown_conversation_is_read_from_the_start_and_has_more_resyncs(
     assert await feed(connection, message(9, 1)) == [1]
     await feed(connection, {"type": "synced", "cursors": {"9": 1}, "has_more": {"9": True}})
     assert connection.socket.sent[-1] == {"type": "sync", "cursors": {"9": 1}}
+
+
+async def test_my_own_messages_move_the_cursor_without_a_state_file_write():
+    client, connection = connection_for({7: 0})
+    client.own = {2}
+    assert await feed(connection, message(7, 1)) == [1]
+    assert await feed(connection, message(7, 2)) == [2]  # my reply, back from the server
+    assert await feed(connection, message(7, 3)) == [3]
+    assert client.saved == [(1, True), (2, False), (3, True)]
+    assert client.cursors[7] == 3
 
 
 def test_backoff_grows_to_a_cap_and_resets():

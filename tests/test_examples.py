@@ -26,6 +26,7 @@ from chatclient.errors import ChatApiError, ChatError
 from chatclient.events import Conversation, ReadMark, Status, Typing
 from chatclient.objects import Message
 from chatclient.session import ChatSession
+from chatclient.ws import ChatSocket
 from scripts.devstack import BULK_LIMITS, DjangoStack
 from tests.conftest import _key_pool, fresh_device_keys
 from tests.support.fixtures import _redis_db_index
@@ -48,10 +49,12 @@ for session in Session.objects.all():
 
 @pytest.fixture(scope="module")
 def stack(redis_server):
-    """One stack for every example (send limits lifted for the burst)."""
+    """One stack for every example (send limits lifted for the burst: REST's and the
+    socket's frame rate, which a listening client's sends use)."""
     index = next(_redis_db_index)
     redis_server.flushdb(index)
-    stack = DjangoStack(1, redis_url=redis_server.url_for(index), env=BULK_LIMITS).start()
+    env = {**BULK_LIMITS, "WS_RATE_PER_SECOND": "100000", "WS_RATE_BURST": "100000"}
+    stack = DjangoStack(1, redis_url=redis_server.url_for(index), env=env).start()
     try:
         yield stack
     finally:
@@ -385,7 +388,7 @@ async def test_the_sdk_api_typed_objects_handlers_and_relogin(stack, caplog):
     @hank.command("ping")
     async def ping(message: Message, args: str) -> None:
         note(("ping", args))
-        await message.reply(f"pong {args}")
+        note(("stored", await message.reply(f"pong {args}")))
 
     @hank.on(Typing)
     @hank.on(ReadMark)
@@ -405,6 +408,15 @@ async def test_the_sdk_api_typed_objects_handlers_and_relogin(stack, caplog):
             return await fetch()
 
         hank.session.conversations = counted  # type: ignore[method-assign]
+        posts = 0
+        post = hank.session.send_message
+
+        async def counted_post(*args: object, **kwargs: object) -> dict:
+            nonlocal posts
+            posts += 1
+            return await post(*args, **kwargs)  # type: ignore[arg-type]
+
+        hank.session.send_message = counted_post  # type: ignore[method-assign]
         await gina.typing(conversation.id)
         await until(lambda e: isinstance(e, Typing) and e.user == "gina")
         for text in ("boom", "/ping now", "/ping again", "hello"):
@@ -413,6 +425,28 @@ async def test_the_sdk_api_typed_objects_handlers_and_relogin(stack, caplog):
         assert ("ping", "now") in seen and ("ping", "again") in seen
         assert "a bug in a handler" in caplog.text  # logged, and the bot went on
         assert calls == 0  # a listening client's replies fetch no conversation list
+        # ... and go on its socket, not as POSTs; what send returns is the stored message.
+        assert posts == 0
+        replies = [item[1] for item in seen if isinstance(item, tuple) and item[0] == "stored"]
+        stored_page = (await hank.session.history(conversation.id, limit=50))["messages"]
+        assert replies == [m for m in stored_page if m["id"] in {r["id"] for r in replies}]
+
+        # An ack lost on the way (the frame was stored): the same client_msg_id over
+        # HTTP is answered with that message, stored once.
+        exchange = ChatSocket.exchange
+
+        async def ack_lost(socket: ChatSocket, frame: dict, msg_id: str, timeout: float) -> dict:
+            await exchange(socket, frame, msg_id, timeout)
+            raise TimeoutError
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ChatSocket, "exchange", ack_lost)
+            again = await hank.send_text(conversation.id, "ack lost")
+        assert posts == 1
+        stored_page = (await hank.session.history(conversation.id, limit=50))["messages"]
+        assert [m["id"] for m in stored_page if m["client_msg_id"] == again["client_msg_id"]] == [
+            again["id"]
+        ]
 
         assert isinstance(hello, Message)
         await hello.react("🎉")

@@ -15,7 +15,7 @@
 Refusals are `forbidden` (403) and change nothing.
 """
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from accounts.errors import ActionError
 from accounts.models import User
@@ -102,12 +102,21 @@ def _clear_request(membership: Membership) -> None:
             _announce_touch(membership.user_id, other, was_in_touch=False)
 
 
+_ACCEPT_BY_SENDING_SQL = (
+    f"UPDATE {connection.ops.quote_name(Membership._meta.db_table)}"
+    " SET request = %s, declined_seq = NULL"
+    " WHERE conversation_id = %s AND user_id = %s AND request"
+)
+
+
 def accepted_by_sending(sender_id: int, conversation_id: int) -> bool:
     """Inside the send's transaction: her send accepts the request she had here; True
-    when it did (the frames of `accept` follow the commit)."""
-    cleared = Membership.objects.filter(
-        conversation_id=conversation_id, user_id=sender_id, request=True
-    ).update(request=False, declined_seq=None)
+    when it did (the frames of `accept` follow the commit). One plain UPDATE on every
+    direct send (the ORM's cost more than the statement), matching no row but the first
+    time."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ACCEPT_BY_SENDING_SQL, [False, conversation_id, sender_id])
+        cleared = cursor.rowcount
     if cleared:
         publish_conversation(conversation_id)
         membership = Membership.objects.select_related("conversation").get(
