@@ -159,7 +159,12 @@ if REDIS_URL:
         }
     }
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # One pool per process: Django builds a cache client per request under ASGI.
+            "OPTIONS": {"pool_class": "chatsite.cache_pool.SharedConnectionPool"},
+        }
     }
 else:
     CHANNEL_LAYERS = {
