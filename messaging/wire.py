@@ -1,6 +1,21 @@
 """JSON shapes of messages and conversations, as every API and frame shows them."""
 
+import orjson
+
 from accounts.wire import iso_utc
+
+_FRAME_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def dumps_frame(frame: dict) -> str:
+    """A frame (or any server JSON) as compact UTF-8 JSON text, as `json.dumps(frame,
+    separators=(",", ":"), ensure_ascii=False)` writes it, by orjson (~10x faster).
+
+    Non-string keys become strings as with `json`; what is not JSON (NaN, a lone
+    surrogate, an integer beyond 64 bits) raises TypeError instead of being written.
+    Input is not parsed here: frames from clients go through `accounts.wire.loads_strict`,
+    which refuses duplicated keys (orjson would keep the last)."""
+    return orjson.dumps(frame, option=_FRAME_OPTIONS).decode()
 
 
 def message_dict(message, sender_username: str) -> dict:
