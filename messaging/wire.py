@@ -36,6 +36,43 @@ def message_dict(message, sender_username: str) -> dict:
     }
 
 
+#: The columns `message_row_dict` reads (`QuerySet.values_list(*MESSAGE_COLUMNS)`).
+MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "seq",
+    "sender_id",
+    "sender__username",
+    "sender_device_id",
+    "client_msg_id",
+    "created",
+    "envelope",
+    "blob_ids",
+    "deleted",
+)
+
+
+def message_row_dict(row: tuple) -> dict:
+    """`message_dict` of a row of `MESSAGE_COLUMNS`: the same dict, without building a
+    Message and a User per row (pages of history and sync read hundreds)."""
+    pk, conversation, seq, sender_id, sender, device, msg_id, created, envelope, blobs, deleted = (
+        row
+    )
+    return {
+        "id": pk,
+        "conversation": conversation,
+        "seq": seq,
+        "sender_id": sender_id,
+        "sender": sender,
+        "sender_device": device,
+        "client_msg_id": msg_id,
+        "created": iso_utc(created),
+        "envelope": envelope,
+        "blobs": blobs,
+        "deleted": deleted,
+    }
+
+
 def roster_head(conversation) -> dict | None:
     """`{"n", "hash"}` of the conversation's last roster record, or None without a roster."""
     if conversation.roster_n is None:
