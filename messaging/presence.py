@@ -1,8 +1,7 @@
 """Who is online, across processes: one `Connection` row per open socket.
 
-Each process refreshes `seen` on each of its own rows every `HEARTBEAT_SECONDS`, one
-`HEARTBEAT_SLICES`th of them (by row id) at a time, so 10,000 sockets cost a small UPDATE
-every 3 s instead of a 10,000-row burst every 30 s; rows of a process that died stop counting after `STALE_SECONDS` and are purged later.
+Each process refreshes `seen` on its own rows every `HEARTBEAT_SECONDS` in one UPDATE;
+rows of a process that died stop counting after `STALE_SECONDS` and are purged later.
 Each row names its process (`WORKER_ID`, host, port, pid): a worker that stops cleanly
 deletes its rows, one that starts on a port deletes the rows of the process that held it
 before, and `manage.py clear_presence` deletes stale ones (or all, at a cold start).
@@ -15,7 +14,6 @@ import uuid
 from datetime import timedelta
 
 from django.db.models import Count, Q
-from django.db.models.functions import Mod
 from django.utils import timezone
 
 from keys.actions import mark_devices_seen
@@ -28,7 +26,6 @@ HOST = socket.gethostname()[:255]
 #: The port this process serves on, once known (chatsite.serve sets it); None elsewhere.
 PORT: int | None = None
 HEARTBEAT_SECONDS = 30
-HEARTBEAT_SLICES = 10
 STALE_SECONDS = 90
 PURGE_AFTER = timedelta(days=1)
 
@@ -106,30 +103,22 @@ def online_among(user_ids) -> set[int]:
     )
 
 
-def refresh_worker(part: int = 0, parts: int = 1) -> None:
-    """Mark this process's sockets as seen now (those whose row id is `part` modulo
-    `parts`: one slice of them) and, with slice 0, purge long-dead rows."""
+def refresh_worker() -> None:
+    """Mark this process's sockets as seen now and purge long-dead rows."""
     now = timezone.now()
     mine = Connection.objects.filter(worker=WORKER_ID)
-    if parts > 1:
-        mine = mine.alias(part=Mod("id", parts)).filter(part=part)
     mine.update(seen=now)
     mark_devices_seen(mine.values_list("device_id", flat=True), now)
-    if part == 0:
-        Connection.objects.filter(seen__lt=now - PURGE_AFTER).delete()
+    Connection.objects.filter(seen__lt=now - PURGE_AFTER).delete()
 
 
 _refresh_worker_in_db = database_call(refresh_worker)
 
 
 async def _heartbeat() -> None:
-    """Every row is refreshed once per HEARTBEAT_SECONDS, a slice every 1/HEARTBEAT_SLICES
-    of it: well inside STALE_SECONDS, without a burst of every row at once."""
-    part = 0
     while True:
-        await asyncio.sleep(HEARTBEAT_SECONDS / HEARTBEAT_SLICES)
-        await _refresh_worker_in_db(part, HEARTBEAT_SLICES)
-        part = (part + 1) % HEARTBEAT_SLICES
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        await _refresh_worker_in_db()
 
 
 def ensure_heartbeat() -> None:
