@@ -1,6 +1,7 @@
 """Sending: check and store envelopes (§2), group commit for the socket, fan-out."""
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
@@ -78,8 +79,7 @@ def store_message(
     *,
     device: Device | None = None,
     blobs: list[str] | tuple = (),
-    batch: "_Batch | None" = None,
-) -> "SendOutcome | _Deferred":
+) -> SendOutcome:
     """Check and store one v2 envelope; a (sender, client_msg_id) seen before returns the
     stored one, whatever the new body holds.
 
@@ -99,15 +99,9 @@ def store_message(
     index lookup; the insert): whether it was stored before is asked only when a check
     fails or the insert hits the (sender, client_msg_id) constraint, and the membership
     query only when the sender has no active device among the members'.
-
-    With `batch` (`store_messages`), a message without blobs that passes every check is
-    not inserted here but returned as `_Deferred` and added to the batch, whose rows go in
-    one multi-row INSERT; the counter check then also counts the batch's rows.
     """
     try:
-        return _store_new(
-            sender, conversation_id, client_msg_id, envelope, device, list(blobs), batch
-        )
+        return _store_new(sender, conversation_id, client_msg_id, envelope, device, list(blobs))
     except ActionError:
         stored = _stored(sender, client_msg_id)  # a replay is answered, whatever its body
         if stored is not None:
@@ -140,8 +134,13 @@ def _store_new(
         raise ActionError(exc.code, exc.detail) from exc
     if not verified:
         raise ActionError("bad_signature", "The envelope's signature does not verify.")
+    # In a batch, each item already runs in a savepoint of its own (`_store_each_checked`)
+    # and a deferred row is inserted later: a second savepoint here would only add two
+    # statements. A row inserted here (alone, or with blobs) gets its own, so that a
+    # replay's IntegrityError rolls back only this send.
+    inner = contextlib.nullcontext() if batch is not None and not blob_ids else transaction.atomic()
     try:
-        with transaction.atomic():
+        with inner:
             # The seq first: the UPDATE takes the row lock and the next seq in one statement;
             # any check that fails below rolls it back with the rest.
             now = timezone.now()
@@ -362,25 +361,32 @@ def _store_each(items: list[tuple], batch: _Batch | None) -> list:
 
 
 def _store_each_checked(items: list[tuple], batch: _Batch | None) -> list:
+    """Each item in its own savepoint; with `batch`, a message without blobs that passes
+    every check is not inserted but returned as `_Deferred` and its row added to the
+    batch (the counter check then also counts the batch's rows)."""
     results: list = [None] * len(items)
     for i in sorted(range(len(items)), key=lambda i: items[i][1]):
         sender, conversation_id, client_msg_id, envelope, device, *rest = items[i]
-        blobs = rest[0] if rest else ()
+        blobs = list(rest[0]) if rest else []
         try:
             # Its own savepoint around all of it: a statement of this item that fails
             # at the database (e.g. the replay lookup after a refused check) must not
             # abort the batch's transaction (on PostgreSQL the rest would fail and
             # COMMIT become ROLLBACK, losing items already reported stored).
-            with transaction.atomic():
-                results[i] = store_message(
-                    sender,
-                    conversation_id,
-                    client_msg_id,
-                    envelope,
-                    device=device,
-                    blobs=blobs,
-                    batch=batch,
-                )
+            if batch is None:
+                with transaction.atomic():
+                    results[i] = store_message(
+                        sender, conversation_id, client_msg_id, envelope, device=device, blobs=blobs
+                    )
+                continue
+            try:
+                with transaction.atomic():  # a refused check rolls back its seq here
+                    results[i] = _store_new(
+                        sender, conversation_id, client_msg_id, envelope, device, blobs, batch
+                    )
+            except ActionError as refused:
+                with transaction.atomic():  # a replay is answered, whatever its body
+                    results[i] = _stored(sender, client_msg_id) or refused
         except Exception as exc:  # this item only: its savepoint was rolled back
             results[i] = exc
     return results
