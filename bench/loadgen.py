@@ -465,6 +465,9 @@ async def sync_check(run, live, k):
 
 
 # -------------------------------------------------------------------------------- idle
+IDLE_WINDOW = 20  # s: the presence refresh's bursts show in windows this short
+
+
 async def run_idle(args, plan):
     run = Run(args, plan)
     n_dev = len(plan["devices"])
@@ -499,8 +502,15 @@ async def run_idle(args, plan):
     s_conn = sysstat.snapshot(pids)
     await asyncio.sleep(args.settle)
     s1 = sysstat.snapshot(pids)
-    await asyncio.sleep(args.duration)
-    s2 = sysstat.snapshot(pids)
+    windows, sa, left = [], s1, args.duration  # idle CPU per IDLE_WINDOW s: bursts show
+    while left > 0:
+        await asyncio.sleep(min(IDLE_WINDOW, left))
+        left -= IDLE_WINDOW
+        sb = sysstat.snapshot(pids)
+        w = sysstat.window(sa, sb)
+        windows.append(round(sum(x["cpu_pct"] for x in w["servers"]), 1))
+        sa = sb
+    s2 = sa
     open_at_end = sum(1 for c in live if c.ws.state is State.OPEN)
     for c in live:
         if c.pinger:
@@ -537,6 +547,8 @@ async def run_idle(args, plan):
         "connect": connect_info,
         "errors": dict(run.errors),
         "frames_while_idle": run.n["idle_frames"],
+        "idle_window_s": IDLE_WINDOW,
+        "idle_cpu_pct_windows": windows,  # all server processes, per window
         "servers": servers,
         "loadgen_cpu_pct": hold["loadgen_cpu_pct"],
         "system_cpu_pct": hold["system_cpu_pct"],
@@ -579,6 +591,7 @@ def summary(r):
                 f" kB ({s['rss_kb_per_socket']} kB/socket), idle cpu {s['idle_cpu_pct']}%"
             )
         lines.append(f"  loadgen {r['loadgen_cpu_pct']}%; not ours {r['other_cpu_pct']}%")
+        lines.append(f"  servers' cpu % per {IDLE_WINDOW} s window: {r['idle_cpu_pct_windows']}")
     lines.append(f"  errors {r['errors'] or 'none'}; PASS={r['pass']}")
     return "\n".join(lines)
 

@@ -118,6 +118,23 @@ def main():
     except TypeError:  # protocol.py before that change
         out["verify_spki_shape_checked_us"] = None
 
+    try:  # the server's OpenSSL verifier (lane speed), where the tree has it
+        from messaging import signatures
+
+        def verify_openssl(i):
+            f = parsed[i]
+            assert signatures.verify_envelope(
+                dumped[i],
+                conversation_id=f.conversation,
+                sender_id=sample[i][1].pk,
+                client_msg_id=f.client_msg_id,
+                sig_spki=spkis[i],
+            )
+
+        out["verify_openssl_us"] = cpu_us(verify_openssl, range(n))
+    except ImportError:
+        out["verify_openssl_us"] = None
+
     # store: one message per transaction (one commit each), then grouped
     def run_store(batch_items, grouped):
         t_wall, t_cpu = time.perf_counter(), time.thread_time()

@@ -1,5 +1,6 @@
 """The JSON API of messaging: conversations, rosters, history, REST send (PROTOCOL §4, §8)."""
 
+from django.http import HttpResponse
 from ninja import Path, Query, Router, Status
 
 from accounts.auth import session_auth
@@ -19,6 +20,7 @@ from .schemas import (
     RosterRecords,
     SendIn,
 )
+from .wire import dumps_frame
 
 router = Router(tags=["messaging"], auth=session_auth)
 
@@ -95,10 +97,14 @@ def history(
     before_seq: int | None = Query(None, ge=0, le=DB_INT_MAX),
     limit: int = Query(50, ge=1, le=DB_INT_MAX),
 ):
-    """A page of history in ascending seq: the newest, or the one below `before_seq`."""
+    """A page of history in ascending seq: the newest, or the one below `before_seq`.
+
+    Written by orjson straight from the rows (`MessagePage` documents it): ninja's
+    validation of 100 messages the server itself built cost more than the query."""
     membership = queries.require_membership(request.auth, conversation_id, current=False)
     messages, has_more = queries.history_page(membership, before_seq, min(limit, HISTORY_MAX))
-    return {"messages": messages, "has_more": has_more}
+    page = {"messages": messages, "has_more": has_more}
+    return HttpResponse(dumps_frame(page), content_type="application/json")
 
 
 @router.post(

@@ -9,7 +9,12 @@ from accounts.errors import ActionError
 from keys.models import Device
 
 from .models import Block, Conversation, HistoryKey, Membership, Message, RosterRecord
-from .wire import conversation_dict, message_dict, roster_record_dict
+from .wire import (
+    MESSAGE_COLUMNS,
+    conversation_dict,
+    message_row_dict,
+    roster_record_dict,
+)
 
 
 def _blocks_of(user_ids) -> list[tuple[int, int]]:
@@ -246,21 +251,24 @@ def history_page(
     messages = readable_messages(membership)
     if before_seq is not None:
         messages = messages.filter(seq__lt=before_seq)
-    page = list(messages.order_by("-seq")[: limit + 1])
+    page = list(messages.order_by("-seq").values_list(*MESSAGE_COLUMNS)[: limit + 1])
     has_more = len(page) > limit
     page = page[:limit]
     page.reverse()
-    messages = [message_dict(m, m.sender.username) for m in page]
+    messages = [message_row_dict(row) for row in page]
     return with_history_keys(membership.user_id, messages), has_more
 
 
 def messages_after(membership: Membership, after_seq: int, limit: int) -> tuple[list[dict], bool]:
     """Up to `limit` messages with seq above `after_seq`, ascending, and whether more exist."""
     page = list(
-        readable_messages(membership).filter(seq__gt=after_seq).order_by("seq")[: limit + 1]
+        readable_messages(membership)
+        .filter(seq__gt=after_seq)
+        .order_by("seq")
+        .values_list(*MESSAGE_COLUMNS)[: limit + 1]
     )
     has_more = len(page) > limit
-    messages = [message_dict(m, m.sender.username) for m in page[:limit]]
+    messages = [message_row_dict(row) for row in page[:limit]]
     return with_history_keys(membership.user_id, messages), has_more
 
 

@@ -1,6 +1,21 @@
 """JSON shapes of messages and conversations, as every API and frame shows them."""
 
+import orjson
+
 from accounts.wire import iso_utc
+
+_FRAME_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def dumps_frame(frame: dict) -> str:
+    """A frame (or any server JSON) as compact UTF-8 JSON text, as `json.dumps(frame,
+    separators=(",", ":"), ensure_ascii=False)` writes it, by orjson (~10x faster).
+
+    Non-string keys become strings as with `json`; what is not JSON (NaN, a lone
+    surrogate, an integer beyond 64 bits) raises TypeError instead of being written.
+    Input is not parsed here: frames from clients go through `accounts.wire.loads_strict`,
+    which refuses duplicated keys (orjson would keep the last)."""
+    return orjson.dumps(frame, option=_FRAME_OPTIONS).decode()
 
 
 def message_dict(message, sender_username: str) -> dict:
@@ -18,6 +33,43 @@ def message_dict(message, sender_username: str) -> dict:
         "envelope": message.envelope,
         "blobs": message.blob_ids,
         "deleted": message.deleted,
+    }
+
+
+#: The columns `message_row_dict` reads (`QuerySet.values_list(*MESSAGE_COLUMNS)`).
+MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "seq",
+    "sender_id",
+    "sender__username",
+    "sender_device_id",
+    "client_msg_id",
+    "created",
+    "envelope",
+    "blob_ids",
+    "deleted",
+)
+
+
+def message_row_dict(row: tuple) -> dict:
+    """`message_dict` of a row of `MESSAGE_COLUMNS`: the same dict, without building a
+    Message and a User per row (pages of history and sync read hundreds)."""
+    pk, conversation, seq, sender_id, sender, device, msg_id, created, envelope, blobs, deleted = (
+        row
+    )
+    return {
+        "id": pk,
+        "conversation": conversation,
+        "seq": seq,
+        "sender_id": sender_id,
+        "sender": sender,
+        "sender_device": device,
+        "client_msg_id": msg_id,
+        "created": iso_utc(created),
+        "envelope": envelope,
+        "blobs": blobs,
+        "deleted": deleted,
     }
 
 

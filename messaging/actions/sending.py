@@ -1,6 +1,7 @@
 """Sending: check and store envelopes (§2), group commit for the socket, fan-out."""
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
@@ -15,8 +16,8 @@ from accounts.models import User
 from chatclient import protocol
 from keys.models import Device
 
-from .. import dbthread, queries, realtime
-from ..models import Conversation, Message
+from .. import dbthread, queries, realtime, signatures
+from ..models import Block, Conversation, Membership, Message
 from ..wire import message_dict
 from .blobs import name_blobs
 from .requests import accepted_by_sending, check_direct_allowed, other_in_direct
@@ -115,27 +116,31 @@ def _store_new(
     envelope: dict,
     device,
     blob_ids: list[str],
-) -> SendOutcome:
+    batch: "_Batch | None" = None,
+) -> "SendOutcome | _Deferred":
     signer = _signing_device(sender, envelope["sig_kid"], device)
     sig_spki = bytes(signer.sig_spki)
     try:
         # Both callers (WebSocket frame, REST body) validated the envelope with
         # schemas.Envelope, which checks what protocol.validate_envelope checks.
-        verified = protocol.verify_envelope_signature(
+        verified = signatures.verify_envelope(
             envelope,
             conversation_id=conversation_id,
             sender_id=sender.pk,
             client_msg_id=client_msg_id,
-            sig_public=signing_key(sig_spki),
             sig_spki=sig_spki,
-            shape_checked=True,
         )
     except protocol.ProtocolError as exc:
         raise ActionError(exc.code, exc.detail) from exc
     if not verified:
         raise ActionError("bad_signature", "The envelope's signature does not verify.")
+    # In a batch, each item already runs in a savepoint of its own (`_store_each_checked`)
+    # and a deferred row is inserted later: a second savepoint here would only add two
+    # statements. A row inserted here (alone, or with blobs) gets its own, so that a
+    # replay's IntegrityError rolls back only this send.
+    inner = contextlib.nullcontext() if batch is not None and not blob_ids else transaction.atomic()
     try:
-        with transaction.atomic():
+        with inner:
             # The seq first: the UPDATE takes the row lock and the next seq in one statement;
             # any check that fails below rolls it back with the rest.
             now = timezone.now()
@@ -146,8 +151,12 @@ def _store_new(
             seq, roster_n, roster_hash, direct_key = taken
             accepted = False
             if direct_key:  # a block refuses it; her send accepts a request (§6)
-                check_direct_allowed(sender.pk, other_in_direct(direct_key, sender.pk))
-                accepted = accepted_by_sending(sender.pk, conversation_id)
+                other = other_in_direct(direct_key, sender.pk)
+                request, blocked = _direct_gate(conversation_id, sender.pk, other)
+                if blocked:
+                    check_direct_allowed(sender.pk, other)  # raises `forbidden`
+                if request:
+                    accepted = accepted_by_sending(sender.pk, conversation_id)
             if envelope["head"] != roster_hash:
                 raise ActionError(
                     "stale_roster",
@@ -155,6 +164,9 @@ def _store_new(
                     head={"n": roster_n, "hash": roster_hash} if roster_n is not None else None,
                 )
             highest = _highest_n(conversation_id, signer.pk)
+            if batch is not None:  # this device's rows not inserted yet in this batch
+                highest = max(highest or 0, batch.highest_n.get((conversation_id, signer.pk), 0))
+                highest = highest or None
             if highest is not None and envelope["n"] <= highest:
                 raise ActionError(
                     "stale_counter",
@@ -170,7 +182,7 @@ def _store_new(
                     missing=missing,
                     extra=extra,
                 )
-            message = Message.objects.create(
+            message = Message(
                 conversation_id=conversation_id,
                 seq=seq,
                 sender_id=sender.pk,
@@ -182,6 +194,12 @@ def _store_new(
                 n=envelope["n"],
                 blob_ids=blob_ids,
             )
+            recipients = sorted(set(kids.values()))
+            if batch is not None and not blob_ids:
+                batch.highest_n[(conversation_id, signer.pk)] = envelope["n"]
+                batch.rows.append(message)
+                return _Deferred(message, sender.username, recipients, accepted)
+            message.save(force_insert=True)
             name_blobs(sender.pk, message.pk, blob_ids)
     except IntegrityError:
         stored = _stored(sender, client_msg_id)  # the same message, sent twice at once
@@ -191,9 +209,39 @@ def _store_new(
     return SendOutcome(
         message_dict(message, sender.username),
         created=True,
-        recipients=sorted(set(kids.values())),
+        recipients=recipients,
         accepted=accepted,
     )
+
+
+@dataclass
+class _Deferred:
+    """A checked message of a batch, its row not inserted yet (see `store_messages`)."""
+
+    message: Message
+    sender_username: str
+    recipients: list[int]
+    accepted: bool
+
+    def outcome(self) -> SendOutcome:
+        return SendOutcome(
+            message_dict(self.message, self.sender_username),
+            created=True,
+            recipients=self.recipients,
+            accepted=self.accepted,
+        )
+
+
+@dataclass
+class _Batch:
+    """The rows a batch will insert together, and each device's highest `n` among them."""
+
+    rows: list = field(default_factory=list)
+    highest_n: dict = field(default_factory=dict)
+
+
+class _Conflict(Exception):
+    """The batch's multi-row INSERT hit a constraint (a send that raced its replay)."""
 
 
 def _take_seq(conversation_id: int, now) -> tuple[int, int | None, str] | None:
@@ -218,6 +266,25 @@ def _highest_n(conversation_id: int, device_id: int) -> int | None:
         return cursor.fetchone()[0]
 
 
+def _direct_gate(conversation_id: int, sender_id: int, other_id: int) -> tuple[bool, bool]:
+    """(the sender's membership here is a pending request, a block stands between the two
+    either way), in one read: the rows `accepted_by_sending` would update and
+    `visibility.blocked_between` would find, which then run only when these say so."""
+    sql = _DIRECT_GATE_SQL.format(
+        membership=connection.ops.quote_name(Membership._meta.db_table),
+        block=connection.ops.quote_name(Block._meta.db_table),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [conversation_id, sender_id, sender_id, other_id, other_id, sender_id])
+        request, blocked = cursor.fetchone()
+        return bool(request), bool(blocked)
+
+
+_DIRECT_GATE_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM {membership} WHERE conversation_id = %s AND user_id = %s"
+    " AND request), EXISTS (SELECT 1 FROM {block} WHERE (blocker_id = %s AND blocked_id = %s)"
+    " OR (blocker_id = %s AND blocked_id = %s))"
+)
 _TAKE_SEQ_SQL = (
     "UPDATE messaging_conversation SET last_seq = last_seq + 1, last_activity = %s"
     " WHERE id = %s RETURNING last_seq, roster_n, roster_hash, direct_key"
@@ -248,35 +315,80 @@ def store_messages(items: list[tuple]) -> list:
     """Store several sends in one transaction, so one commit (one fsync) for all of them.
 
     `items` are `store_message` arguments `(sender, conversation_id, client_msg_id,
-    envelope, device[, blobs])`. Each runs in its own savepoint, in the order given except that
-    conversations are taken in ascending id (so two workers lock rows in the same order);
-    the result for each is its `SendOutcome` or the exception it raised. If the commit
-    itself fails, nothing was stored and every item gets that exception.
+    envelope, device[, blobs])`. Each is checked in its own savepoint, in the order given
+    except that conversations are taken in ascending id (so two workers lock rows in the
+    same order); the rows of those that pass go in one multi-row INSERT at the end. The
+    result for each is its `SendOutcome` or the exception it raised. If the commit itself
+    fails, nothing was stored and every item gets that exception.
+
+    A batch that repeats a (sender, client_msg_id), or whose INSERT hits a constraint (a
+    replay that raced its original from another worker), is rolled back whole and stored
+    again one row at a time, each insert in its item's savepoint, as before: every send
+    is then answered by its stored message, and nothing is stored twice.
     """
-    results: list = [None] * len(items)
+    ids = [(item[0].pk, item[2]) for item in items]
+    if len(set(ids)) == len(ids) and connection.features.can_return_rows_from_bulk_insert:
+        try:
+            return _store_together(items)
+        except _Conflict:
+            pass
+    return _store_each(items, None)
+
+
+def _store_together(items: list[tuple]) -> list:
+    batch = _Batch()
     try:
         with transaction.atomic():
-            for i in sorted(range(len(items)), key=lambda i: items[i][1]):
-                sender, conversation_id, client_msg_id, envelope, device, *rest = items[i]
-                blobs = rest[0] if rest else ()
+            results = _store_each_checked(items, batch)
+            if batch.rows:
                 try:
-                    # Its own savepoint around all of it: a statement of this item that fails
-                    # at the database (e.g. the replay lookup after a refused check) must not
-                    # abort the batch's transaction (on PostgreSQL the rest would fail and
-                    # COMMIT become ROLLBACK, losing items already reported stored).
-                    with transaction.atomic():
-                        results[i] = store_message(
-                            sender,
-                            conversation_id,
-                            client_msg_id,
-                            envelope,
-                            device=device,
-                            blobs=blobs,
-                        )
-                except Exception as exc:  # this item only: its savepoint was rolled back
-                    results[i] = exc
+                    Message.objects.bulk_create(batch.rows)
+                except IntegrityError as exc:  # rolls the whole transaction back
+                    raise _Conflict from exc
+    except _Conflict:
+        raise
     except Exception as exc:  # the commit failed: none of them is stored
         return [exc] * len(items)
+    return [r.outcome() if isinstance(r, _Deferred) else r for r in results]
+
+
+def _store_each(items: list[tuple], batch: _Batch | None) -> list:
+    try:
+        with transaction.atomic():
+            return _store_each_checked(items, batch)
+    except Exception as exc:  # the commit failed: none of them is stored
+        return [exc] * len(items)
+
+
+def _store_each_checked(items: list[tuple], batch: _Batch | None) -> list:
+    """Each item in its own savepoint; with `batch`, a message without blobs that passes
+    every check is not inserted but returned as `_Deferred` and its row added to the
+    batch (the counter check then also counts the batch's rows)."""
+    results: list = [None] * len(items)
+    for i in sorted(range(len(items)), key=lambda i: items[i][1]):
+        sender, conversation_id, client_msg_id, envelope, device, *rest = items[i]
+        blobs = list(rest[0]) if rest else []
+        try:
+            # Its own savepoint around all of it: a statement of this item that fails
+            # at the database (e.g. the replay lookup after a refused check) must not
+            # abort the batch's transaction (on PostgreSQL the rest would fail and
+            # COMMIT become ROLLBACK, losing items already reported stored).
+            if batch is None:
+                with transaction.atomic():
+                    results[i] = store_message(
+                        sender, conversation_id, client_msg_id, envelope, device=device, blobs=blobs
+                    )
+                continue
+            try:
+                with transaction.atomic():  # a refused check rolls back its seq here
+                    results[i] = _store_new(
+                        sender, conversation_id, client_msg_id, envelope, device, blobs, batch
+                    )
+            except ActionError as refused:
+                with transaction.atomic():  # a replay is answered, whatever its body
+                    results[i] = _stored(sender, client_msg_id) or refused
+        except Exception as exc:  # this item only: its savepoint was rolled back
+            results[i] = exc
     return results
 
 
