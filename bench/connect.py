@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--devices", type=int, default=200)
     args = p.parse_args()
 
-    from bench.run import BENCH_SECRET_KEY, CACHE, schema_hash
+    from bench.stacks import BENCH_SECRET_KEY, CACHE, schema_hash
 
     stem = CACHE / f"population-sqlite-n{args.devices}-k2-{schema_hash()}"
     if not stem.with_suffix(".sqlite3").exists():

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.growth                                 # ~10 min on 2 cores
     .venv/bin/python -m bench.growth --conversations 10 --per 1000   # a quick look
 
-One throwaway PostgreSQL cluster (`tests.support.services`, fsync off) holds two
+One throwaway PostgreSQL cluster (`scripts.devstack`, fsync off) holds two
 databases migrated alike: `empty` and `full`. Each has the measured pair, alice and bob
 (real 2048-bit keys from bench/.cache, one device each, one direct conversation). `full`
 is bulk-loaded with COPY, not through the API: the pair's conversation and 99 others get
@@ -50,7 +50,7 @@ ALICE, BOB = "growth-alice", "growth-bob"
 
 # ------------------------------------------------------------------------ in a database
 def _django(db_url: str) -> None:
-    from bench.run import BENCH_SECRET_KEY
+    from bench.stacks import BENCH_SECRET_KEY
 
     os.environ.update(
         DJANGO_SETTINGS_MODULE="chatsite.settings",
@@ -409,8 +409,8 @@ def main() -> None:
 
     import psycopg
 
-    from bench.run import git_rev
-    from tests.support.services import PostgresServer
+    from bench.scenarios import git_rev
+    from scripts.devstack import PostgresServer
 
     pg = PostgresServer(dbname="empty").start()
     rev = git_rev()

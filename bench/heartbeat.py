@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--database-url")
     args = p.parse_args()
 
-    from bench.run import BENCH_SECRET_KEY, CACHE, schema_hash
+    from bench.stacks import BENCH_SECRET_KEY, CACHE, schema_hash
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-heartbeat-"))
     url = args.database_url
