@@ -10,24 +10,55 @@ application, turns that back into ordinary `http.request` messages read from the
 chunk at a time. Under plain daphne (no `BODY_FILE`) the application works the same.
 
 It also logs the worker's start and stop as JSON (`worker started` / `worker stopping` /
-`worker stopped` with pid, host, port and worker id) and keeps presence honest across
-restarts: once listening it deletes the presence rows of the process that held its port
-before, and at a clean stop (SIGTERM: daphne cancels every socket's consumer, whose own
-cleanup then never runs) the rows of its own sockets.
+`worker drained` / `worker stopped` with pid, host, port and worker id) and keeps presence
+honest across restarts: once listening it deletes the presence rows of the process that
+held its port before, and at a stop the rows of its own sockets.
+
+**A prompt stop (SIGTERM).** Stock daphne cancels every application at shutdown. A
+consumer cancelled while its database thread is storing a message leaves that thread
+running; the store's on-commit publish then waits (`async_to_sync`) for the event loop,
+which has stopped, and the interpreter's exit waits for that thread forever (py-spy:
+`_python_exit` joining `ThreadPoolExecutor-0_0`, blocked in
+`CurrentThreadExecutor.run_until_future` under `publish_conversation`): the worker logged
+"worker stopped" and lingered until systemd's SIGKILL. So here a stop first stops
+listening (nginx hands new handshakes to the other workers), closes every open WebSocket
+with a close frame, 1000 (the same `websocket.close` an application sends; clients
+reconnect elsewhere, `sync` and resend unacknowledged sends by `client_msg_id`), and gives
+the applications up to `DRAIN_SECONDS` to finish on a running loop (the consumers' own
+disconnect runs: presence rows go, in-flight stores commit and publish) before daphne
+cancels what is left. Then, once daphne's server has returned ("worker stopped"), the
+process ends at once (`os._exit` after flushing its output) instead of tearing the
+interpreter down: that teardown (freeing Django, Twisted and their modules) took 3-6 s of
+CPU on a loaded machine (py-spy: the main thread busy with no Python frame left), and it
+would also wait for a thread still blocked on the stopped loop. Nothing is lost by it: the
+sockets are closed and drained, and a store cut short is rolled back by the database and
+resent by its client (no ack came).
 """
 
+import asyncio
 import logging
 import os
+import sys
+import time
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
-from twisted.internet import reactor, threads
+from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import defer, reactor, threads
 
 logger = logging.getLogger("chatsite.worker")
 
 #: Extension key of the one `http.request` message that stands for the whole body:
 #: (twisted's Request.content file, body length).
 BODY_FILE = "chatsite.body_file"
+
+#: WebSocket close code for a stopping worker: 1000, a normal closure; clients reconnect
+#: after any close but 4401/4403. (1001 "going away" or 1012 "service restart" would say
+#: more, but autobahn, daphne's WebSocket layer, sends only 1000 or 3000-4999, and a new
+#: 4xxx code would be a change to the protocol for no gain.)
+SERVICE_RESTART = 1000
+#: How long a stop waits for the applications to finish after closing their sockets.
+DRAIN_SECONDS = 2.0
 
 
 class BodyOnDisk:
@@ -71,6 +102,8 @@ class ChatServer(Server):
         super().listen_success(port)
         from messaging import presence
 
+        if hasattr(port, "stopListening"):
+            self._ports = [*getattr(self, "_ports", []), port]
         if presence.PORT is None and hasattr(port, "getHost"):
             presence.PORT = port.getHost().port
             logger.info("worker started", extra=self._worker())
@@ -92,6 +125,43 @@ class ChatServer(Server):
         )
         return deferred
 
+    def kill_all_applications(self):
+        """daphne's shutdown step (a "before shutdown" trigger), after a drain: stop
+        listening, close the open WebSockets (1000), wait up to DRAIN_SECONDS for the
+        applications to end; then daphne cancels whatever is left."""
+        drained = defer.Deferred.fromFuture(asyncio.ensure_future(self._drain()))
+        drained.addErrback(lambda failure: logger.warning("drain failed: %s", failure.value))
+        drained.addCallback(lambda _: super(ChatServer, self).kill_all_applications())
+        return drained
+
+    async def _drain(self) -> None:
+        started = time.monotonic()
+        for port in getattr(self, "_ports", []):
+            port.stopListening()
+        sockets = [
+            protocol
+            for protocol, details in list(self.connections.items())
+            if isinstance(protocol, WebSocketProtocol)
+            and "disconnected" not in details
+            and protocol.state == WebSocketProtocol.STATE_OPEN
+        ]
+        for protocol in sockets:  # what an application's {"type": "websocket.close"} does
+            protocol.handle_reply({"type": "websocket.close", "code": SERVICE_RESTART})
+        running = [
+            details["application_instance"]
+            for details in self.connections.values()
+            if details.get("application_instance") is not None
+            and not details["application_instance"].done()
+        ]
+        left = set()
+        if running:
+            _, left = await asyncio.wait(running, timeout=DRAIN_SECONDS)
+        logger.info(
+            "worker drained",
+            extra={**self._worker(), "sockets_closed": len(sockets), "applications_left": len(left),
+                   "seconds": round(time.monotonic() - started, 3)},
+        )  # fmt: skip
+
     def run(self):
         try:
             super().run()
@@ -104,6 +174,15 @@ class ChatServer(Server):
         if queue is None or scope.get("type") != "http" or not _is_disk_file(content):
             return queue
         return BodyOnDisk(queue, content)
+
+
+def exit_now() -> None:
+    """End the process without the interpreter's teardown (module docstring), its output
+    flushed first."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _is_disk_file(content) -> bool:
@@ -119,4 +198,5 @@ class ChatCommandLine(CommandLineInterface):
 
 
 if __name__ == "__main__":
-    ChatCommandLine.entrypoint()
+    ChatCommandLine.entrypoint()  # returns once the server has stopped
+    exit_now()

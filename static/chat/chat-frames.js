@@ -14,6 +14,9 @@ import { takeDeclined } from './requests.js';
 export class ChatFrames {
   onOpen() {
     this.requestSync([...this.conversations.values()], { all: true });
+    // A server restored from a backup while we were away answers the sync with nothing:
+    // the list's last_seq below what we showed is how the rollback shows (PROTOCOL §9).
+    this.refreshConversations().catch(() => {});
     this.sender.onOpen();
   }
 
