@@ -161,6 +161,15 @@ if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
+    # --- lane realtime (issue 18 §1): the real-time design, for the comparison bench ---
+    # inbox (worker inboxes), core (core layer + in-process shortcut only), pubsub
+    # (channels_redis's RedisPubSubChannelLayer, no shortcut).
+    REALTIME_LAYER = os.environ.get("REALTIME_LAYER", "inbox")
+    if REALTIME_LAYER == "pubsub":
+        CHANNEL_LAYERS["default"] = {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]},
+        }
 else:
     CHANNEL_LAYERS = {
         "default": {

@@ -231,7 +231,7 @@ async def ensure_inbox() -> None:
     socket that joins its groups after this gets every copy sent from other processes.
     Nothing to do unless the layer is channels_redis's core layer."""
     layer = get_channel_layer()
-    if not _is_redis_core_layer(layer):
+    if not _is_redis_core_layer(layer) or getattr(settings, "REALTIME_LAYER", "") == "core":
         return
     loop = asyncio.get_running_loop()
     inbox = _inboxes.get(loop)
