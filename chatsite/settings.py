@@ -138,6 +138,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL",
     }
+# lane realtime (issue 18 §1): PostgreSQL connections from Django's built-in pool
+# (psycopg_pool); each worker's database thread and its HTTP requests borrow one and give
+# it back. DB_POOL=0 turns it off (a connection per request or socket hop then).
+DB_POOL = os.environ.get("DB_POOL", "1") == "1"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": int(os.environ.get("DB_POOL_MAX", "8")),
+        "timeout": 10,  # s to wait for a free connection before the request fails
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer: Redis when REDIS_URL is set, else one process in memory. -----------
