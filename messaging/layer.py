@@ -60,6 +60,9 @@ def shard_of(name: str, shards: int) -> int:
 def redis_client(host: dict) -> aioredis.Redis:
     """A redis-py client for one ``hosts`` entry (URL, Sentinel, or connection kwargs)."""
     host = dict(host)
+    # No read timeout unless asked: redis-py 8's default (5 s) would cut the pub/sub
+    # connection's idle blocking read, and a reconnect loses what is published meanwhile.
+    host.setdefault("socket_timeout", None)
     if "address" in host:
         return aioredis.Redis.from_url(host.pop("address"), **host)
     if "master_name" in host:
@@ -269,6 +272,9 @@ class _Host:
         self.topics: set[str] = set()
         self.pending: list[tuple[str, bytes, asyncio.Future]] = []
         self.flusher: asyncio.Task | None = None
+        # (Un)subscribes one at a time: redis-py's PubSub connects on first use, and two
+        # first uses at once would each open a connection, one of them never read.
+        self.subscribing = asyncio.Lock()
 
     def _client(self) -> aioredis.Redis:
         if self.client is None:
@@ -304,16 +310,18 @@ class _Host:
         if topic in self.topics:
             return
         self.topics.add(topic)
-        if self.pubsub is None:
-            self.pubsub = self._client().pubsub(ignore_subscribe_messages=True)
-        await self.pubsub.subscribe(topic)
-        if self.listener is None or self.listener.done():
-            self.listener = asyncio.ensure_future(self._listen())
+        async with self.subscribing:
+            if self.pubsub is None:
+                self.pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+            await self.pubsub.subscribe(topic)
+            if self.listener is None or self.listener.done():
+                self.listener = asyncio.ensure_future(self._listen())
 
     async def unsubscribe(self, topic: str) -> None:
         if topic in self.topics:
             self.topics.discard(topic)
-            await self.pubsub.unsubscribe(topic)
+            async with self.subscribing:
+                await self.pubsub.unsubscribe(topic)
 
     async def _listen(self) -> None:
         while True:

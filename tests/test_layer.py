@@ -223,3 +223,59 @@ async def test_sentinel(sentinel, second_redis):
         await watcher.aclose()
         await here.flush()
         await there.flush()
+
+
+async def test_subscriptions_come_back_after_redis_restarts():
+    """Redis restarts (everything lost): redis-py reconnects the pub/sub connection and
+    subscribes again, so members here are reachable again without any consumer acting."""
+    server = RedisServer().start()
+    here, there = layers(server.url, prefix="t6")
+    client = None
+    try:
+        channel = await there.new_channel()
+        await there.group_add("user.1", channel)
+        await here.group_send("user.1", {"type": "t", "i": 0})
+        assert (await asyncio.wait_for(there.receive(channel), 5))["i"] == 0
+        await asyncio.to_thread(server.kill)
+        await asyncio.to_thread(server.restart)
+        client = aioredis.Redis.from_url(server.url)
+        deadline = asyncio.get_running_loop().time() + 15
+        while await client.publish("t6.group.user.1", b"\0" * 8) == 0:  # a token no layer has
+            assert asyncio.get_running_loop().time() < deadline, "not subscribed again"
+            await asyncio.sleep(0.05)
+        while True:  # the publishing side reconnects on its next use
+            try:
+                await here.group_send("user.1", {"type": "t", "i": 1})
+                break
+            except Exception:
+                assert asyncio.get_running_loop().time() < deadline, "cannot publish again"
+                await asyncio.sleep(0.05)
+        assert (await asyncio.wait_for(there.receive(channel), 5))["i"] == 1
+    finally:
+        if client is not None:
+            await client.aclose()
+        await here.flush()
+        await there.flush()
+        server.stop()
+
+
+async def test_channels_made_at_once_are_all_reachable(redis_server):
+    """A connect storm: 50 channels made and grouped concurrently on a fresh layer all
+    get a group message (one pub/sub connection, not one per first use)."""
+    here, there = layers(redis_server.url, prefix="t7")
+    try:
+
+        async def join(i):
+            channel = await there.new_channel()
+            await there.group_add(f"user.{i}", channel)
+            return channel
+
+        channels = await asyncio.gather(*(join(i) for i in range(50)))
+        await asyncio.gather(
+            *(here.group_send(f"user.{i}", {"type": "t", "i": i}) for i in range(50))
+        )
+        for i, channel in enumerate(channels):
+            assert (await asyncio.wait_for(there.receive(channel), 5))["i"] == i
+    finally:
+        await here.flush()
+        await there.flush()
