@@ -10,6 +10,7 @@ import asyncio
 import logging
 import secrets
 import time
+import weakref
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -30,7 +31,8 @@ def _database() -> None:
             raise RuntimeError("SELECT 1 gave something else")
 
 
-_probes: dict = {}  # event loop -> (its probe channel, group): one, not one per probe
+# event loop -> (its probe channel, group): one, not one per probe
+_probes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 async def _channel_layer() -> None:
