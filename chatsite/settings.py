@@ -10,6 +10,7 @@ import secrets
 import sys
 import warnings
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -137,31 +138,63 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL",
     }
+# lane realtime (issue 18 §1): PostgreSQL connections from Django's built-in pool
+# (psycopg_pool); each worker's database thread and its HTTP requests borrow one and give
+# it back. DB_POOL=0 turns it off (a connection per request or socket hop then).
+DB_POOL = os.environ.get("DB_POOL", "1") == "1"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": int(os.environ.get("DB_POOL_MAX", "8")),
+        "timeout": 10,  # s to wait for a free connection before the request fails
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer: Redis when REDIS_URL is set, else one process in memory. -----------
+# lane realtime (issue 18 §1); docs/protocol.md "Real-time layer".
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# Per process on channels_redis (its sockets share one key): frames past it are dropped
-# and only `sync` brings them back, so leave room for bursts.
+# Events waiting per socket channel (in-process queues): past it a frame is dropped and
+# only `sync` brings it back, so leave room for bursts.
 CHANNEL_CAPACITY = int(os.environ.get("CHANNEL_CAPACITY", "10000"))
+# REDIS_URL may list several hosts, space-separated: channels are sharded over them by
+# name. For Sentinel or other redis-py options, set CHANNEL_LAYERS["default"]["CONFIG"]
+# ["hosts"] as channels_redis documents it.
+REDIS_HOSTS = [
+    # socket_timeout None: redis-py >= 8 defaults to 5 s, which cuts idle pub/sub reads.
+    {"address": url, "socket_timeout": None, "max_connections": 1000}
+    for url in REDIS_URL.split()
+]
+# The design, for comparisons on the bench (docs/performance.md): chat (ours), pubsub
+# (channels_redis's RedisPubSubChannelLayer) or core (channels_redis's RedisChannelLayer).
+REALTIME_LAYER = os.environ.get("REALTIME_LAYER", "chat")
 if REDIS_URL:
+    # Pub/sub ignores Redis's logical databases: the prefix carries the first URL's, so
+    # stacks on one server with databases of their own do not hear each other.
+    _redis_db = urlparse(REDIS_URL.split()[0]).path.strip("/") or "0"
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "messaging.layer.ChatChannelLayer",
             "CONFIG": {
-                # socket_timeout None: redis-py >= 8 defaults to 5 s, which kills idle
-                # consumers blocked in BZPOPMIN (channels_redis #422).
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
+                "hosts": REDIS_HOSTS,
                 "capacity": CHANNEL_CAPACITY,
-                "expiry": 60,
-                "group_expiry": 86400,
+                "prefix": f"chat{_redis_db}",
             },
         }
     }
+    if REALTIME_LAYER == "pubsub":
+        CHANNEL_LAYERS["default"] = {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": REDIS_HOSTS},
+        }
+    elif REALTIME_LAYER == "core":
+        CHANNEL_LAYERS["default"] = {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": REDIS_HOSTS, "capacity": CHANNEL_CAPACITY, "group_expiry": 3600},
+        }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": REDIS_URL.split()[0],
             # One pool per process: Django builds a cache client per request under ASGI.
             "OPTIONS": {"pool_class": "chatsite.cache_pool.SharedConnectionPool"},
         }

@@ -130,14 +130,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     session_key: str | None = None
     closed_by_server = False
 
-    async def __call__(self, scope, receive, send):
-        try:
-            await super().__call__(scope, receive, send)
-        finally:  # however the consumer ends, no more in-process deliveries to it
-            if self.channel_layer is not None:
-                realtime.discard_local_socket(self.channel_name)
-
     async def dispatch(self, message):
+        """Channels' `AsyncConsumer.dispatch` without its per-message
+        `aclose_old_connections` (one thread hop per frame); tests/test_upgrade_guard.py
+        fails if Channels changes the original."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -159,7 +155,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         self.session_key = session.session_key if session is not None else None
         if device_id is not None:
-            await realtime.ensure_inbox()  # listening before other processes can send here
             # Join first, then check: a revocation, logout or password change in between
             # still reaches this socket.
             await self.channel_layer.group_add(realtime.user_group(user.pk), self.channel_name)
@@ -194,8 +189,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST, settings.WS_FLOOD_CLOSE_AFTER
         )
         self.registered = True
-        # No await between registering and accepting: no frame is handed over before it.
-        realtime.add_local_socket(self.channel_name, self.chat_frame)
+        # Frames fanned out meanwhile wait in this channel's queue: they are dispatched
+        # after connect() returns, so after the accept.
         await self.accept()
         presence.ensure_heartbeat()
         for other in online_users:
@@ -206,7 +201,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
 
     async def disconnect(self, code):
-        realtime.discard_local_socket(self.channel_name)
         try:
             await self._leave_groups()
         finally:  # the presence row goes even when Redis fails (else she stays "online")

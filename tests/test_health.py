@@ -46,6 +46,12 @@ class StuckLayer:
     async def send(self, channel, message):
         pass
 
+    async def group_add(self, group, channel):
+        pass
+
+    async def group_send(self, group, message):
+        pass
+
     async def receive(self, channel):
         import asyncio
 

@@ -7,10 +7,13 @@ channels_redis's old 5 s timeout, and that no stored row holds a plaintext.
 """
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
+import redis.asyncio as aioredis
 
 from chatclient import protocol
 from tests.live import live_user, next_of, recipients_of
@@ -71,7 +74,24 @@ async def test_two_workers_relay_message_typing_read_presence(live_stack, device
     }
     await b_ws.close()
     assert (await next_of(a_ws, "presence"))["online"] is False
-    await a_ws.close()
+
+    # A worker killed with a socket open leaves no member in Redis (issue 18): its
+    # subscriptions go with its connection, within a bound, with nothing to expire.
+    redis = aioredis.Redis.from_url(stack.redis_url)
+    prefix = "chat" + (urlparse(stack.redis_url).path.strip("/") or "0")
+    alice_group = f"{prefix}.group.user.{alice.user_id}"
+    try:
+        assert await redis.pubsub_numsub(alice_group) == [(alice_group.encode(), 1)]
+        await asyncio.to_thread(stack.servers[0].kill)
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await redis.pubsub_numsub(alice_group))[0][1] != 0:
+            assert asyncio.get_running_loop().time() < deadline, "still subscribed after 5 s"
+            await asyncio.sleep(0.05)
+        assert not await redis.keys(f"{prefix}*")  # no group sets, no queues
+    finally:
+        await redis.aclose()
+        with contextlib.suppress(Exception):  # its worker is gone
+            await a_ws.close()
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
