@@ -84,14 +84,10 @@ def read_error_body(parsed: object) -> tuple[str, str, dict] | None:
     return error["code"], str(error.get("detail", "")), extra
 
 
-class DuplicateKeyError(ValueError):
-    """A JSON object named the same key twice."""
-
-
 def _unique_pairs(pairs: list[tuple[str, object]]) -> dict:
     result = dict(pairs)
     if len(result) != len(pairs):
-        raise DuplicateKeyError("duplicate key in a JSON object")
+        raise ValueError("duplicate key in a JSON object")
     return result
 
 

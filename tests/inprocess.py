@@ -56,11 +56,11 @@ class ApiClient:
 async def frames_until_pong(ws, timeout: float = 5) -> list[dict]:
     """The frames `ws` receives before the answer to a ping sent now.
 
-    A barrier instead of waiting for nothing to arrive: fan-out inside this process hands
-    frames straight to the sockets (messaging.realtime), so whatever a consumer of this
-    process sent before this call is queued on `ws` ahead of the pong; and a consumer
-    handles its socket's frames in order, so a ping sent after a frame is answered after
-    that frame was handled."""
+    A barrier instead of waiting for nothing to arrive: a consumer handles its socket's
+    frames in order, so a ping sent after a frame is answered after that frame was handled,
+    and what the handler sent back directly (an ack, an error) comes first. Fan-out through
+    the channel layer (messaging.layer) reaches the socket through its queue, usually but
+    not surely before the pong: wait for such frames with `next_of`."""
     await ws.send_to(text_data='{"type":"ping"}')
     frames = []
     while (frame := await ws.receive_json_from(timeout=timeout)) != {"type": "pong"}:

@@ -39,11 +39,14 @@ export class RichMessages {
    * The server counts every message of others after the read mark as unread: reactions,
    * edits and deletes too (it cannot tell them apart). For a conversation it says has
    * unread messages, open the newest ones after the read mark (at most 50) and take the
-   * relations among them off the count. Nothing is filed; failures leave the count.
+   * relations among them off the count. Nothing is filed; failures leave the count. Only
+   * the latest recount of a conversation applies (each list refresh starts one, and two
+   * applied would take the same relations off twice).
    */
   async recountUnread(conv) {
     if (!conv.unread || conv.left) return;
     const upTo = conv.read_up_to;
+    const recount = (this.recounts ??= new Map()).set(conv.id, (this.recounts.get(conv.id) ?? 0) + 1).get(conv.id);
     let page;
     try {
       page = await api.history(conv.id, { limit: Math.min(MAX_RECOUNT, Math.max(conv.unread, conv.last_seq - upTo)) });
@@ -53,7 +56,7 @@ export class RichMessages {
     const theirs = (page?.messages ?? []).filter((m) => m && m.seq > upTo && m.sender_id !== this.app.me.id && m.envelope);
     const opened = await Promise.all(theirs.map((m) => this.app.messenger.open(m)));
     const relations = opened.filter((r) => r.status === 'ok' && isRelation(r.payload)).length;
-    if (!relations || conv.read_up_to !== upTo) return;
+    if (!relations || conv.read_up_to !== upTo || this.recounts.get(conv.id) !== recount) return;
     conv.unread = Math.max(0, conv.unread - relations);
     this.app.emitSoon('list', null);
   }
