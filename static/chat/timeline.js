@@ -275,6 +275,9 @@ export class Timeline {
     }
     conv.shownCache = null;
     conv.cursor = Math.min(conv.cursor, seq - 1);
+    // what the server holds from `seq` on is known again once loaded (a sync answered
+    // after this must not move the cursor over what was forgotten: onSynced)
+    conv.last_seq = Math.min(conv.last_seq, seq - 1);
     this.emit('rollback', conv.id);
     this.emit('messages', conv.id);
     if (!reload) return;
@@ -284,9 +287,10 @@ export class Timeline {
       conv.oldestSeq = null;
       await conv.loading?.catch(() => {});
       await this.loadNewest(conv);
-    } else {
-      this.requestSync([conv]);
-    }
+    } else if (!conv.loading) {
+      // not open: its newest page, so that what it shows (and its preview) is the server's
+      await this.loadNewest(conv);
+    } // else a load under way loads again (loadNewest)
   }
 
   /**

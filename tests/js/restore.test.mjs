@@ -34,7 +34,7 @@ function restore(server, dump) {
   server.nextId.message = dump.next; // PostgreSQL's sequences come back with the dump
 }
 
-async function restoredUnderOpenApps({ listAfterAck }) {
+async function restoredUnderOpenApps({ listAfterAck, bobOpens = true }) {
   const server = new FakeServer();
   const listed = api.conversations; // the fake server's
   const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => server.user(n)));
@@ -43,7 +43,7 @@ async function restoredUnderOpenApps({ listAfterAck }) {
   const b = await server.app(bob, memoryKv());
   apps.push(a, b);
   await a.open(conv.id);
-  await b.open(conv.id);
+  if (bobOpens) await b.open(conv.id);
   const say = async (text) => {
     a.sendText(a.get(conv.id), text);
     await until(() => texts(a, conv.id).includes(text) && texts(b, conv.id).includes(text), `“${text}” shown to both`);
@@ -75,6 +75,8 @@ async function restoredUnderOpenApps({ listAfterAck }) {
     await until(() => texts(app, conv.id).length === 3 && !texts(app, conv.id).includes("lost 1"), () => `the restored history: ${app.me.username} ${JSON.stringify(shown(app, conv.id))}`);
     assert.deepEqual(shown(app, conv.id), [[1, 'ok', 'one'], [2, 'ok', 'two'], [3, 'ok', 'while down']]);
     assert.ok(app.get(conv.id).rollback, 'the rollback is noticed');
+    assert.equal(app.timeline.newestShown(app.get(conv.id)).text, 'while down'); // the list's preview
+    assert.equal(app.get(conv.id).cursor, 3);
     assert.equal(app.noticesFor(app.get(conv.id)).filter((n) => n.kind !== 'rollback').length, 0);
   }
   assert.equal(a.sender.pendingIn(conv.id).length, 0);
@@ -88,4 +90,8 @@ test('a message sent while the server was restored is filed though its id and se
 
 test('a message sent while the server was restored is filed (list first)', async () => {
   await restoredUnderOpenApps({ listAfterAck: false });
+});
+
+test('a conversation that is not open shows the server’s history after the restore too', async () => {
+  await restoredUnderOpenApps({ listAfterAck: false, bobOpens: false });
 });
