@@ -712,9 +712,13 @@ class ChatClient:
             "n": envelope.get("n"),
         }
         ledger = self._ledger(cid)
+        prior = ledger.entries.get(message["id"])
         verdict = ledger.judge(**fields)
         if verdict == ordering.ROLLBACK:
-            self._rollback(cid, message["seq"], "another message now holds a seq already shown")
+            # from the lower of the two seqs: a restored server hands out the lost
+            # messages' ids again, possibly at a higher seq than before
+            seq = min(message["seq"], prior.seq) if prior is not None else message["seq"]
+            self._rollback(cid, seq, "another message now holds a seq already shown")
             verdict = ledger.judge(**fields)
         for message_id in ledger.take_changed():
             status = VERDICT_STATUS[ledger.verdict_of(message_id)]

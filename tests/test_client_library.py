@@ -29,6 +29,7 @@ from chatclient.errors import (
 from chatclient.events import (
     REPLAYED,
     IncomingMessage,
+    Rollback,
     RosterChange,
     Status,
     TrustNotice,
@@ -252,6 +253,17 @@ async def test_incoming_checks_tampering_replay_and_revocation(server, device_ke
     replay = await bob.open({**sent, "id": 502, "seq": 9})
     assert replay.status == REPLAYED and replay.replay_of == sent["id"] and replay.text is None
     assert (await bob.open(sent)).verified  # the same id again is not a replay
+
+    # a restored server hands out a lost message's id again, at a higher seq: a rollback
+    # from the lower seq, and the new message is judged afresh (no error)
+    lost = await alice.send_text("bob", "lost in the restore")
+    after = await alice.send_text("bob", "sent after it")
+    first = await bob.open({**lost, "id": 600, "seq": 20})
+    reused = await bob.open({**after, "id": 600, "seq": 21})
+    assert first.verified and reused.verified and reused.text == "sent after it"
+    assert [(n.conversation, n.seq) for n in bob.notices if isinstance(n, Rollback)] == [
+        (sent["conversation"], 20)
+    ]
 
     # alice revokes her device: old messages still verify, "newer" ones do not.
     await alice.session.revoke_device(alice.device_id)

@@ -43,8 +43,10 @@ export class ChatFrames {
       this.syncing.delete(Number(id));
       if (!conv) continue;
       // The server sent everything up to `cursor`; those still decrypting file themselves.
-      if (cursor > conv.cursor) {
-        conv.cursor = cursor;
+      // Not past last_seq: a sync asked before a rollback answers with its old cursor.
+      const upTo = Math.min(cursor, conv.last_seq);
+      if (upTo > conv.cursor) {
+        conv.cursor = upTo;
         this.readIfSeen(conv);
       }
       if (frame.has_more?.[id]) again.push(conv);

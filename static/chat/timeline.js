@@ -64,7 +64,10 @@ export class Timeline {
     };
   }
 
-  /** Load the newest page (once; concurrent calls share it). */
+  /**
+   * Load the newest page (once; concurrent calls share it). A page that rolls the
+   * conversation back (ingest) is loaded again, a few times at most.
+   */
   loadNewest(conv) {
     if (!conv.loading) {
       conv.loading = (async () => {
@@ -72,8 +75,13 @@ export class Timeline {
         if (ledger.isRollback(conv.last_seq)) {
           await this.rollback(conv, conv.last_seq + 1, { reload: false });
         }
-        const page = await api.history(conv.id, { limit: PAGE });
-        await this.ingest(conv, page.messages, { live: false });
+        let page;
+        for (let tries = 0; tries < 3; tries += 1) {
+          const epoch = conv.epoch;
+          page = await api.history(conv.id, { limit: PAGE });
+          await this.ingest(conv, page.messages, { live: false });
+          if (conv.epoch === epoch) break;
+        }
         conv.hasMore = page.has_more;
         if (page.messages.length) conv.oldestSeq = Math.min(conv.oldestSeq ?? Infinity, page.messages[0].seq);
         conv.loaded = true;
@@ -109,7 +117,12 @@ export class Timeline {
     const epoch = conv.epoch;
     const fresh = [];
     for (const m of messages) {
-      if (!isMessage(m, conv.id) || conv.byId.has(m.id)) continue;
+      if (!isMessage(m, conv.id)) continue;
+      // an id shown before is a duplicate only if it is the same message: a server restored
+      // from a backup hands out the lost messages' ids (and seqs) again (PROTOCOL §9)
+      const known = conv.byId.get(m.id);
+      if (known && !sameMessage(known, m)) return this.rollback(conv, Math.min(known.seq, m.seq));
+      if (known) continue;
       const holder = conv.messages.get(m.seq);
       if (holder && holder.id !== m.id) return this.rollback(conv, m.seq);
       if (!holder) fresh.push(m);
@@ -200,11 +213,14 @@ export class Timeline {
    * judged like every other message.
    */
   async fileOwn(conv, { id, seq, created, client_msg_id: clientMsgId, n, text, payload, sigKid }) {
-    if (conv.byId.has(id)) return;
+    const known = conv.byId.get(id);
+    if (known && sameMessage(known, { seq, sender_id: this.me.id, client_msg_id: clientMsgId })) return;
     const holder = conv.messages.get(seq);
-    if (holder) {
-      if (holder.id !== id) await this.rollback(conv, seq);
-      return;
+    if (known || holder) {
+      // the server gave a shown id or seq to this message (a restore, PROTOCOL §9): forget
+      // from there and reload; if the reload did not file it, it is filed below
+      await this.rollback(conv, Math.min(seq, known?.seq ?? seq));
+      if (conv.byId.has(id) || conv.messages.has(seq)) return;
     }
     const epoch = conv.epoch;
     const ledger = await this.ledgers.get(conv.id);
@@ -259,6 +275,9 @@ export class Timeline {
     }
     conv.shownCache = null;
     conv.cursor = Math.min(conv.cursor, seq - 1);
+    // what the server holds from `seq` on is known again once loaded (a sync answered
+    // after this must not move the cursor over what was forgotten: onSynced)
+    conv.last_seq = Math.min(conv.last_seq, seq - 1);
     this.emit('rollback', conv.id);
     this.emit('messages', conv.id);
     if (!reload) return;
@@ -268,9 +287,10 @@ export class Timeline {
       conv.oldestSeq = null;
       await conv.loading?.catch(() => {});
       await this.loadNewest(conv);
-    } else {
-      this.requestSync([conv]);
-    }
+    } else if (!conv.loading) {
+      // not open: its newest page, so that what it shows (and its preview) is the server's
+      await this.loadNewest(conv);
+    } // else a load under way loads again (loadNewest)
   }
 
   /**
@@ -333,6 +353,11 @@ export class Timeline {
     while (e < events.length) out.push({ kind: 'event', event: events[e++] });
     return out;
   }
+}
+
+/** Whether a shown item and a server message are the same message (not just the same id). */
+function sameMessage(item, m) {
+  return item.seq === m.seq && item.sender_id === m.sender_id && item.client_msg_id === m.client_msg_id;
 }
 
 function flag(item, verdict) {

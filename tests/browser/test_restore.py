@@ -21,6 +21,7 @@ from tests.test_restore import restore
 pytestmark = [pytest.mark.browser, pytest.mark.own_stack, pytest.mark.timeout(300)]
 
 SHOTS = REPO_ROOT / "var" / "screenshots" / "ops"
+OUTAGE_SHOTS = REPO_ROOT / "var" / "screenshots" / "outage"
 NOTICE = ".notice-box[data-kind=rollback]"
 
 
@@ -63,8 +64,15 @@ def test_a_restore_under_open_browsers_is_noticed_and_nothing_after_it_is_lost(
     # The runbook: stop the worker, restore, clear presence, start.
     server = stack.servers[0]
     server.stop()
+    # Alice types while the worker is down: her message waits, visibly, until it can go.
+    expect(alice.page.locator("#connection-state")).not_to_contain_text("Connected", timeout=40_000)
+    alice.send("while down")
+    waiting = alice.page.locator(".msg.own.pending", has_text="while down")
+    expect(waiting).to_have_attribute("data-delivery", "pending")
     restore(stack.database_url, dump)
     assert "cleared" in stack.manage("clear_presence", "--all")
+    expect(waiting).to_have_attribute("data-delivery", "pending")
+    screenshots(alice, OUTAGE_SHOTS, "restore-pending-while-down", notice=False)
     server.restart()
 
     for user in (alice, bob):
@@ -74,20 +82,34 @@ def test_a_restore_under_open_browsers_is_noticed_and_nothing_after_it_is_lost(
         expect(notice).to_contain_text("The server’s history of this conversation changed.")
         expect(notice).to_contain_text("what it shows now is what the server holds")
         expect(notice.get_by_role("button", name="Dismiss")).to_be_visible()
+    # sent once after the reconnect, after the restored history, shown plainly to both
+    alice.expect_sent("while down")
+    bob.expect_message("while down")
+    for user in (alice, bob):
+        expect(user.page.locator(".msg", has_text="while down")).to_have_attribute(
+            "data-state", "ok"
+        )
+        # the rollback notice is the only one: nothing flagged, no danger badge in the list
+        expect(user.page.locator(".notice-box")).to_have_count(1)
+        expect(user.page.locator(".conv-item .badge-danger")).to_have_count(0)
+        expect(
+            user.page.locator(".msg[data-state=replayed], .msg[data-state=out_of_order]")
+        ).to_have_count(0)
     bob.send("after the restore")
     alice.expect_message("after the restore")
     alice.send("and again")
     bob.expect_message("and again")
-    expected = ["one", "two", "after the restore", "and again"]
+    expected = ["one", "two", "while down", "after the restore", "and again"]
     for user in (alice, bob):
         expect(user.page.locator(".messages .msg .msg-text", has_text="lost")).to_have_count(0)
         expect(user.page.locator(".messages .msg .msg-text")).to_have_count(len(expected))
         assert shown_texts(user) == expected, (user.username, shown_texts(user))
     with psycopg.connect(stack.database_url) as db:
         stored = db.execute("SELECT seq FROM messaging_message ORDER BY seq").fetchall()
-    assert [seq for (seq,) in stored] == [1, 2, 3, 4], stored
+    assert [seq for (seq,) in stored] == [1, 2, 3, 4, 5], stored
 
     screenshots(bob)
+    screenshots(alice, OUTAGE_SHOTS, "restore-sent-while-down")
     bob.page.locator(NOTICE).get_by_role("button", name="Dismiss").click()
     expect(bob.page.locator(NOTICE)).to_have_count(0)
     for user in (alice, bob):  # refused reconnects while the worker was down are expected
@@ -95,12 +117,15 @@ def test_a_restore_under_open_browsers_is_noticed_and_nothing_after_it_is_lost(
         assert problems == [], f"{user.username}: {problems}"
 
 
-def screenshots(user) -> None:
-    """The notice at 1280 and 390 px wide (var/screenshots/ops/)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
+def screenshots(
+    user, shots: Path = SHOTS, name: str = "restore-rollback-notice", *, notice: bool = True
+) -> None:
+    """The page (with the notice) at 1280 and 390 px wide (var/screenshots/ops/ unless told)."""
+    shots.mkdir(parents=True, exist_ok=True)
     page = user.page
     for width, height in ((1280, 800), (390, 844)):
         page.set_viewport_size({"width": width, "height": height})
-        expect(page.locator(NOTICE)).to_be_visible()
-        page.screenshot(path=str(Path(SHOTS) / f"restore-rollback-notice-{width}.png"))
+        if notice:
+            expect(page.locator(NOTICE)).to_be_visible()
+        page.screenshot(path=str(shots / f"{name}-{width}.png"))
     page.set_viewport_size({"width": 1200, "height": 800})
