@@ -12,6 +12,7 @@ import secrets
 import threading
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from chatclient import payloads, protocol
@@ -50,10 +51,22 @@ def message(user: ChatUser, text: str):
 
 
 def act(user: ChatUser, text: str, action: str) -> None:
-    """Hover the message and click one of its actions (React, Reply, Edit, Delete for everyone)."""
+    """Hover the message and click one of its actions (React, Reply, Edit, Delete for everyone).
+
+    The actions show on hover; a frame that redraws the timeline between the hover and the
+    click (an ack, the conversation becoming accepted) hides them until the pointer moves,
+    as for a person, so the hover is done again."""
     node = message(user, text)
+    button = node.get_by_role("button", name=action, exact=True)
+    for _ in range(3):
+        node.hover()
+        try:
+            button.click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            continue
     node.hover()
-    node.get_by_role("button", name=action, exact=True).click()
+    button.click()
 
 
 def conversation_id(user: ChatUser) -> int:
