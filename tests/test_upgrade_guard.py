@@ -113,6 +113,7 @@ class GroupConsumer(AsyncWebsocketConsumer):
 
 
 @pytest.mark.processes
+@pytest.mark.django_db  # Channels' dispatch closes old database connections per event
 async def test_a_closed_socket_leaves_nothing_subscribed(redis_server, settings):
     """End to end on a real Redis: a socket's channel and group subscriptions end with it."""
     settings.CHANNEL_LAYERS = {
