@@ -40,7 +40,7 @@ def session_group(session_key: str) -> str:
 
 
 def encode(frame: dict) -> str:
-    return dumps_frame(frame)  # orjson (lane speed)
+    return dumps_frame(frame)
 
 
 async def send_to_users(user_ids: Iterable[int], frame: dict | str) -> None:

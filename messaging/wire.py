@@ -21,19 +21,21 @@ def dumps_frame(frame: dict) -> str:
 def message_dict(message, sender_username: str) -> dict:
     """A stored message (PROTOCOL §4): metadata and the envelope as the sender made it
     (null once taken back, with `deleted` true), and the ids of the blobs it named."""
-    return {
-        "id": message.pk,
-        "conversation": message.conversation_id,
-        "seq": message.seq,
-        "sender_id": message.sender_id,
-        "sender": sender_username,
-        "sender_device": message.sender_device_id,
-        "client_msg_id": message.client_msg_id,
-        "created": iso_utc(message.created),
-        "envelope": message.envelope,
-        "blobs": message.blob_ids,
-        "deleted": message.deleted,
-    }
+    return message_row_dict(
+        (
+            message.pk,
+            message.conversation_id,
+            message.seq,
+            message.sender_id,
+            sender_username,
+            message.sender_device_id,
+            message.client_msg_id,
+            message.created,
+            message.envelope,
+            message.blob_ids,
+            message.deleted,
+        )
+    )
 
 
 #: The columns `message_row_dict` reads (`QuerySet.values_list(*MESSAGE_COLUMNS)`).
@@ -53,8 +55,9 @@ MESSAGE_COLUMNS = (
 
 
 def message_row_dict(row: tuple) -> dict:
-    """`message_dict` of a row of `MESSAGE_COLUMNS`: the same dict, without building a
-    Message and a User per row (pages of history and sync read hundreds)."""
+    """A stored message (PROTOCOL §4) from a row of `MESSAGE_COLUMNS`: history and sync
+    pages read rows, not a Message and a User per row; `message_dict` fills one from a
+    Message."""
     pk, conversation, seq, sender_id, sender, device, msg_id, created, envelope, blobs, deleted = (
         row
     )
