@@ -78,6 +78,22 @@ class Conn:
         self.connect_ns = None
 
 
+def latency_by_second(lat_at: list[tuple[int, int]]) -> list[list]:
+    """[second from the first measured send, copies, p50 ms, max ms] per second of sending:
+    a stall shows as one second whose max stands out."""
+    if not lat_at:
+        return []
+    start = min(t for t, _ in lat_at)
+    by_s: dict[int, list[int]] = {}
+    for t, lat in lat_at:
+        by_s.setdefault((t - start) // 1_000_000_000, []).append(lat)
+    out = []
+    for sec in sorted(by_s):
+        lats = sorted(by_s[sec])
+        out.append([sec, len(lats), round(lats[len(lats) // 2] / 1e6, 1), round(lats[-1] / 1e6, 1)])
+    return out
+
+
 class Run:
     """State of one load run: what was sent, acked and received, by whom, when."""
 
@@ -86,6 +102,7 @@ class Run:
         self.sent = {}  # key -> [t_send_ns, conv, measured, seq or None]
         self.masks = {}  # key -> bitmask of members that got a copy
         self.lat, self.lag, self.ack_lat = [], [], []
+        self.lat_at = []  # (t_send_ns, latency_ns) of measured copies, for latency_by_s
         self.n = Counter()
         self.errors = Counter()
         self.closing = False
@@ -177,6 +194,7 @@ class Run:
         self.n["copies"] += 1
         if info[2]:
             self.lat.append(t - info[0])
+            self.lat_at.append((info[0], t - info[0]))
             self.n["delivered"] += 1
 
     async def chat_reader(self, c):
@@ -378,6 +396,7 @@ async def run_load(args, plan):
         "unknown": run.n["unknown"],
         "delivered_per_s": round(run.n["delivered"] / args.duration, 1),
         "latency_ms": ms_stats(run.lat),
+        "latency_by_s": latency_by_second(run.lat_at),
         "ack_ms": ms_stats(run.ack_lat),
         "send_lag_ms": ms_stats(run.lag),
         "drain_s": round(drain_s, 2),
@@ -577,6 +596,8 @@ def summary(r):
             f"{r['duplicates']}, misrouted {r['misrouted']}; frame {r['frame_bytes']} B",
             f"  latency ms p50 {L['p50']} p95 {L['p95']} p99 {L['p99']} max {L['max']}; ack p99 "
             f"{r['ack_ms']['p99']}; send lag p99 {r['send_lag_ms']['p99']}; drain {r['drain_s']} s",
+            "  by second [s, copies, p50, max]: "
+            + " ".join(str(x) for x in r.get("latency_by_s", [])),
             f"  server cpu {r['server_cpu_s']} s = {r['server_cpu_ms_per_msg']} ms/msg; "
             + "; ".join(f"{s['comm']} {s['cpu_pct']}%" for s in r["servers"])
             + f"; loadgen {r['loadgen_cpu_pct']}%; machine {r['system_cpu_pct']}% (not ours "
