@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat_helpers import LIVE_TIMEOUT
-from tests.support.services import REPO_ROOT, find_pg_bin
+from scripts.devstack import REPO_ROOT, find_pg_bin
+from scripts.people.browser import LIVE_TIMEOUT
 from tests.test_restore import restore
 
 # Two browsers with their keys, a dump, a restore and a worker start: ~90 s at load 10.
