@@ -438,7 +438,7 @@ def setup_and_crypto(browser, base_url, tag, runs, results, sections):
 
 def history(browser, base_url, tag, runs, results):
     """A conversation with 1,000 messages (written from Python, v2), opened in the real UI."""
-    from tests.browser.seeding import seed_direct
+    from scripts.people.seeding import seed_direct
 
     viewer, vpage, setup_ms = register_in_ui(browser, base_url, f"viewer{tag}")
     results["device_setup_ui_incl_form_ms"] = round(setup_ms, 1)
@@ -512,7 +512,7 @@ def rosters(browser, base_url, runs, results):
 def burst(browser, base_url, tag, runs, results):
     """50 messages typed in quick succession into a direct chat (the other side written
     from Python): until all are acknowledged, and the longest main-thread task."""
-    from tests.browser.seeding import seed_direct
+    from scripts.people.seeding import seed_direct
 
     context, page, _ = register_in_ui(browser, base_url, f"burster{tag}")
     peer = seed_direct(base_url, f"burster{tag}", ["ready when you are"])
@@ -537,7 +537,7 @@ def identity(browser, base_url, tag, runs, results):
     """Link new browsers to an account holding 1,000 messages (written from Python, v2),
     through the UI: approval to ready on the new device, and the history transfer that
     follows; then the rewrap alone and a contact check with 10 devices, in the page."""
-    from tests.browser.seeding import seed_direct
+    from scripts.people.seeding import seed_direct
 
     owner = f"linker{tag}"
     viewer, vpage, _ = register_in_ui(browser, base_url, owner)
@@ -608,8 +608,8 @@ def attachments(browser, base_url, tag, runs, results):
 
     from PIL import Image
 
-    from tests.browser.chat_helpers import ChatUser
-    from tests.browser.test_attachments import make_photo
+    from scripts.people.browser import ChatUser
+    from scripts.people.photos import make_photo
 
     ctx = browser.new_context(base_url=base_url)
     page = ctx.new_page()

@@ -397,15 +397,24 @@ def _envelope_fields(envelope: object) -> frozenset:
     return ENVELOPE_FIELDS_V1 if v == 1 else ENVELOPE_FIELDS
 
 
-def validate_envelope(envelope: object) -> None:
+def validate_envelope(envelope: object, *, shape_checked: bool = False) -> None:
     """Check the shape of §2 and §6 for the envelope's ``v`` (2, or 1 as stored before
     the upgrade): exactly its fields, canonical base64, sizes, ``n`` and ``head``.
 
     Raises ``ProtocolError('bad_request')``; keys and signature are not checked here.
+
+    ``shape_checked=True`` is for a caller whose schema has already checked each field's
+    type, the kids, ``n``, ``head`` and that every value is canonical base64 (the
+    server's ``messaging.schemas.Envelope``): only the cheap rest is checked then, with
+    the same errors: exactly the fields of its ``v``, ``ct`` at least a GCM tag long,
+    ``sig`` not empty, ``keys`` a non-empty object without an empty value.
     """
     fields = _envelope_fields(envelope)
     if set(envelope) != fields:
         raise ProtocolError("bad_request", f"envelope must have exactly {sorted(fields)}")
+    if shape_checked:
+        _check_rest(envelope)
+        return
     if fields is ENVELOPE_FIELDS:
         if not is_counter(envelope["n"]):
             raise ProtocolError("bad_request", "n must be an integer from 1 to 2^53-1")
@@ -511,12 +520,9 @@ def _b64_length(text: str) -> int:
     return len(text) // 4 * 3 - len(text) + len(text.rstrip("="))
 
 
-def _check_checked_shape(envelope: dict) -> None:
-    """What `validate_envelope` checks beyond a schema that already verified the fields,
-    kids, counter, head and canonical base64 of every value: the cheap rest (same errors)."""
-    fields = _envelope_fields(envelope)
-    if set(envelope) != fields:
-        raise ProtocolError("bad_request", f"envelope must have exactly {sorted(fields)}")
+def _check_rest(envelope: dict) -> None:
+    """``validate_envelope(shape_checked=True)`` past the field set: what a schema that
+    checked each value as canonical base64 leaves (decoded lengths from the text alone)."""
     if _b64_length(envelope["ct"]) < TAG_BYTES:
         raise ProtocolError("bad_request", "ct is shorter than the GCM tag")
     if not envelope["sig"]:
@@ -544,13 +550,11 @@ def verify_envelope_signature(
 
     For the server's hot path: ``sig_spki``, the SPKI DER that ``sig_public`` was
     imported from, gives the kid without re-exporting the key; ``shape_checked=True``
-    skips ``validate_envelope`` when the caller's schema has already checked exactly
-    that (the ``sig`` is still decoded as canonical base64 here).
+    checks only what ``validate_envelope(shape_checked=True)`` checks, when the caller's
+    schema has already checked the rest (the ``sig`` is still decoded as canonical base64
+    here).
     """
-    if shape_checked:
-        _check_checked_shape(envelope)
-    else:
-        validate_envelope(envelope)
+    validate_envelope(envelope, shape_checked=shape_checked)
     aad = envelope_aad(envelope, conversation_id, sender_id, client_msg_id)
     kid = compute_kid(sig_spki) if sig_spki is not None else kid_of(sig_public)
     if envelope["sig_kid"] != kid:

@@ -47,7 +47,7 @@ def verify_envelope(
 
     Raises `protocol.ProtocolError('bad_request')` for a shape the schema lets through
     but the protocol refuses, exactly as the protocol module's own check does."""
-    protocol._check_checked_shape(envelope)  # the cheap rest of validate_envelope
+    protocol.validate_envelope(envelope, shape_checked=True)  # the cheap rest
     aad = protocol.envelope_aad(envelope, conversation_id, sender_id, client_msg_id)
     if envelope["sig_kid"] != protocol.compute_kid(sig_spki):
         return False

@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.devstack import DjangoStack  # noqa: E402
-from tests.browser.chat_helpers import ChatUser  # noqa: E402
+from scripts.people.browser import ChatUser  # noqa: E402
+from scripts.people.photos import make_photo  # noqa: E402
 from tests.browser.test_attachments import (  # noqa: E402
     attach,
-    make_photo,
     swap_first_chunks,
     uploaded_blob_id,
 )

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.devstack import DjangoStack  # noqa: E402
-from tests.browser.chat_helpers import ChatUser  # noqa: E402
+from scripts.people.browser import ChatUser  # noqa: E402
 
 OUT = REPO / "var" / "screenshots" / "rich"
 WIDTHS = {1280: {"width": 1280, "height": 800}, 390: {"width": 390, "height": 844}}

@@ -20,8 +20,8 @@ OUT = REPO / "var" / "screenshots" / "search"
 
 def main() -> int:
     from scripts.devstack import DjangoStack
-    from tests.browser.chat_helpers import ChatUser
-    from tests.browser.seeding import seed_direct
+    from scripts.people.browser import ChatUser
+    from scripts.people.seeding import seed_direct
 
     OUT.mkdir(parents=True, exist_ok=True)
     stack = DjangoStack(1, env={"REST_SEND_RATE": "100000/m"}).start()

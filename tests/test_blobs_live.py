@@ -165,7 +165,7 @@ async def test_a_canary_file_leaves_no_trace_on_the_server(live_stack, device_ke
     verified, while its content, name and caption appear nowhere in blob storage, the
     database file or the worker's log (at DEBUG)."""
     from chatclient import attachments, protocol
-    from tests.live import live_user, recipients_of
+    from scripts.people.live import live_user, recipients_of
 
     stack = live_stack(1, redis=False, env={"LOG_LEVEL": "DEBUG", "LOG_FORMAT": "plain"})
     base = stack.base_url

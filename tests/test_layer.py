@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from channels.exceptions import ChannelFull
 
 from messaging.layer import ChatChannelLayer, shard_of
-from tests.support.services import RedisServer
+from scripts.devstack import RedisServer, find_redis_server, free_port
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(60)]
 
@@ -176,8 +176,6 @@ async def test_shards_over_two_redis_hosts(redis_server, second_redis):
 @pytest.fixture(scope="module")
 def sentinel(second_redis, tmp_path_factory):
     """A redis-server in Sentinel mode watching `second_redis` as master "chatmaster"."""
-    from tests.support.services import find_redis_server, free_port
-
     directory = tmp_path_factory.mktemp("sentinel")
     port = free_port()
     conf = directory / "sentinel.conf"

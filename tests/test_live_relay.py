@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chatclient import protocol
-from tests.live import live_user, next_of, recipients_of
+from scripts.people.live import live_user, next_of, recipients_of
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(300)]
 

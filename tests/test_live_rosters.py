@@ -10,7 +10,7 @@ import pytest
 
 from chatclient import protocol, roster
 from chatclient.errors import ChatApiError
-from tests.live import live_user, next_of, second_device
+from scripts.people.live import live_user, next_of, second_device
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(300)]
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import inspect
+import re
 import uuid
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
 
 import pytest
 from Crypto.Cipher import AES, PKCS1_OAEP
@@ -18,6 +21,7 @@ from Crypto.PublicKey import ECC, RSA
 from Crypto.Signature import pss
 from Crypto.Util.asn1 import DerSequence
 
+from chatclient import protocol
 from chatclient.protocol import (
     OpenError,
     ProtocolError,
@@ -892,3 +896,45 @@ def test_device_proof_vector_verifies():
     args = (vector["user_id"], vector["enc_kid"], vector["sig_kid"], vector["proof"])
     assert verify_device_proof(keys.sig_public, *args)
     assert not verify_device_proof(fixed_keys()["bob"].sig_public, *args)
+
+
+#: Where the two protocol modules differ in name, on purpose (docs/client-modules.md).
+PYTHON_ONLY = {
+    "import_public_key",  # JS imports a key for its use: importEncryptionKey and friends
+    "MessageTooLong",  # the client's error, re-exported beside ProtocolError
+    "PUBLIC_EXPONENT",  # checked inside JS's imports
+    "KEY_COMMITMENT_LABEL",  # inside JS's keyCommitment
+}
+JS_ONLY = {
+    "importEncryptionKey",
+    "importSigningKey",
+    "importIdentityKey",
+    "hex",  # JS helpers over Uint8Array
+    "sha256Hex",
+    "OAEP",  # WebCrypto algorithm objects
+    "PSS",
+}
+
+
+def test_the_browser_module_mirrors_this_one_name_for_name():
+    """Every public name of chatclient.protocol is static/chat/protocol.js's export in
+    camelCase (constants as they are), and the other way round, but for PYTHON_ONLY and
+    JS_ONLY: a helper that one language's callers need is public in both or in neither."""
+
+    def camel(name: str) -> str:
+        return name if name.isupper() else re.sub(r"_([a-z0-9])", lambda m: m[1].upper(), name)
+
+    python = {
+        name
+        for name, value in vars(protocol).items()
+        if not name.startswith("_")
+        and not inspect.ismodule(value)
+        and (
+            getattr(value, "__module__", "").startswith("chatclient")
+            or (name.isupper() and not callable(value))
+        )
+    }
+    source = (Path(__file__).resolve().parents[1] / "static/chat/protocol.js").read_text()
+    js = set(re.findall(r"^export (?:async )?(?:function\*?|class|const|let) (\w+)", source, re.M))
+    assert {camel(n) for n in python - PYTHON_ONLY} == js - JS_ONLY
+    assert python >= PYTHON_ONLY and js >= JS_ONLY

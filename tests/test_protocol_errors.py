@@ -1,5 +1,5 @@
-"""The shared §6 catalogue (chatclient.protocol_errors) against PROTOCOL.md, and both
-sides reading and writing one error body through it."""
+"""The shared §6 catalogue (chatclient.protocol_errors) and the fuzzers' own table against
+PROTOCOL.md, and both sides reading and writing one error body through the catalogue."""
 
 import re
 from pathlib import Path
@@ -10,15 +10,31 @@ from accounts.errors import ActionError
 from chatclient import protocol_errors as pe
 from chatclient.errors import RateLimited
 from chatclient.session import _api_error
+from tests.adversarial import fuzzing
 
 PROTOCOL = Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md"
 
 
-def test_every_code_protocol_names_has_its_status():
+def section_6_statuses() -> dict[str, int]:
     text = PROTOCOL.read_text()
     line = text[text.index("**Error codes and HTTP status**") : text.index("**Response bodies**")]
-    named = dict(re.findall(r"`([a-z_]+)` (\d{3})", line))
-    assert named and all(pe.STATUS_BY_CODE[code] == int(s) for code, s in named.items())
+    return {code: int(s) for code, s in re.findall(r"`([a-z_]+)` (\d{3})", line)}
+
+
+def test_every_code_protocol_names_has_its_status():
+    named = section_6_statuses()
+    assert named and all(pe.STATUS_BY_CODE[code] == s for code, s in named.items())
+
+
+def test_the_fuzzers_own_table_knows_every_code_the_server_may_send():
+    """The fuzzers' oracle (tests/adversarial/fuzzing.py) is transcribed from the contract,
+    not imported; it must still hold every §6 code with its status, and every code of the
+    shared catalogue, or an answer the contract allows reads as a violation."""
+    named = section_6_statuses()
+    assert named.items() <= fuzzing.STATUS_BY_CODE.items()
+    assert set(pe.STATUS_BY_CODE) <= fuzzing.ERROR_CODES
+    http_codes = set(pe.STATUS_BY_CODE) - {"unknown_type"}  # a WebSocket code (§5)
+    assert {c: pe.STATUS_BY_CODE[c] for c in http_codes} == fuzzing.STATUS_BY_CODE
 
 
 def test_the_server_writes_the_body_the_client_reads():

@@ -95,7 +95,12 @@ export class ChatApp extends EventTarget {
         this.emit(what === 'rollback' ? 'notices' : what, id);
       },
       onIncoming: (conv, item) => this.onIncoming(conv, item),
-      onOwnFiled: (item) => this.sender?.settled(item.client_msg_id),
+      onOwnFiled: (item) => {
+        this.sender?.settled(item.client_msg_id);
+        // the list's preview: a message filed from its ack is new to the list too (its copy
+        // fanned out to this socket may come while it is filed, and is then skipped)
+        this.emitSoon('list', null);
+      },
       onAdvanced: (conv) => this.readIfSeen(conv),
     });
     this.outbox = await new Outbox(deviceId, kv).load();

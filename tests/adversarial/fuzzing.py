@@ -33,10 +33,13 @@ ERROR_CODES = frozenset(
         "registration_closed",
         "not_found",
         "duplicate_key",
+        "identity_exists",
+        "over_quota",
     }
 )
-# PROTOCOL §6 transcribed on purpose, not imported from accounts.errors: the oracle must not
-# share a mistake with the code under test.
+# PROTOCOL §6 transcribed on purpose, not imported from chatclient.protocol_errors: the
+# oracle must not share a mistake with the code under test. Plus over_quota, the code
+# docs/protocol.md adds for blobs (§10.2's quota). unknown_type is a WebSocket code only.
 STATUS_BY_CODE = {
     "bad_request": 400,
     "invalid_key": 400,
@@ -53,7 +56,9 @@ STATUS_BY_CODE = {
     "stale_devices": 409,
     "stale_roster": 409,
     "stale_counter": 409,
+    "identity_exists": 409,
     "too_large": 413,
+    "over_quota": 413,
     "rate_limited": 429,
 }
 MAX_FRAME_BYTES = 256 * 1024

@@ -17,9 +17,9 @@ import pytest
 
 from chatclient import protocol
 from scripts.devstack import PostgresServer, postgres_unavailable_reason
+from scripts.people.live import add_device, live_user
 from tests.adversarial.agents import Agent, Ledger
 from tests.adversarial.figures import Figures
-from tests.live import add_device, live_user
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(300)]
 

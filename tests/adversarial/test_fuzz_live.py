@@ -13,6 +13,7 @@ import pytest
 from chatclient import protocol
 from chatclient.session import ChatSession
 from scripts.devstack import BULK_LIMITS
+from scripts.people.live import live_user, recipients_of
 from tests.adversarial import fuzzing
 from tests.adversarial.figures import Figures
 from tests.adversarial.test_fuzz import (
@@ -24,7 +25,6 @@ from tests.adversarial.test_fuzz import (
     roster_bodies,
     ws_examples,
 )
-from tests.live import live_user, recipients_of
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(600)]
 

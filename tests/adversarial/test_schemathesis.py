@@ -16,8 +16,8 @@ import sys
 
 import pytest
 
+from scripts.people.live import live_user, recipients_of
 from tests.adversarial.figures import REPO_ROOT, Figures
-from tests.live import live_user, recipients_of
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(600)]
 

@@ -61,7 +61,7 @@ def people(browser, stack):
     people("bob") names a user "bob<random>" unique to this test; asking for "bob"
     again gives another browser of the same user.
     """
-    from tests.browser.chat_helpers import ChatUser
+    from scripts.people.browser import ChatUser
 
     made: list[ChatUser] = []
     names: dict[str, str] = {}

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat_helpers import ChatUser, go_security
-from tests.browser.seeding import seed_direct, seed_group_removal
+from scripts.people.browser import ChatUser, go_security
+from scripts.people.seeding import seed_direct, seed_group_removal
 
 pytestmark = pytest.mark.browser
 

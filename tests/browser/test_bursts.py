@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat_helpers import ChatUser
+from scripts.people.browser import ChatUser
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat_helpers import PASSPHRASE, ChatUser
+from scripts.people.browser import PASSPHRASE, ChatUser
 
 pytestmark = pytest.mark.browser
 

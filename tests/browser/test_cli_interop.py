@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from chatclient import protocol
 from scripts.devstack import DjangoStack
-from tests.browser.chat_helpers import PASSPHRASE, PASSWORD, ChatUser
+from scripts.people.browser import PASSPHRASE, PASSWORD, ChatUser
 from tests.test_client_cli import REPO, Cli
 
 pytestmark = pytest.mark.browser

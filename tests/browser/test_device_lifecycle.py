@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from chatclient import keystore as py_keystore
-from tests.browser.chat_helpers import PASSPHRASE, go_safety, go_security
+from scripts.people.browser import PASSPHRASE, go_safety, go_security
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat_helpers import ChatUser
+from scripts.people.browser import ChatUser
 
 pytestmark = pytest.mark.browser
 

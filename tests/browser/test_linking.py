@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat_helpers import PASSPHRASE, go_safety, go_security
+from scripts.people.browser import PASSPHRASE, go_safety, go_security
 
 pytestmark = pytest.mark.browser
 

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat_helpers import LIVE_TIMEOUT
-from tests.support.services import REPO_ROOT, find_pg_bin
+from scripts.devstack import REPO_ROOT, find_pg_bin
+from scripts.people.browser import LIVE_TIMEOUT
 from tests.test_restore import restore
 
 # Two browsers with their keys, a dump, a restore and a worker start: ~90 s at load 10.
@@ -99,6 +99,9 @@ def test_a_restore_under_open_browsers_is_noticed_and_nothing_after_it_is_lost(
     alice.expect_message("after the restore")
     alice.send("and again")
     bob.expect_message("and again")
+    # each list's preview is the newest message, her own included (once filed from its ack)
+    expect(alice.page.locator(".conv-item .conv-sub")).to_have_text("You: and again")
+    expect(bob.page.locator(".conv-item .conv-sub")).to_have_text("and again")
     expected = ["one", "two", "while down", "after the restore", "and again"]
     for user in (alice, bob):
         expect(user.page.locator(".messages .msg .msg-text", has_text="lost")).to_have_count(0)

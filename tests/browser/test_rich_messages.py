@@ -19,7 +19,7 @@ from chatclient import payloads, protocol
 from chatclient.client import ChatClient
 from chatclient.devices import setup_first_device
 from chatclient.session import ChatSession
-from tests.browser.chat_helpers import PASSWORD, ChatUser
+from scripts.people.browser import PASSWORD, ChatUser
 from tests.browser.test_accessibility import assert_clean
 
 pytestmark = pytest.mark.browser

@@ -12,7 +12,7 @@ import secrets
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat_helpers import PASSWORD, ChatUser
+from scripts.people.browser import PASSWORD, ChatUser
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.seeding import seed_direct
+from scripts.people.seeding import seed_direct
 
 pytestmark = pytest.mark.browser
 

@@ -22,6 +22,9 @@ import { TimelineView } from './timeline-view.js';
 import { Composer } from './composer.js';
 import { MessageActions } from './message-actions.js';
 
+/** The app's `change` events after which the conversation list is drawn again. */
+export const LIST_CHANGES = new Set(['list', 'presence', 'trust', 'notices', 'conversation', 'connection']);
+
 const CONNECTION_TEXT = {
   idle: 'Starting…',
   connecting: 'Connecting…',
@@ -96,10 +99,9 @@ export class ChatView {
   }
 
   onChange({ what, id }) {
-    if (what === 'list' || what === 'presence' || what === 'trust' || what === 'notices' || what === 'conversation') this.scheduleList();
+    if (LIST_CHANGES.has(what)) this.scheduleList();
     if (what === 'connection') {
       this.renderConnection();
-      this.scheduleList();
       this.renderHeaderAndAlerts();
     }
     if (what === 'fatal') this.renderFatal();

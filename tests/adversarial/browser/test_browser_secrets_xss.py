@@ -20,11 +20,11 @@ import pytest
 from playwright.sync_api import expect
 
 from chatclient import protocol
+from scripts.people.live import add_device, live_user
 from tests.adversarial.browser.xss_corpus import DANGEROUS_DOM, XSS
 from tests.adversarial.figures import Figures
 from tests.adversarial.keycache import key_pairs
 from tests.browser.test_chat_app import DUMP_INDEXEDDB, database_text
-from tests.live import add_device, live_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_stack, pytest.mark.timeout(600)]
 

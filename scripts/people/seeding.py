@@ -1,6 +1,6 @@
 """History for browser tests and the browser benchmark, written from Python: a user with
-an identity and one certified device (tests.live.live_user) who sends v2 messages (§2:
-her own counter, head "") into a direct conversation with someone. Runs in a thread of
+an identity and one certified device (``live.live_user``) who sends v2 messages (§2: her
+own counter, head "") into a direct conversation with someone. Runs in a thread of
 its own, so Playwright's sync API (which owns this thread's event loop) is left alone."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import secrets
 
 from chatclient import protocol
 
+from .live import live_user, recipients_of
+
 
 def fresh_keys() -> protocol.DeviceKeys:
     """2048-bit device keys holding an identity key of their own (first device of a user)."""
@@ -18,8 +20,6 @@ def fresh_keys() -> protocol.DeviceKeys:
 
 
 async def _seed(base_url: str, peer: str, texts: list[str], name: str) -> dict:
-    from tests.live import live_user, recipients_of
-
     user = await live_user(base_url, name, fresh_keys())
     body = {"members": [peer]}
     conversation = (await user.session.request("POST", "/api/conversations/", body))["conversation"]
@@ -54,8 +54,6 @@ def seed_direct(base_url: str, peer: str, texts: list[str], *, name: str | None 
 
 
 async def _group_removal(base_url: str, member: str, other: str, name: str) -> dict:
-    from tests.live import live_user
-
     owner = await live_user(base_url, name, fresh_keys())
     ids = {}
     for username in (member, other):

@@ -1,5 +1,5 @@
-"""Chat users over the network against live daphne processes (tests.support stacks),
-speaking PROTOCOL through chatclient's session and socket."""
+"""Chat users over the network against live daphne processes (``scripts.devstack``
+stacks), speaking PROTOCOL through chatclient's session and socket."""
 
 import asyncio
 import uuid

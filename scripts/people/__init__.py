@@ -1,0 +1,12 @@
+"""People using a running dev stack, for tests, benchmarks and screenshot scripts alike
+(``scripts.devstack`` starts the stack; this drives it as its users do):
+
+* ``live``: users of the Python client over the network (register, identity, certified
+  devices, sealed messages, groups);
+* ``browser``: ``ChatUser``, one person in one browser context of the app (Playwright);
+* ``seeding``: history written from Python for a browser user to find;
+* ``photos``: a JPEG that looks like a photo, to attach.
+
+Import the module you need (``from scripts.people.browser import ChatUser``): only
+``browser`` needs Playwright and only ``photos`` needs Pillow.
+"""
