@@ -53,7 +53,17 @@ class ApiClient:
         return self.call("DELETE", path)
 
 
-async def frames_until_pong(ws, timeout: float = 5) -> list[dict]:
+async def next_of(ws, kind: str, timeout: float = 20) -> dict:
+    """The next frame of type `kind` on `ws`, skipping frames of other types (presence and
+    the like). `timeout` bounds the wait for each frame: generous, since a loaded CI
+    machine can take seconds to answer, and a passing test never waits it out."""
+    while True:
+        frame = await ws.receive_json_from(timeout=timeout)
+        if frame["type"] == kind:
+            return frame
+
+
+async def frames_until_pong(ws, timeout: float = 20) -> list[dict]:
     """The frames `ws` receives before the answer to a ping sent now.
 
     A barrier instead of waiting for nothing to arrive: a consumer handles its socket's

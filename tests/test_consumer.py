@@ -14,19 +14,11 @@ from accounts.models import User
 from keys.actions import revoke_device
 from keys.models import Device
 from messaging.models import Membership, Message
-from tests.inprocess import ApiClient, change_roster, create_group, frames_until_pong, seal
+from tests.inprocess import ApiClient, change_roster, create_group, frames_until_pong, next_of, seal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "correct horse battery staple"
-
-
-async def next_of(ws, kind, timeout=5):
-    """The next frame of this type, skipping other frames."""
-    while True:
-        frame = await ws.receive_json_from(timeout=timeout)
-        if frame["type"] == kind:
-            return frame
 
 
 async def connected(*sockets):

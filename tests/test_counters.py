@@ -14,7 +14,7 @@ from accounts.models import User
 from keys.models import Device
 from messaging import actions
 from messaging.models import Conversation, Message
-from tests.inprocess import change_roster, create_group, recipient_keys, seal
+from tests.inprocess import change_roster, create_group, next_of, recipient_keys, seal
 
 
 def rest_send(user, conversation, msg_id, envelope):
@@ -146,13 +146,6 @@ def test_one_batch_sees_its_own_counters(trio):
     assert results[6].message == results[1].message
     stored = list(Message.objects.order_by("seq").values_list("seq", "n"))
     assert stored == [(1, 1), (2, 2), (3, 3), (4, 4)]
-
-
-async def next_of(ws, kind, timeout=5):
-    while True:
-        frame = await ws.receive_json_from(timeout=timeout)
-        if frame["type"] == kind:
-            return frame
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ from Crypto.PublicKey import ECC, RSA
 
 from chatclient import protocol
 from keys.models import Device, Identity, LinkRequest
-from tests.inprocess import ApiClient, device_body, identity_body, v1_device
+from tests.inprocess import ApiClient, device_body, identity_body, next_of, v1_device
 
 db = pytest.mark.django_db
 live_db = pytest.mark.django_db(transaction=True)
@@ -30,13 +30,6 @@ def snapshot():
         list(Identity.objects.values_list("pk", "user_id", "id_kid", "replaced")),
         list(Device.objects.values_list("pk", "cert", "identity_id", "revoked")),
     )
-
-
-async def next_of(ws, kind, timeout=5):
-    while True:
-        frame = await ws.receive_json_from(timeout=timeout)
-        if frame["type"] == kind:
-            return frame
 
 
 async def closed_with(ws, code, timeout=5.0):

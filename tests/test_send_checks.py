@@ -11,7 +11,7 @@ from chatclient import protocol
 from chatclient.protocol_errors import STATUS_BY_CODE
 from keys.models import Device
 from messaging.models import Message
-from tests.inprocess import create_group, frames_until_pong, recipient_keys, seal
+from tests.inprocess import create_group, frames_until_pong, next_of, recipient_keys, seal
 
 
 def flip(b64: str) -> str:
@@ -241,14 +241,6 @@ async def test_websocket_send_refusals(trio, case):
     assert (await next_of(ws, "pong")) == {"type": "pong"}
     assert await sync_to_async(Message.objects.count)() == 0
     await ws.disconnect()
-
-
-async def next_of(ws, kind, timeout=5):
-    """The next frame of this type, skipping presence and other unrelated frames."""
-    while True:
-        frame = await ws.receive_json_from(timeout=timeout)
-        if frame["type"] == kind:
-            return frame
 
 
 @pytest.mark.django_db(transaction=True)
