@@ -2,8 +2,9 @@
 
 from collections import defaultdict
 
+import orjson
 from django.db import connection
-from django.db.models import Count, F, Q
+from django.db.models import Count, ExpressionWrapper, F, Q, TextField
 
 from accounts.errors import ActionError
 from keys.models import Device
@@ -14,6 +15,7 @@ from .wire import (
     conversation_dict,
     message_row_dict,
     roster_record_dict,
+    stored_json,
 )
 
 
@@ -244,55 +246,88 @@ def readable_messages(membership: Membership):
     return messages
 
 
+#: Served pages read `MESSAGE_COLUMNS` with the envelope and the blob ids as the
+#: database's JSON text (a jsonb column comes as text from psycopg; SQLite stores text):
+#: no `json.loads` per row, and `wire.stored_json` writes them out as they are.
+_AS_TEXT = {"envelope": "envelope_text", "blob_ids": "blob_ids_text"}
+_PAGE_COLUMNS = tuple(_AS_TEXT.get(column, column) for column in MESSAGE_COLUMNS)
+
+
+def _page_rows(messages) -> list[tuple]:
+    """The rows of this (ordered, sliced) queryset of Messages, in `_PAGE_COLUMNS`."""
+    as_text = {
+        name: ExpressionWrapper(F(column), output_field=TextField())
+        for column, name in _AS_TEXT.items()
+    }
+    return list(messages.annotate(**as_text).values_list(*_PAGE_COLUMNS))
+
+
 def history_page(
     membership: Membership, before_seq: int | None, limit: int
 ) -> tuple[list[dict], bool]:
-    """Up to `limit` messages below `before_seq` (the newest when None), ascending."""
+    """Up to `limit` messages below `before_seq` (the newest when None), ascending, as
+    the member reads them (`served_messages`)."""
     messages = readable_messages(membership)
     if before_seq is not None:
         messages = messages.filter(seq__lt=before_seq)
-    page = list(messages.order_by("-seq").values_list(*MESSAGE_COLUMNS)[: limit + 1])
+    page = _page_rows(messages.order_by("-seq")[: limit + 1])
     has_more = len(page) > limit
     page = page[:limit]
     page.reverse()
-    messages = [message_row_dict(row) for row in page]
-    return with_history_keys(membership.user_id, messages), has_more
+    return served_messages(membership.user_id, page), has_more
 
 
 def messages_after(membership: Membership, after_seq: int, limit: int) -> tuple[list[dict], bool]:
-    """Up to `limit` messages with seq above `after_seq`, ascending, and whether more exist."""
-    page = list(
-        readable_messages(membership)
-        .filter(seq__gt=after_seq)
-        .order_by("seq")
-        .values_list(*MESSAGE_COLUMNS)[: limit + 1]
+    """Up to `limit` messages with seq above `after_seq`, ascending, as the member reads
+    them (`served_messages`), and whether more exist."""
+    page = _page_rows(
+        readable_messages(membership).filter(seq__gt=after_seq).order_by("seq")[: limit + 1]
     )
     has_more = len(page) > limit
-    messages = [message_row_dict(row) for row in page[:limit]]
-    return with_history_keys(membership.user_id, messages), has_more
+    return served_messages(membership.user_id, page[:limit]), has_more
 
 
-def with_history_keys(user_id: int, messages: list[dict]) -> list[dict]:
-    """The messages as `user_id` reads them (§7.3): each envelope's `keys` gains the
-    history keys stored for her active devices whose kid it does not hold yet. One query
-    for the whole page; envelopes are copied, never changed in place."""
-    if not messages:
-        return messages
+def served_messages(user_id: int, rows: list[tuple]) -> list[dict]:
+    """Rows of `_PAGE_COLUMNS` as `user_id` reads them (PROTOCOL §4, §7.3): the stored
+    envelope and blob ids go out as the database's JSON text (`wire.stored_json`), except
+    an envelope that gains history keys (`served_envelope`). One query for the page."""
+    extra = history_keys_of(user_id, [row[0] for row in rows])
+    messages = []
+    for row in rows:
+        message = message_row_dict(row)
+        message["envelope"] = served_envelope(message["envelope"], extra.get(message["id"]))
+        message["blobs"] = stored_json(message["blobs"])
+        messages.append(message)
+    return messages
+
+
+def history_keys_of(user_id: int, message_ids: list[int]) -> dict[int, dict[str, str]]:
+    """message id -> {enc_kid: ek} of the history keys stored for these messages and the
+    user's active devices (§7.3); one query, none for no ids."""
     extra: dict[int, dict[str, str]] = defaultdict(dict)
+    if not message_ids:
+        return extra
     for message_id, enc_kid, ek in HistoryKey.objects.filter(
-        message_id__in=[m["id"] for m in messages],
+        message_id__in=message_ids,
         device__user_id=user_id,
         device__revoked__isnull=True,
     ).values_list("message_id", "device__enc_kid", "ek"):
         extra[message_id][enc_kid] = ek
-    for message in messages:
-        envelope = message["envelope"]
-        if message["id"] in extra and envelope is not None:
-            keys = dict(envelope["keys"])
-            for enc_kid, ek in extra[message["id"]].items():
-                keys.setdefault(enc_kid, ek)
-            message["envelope"] = {**envelope, "keys": keys}
-    return messages
+    return extra
+
+
+def served_envelope(text: str | None, history_keys: dict[str, str] | None):
+    """A stored envelope (JSON text, or None once taken back) as its reader gets it
+    (§7.3): without history keys for her, the stored text itself (`wire.stored_json`);
+    with them, the envelope decoded, its `keys` gaining each kid it does not hold yet (a
+    new dict; the stored envelope never changes)."""
+    if text is None or not history_keys:
+        return stored_json(text)
+    envelope = orjson.loads(text)
+    keys = dict(envelope["keys"])
+    for enc_kid, ek in history_keys.items():
+        keys.setdefault(enc_kid, ek)
+    return {**envelope, "keys": keys}
 
 
 def sync_pages(user, cursors: dict[int, int], limit: int) -> list[tuple[int, object, bool, int]]:

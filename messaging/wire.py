@@ -18,6 +18,23 @@ def dumps_frame(frame: dict) -> str:
     return orjson.dumps(frame, option=_FRAME_OPTIONS).decode()
 
 
+def dumps_body(value) -> bytes:
+    """`dumps_frame` as UTF-8 bytes, for an HTTP response body (no str in between)."""
+    return orjson.dumps(value, option=_FRAME_OPTIONS)
+
+
+def stored_json(text: str | None) -> orjson.Fragment | None:
+    """JSON text as the database holds it (a jsonb or SQLite JSON column read as text),
+    written into a frame or body verbatim by `dumps_frame`/`dumps_body`: not decoded, not
+    re-encoded. The same value, not the same bytes: PostgreSQL writes jsonb as
+    `{"a": 1, "b": [2, 3]}` (a space after `:` and `,`), SQLite keeps what `json.dumps`
+    stored. None (SQL NULL) stays None.
+
+    Only for values the server stored itself through its schemas: the text is not
+    checked here."""
+    return None if text is None else orjson.Fragment(text)
+
+
 def message_dict(message, sender_username: str) -> dict:
     """A stored message (PROTOCOL §4): metadata and the envelope as the sender made it
     (null once taken back, with `deleted` true), and the ids of the blobs it named."""

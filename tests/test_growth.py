@@ -1,0 +1,107 @@
+"""Served pages pass the stored envelope through as the database's JSON text (issue 18
+§3; docs/protocol.md "Speed and growth", growth): what a reader gets in a history page
+and in `sync` must still be, value for value, each stored message as
+`wire.message_dict` writes it from the Message the ORM decodes, with the history keys of
+her active devices added to `keys` (§7.3) and nothing added for anyone else.
+
+`test_served_pages_on_postgresql` (marked `processes`) reruns
+`test_served_pages_are_the_stored_messages` in a pytest of its own on a fresh database of
+the session's PostgreSQL server, whose jsonb text (`{"a": 1}`, keys reordered) is not
+SQLite's; in the main run that test runs on SQLite.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chatclient.protocol_errors import loads_strict
+from messaging.models import Message
+from messaging.wire import message_dict
+from tests.test_history_keys import opened, post_wraps, store, wraps_for
+
+ROOT = Path(__file__).resolve().parent.parent
+INNER = "test_served_pages_are_the_stored_messages"
+
+
+@pytest.mark.processes
+def test_served_pages_on_postgresql(postgres_server):
+    env = {**os.environ, "DATABASE_URL": postgres_server.new_database("growth"), "REDIS_URL": ""}
+    env.update(PYTHONPATH=str(ROOT), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    plugins = ["-p", "pytest_django.plugin", "-p", "pytest_asyncio.plugin", "-p", "pytest_timeout"]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", *plugins, f"{__file__}::{INNER}", "-q", "--nomigrations"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+
+
+def _stored(messages, username: str) -> list[dict]:
+    """The messages as the ORM reads them back, in PROTOCOL §4's shape."""
+    return [message_dict(Message.objects.get(pk=m.pk), username) for m in messages]
+
+
+def _with_key(message: dict, enc_kid: str, ek: str) -> dict:
+    envelope = message["envelope"]
+    return {**message, "envelope": {**envelope, "keys": {**envelope["keys"], enc_kid: ek}}}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_served_pages_are_the_stored_messages(make_user, device_keys):
+    # Key generation is the slow part: alice's two devices are the only keys made; bob
+    # reads history as a member, with no device.
+    alice = await sync_to_async(make_user)("alice")
+    bob = await sync_to_async(make_user)("bob", with_device=False)
+    a1_keys, a1 = alice.keys, alice.device_id
+
+    def setting_up():
+        direct = alice.api.post("/api/conversations/", {"members": ["bob"]}).json_body
+        direct = direct["conversation"]
+        messages = [store(alice, a1_keys, direct["id"], f"hello {i}", [a1_keys]) for i in range(4)]
+        # One names two blobs, one was taken back (§10): no envelope, `deleted`.
+        Message.objects.filter(pk=messages[1].pk).update(blob_ids=["b" * 22, "a" * 22])
+        Message.objects.filter(pk=messages[2].pk).update(envelope=None, deleted=True)
+        alice.register_device(device_keys(), "new laptop")
+        wraps = wraps_for(messages[:1], a1_keys, alice.keys)  # a history key for message 1
+        assert post_wraps(alice, alice.device_id, wraps, acting=a1).json_body == {"stored": 1}
+        stored = _stored(messages, "alice")
+        # Alice's new device reads message 1 with its wrap; bob reads what was stored.
+        for_alice = [_with_key(stored[0], alice.keys.enc_kid, wraps[0]["ek"]), *stored[1:]]
+        path = f"/api/conversations/{direct['id']}/messages/"
+        for reader, expected in ((alice, for_alice), (bob, stored)):
+            response = reader.api.get(path)
+            assert response.status_code == 200
+            assert loads_strict(response.content) == {"messages": expected, "has_more": False}
+        older = loads_strict(alice.api.get(path + "?before_seq=3&limit=1").content)
+        assert older == {"messages": [for_alice[1]], "has_more": True}
+        return direct, for_alice
+
+    direct, for_alice = await sync_to_async(setting_up)()
+    assert for_alice[2]["envelope"] is None and for_alice[1]["blobs"] == ["b" * 22, "a" * 22]
+
+    ws = alice.socket()  # the new device
+    assert (await ws.connect())[0]
+    await ws.send_json_to({"type": "sync", "cursors": {str(direct["id"]): 0}})
+    frames = []  # presence frames, if any, are not this test's business
+    while not frames or frames[-1]["type"] != "synced":
+        frame = loads_strict(await ws.receive_from(timeout=5))
+        if frame["type"] in ("message", "synced"):
+            frames.append(frame)
+    await ws.disconnect()
+    assert frames == [
+        *({"type": "message", "message": message} for message in for_alice),
+        {
+            "type": "synced",
+            "cursors": {str(direct["id"]): 4},
+            "has_more": {str(direct["id"]): False},
+        },
+    ]
+    # The served envelope still opens and verifies on the new device.
+    assert opened(frames[0]["message"], alice.keys, a1_keys) == "hello 0"
