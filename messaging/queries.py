@@ -4,9 +4,11 @@ from collections import defaultdict
 
 import orjson
 from django.db import connection
-from django.db.models import Count, ExpressionWrapper, F, Q, TextField
+from django.db.models import Count, F, Q
+from django.utils import timezone
 
 from accounts.errors import ActionError
+from accounts.models import User
 from keys.models import Device
 
 from .models import Block, Conversation, HistoryKey, Membership, Message, RosterRecord
@@ -236,30 +238,66 @@ def conversations_for(user) -> list[dict]:
     ]
 
 
-def readable_messages(membership: Membership):
-    """The messages this member may read: all, or up to `left_seq` for a former member."""
-    messages = Message.objects.filter(conversation_id=membership.conversation_id).select_related(
-        "sender"
+#: Beyond any seq (the largest bigint, which PostgreSQL and SQLite both hold).
+_SEQ_MAX = 2**63 - 1
+
+# History and sync pages are one plain SQL statement each (like `active_device_kids`):
+# building and compiling the ORM's query cost more CPU than reading 100 rows. Columns in
+# `wire.MESSAGE_COLUMNS`' order; the envelope and the blob ids come as the database's
+# JSON text (psycopg reads jsonb as text under Django; SQLite stores text), never
+# decoded here (`wire.stored_json`). `created` comes formatted by PostgreSQL as
+# `accounts.wire.iso_utc` writes it (psycopg's datetime parsing and the formatting in
+# Python were a third of a sync page's CPU), as a datetime elsewhere.
+_PAGE_SQL = (
+    "SELECT {columns} FROM {message} m JOIN {user} u ON u.id = m.sender_id"
+    " WHERE m.conversation_id = %s AND m.seq > %s AND m.seq <= %s"
+    " ORDER BY m.seq {order} LIMIT %s"
+)
+_CREATED_SQL = {
+    # to_char's MS truncates to the millisecond, as iso_utc does.
+    "postgresql": """to_char(m.created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""",
+}
+
+
+def _page_sql(order: str) -> str:
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        if name == "sender__username":
+            return "u." + quote(User._meta.get_field("username").column)
+        if name == "created" and connection.vendor in _CREATED_SQL:
+            return _CREATED_SQL[connection.vendor]
+        return "m." + quote(Message._meta.get_field(name).column)
+
+    return _PAGE_SQL.format(
+        columns=", ".join(column(name) for name in MESSAGE_COLUMNS),
+        message=quote(Message._meta.db_table),
+        user=quote(User._meta.db_table),
+        order=order,
     )
+
+
+def _page_rows(membership: Membership, after: int, up_to: int, *, newest: bool, limit: int):
+    """Rows (`MESSAGE_COLUMNS`) of the messages with `after` < seq <= `up_to` that this
+    member may read (all, or up to `left_seq` for a former member), the newest `limit`
+    (descending) or the oldest (ascending)."""
     if membership.left_seq is not None:
-        messages = messages.filter(seq__lte=membership.left_seq)
-    return messages
+        up_to = min(up_to, membership.left_seq)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _page_sql("DESC" if newest else "ASC"),
+            [membership.conversation_id, after, up_to, limit],
+        )
+        rows = cursor.fetchall()
+    if rows and not isinstance(rows[0][7], str):  # a datetime: aware, as the ORM makes it
+        rows = [(*row[:7], _aware(row[7]), *row[8:]) for row in rows]
+    return rows
 
 
-#: Served pages read `MESSAGE_COLUMNS` with the envelope and the blob ids as the
-#: database's JSON text (a jsonb column comes as text from psycopg; SQLite stores text):
-#: no `json.loads` per row, and `wire.stored_json` writes them out as they are.
-_AS_TEXT = {"envelope": "envelope_text", "blob_ids": "blob_ids_text"}
-_PAGE_COLUMNS = tuple(_AS_TEXT.get(column, column) for column in MESSAGE_COLUMNS)
-
-
-def _page_rows(messages) -> list[tuple]:
-    """The rows of this (ordered, sliced) queryset of Messages, in `_PAGE_COLUMNS`."""
-    as_text = {
-        name: ExpressionWrapper(F(column), output_field=TextField())
-        for column, name in _AS_TEXT.items()
-    }
-    return list(messages.annotate(**as_text).values_list(*_PAGE_COLUMNS))
+def _aware(moment):
+    if moment is not None and timezone.is_naive(moment):
+        return timezone.make_aware(moment, connection.timezone)
+    return moment
 
 
 def history_page(
@@ -267,31 +305,32 @@ def history_page(
 ) -> tuple[list[dict], bool]:
     """Up to `limit` messages below `before_seq` (the newest when None), ascending, as
     the member reads them (`served_messages`)."""
-    messages = readable_messages(membership)
-    if before_seq is not None:
-        messages = messages.filter(seq__lt=before_seq)
-    page = _page_rows(messages.order_by("-seq")[: limit + 1])
+    up_to = _SEQ_MAX if before_seq is None else before_seq - 1
+    page = _page_rows(membership, -1, up_to, newest=True, limit=limit + 1)
     has_more = len(page) > limit
     page = page[:limit]
     page.reverse()
-    return served_messages(membership.user_id, page), has_more
+    return served_messages(membership, page), has_more
 
 
 def messages_after(membership: Membership, after_seq: int, limit: int) -> tuple[list[dict], bool]:
     """Up to `limit` messages with seq above `after_seq`, ascending, as the member reads
     them (`served_messages`), and whether more exist."""
-    page = _page_rows(
-        readable_messages(membership).filter(seq__gt=after_seq).order_by("seq")[: limit + 1]
-    )
+    page = _page_rows(membership, after_seq, _SEQ_MAX, newest=False, limit=limit + 1)
     has_more = len(page) > limit
-    return served_messages(membership.user_id, page[:limit]), has_more
+    return served_messages(membership, page[:limit]), has_more
 
 
-def served_messages(user_id: int, rows: list[tuple]) -> list[dict]:
-    """Rows of `_PAGE_COLUMNS` as `user_id` reads them (PROTOCOL §4, §7.3): the stored
-    envelope and blob ids go out as the database's JSON text (`wire.stored_json`), except
-    an envelope that gains history keys (`served_envelope`). One query for the page."""
-    extra = history_keys_of(user_id, [row[0] for row in rows])
+def served_messages(membership: Membership, rows: list[tuple]) -> list[dict]:
+    """Rows (`MESSAGE_COLUMNS`, ascending seq) of the member's conversation as she reads
+    them (PROTOCOL §4, §7.3): the stored envelope and blob ids go out as the database's
+    JSON text (`wire.stored_json`), except an envelope that gains history keys
+    (`served_envelope`). One query for the page's history keys."""
+    extra = (
+        history_keys_of(membership.user_id, membership.conversation_id, rows[0][2], rows[-1][2])
+        if rows
+        else {}
+    )
     messages = []
     for row in rows:
         message = message_row_dict(row)
@@ -301,18 +340,31 @@ def served_messages(user_id: int, rows: list[tuple]) -> list[dict]:
     return messages
 
 
-def history_keys_of(user_id: int, message_ids: list[int]) -> dict[int, dict[str, str]]:
-    """message id -> {enc_kid: ek} of the history keys stored for these messages and the
-    user's active devices (§7.3); one query, none for no ids."""
+_HISTORY_KEYS_SQL = (
+    "SELECT h.message_id, d.enc_kid, h.ek FROM {history_key} h"
+    " JOIN {device} d ON d.id = h.device_id JOIN {message} m ON m.id = h.message_id"
+    " WHERE d.user_id = %s AND d.revoked IS NULL"
+    " AND m.conversation_id = %s AND m.seq >= %s AND m.seq <= %s"
+)
+
+
+def history_keys_of(
+    user_id: int, conversation_id: int, first_seq: int, last_seq: int
+) -> dict[int, dict[str, str]]:
+    """message id -> {enc_kid: ek} of the history keys stored for the user's active
+    devices (§7.3) and the conversation's messages with seq in [first_seq, last_seq]; one
+    statement, whatever the page's size."""
+    quote = connection.ops.quote_name
+    sql = _HISTORY_KEYS_SQL.format(
+        history_key=quote(HistoryKey._meta.db_table),
+        device=quote(Device._meta.db_table),
+        message=quote(Message._meta.db_table),
+    )
     extra: dict[int, dict[str, str]] = defaultdict(dict)
-    if not message_ids:
-        return extra
-    for message_id, enc_kid, ek in HistoryKey.objects.filter(
-        message_id__in=message_ids,
-        device__user_id=user_id,
-        device__revoked__isnull=True,
-    ).values_list("message_id", "device__enc_kid", "ek"):
-        extra[message_id][enc_kid] = ek
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id, conversation_id, first_seq, last_seq])
+        for message_id, enc_kid, ek in cursor.fetchall():
+            extra[message_id][enc_kid] = ek
     return extra
 
 

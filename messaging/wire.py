@@ -55,7 +55,7 @@ def message_dict(message, sender_username: str) -> dict:
     )
 
 
-#: The columns `message_row_dict` reads (`QuerySet.values_list(*MESSAGE_COLUMNS)`).
+#: The columns `message_row_dict` reads, in its order (`messaging.queries` selects them).
 MESSAGE_COLUMNS = (
     "id",
     "conversation_id",
@@ -74,7 +74,8 @@ MESSAGE_COLUMNS = (
 def message_row_dict(row: tuple) -> dict:
     """A stored message (PROTOCOL §4) from a row of `MESSAGE_COLUMNS`: history and sync
     pages read rows, not a Message and a User per row; `message_dict` fills one from a
-    Message."""
+    Message. `created` is a datetime, or the text `iso_utc` makes of it (as the database
+    formatted it for a page)."""
     pk, conversation, seq, sender_id, sender, device, msg_id, created, envelope, blobs, deleted = (
         row
     )
@@ -86,7 +87,7 @@ def message_row_dict(row: tuple) -> dict:
         "sender": sender,
         "sender_device": device,
         "client_msg_id": msg_id,
-        "created": iso_utc(created),
+        "created": created if isinstance(created, str) else iso_utc(created),
         "envelope": envelope,
         "blobs": blobs,
         "deleted": deleted,

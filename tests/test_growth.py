@@ -13,6 +13,7 @@ SQLite's; in the main run that test runs on SQLite.
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,10 @@ async def test_served_pages_are_the_stored_messages(make_user, device_keys):
         # One names two blobs, one was taken back (§10): no envelope, `deleted`.
         Message.objects.filter(pk=messages[1].pk).update(blob_ids=["b" * 22, "a" * 22])
         Message.objects.filter(pk=messages[2].pk).update(envelope=None, deleted=True)
+        # `created` to the millisecond, truncated: at the edges of a second.
+        moment = datetime(2026, 12, 1, 23, 59, 59, 999999, tzinfo=UTC)
+        Message.objects.filter(pk=messages[3].pk).update(created=moment)
+        Message.objects.filter(pk=messages[0].pk).update(created=moment.replace(microsecond=0))
         alice.register_device(device_keys(), "new laptop")
         wraps = wraps_for(messages[:1], a1_keys, alice.keys)  # a history key for message 1
         assert post_wraps(alice, alice.device_id, wraps, acting=a1).json_body == {"stored": 1}
@@ -85,6 +90,8 @@ async def test_served_pages_are_the_stored_messages(make_user, device_keys):
 
     direct, for_alice = await sync_to_async(setting_up)()
     assert for_alice[2]["envelope"] is None and for_alice[1]["blobs"] == ["b" * 22, "a" * 22]
+    edges = [for_alice[0]["created"], for_alice[3]["created"]]
+    assert edges == ["2026-12-01T23:59:59.000Z", "2026-12-01T23:59:59.999Z"]
 
     ws = alice.socket()  # the new device
     assert (await ws.connect())[0]
