@@ -102,7 +102,7 @@ def history(
     Written by orjson straight from the rows (`MessagePage` documents it), the stored
     envelopes as the database's JSON text (`queries.served_messages`): ninja's validation
     of 100 messages the server itself built cost more than the query."""
-    membership = queries.require_membership(request.auth, conversation_id, current=False)
+    membership = queries.reader_membership(request.auth, conversation_id)
     messages, has_more = queries.history_page(membership, before_seq, min(limit, HISTORY_MAX))
     page = {"messages": messages, "has_more": has_more}
     return HttpResponse(dumps_body(page), content_type="application/json")
