@@ -10,6 +10,7 @@ the session's PostgreSQL server, whose jsonb text (`{"a": 1}`, keys reordered) i
 SQLite's; in the main run that test runs on SQLite.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -18,20 +19,44 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from Crypto.PublicKey import RSA
 
+from chatclient import protocol
 from chatclient.protocol_errors import loads_strict
 from messaging.models import Message
 from messaging.wire import message_dict
+from tests.inprocess import register
 from tests.test_history_keys import opened, post_wraps, store, wraps_for
 
 ROOT = Path(__file__).resolve().parent.parent
 INNER = "test_served_pages_are_the_stored_messages"
 
 
+KEYS_ENV = "GROWTH_TEST_KEYS"  # the parent's device keys (PEM), so the rerun makes none
+
+
+def _export(keys: protocol.DeviceKeys) -> list[str]:
+    return [k.export_key().decode() for k in (keys.enc_private, keys.sig_private, keys.id_private)]
+
+
+def _two_device_keys(device_keys) -> list[protocol.DeviceKeys]:
+    """Alice's two devices' keys: the parent's when this runs as its PostgreSQL rerun
+    (key generation is most of this test's time), else from the suite's shared pool."""
+    exported = os.environ.get(KEYS_ENV)
+    if not exported:
+        return [device_keys(), device_keys()]
+    return [
+        protocol.DeviceKeys(*(RSA.import_key(pem) for pem in keys))
+        for keys in json.loads(Path(exported).read_text())
+    ]
+
+
 @pytest.mark.processes
-def test_served_pages_on_postgresql(postgres_server):
+def test_served_pages_on_postgresql(postgres_server, device_keys, tmp_path):
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps([_export(device_keys()), _export(device_keys())]))
     env = {**os.environ, "DATABASE_URL": postgres_server.new_database("growth"), "REDIS_URL": ""}
-    env.update(PYTHONPATH=str(ROOT), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env.update(PYTHONPATH=str(ROOT), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", **{KEYS_ENV: str(keys)})
     plugins = ["-p", "pytest_django.plugin", "-p", "pytest_asyncio.plugin", "-p", "pytest_timeout"]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", *plugins, f"{__file__}::{INNER}", "-q", "--nomigrations"],
@@ -55,11 +80,12 @@ def _with_key(message: dict, enc_kid: str, ek: str) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_served_pages_are_the_stored_messages(make_user, device_keys):
-    # Key generation is the slow part: alice's two devices are the only keys made; bob
-    # reads history as a member, with no device.
-    alice = await sync_to_async(make_user)("alice")
-    bob = await sync_to_async(make_user)("bob", with_device=False)
+async def test_served_pages_are_the_stored_messages(device_keys):
+    # Key generation is the slow part: alice's two devices have the only keys; bob reads
+    # history as a member, with no device.
+    first_keys, second_keys = _two_device_keys(device_keys)
+    alice, bob = await sync_to_async(register)("alice"), await sync_to_async(register)("bob")
+    await sync_to_async(alice.register_device)(first_keys)
     a1_keys, a1 = alice.keys, alice.device_id
 
     def setting_up():
@@ -73,7 +99,7 @@ async def test_served_pages_are_the_stored_messages(make_user, device_keys):
         moment = datetime(2026, 12, 1, 23, 59, 59, 999999, tzinfo=UTC)
         Message.objects.filter(pk=messages[3].pk).update(created=moment)
         Message.objects.filter(pk=messages[0].pk).update(created=moment.replace(microsecond=0))
-        alice.register_device(device_keys(), "new laptop")
+        alice.register_device(second_keys, "new laptop")
         wraps = wraps_for(messages[:1], a1_keys, alice.keys)  # a history key for message 1
         assert post_wraps(alice, alice.device_id, wraps, acting=a1).json_body == {"stored": 1}
         stored = _stored(messages, "alice")
