@@ -24,6 +24,11 @@ other's caches:
 
 Each measurement is a JSON line in bench/results/runs.jsonl (`"mode": "growth"`), which
 `bench/plots.py` draws as cost against database size.
+
+`--compare TREE [TREE ...]` loads `full` once and then measures only history and sync,
+with each TREE's code and then this one's in turn (fresh processes, `--rounds` times), so
+before/after figures share the database and the machine's load; `--profile DIR` then
+records py-spy raw stacks of the first and the last tree (`history-A.txt`, ...).
 """
 
 from __future__ import annotations
