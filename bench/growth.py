@@ -24,6 +24,11 @@ other's caches:
 
 Each measurement is a JSON line in bench/results/runs.jsonl (`"mode": "growth"`), which
 `bench/plots.py` draws as cost against database size.
+
+`--compare TREE [TREE ...]` loads `full` once and then measures only history and sync,
+with each TREE's code and then this one's in turn (fresh processes, `--rounds` times), so
+before/after figures share the database and the machine's load; `--profile DIR` then
+records py-spy raw stacks of the first and the last tree (`history-A.txt`, ...).
 """
 
 from __future__ import annotations
@@ -381,13 +386,28 @@ def _backend_cpu_s() -> float:
 
 
 # ------------------------------------------------------------------------------ driver
-def _child(*argv) -> dict:
-    out = subprocess.run(
-        [PY, "-m", "bench.growth", *argv], cwd=REPO, capture_output=True, text=True, timeout=3600
-    )
+def _child(*argv, tree: Path = REPO, profile: Path | None = None) -> dict:
+    """`bench.growth <argv>` in a fresh process, importing the code of `tree` (this one,
+    or an older checkout for `--compare`); under py-spy (raw stacks to `profile`) if set."""
+    cmd = [PY, "-m", "bench.growth", *argv]
+    if profile is not None:
+        cmd = [
+            str(Path(PY).parent / "py-spy"),
+            "record",
+            "-r",
+            "250",
+            "-f",
+            "raw",
+            "-o",
+            str(profile),
+            "--",
+            *cmd,
+        ]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(f"bench.growth {argv[0]} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads([x for x in out.stdout.splitlines() if x.startswith("{")][-1])
 
 
 def _load_avg() -> str:
@@ -405,6 +425,14 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--label", default="growth")
     p.add_argument("--out", default=str(RESULTS / "runs.jsonl"))
+    p.add_argument(
+        "--compare",
+        metavar="TREE",
+        nargs="+",
+        help="after loading, history and sync only: each TREE's code and then this one's,"
+        " in turn, --rounds times, on the same database",
+    )
+    p.add_argument("--profile", metavar="DIR", help="then py-spy raw stacks of history and sync")
     args = p.parse_args()
 
     import psycopg
@@ -433,6 +461,9 @@ def main() -> None:
             m = _child("_measure", url, "send", str(args.sends), str(args.batch), "0")
             record({"what": "send", "db": db, **m})
 
+        if args.compare:
+            compare(args, full, record)
+            return
         sends(empty, "empty")
         start = 0
         for stop in [s for s in args.steps if s < args.conversations] + [args.conversations]:
@@ -448,6 +479,32 @@ def main() -> None:
             sends(full, "full")
     finally:
         pg.stop()
+
+
+def compare(args, full: str, record) -> None:
+    """Load `full` at once; then history and sync of each tree in turn (the trees of
+    `--compare` as A, B, ..., this one last), round after round, so the machine's load
+    hits all alike; then py-spy profiles if asked."""
+    loaded = _child("_load", full, str(args.conversations), str(args.per), "0")
+    record({"what": "load", "db": "full", **loaded})
+    paths = [Path(tree).resolve() for tree in args.compare] + [REPO]
+    trees = {chr(ord("A") + i): path for i, path in enumerate(paths)}
+    for _ in range(args.rounds):
+        for name, tree in trees.items():
+            for what in ("history", "sync"):
+                m = _child("_measure", full, what, "0", "0", str(args.history), tree=tree)
+                record({"what": what, "db": "full", "tree": name, "code": str(tree), **m})
+    if args.profile:
+        out = Path(args.profile)
+        out.mkdir(parents=True, exist_ok=True)
+        first, last = next(iter(trees)), list(trees)[-1]
+        for name, tree in ((first, trees[first]), (last, trees[last])):
+            for what in ("history", "sync"):
+                prof = out / f"{what}-{name}.txt"
+                m = _child(
+                    "_measure", full, what, "0", "0", str(args.history), tree=tree, profile=prof
+                )
+                record({"what": what, "db": "full", "tree": name, "profile": str(prof), **m})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from .schemas import (
     RosterRecords,
     SendIn,
 )
-from .wire import dumps_frame
+from .wire import dumps_body
 
 router = Router(tags=["messaging"], auth=session_auth)
 
@@ -99,12 +99,13 @@ def history(
 ):
     """A page of history in ascending seq: the newest, or the one below `before_seq`.
 
-    Written by orjson straight from the rows (`MessagePage` documents it): ninja's
-    validation of 100 messages the server itself built cost more than the query."""
-    membership = queries.require_membership(request.auth, conversation_id, current=False)
+    Written by orjson straight from the rows (`MessagePage` documents it), the stored
+    envelopes as the database's JSON text (`queries.served_messages`): ninja's validation
+    of 100 messages the server itself built cost more than the query."""
+    membership = queries.reader_membership(request.auth, conversation_id)
     messages, has_more = queries.history_page(membership, before_seq, min(limit, HISTORY_MAX))
     page = {"messages": messages, "has_more": has_more}
-    return HttpResponse(dumps_frame(page), content_type="application/json")
+    return HttpResponse(dumps_body(page), content_type="application/json")
 
 
 @router.post(

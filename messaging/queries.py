@@ -2,10 +2,13 @@
 
 from collections import defaultdict
 
+import orjson
 from django.db import connection
 from django.db.models import Count, F, Q
+from django.utils import timezone
 
 from accounts.errors import ActionError
+from accounts.models import User
 from keys.models import Device
 
 from .models import Block, Conversation, HistoryKey, Membership, Message, RosterRecord
@@ -14,6 +17,7 @@ from .wire import (
     conversation_dict,
     message_row_dict,
     roster_record_dict,
+    stored_json,
 )
 
 
@@ -65,6 +69,19 @@ def require_membership(user, conversation_id: int, *, current: bool) -> Membersh
             raise ActionError("not_found", "No such conversation.")
         raise ActionError("not_member", "You are not a member of this conversation.")
     return membership
+
+
+def reader_membership(user, conversation_id: int) -> Membership:
+    """The user's membership, current or former, to read the conversation's messages by
+    (`conversation_id`, `user_id`, `left_seq`; the conversation is not loaded): one plain
+    SQL statement on every history page, where `require_membership`'s ORM query cost more
+    CPU to build than to run. Raises as `require_membership(current=False)` does."""
+    sql = _READER_SQL.format(membership=connection.ops.quote_name(Membership._meta.db_table))
+    found = list(Membership.objects.raw(sql, [conversation_id, user.pk]))
+    return found[0] if found else require_membership(user, conversation_id, current=False)
+
+
+_READER_SQL = "SELECT * FROM {membership} WHERE conversation_id = %s AND user_id = %s"
 
 
 def current_member_ids(conversation_id: int) -> list[int]:
@@ -234,65 +251,151 @@ def conversations_for(user) -> list[dict]:
     ]
 
 
-def readable_messages(membership: Membership):
-    """The messages this member may read: all, or up to `left_seq` for a former member."""
-    messages = Message.objects.filter(conversation_id=membership.conversation_id).select_related(
-        "sender"
+#: Beyond any seq (the largest bigint, which PostgreSQL and SQLite both hold).
+_SEQ_MAX = 2**63 - 1
+_SEQ, _CREATED = MESSAGE_COLUMNS.index("seq"), MESSAGE_COLUMNS.index("created")
+
+# History and sync pages are one plain SQL statement each (like `active_device_kids`):
+# building and compiling the ORM's query cost more CPU than reading 100 rows. Columns in
+# `wire.MESSAGE_COLUMNS`' order; the envelope and the blob ids come as the database's
+# JSON text (psycopg reads jsonb as text under Django; SQLite stores text), never
+# decoded here (`wire.stored_json`). `created` comes formatted by PostgreSQL as
+# `accounts.wire.iso_utc` writes it (psycopg's datetime parsing and the formatting in
+# Python were a third of the database thread's CPU in a sync), as a datetime elsewhere.
+_PAGE_SQL = (
+    "SELECT {columns} FROM {message} m JOIN {user} u ON u.id = m.sender_id"
+    " WHERE m.conversation_id = %s AND m.seq > %s AND m.seq <= %s"
+    " ORDER BY m.seq {order} LIMIT %s"
+)
+_CREATED_SQL = {
+    # to_char's MS truncates to the millisecond, as iso_utc does.
+    "postgresql": """to_char(m.created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""",
+}
+
+
+def _page_sql(order: str) -> str:
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        if name == "sender__username":
+            return "u." + quote(User._meta.get_field("username").column)
+        if name == "created" and connection.vendor in _CREATED_SQL:
+            return _CREATED_SQL[connection.vendor]
+        return "m." + quote(Message._meta.get_field(name).column)
+
+    return _PAGE_SQL.format(
+        columns=", ".join(column(name) for name in MESSAGE_COLUMNS),
+        message=quote(Message._meta.db_table),
+        user=quote(User._meta.db_table),
+        order=order,
     )
+
+
+def _page_rows(membership: Membership, after: int, up_to: int, *, newest: bool, limit: int):
+    """Rows (`MESSAGE_COLUMNS`) of the messages with `after` < seq <= `up_to` that this
+    member may read (all, or up to `left_seq` for a former member), the newest `limit`
+    (descending) or the oldest (ascending)."""
     if membership.left_seq is not None:
-        messages = messages.filter(seq__lte=membership.left_seq)
-    return messages
+        up_to = min(up_to, membership.left_seq)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _page_sql("DESC" if newest else "ASC"),
+            [membership.conversation_id, after, up_to, limit],
+        )
+        rows = cursor.fetchall()
+    if rows and not isinstance(rows[0][_CREATED], str):  # a datetime: aware, as the ORM's
+        rows = [(*row[:_CREATED], _aware(row[_CREATED]), *row[_CREATED + 1 :]) for row in rows]
+    return rows
+
+
+def _aware(moment):
+    if moment is not None and timezone.is_naive(moment):
+        return timezone.make_aware(moment, connection.timezone)
+    return moment
 
 
 def history_page(
     membership: Membership, before_seq: int | None, limit: int
 ) -> tuple[list[dict], bool]:
-    """Up to `limit` messages below `before_seq` (the newest when None), ascending."""
-    messages = readable_messages(membership)
-    if before_seq is not None:
-        messages = messages.filter(seq__lt=before_seq)
-    page = list(messages.order_by("-seq").values_list(*MESSAGE_COLUMNS)[: limit + 1])
+    """Up to `limit` messages below `before_seq` (the newest when None), ascending, as
+    the member reads them (`served_messages`)."""
+    up_to = _SEQ_MAX if before_seq is None else before_seq - 1
+    page = _page_rows(membership, -1, up_to, newest=True, limit=limit + 1)
     has_more = len(page) > limit
     page = page[:limit]
     page.reverse()
-    messages = [message_row_dict(row) for row in page]
-    return with_history_keys(membership.user_id, messages), has_more
+    return served_messages(membership, page), has_more
 
 
 def messages_after(membership: Membership, after_seq: int, limit: int) -> tuple[list[dict], bool]:
-    """Up to `limit` messages with seq above `after_seq`, ascending, and whether more exist."""
-    page = list(
-        readable_messages(membership)
-        .filter(seq__gt=after_seq)
-        .order_by("seq")
-        .values_list(*MESSAGE_COLUMNS)[: limit + 1]
-    )
+    """Up to `limit` messages with seq above `after_seq`, ascending, as the member reads
+    them (`served_messages`), and whether more exist."""
+    page = _page_rows(membership, after_seq, _SEQ_MAX, newest=False, limit=limit + 1)
     has_more = len(page) > limit
-    messages = [message_row_dict(row) for row in page[:limit]]
-    return with_history_keys(membership.user_id, messages), has_more
+    return served_messages(membership, page[:limit]), has_more
 
 
-def with_history_keys(user_id: int, messages: list[dict]) -> list[dict]:
-    """The messages as `user_id` reads them (§7.3): each envelope's `keys` gains the
-    history keys stored for her active devices whose kid it does not hold yet. One query
-    for the whole page; envelopes are copied, never changed in place."""
-    if not messages:
-        return messages
-    extra: dict[int, dict[str, str]] = defaultdict(dict)
-    for message_id, enc_kid, ek in HistoryKey.objects.filter(
-        message_id__in=[m["id"] for m in messages],
-        device__user_id=user_id,
-        device__revoked__isnull=True,
-    ).values_list("message_id", "device__enc_kid", "ek"):
-        extra[message_id][enc_kid] = ek
-    for message in messages:
-        envelope = message["envelope"]
-        if message["id"] in extra and envelope is not None:
-            keys = dict(envelope["keys"])
-            for enc_kid, ek in extra[message["id"]].items():
-                keys.setdefault(enc_kid, ek)
-            message["envelope"] = {**envelope, "keys": keys}
+def served_messages(membership: Membership, rows: list[tuple]) -> list[dict]:
+    """Rows (`MESSAGE_COLUMNS`, ascending seq) of the member's conversation as she reads
+    them (PROTOCOL §4, §7.3): the stored envelope and blob ids go out as the database's
+    JSON text (`wire.stored_json`), except an envelope that gains history keys
+    (`served_envelope`). One query for the page's history keys."""
+    extra = (
+        history_keys_of(
+            membership.user_id, membership.conversation_id, rows[0][_SEQ], rows[-1][_SEQ]
+        )
+        if rows
+        else {}
+    )
+    messages = []
+    for row in rows:
+        message = message_row_dict(row)
+        message["envelope"] = served_envelope(message["envelope"], extra.get(message["id"]))
+        message["blobs"] = stored_json(message["blobs"])
+        messages.append(message)
     return messages
+
+
+_HISTORY_KEYS_SQL = (
+    "SELECT h.message_id, d.enc_kid, h.ek FROM {history_key} h"
+    " JOIN {device} d ON d.id = h.device_id JOIN {message} m ON m.id = h.message_id"
+    " WHERE d.user_id = %s AND d.revoked IS NULL"
+    " AND m.conversation_id = %s AND m.seq >= %s AND m.seq <= %s"
+)
+
+
+def history_keys_of(
+    user_id: int, conversation_id: int, first_seq: int, last_seq: int
+) -> dict[int, dict[str, str]]:
+    """message id -> {enc_kid: ek} of the history keys stored for the user's active
+    devices (§7.3) and the conversation's messages with seq in [first_seq, last_seq]; one
+    statement, whatever the page's size."""
+    quote = connection.ops.quote_name
+    sql = _HISTORY_KEYS_SQL.format(
+        history_key=quote(HistoryKey._meta.db_table),
+        device=quote(Device._meta.db_table),
+        message=quote(Message._meta.db_table),
+    )
+    extra: dict[int, dict[str, str]] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id, conversation_id, first_seq, last_seq])
+        for message_id, enc_kid, ek in cursor.fetchall():
+            extra[message_id][enc_kid] = ek
+    return extra
+
+
+def served_envelope(text: str | None, history_keys: dict[str, str] | None):
+    """A stored envelope (JSON text, or None once taken back) as its reader gets it
+    (§7.3): without history keys for her, the stored text itself (`wire.stored_json`);
+    with them, the envelope decoded, its `keys` gaining each kid it does not hold yet (a
+    new dict; the stored envelope never changes)."""
+    if text is None or not history_keys:
+        return stored_json(text)
+    envelope = orjson.loads(text)
+    keys = dict(envelope["keys"])
+    for enc_kid, ek in history_keys.items():
+        keys.setdefault(enc_kid, ek)
+    return {**envelope, "keys": keys}
 
 
 def sync_pages(user, cursors: dict[int, int], limit: int) -> list[tuple[int, object, bool, int]]:

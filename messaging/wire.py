@@ -18,6 +18,23 @@ def dumps_frame(frame: dict) -> str:
     return orjson.dumps(frame, option=_FRAME_OPTIONS).decode()
 
 
+def dumps_body(value) -> bytes:
+    """`dumps_frame` as UTF-8 bytes, for an HTTP response body (no str in between)."""
+    return orjson.dumps(value, option=_FRAME_OPTIONS)
+
+
+def stored_json(text: str | None) -> orjson.Fragment | None:
+    """JSON text as the database holds it (a jsonb or SQLite JSON column read as text),
+    written into a frame or body verbatim by `dumps_frame`/`dumps_body`: not decoded, not
+    re-encoded. The same value, not the same bytes: PostgreSQL writes jsonb as
+    `{"a": 1, "b": [2, 3]}` (a space after `:` and `,`), SQLite keeps what `json.dumps`
+    stored. None (SQL NULL) stays None.
+
+    Only for values the server stored itself through its schemas: the text is not
+    checked here."""
+    return None if text is None else orjson.Fragment(text)
+
+
 def message_dict(message, sender_username: str) -> dict:
     """A stored message (PROTOCOL §4): metadata and the envelope as the sender made it
     (null once taken back, with `deleted` true), and the ids of the blobs it named."""
@@ -38,7 +55,7 @@ def message_dict(message, sender_username: str) -> dict:
     )
 
 
-#: The columns `message_row_dict` reads (`QuerySet.values_list(*MESSAGE_COLUMNS)`).
+#: The columns `message_row_dict` reads, in its order (`messaging.queries` selects them).
 MESSAGE_COLUMNS = (
     "id",
     "conversation_id",
@@ -57,7 +74,8 @@ MESSAGE_COLUMNS = (
 def message_row_dict(row: tuple) -> dict:
     """A stored message (PROTOCOL §4) from a row of `MESSAGE_COLUMNS`: history and sync
     pages read rows, not a Message and a User per row; `message_dict` fills one from a
-    Message."""
+    Message. `created` is a datetime, or the text `iso_utc` makes of it (as the database
+    formatted it for a page)."""
     pk, conversation, seq, sender_id, sender, device, msg_id, created, envelope, blobs, deleted = (
         row
     )
@@ -69,7 +87,7 @@ def message_row_dict(row: tuple) -> dict:
         "sender": sender,
         "sender_device": device,
         "client_msg_id": msg_id,
-        "created": iso_utc(created),
+        "created": created if isinstance(created, str) else iso_utc(created),
         "envelope": envelope,
         "blobs": blobs,
         "deleted": deleted,
