@@ -107,7 +107,7 @@ class ChatStack:
     def _seed_paths(self):
         n, k = self.seed
         kind = "pg" if self.scenario == 3 else "sqlite"
-        stem = CACHE / f"population-{kind}-n{n}-k{k}-{schema_hash()}"
+        stem = CACHE / f"population-{kind}-n{n}-k{k}-{schema_hash()}{population.CACHE_TAG}"
         return stem.with_suffix(".json"), stem.with_suffix(".sql" if kind == "pg" else ".sqlite3")
 
     def start(self):
