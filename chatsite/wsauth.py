@@ -5,7 +5,9 @@ Channels' `AuthMiddlewareStack` reads the session row and then the user row thro
 while CONN_MAX_AGE is 0: in a connect storm that was a third of daphne's CPU (py-spy:
 `get_new_connection` and `_close` alone 16%). Here the user is resolved by Django's own
 `auth.get_user` (session hash check included, as for HTTP) on the database thread of
-`messaging.dbthread`, whose connection stays open between calls.
+`messaging.dbthread`, whose connection stays open between calls; handshakes that come
+while that thread is busy are resolved together in its next hop (`messaging.batching`),
+each by its own `get_user`.
 """
 
 from types import SimpleNamespace
@@ -13,16 +15,27 @@ from types import SimpleNamespace
 from channels.middleware import BaseMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.contrib import auth
+from django.db import DatabaseError
 
-from messaging.dbthread import database_call
-
-
-def _session_user(session):
-    """The session's user, or AnonymousUser (also for an inactive one), as for HTTP."""
-    return auth.get_user(SimpleNamespace(session=session))
+from messaging.batching import Batcher
 
 
-_session_user_in_db = database_call(_session_user)
+def _session_users(sessions: list) -> list:
+    """Each session's user, or AnonymousUser (also for an inactive one), as for HTTP; an
+    error in one session's place (the others are still resolved), except a database
+    error, which fails the batch (and `messaging.dbthread` drops the connection)."""
+    users = []
+    for session in sessions:
+        try:
+            users.append(auth.get_user(SimpleNamespace(session=session)))
+        except DatabaseError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - raised to that handshake alone
+            users.append(exc)
+    return users
+
+
+_session_user_in_db = Batcher(_session_users)
 
 
 class SessionAuthMiddleware(BaseMiddleware):
