@@ -135,6 +135,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     device: Device | None = None
     device_id: int | None = None  # as asked in ?device=, before it was checked
     registered = False
+    #: user id -> online, as this socket was last told by a `presence` frame (its
+    #: snapshot, or `chat_presence`: every other `presence` frame comes that way).
+    told_online: dict[int, bool]
     session_key: str | None = None
     closed_by_server = False
 
@@ -153,6 +156,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Check the session and device, join the groups and register the socket, and only
         then accept the handshake: once a client sees its socket open, every frame fanned
         out after that reaches it. Refusals are accepted and then closed (4401, 4403)."""
+        self.told_online = {}
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             inactive = _session_user_id(self.scope) is not None
@@ -202,11 +206,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         presence.ensure_heartbeat()
         for other in online_users:
+            self.told_online[other.pk] = True
             await self.send_frame(presence.presence_frame(other, True))
         if came_online:
-            await realtime.send_to_users(
-                [other.pk for other in online_users], presence.presence_frame(user, True)
-            )
+            await presence.announce([other.pk for other in online_users], user, True)
 
     async def disconnect(self, code):
         try:
@@ -232,9 +235,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.registered = False
             online_co_members = await _close_socket((self.channel_name, self.user.pk))
             if online_co_members is not None:
-                await realtime.send_to_users(
-                    online_co_members, presence.presence_frame(self.user, False)
-                )
+                await presence.announce(online_co_members, self.user, False)
 
     # --- frames from the client ---------------------------------------------------------
 
@@ -328,6 +329,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def chat_frame(self, event):
         if self.device is not None:
             await self.send(text_data=event["text"])
+
+    async def chat_presence(self, event):
+        """A peer came online or went offline: told unless this socket was told so last
+        (a socket joins its groups before its snapshot is taken, so a peer coming online
+        in between would be named twice: in the snapshot and by her announcement)."""
+        if self.device is None or self.told_online.get(event["user_id"]) == event["online"]:
+            return
+        self.told_online[event["user_id"]] = event["online"]
+        await self.send(text_data=event["text"])
 
     async def chat_close(self, event):
         if self.closed_by_server:  # e.g. logout: both the logout and the session's end

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
+from accounts.models import User
 from messaging import presence
 from messaging.models import Connection
 from tests.inprocess import create_group, frames_until_pong
@@ -80,3 +81,20 @@ async def test_a_storm_of_connects_tells_each_socket_each_online_peer_once(make_
     ]
     for ws in [*sockets, z_ws]:
         await ws.disconnect()
+
+
+async def test_an_announcement_that_repeats_what_a_socket_was_told_is_left_out(trio):
+    """A socket joins its groups before its snapshot is taken: a peer coming online in
+    between is named by both. The repeat is left out; a change is not."""
+    alice, bob, _, _ = trio
+    b_ws, a_ws = bob.socket(), alice.socket()
+    assert (await b_ws.connect())[0] and (await a_ws.connect())[0]
+    assert [f["user"] for f in await frames_until_pong(a_ws)] == ["bob"]  # her snapshot
+    bob_user = await User.objects.aget(pk=bob.user_id)
+    await presence.announce([alice.user_id], bob_user, True)  # what her snapshot said
+    await presence.announce([alice.user_id], bob_user, False)
+    assert await a_ws.receive_json_from(timeout=5) == {
+        "type": "presence", "user": "bob", "user_id": bob.user_id, "online": False,
+    }  # fmt: skip
+    await a_ws.disconnect()
+    await b_ws.disconnect()
