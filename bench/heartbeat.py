@@ -28,12 +28,13 @@ def main() -> None:
     p.add_argument("--database-url")
     args = p.parse_args()
 
+    from bench.population import CACHE_TAG
     from bench.stacks import BENCH_SECRET_KEY, CACHE, schema_hash
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-heartbeat-"))
     url = args.database_url
     if not url:
-        stem = CACHE / f"population-sqlite-n200-k2-{schema_hash()}"
+        stem = CACHE / f"population-sqlite-n200-k2-{schema_hash()}{CACHE_TAG}"
         if not stem.with_suffix(".sqlite3").exists():
             sys.exit(f"no cached population {stem}")
         shutil.copy(stem.with_suffix(".sqlite3"), tmp / "db.sqlite3")

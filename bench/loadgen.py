@@ -359,6 +359,21 @@ async def run_load(args, plan):
         await asyncio.sleep(0.05)
     drain_s = (now_ns() - snaps["m1"]["t_ns"]) / 1e9
     open_at_end = sum(1 for c in live if c.ws.state is State.OPEN)
+    presence_wrong = None
+    if args.target == "chat" and len(live) == args.idle:
+        # PROTOCOL §6: each socket is told each online peer (here: every other member of
+        # its conversations, all connected) online exactly once, by its snapshot or an
+        # announcement, and nothing else.
+        user_of = [d["user_id"] for d in plan["devices"]]
+        peers = [set() for _ in user_of]
+        for conv in plan["conversations"]:
+            for m in conv["members"]:
+                peers[m] |= {user_of[o] for o in conv["members"] if user_of[o] != user_of[m]}
+        presence_wrong = 0
+        for c in live:
+            told = [(f.get("online"), f.get("user_id")) for f in c.frames]
+            if sorted(told) != sorted((True, uid) for uid in peers[c.idx % n_dev]):
+                presence_wrong += 1
 
     lost_all = expected_all - run.n["copies"]
     sync_info = None
@@ -500,8 +515,10 @@ async def run_idle(args, plan):
 
     async def drain(c):
         try:
-            async for _ in c.ws:
+            async for text in c.ws:
                 run.n["idle_frames"] += 1
+                if '"presence"' in text:  # what this socket was told (checked at the end)
+                    c.frames.append(json.loads(text))
         except ConnectionClosed as e:
             if not run.closing:
                 run.errors[f"closed:{e.rcvd.code if e.rcvd else 'abnormal'}"] += 1
@@ -531,6 +548,21 @@ async def run_idle(args, plan):
         sa = sb
     s2 = sa
     open_at_end = sum(1 for c in live if c.ws.state is State.OPEN)
+    presence_wrong = None
+    if args.target == "chat" and len(live) == args.idle:
+        # PROTOCOL §6: each socket is told each online peer (here: every other member of
+        # its conversations, all connected) online exactly once, by its snapshot or an
+        # announcement, and nothing else.
+        user_of = [d["user_id"] for d in plan["devices"]]
+        peers = [set() for _ in user_of]
+        for conv in plan["conversations"]:
+            for m in conv["members"]:
+                peers[m] |= {user_of[o] for o in conv["members"] if user_of[o] != user_of[m]}
+        presence_wrong = 0
+        for c in live:
+            told = [(f.get("online"), f.get("user_id")) for f in c.frames]
+            if sorted(told) != sorted((True, uid) for uid in peers[c.idx % n_dev]):
+                presence_wrong += 1
     for c in live:
         if c.pinger:
             c.pinger.cancel()
@@ -566,6 +598,7 @@ async def run_idle(args, plan):
         "connect": connect_info,
         "errors": dict(run.errors),
         "frames_while_idle": run.n["idle_frames"],
+        "presence_wrong_sockets": presence_wrong,
         "idle_window_s": IDLE_WINDOW,
         "idle_cpu_pct_windows": windows,  # all server processes, per window
         "servers": servers,
@@ -573,7 +606,7 @@ async def run_idle(args, plan):
         "system_cpu_pct": hold["system_cpu_pct"],
         "other_cpu_pct": hold["other_cpu_pct"],
         "foreign_cpu_pct": hold["foreign_cpu_pct"],
-        "pass": open_at_end == args.idle,
+        "pass": open_at_end == args.idle and not presence_wrong,
     }
     return res
 

@@ -2,8 +2,9 @@
 
 `populate()` registers `n` users (each with an identity key and one device it certifies,
 real 2048-bit keys from bench.keys), then groups them into conversations of `room_size`
-consecutive users: a `direct` conversation for 2, a `group` otherwise (made with its gid
-and record 0, §8, signed by its first user's device). The result, a plan, is plain JSON
+consecutive users: a `direct` conversation for 2, accepted by the second user (so it is
+no message request, and the two see each other's presence, §6), a `group` otherwise
+(made with its gid and record 0, §8, signed by its first user's device). The result, a plan, is plain JSON
 (ids, session cookies, key indexes, each conversation's roster `head`) that the load
 generator reads.
 """
@@ -20,6 +21,9 @@ from chatclient.session import ChatSession
 from . import keys as keycache
 
 PASSWORD = "bench-Pass-7q!long-enough"
+#: In the names of cached populations (bench/.cache): those made before direct
+#: conversations were accepted have no such tag and are not reused.
+CACHE_TAG = "-accepted"
 
 
 def session_for(base_url: str, tls: ssl.SSLContext | None) -> ChatSession:
@@ -107,6 +111,9 @@ async def populate(
                 )
                 body = {"gid": gid, "title": title, "roster": record}
             conv = (await owner.request("POST", "/api/conversations/", body))["conversation"]
+            if room_size == 2:  # a message request for the other until she accepts it
+                other = made[members[1]][0]
+                await other.request("POST", f"/api/conversations/{conv['id']}/accept/")
             head = conv["roster_head"]["hash"] if conv["roster_head"] else ""
             return {"id": conv["id"], "members": members, "head": head}
 

@@ -91,6 +91,7 @@ def main():
         default=0,
         help="chat sockets send the browser's keep-alive every N s (the browser: 25)",
     )
+    s.add_argument("--workers", type=int, default=None, help="daphne workers (default 1)")
     s.add_argument(
         "--unit-daphne",
         action="store_true",

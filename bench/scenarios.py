@@ -5,11 +5,14 @@ bench/results/runs.jsonl."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -267,6 +270,60 @@ def sweep(args):
                 s.stop()
 
 
+def _thread_cpu(pid):
+    """CPU seconds of each thread of `pid`: {tid: (name, seconds)}."""
+    out = {}
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+                fields = rest.split()
+                cpu = (int(fields[11]) + int(fields[12])) / sysstat.CLK_TCK
+                out[int(tid)] = (head.split("(", 1)[1], cpu)
+    return out
+
+
+class CpuTrace:
+    """Per-second CPU of the server processes, by thread, sampled from /proc while a run
+    goes: where in time (and in which thread: event loop, database thread) an idle
+    worker's CPU is spent."""
+
+    def __init__(self, pids, every=1.0):
+        self.pids, self.every = pids, every
+        self.samples = []  # (t, {pid: {tid: (name, cpu_s)}})
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        t0 = time.monotonic()
+        while not self.stop.is_set():
+            self.samples.append(
+                (round(time.monotonic() - t0, 2), {p: _thread_cpu(p) for p in self.pids})
+            )
+            self.stop.wait(self.every)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def series(self):
+        """[(t, {"pid/main" or "pid/tid": % of a core in the second before t})]"""
+        out = []
+        for (t0, a), (t1, b) in zip(self.samples, self.samples[1:], strict=False):
+            row = {}
+            for pid, threads in b.items():
+                for tid, (name, cpu) in threads.items():
+                    before = a.get(pid, {}).get(tid, (name, cpu))[1]
+                    key = f"{pid}/{'main' if tid == pid else tid}"
+                    row[key] = row.get(key, 0) + round(100 * (cpu - before) / (t1 - t0), 1)
+            out.append((t1, row))
+        return out
+
+
 def idle(args):
     hard = raise_fd_limit()
     print(f"fd limit {hard}", file=sys.stderr)
@@ -275,7 +332,12 @@ def idle(args):
         try:
             if target == "chat":
                 stack = ChatStack(
-                    args.scenario, seed=(args.devices, 2), unit_daphne=args.unit_daphne
+                    args.scenario,
+                    dict(e.split("=", 1) for e in args.server_env),
+                    seed=(args.devices, 2),
+                    tree=args.server_tree,
+                    unit_daphne=args.unit_daphne,
+                    workers=args.workers,
                 ).start()
                 plan = stack.plan
                 path = stack.tmp / "plan.json"
@@ -304,20 +366,35 @@ def idle(args):
                 "--idle-ping",
                 str(args.idle_ping),
             ]
-            r = loadgen(
-                args,
-                target,
-                stack,
-                path,
-                extra,
-                f"s{args.scenario}-idle{args.sockets}-{target}{args.tag}",
-                {"scenario": args.scenario, "sweep": args.label or ""},
-            )
+            tag = f"s{args.scenario}-idle{args.sockets}-{target}{args.tag}"
+            with CpuTrace([p for p in stack.pids() if p]) as trace:
+                r = loadgen(
+                    args,
+                    target,
+                    stack,
+                    path,
+                    extra,
+                    tag,
+                    {"scenario": args.scenario, "sweep": args.label or ""},
+                )
+            RESULTS.mkdir(exist_ok=True)
+            trace_file = RESULTS / f"cputrace-{tag}.json"
+            trace_file.write_text(json.dumps(trace.series()))
+            print(f"per-second CPU by thread: {trace_file}", file=sys.stderr)
             print(
                 json.dumps(
                     {
                         k: r[k]
-                        for k in ("tag", "connected", "open_at_end", "connect", "servers", "errors")
+                        for k in (
+                            "tag",
+                            "connected",
+                            "open_at_end",
+                            "presence_wrong_sockets",
+                            "idle_cpu_pct_windows",
+                            "connect",
+                            "servers",
+                            "errors",
+                        )
                     }
                 ),
                 file=sys.stderr,

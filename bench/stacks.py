@@ -107,7 +107,7 @@ class ChatStack:
     def _seed_paths(self):
         n, k = self.seed
         kind = "pg" if self.scenario == 3 else "sqlite"
-        stem = CACHE / f"population-{kind}-n{n}-k{k}-{schema_hash()}"
+        stem = CACHE / f"population-{kind}-n{n}-k{k}-{schema_hash()}{population.CACHE_TAG}"
         return stem.with_suffix(".json"), stem.with_suffix(".sql" if kind == "pg" else ".sqlite3")
 
     def start(self):
@@ -164,6 +164,9 @@ class ChatStack:
         # --ping-interval 60 ...) start below on bench ports (see bench_port), once nginx's
         # origin is in their env.
         ports = [bench_port() for _ in range(self.workers)]
+        if self.scenario < 3 and len(ports) > 1:  # the plan names worker 0's origin
+            origins = ",".join(f"http://127.0.0.1:{port}" for port in ports)
+            env.setdefault("DJANGO_CSRF_TRUSTED_ORIGINS", origins)
         self.stack = DjangoStack(
             0,
             database_url=db_url,

@@ -60,6 +60,9 @@ BODY_FILE = "chatsite.body_file"
 SERVICE_RESTART = 1000
 #: How long a stop waits for the applications to finish after closing their sockets.
 DRAIN_SECONDS = 2.0
+#: Allocations between two collections of Python's youngest generation (Python's default
+#: is 700; `freeze_startup_heap`). `GC_THRESHOLD0` in the environment overrides it.
+GC_THRESHOLD0 = int(os.environ.get("GC_THRESHOLD0", "50000"))
 
 
 class BodyOnDisk:
@@ -179,17 +182,22 @@ class ChatServer(Server):
 
 
 def freeze_startup_heap() -> None:
-    """Collect once, then move every object alive at start (Django, the apps, their
-    modules: about 133,000 tracked objects) out of the collector's reach (`gc.freeze`).
+    """Collect once, move every object alive at start (Django, the apps, their modules:
+    about 133,000 tracked objects) out of the collector's reach (`gc.freeze`), and give the
+    youngest generation `GC_THRESHOLD0` allocations instead of Python's 700.
 
     A full (generation 2) collection walks every tracked object while the event loop
-    waits: with the startup heap in it, each one walked ~170,000 objects under load and
-    paused the worker 100-440 ms, several times a minute, which showed as the chat's tail
-    stalls in the bench (`latency_by_s`). Frozen, they walk only what serving made
-    (~45,000 objects with 200 sockets). Objects made at start live as long as the
-    process, so nothing that could be freed is kept."""
+    waits. With the startup heap in it, each one walked ~170,000 objects and paused a
+    loaded worker 100-440 ms several times a minute (the chat's tail stalls in the bench,
+    `latency_by_s`); with 10,000 idle sockets, short-lived objects (daphne's pings, the
+    presence refresh) were promoted to the old generation and a full collection of the
+    whole heap took ~2 s of CPU about once a minute (py-spy: `gc_collect_main`; the 20-s
+    windows went from 7% to 17%). Frozen, full collections walk only what serving made;
+    with a larger young generation those objects die young. Objects made at start live as
+    long as the process, so nothing that could be freed is kept."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(GC_THRESHOLD0, *gc.get_threshold()[1:])
 
 
 def exit_now() -> None:

@@ -13,7 +13,7 @@ from accounts.models import User
 from chatclient.protocol import is_client_msg_id
 from keys.models import Device
 
-from . import actions, dbthread, presence, queries, realtime, visibility
+from . import actions, batching, dbthread, presence, queries, realtime, visibility
 from .frames import parse_frame
 from .ratelimit import FrameLimiter
 
@@ -33,15 +33,6 @@ def _device_id(query_string: bytes) -> int | None:
     return None
 
 
-def _check_device(user_id: int, device_id: int | None) -> Device | None:
-    """The device if it is active, the user's, and the user is active."""
-    if device_id is None:
-        return None
-    return (
-        Device.objects.active().filter(pk=device_id, user_id=user_id, user__is_active=True).first()
-    )
-
-
 _CLIENT_MSG_ID_RE = re.compile(r'"client_msg_id"\s*:\s*"([0-9a-f-]{36})"')
 
 
@@ -58,40 +49,59 @@ LOGGED_OUT = "logged out"
 TOO_MANY = "too many sockets"
 
 
-def _open_socket(channel_name: str, user_id: int, device_id: int | None, session=None):
-    """Check the session and device and record the socket, in one trip to the database
-    thread.
+def _live_sessions(sessions) -> set[str]:
+    """The keys of these sessions that still exist: one query with the database backends."""
+    if not sessions:
+        return set()
+    model_of = getattr(sessions[0], "get_model_class", None)
+    if model_of is None:
+        return {s.session_key for s in sessions if s.exists(s.session_key)}
+    keys = {s.session_key for s in sessions}
+    return set(model_of().objects.filter(session_key__in=keys).values_list("pk", flat=True))
 
-    LOGGED_OUT if the session ended since the handshake read it (the socket had joined
-    its session group already, so a later end reaches it); None if the device is not
-    usable; TOO_MANY (and nothing recorded) if this socket makes more than
-    MAX_SOCKETS_PER_USER of hers or MAX_SOCKETS_PER_DEVICE of this device: it is counted
-    with the others before it is refused, so sockets opening at once cannot all slip
-    under the cap; else (device, came online, the online users in touch with her, §6). Only they are told
-    that she came online: one who connects at the same time registers before asking who
-    is online, so one of the two sees the other.
+
+def _open_sockets(sockets: list[tuple]) -> list:
+    """Check the sessions and devices of sockets and record them, a batch in one trip to
+    the database thread; each socket is (channel_name, user_id, device_id, session).
+
+    For each: LOGGED_OUT if its session ended since the handshake read it (the socket
+    had joined its session group already, so a later end reaches it); None if the device
+    is not usable (not hers, revoked, or she is inactive); TOO_MANY (nothing recorded) if
+    it makes more than MAX_SOCKETS_PER_USER of hers or MAX_SOCKETS_PER_DEVICE of this
+    device; else (device, came online, the online users in touch with her, §6), as
+    `presence.register_many` tells: only they are told that she came online, and of two
+    who connect at the same time one sees the other.
     """
-    if session is not None and not session.exists(session.session_key):
-        return LOGGED_OUT
-    device = _check_device(user_id, device_id)
-    if device is None:
-        return None
-    came_online = presence.register(channel_name, user_id, device.pk)
-    per_user, per_device = presence.open_counts(user_id, device.pk)
-    if per_user > settings.MAX_SOCKETS_PER_USER or per_device > settings.MAX_SOCKETS_PER_DEVICE:
-        presence.unregister(channel_name, user_id)
-        return TOO_MANY
-    online = presence.online_among(visibility.presence_peer_ids(user_id))
-    online_users = list(User.objects.filter(pk__in=online).only("pk", "username"))
-    return device, came_online, online_users
+    results: list = [None] * len(sockets)
+    live = _live_sessions([session for *_, session in sockets if session is not None])
+    asked = {device_id for _, _, device_id, _ in sockets if device_id is not None}
+    devices = (
+        {d.pk: d for d in Device.objects.active().filter(pk__in=asked, user__is_active=True)}
+        if asked
+        else {}
+    )
+    todo = []
+    for i, (_, user_id, device_id, session) in enumerate(sockets):
+        device = devices.get(device_id)
+        if session is not None and session.session_key not in live:
+            results[i] = LOGGED_OUT
+        elif device is not None and device.user_id == user_id:
+            todo.append(i)
+    opened = presence.register_many(
+        [sockets[i][:3] for i in todo],
+        settings.MAX_SOCKETS_PER_USER,
+        settings.MAX_SOCKETS_PER_DEVICE,
+    )
+    for i, done in zip(todo, opened, strict=True):
+        device = devices[sockets[i][2]]
+        results[i] = TOO_MANY if done is None else (device, done.came_online, done.online)
+    return results
 
 
-def _close_socket(channel_name: str, user_id: int) -> tuple[bool, set[int]]:
-    """Forget the socket: (whether the user went offline, the online users in touch to tell)."""
-    went_offline = presence.unregister(channel_name, user_id)
-    if not went_offline:
-        return False, set()
-    return True, presence.online_among(visibility.presence_peer_ids(user_id))
+_open_socket = batching.Batcher(_open_sockets)
+#: Forget a closed socket (channel_name, user_id): None, or the online users in touch to
+#: tell that she went offline (`presence.unregister_many`).
+_close_socket = batching.Batcher(presence.unregister_many)
 
 
 def _typing_recipients(user: User, conversation_id: int) -> list[int]:
@@ -101,8 +111,6 @@ def _typing_recipients(user: User, conversation_id: int) -> list[int]:
     return [uid for uid in visibility.frame_recipients(user.pk, conversation_id) if uid != user.pk]
 
 
-_open_socket_in_db = dbthread.database_call(_open_socket)
-_close_socket_in_db = dbthread.database_call(_close_socket)
 _typing_recipients_in_db = dbthread.database_call(_typing_recipients)
 _sync_pages_in_db = dbthread.database_call(queries.sync_pages)
 
@@ -127,6 +135,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     device: Device | None = None
     device_id: int | None = None  # as asked in ?device=, before it was checked
     registered = False
+    #: user id -> online, as this socket was last told by a `presence` frame (its
+    #: snapshot, or `chat_presence`: every other `presence` frame comes that way).
+    told_online: dict[int, bool]
     session_key: str | None = None
     closed_by_server = False
 
@@ -145,6 +156,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Check the session and device, join the groups and register the socket, and only
         then accept the handshake: once a client sees its socket open, every frame fanned
         out after that reaches it. Refusals are accepted and then closed (4401, 4403)."""
+        self.told_online = {}
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             inactive = _session_user_id(self.scope) is not None
@@ -163,8 +175,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_add(
                     realtime.session_group(self.session_key), self.channel_name
                 )
-        opened = await _open_socket_in_db(
-            self.channel_name, user.pk, device_id, session if self.session_key else None
+        opened = await _open_socket(
+            (self.channel_name, user.pk, device_id, session if self.session_key else None)
         )
         if opened is LOGGED_OUT:
             await self.accept()
@@ -194,11 +206,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         presence.ensure_heartbeat()
         for other in online_users:
+            self.told_online[other.pk] = True
             await self.send_frame(presence.presence_frame(other, True))
         if came_online:
-            await realtime.send_to_users(
-                [other.pk for other in online_users], presence.presence_frame(user, True)
-            )
+            await presence.announce([other.pk for other in online_users], user, True)
 
     async def disconnect(self, code):
         try:
@@ -222,13 +233,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _unregister(self):
         if self.registered:
             self.registered = False
-            went_offline, online_co_members = await _close_socket_in_db(
-                self.channel_name, self.user.pk
-            )
-            if went_offline:
-                await realtime.send_to_users(
-                    online_co_members, presence.presence_frame(self.user, False)
-                )
+            online_co_members = await _close_socket((self.channel_name, self.user.pk))
+            if online_co_members is not None:
+                await presence.announce(online_co_members, self.user, False)
 
     # --- frames from the client ---------------------------------------------------------
 
@@ -322,6 +329,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def chat_frame(self, event):
         if self.device is not None:
             await self.send(text_data=event["text"])
+
+    async def chat_presence(self, event):
+        """A peer came online or went offline: told unless this socket was told so last
+        (a socket joins its groups before its snapshot is taken, so a peer coming online
+        in between would be named twice: in the snapshot and by her announcement)."""
+        if self.device is None or self.told_online.get(event["user_id"]) == event["online"]:
+            return
+        self.told_online[event["user_id"]] = event["online"]
+        await self.send(text_data=event["text"])
 
     async def chat_close(self, event):
         if self.closed_by_server:  # e.g. logout: both the logout and the session's end

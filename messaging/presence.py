@@ -12,12 +12,17 @@ import os
 import socket
 import uuid
 from datetime import timedelta
+from typing import NamedTuple
 
-from django.db.models import Count, Q
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
 from django.utils import timezone
 
 from keys.actions import mark_devices_seen
 
+from . import realtime, visibility
 from .dbthread import database_call
 from .models import Connection
 
@@ -41,40 +46,192 @@ def presence_frame(user, online: bool) -> dict:
     return {"type": "presence", "user": user.username, "user_id": user.pk, "online": online}
 
 
-def register(channel_name: str, user_id: int, device_id: int) -> bool:
-    """Record an open socket; True when it is the user's only live one (she came online)."""
-    Connection.objects.update_or_create(
-        channel_name=channel_name,
-        defaults={
-            "user_id": user_id,
-            "device_id": device_id,
-            "worker": WORKER_ID,
-            "host": HOST,
-            "port": PORT,
-            "pid": os.getpid(),
-            "seen": timezone.now(),
-        },
+async def announce(user_ids, user, online: bool) -> None:
+    """Tell these users' sockets that `user` is online or offline for them: a
+    `chat.presence` event (the frame's text, and who and what it says) to each user
+    group. Every `presence` frame but a connect's snapshot goes this way, so a socket
+    can leave out one that repeats what it was last told of that user (see
+    `ChatConsumer.chat_presence`)."""
+    groups = sorted({realtime.user_group(uid) for uid in user_ids})
+    if not groups:
+        return
+    event = {
+        "type": "chat.presence",
+        "user_id": user.pk,
+        "online": online,
+        "text": realtime.encode(presence_frame(user, online)),
+    }
+    layer = get_channel_layer()
+    results = await asyncio.gather(
+        *(layer.group_send(group, event) for group in groups), return_exceptions=True
     )
-    mark_devices_seen([device_id])
-    return _fresh().filter(user_id=user_id).count() == 1
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise failed[0]
 
 
-def open_counts(user_id: int, device_id: int) -> tuple[int, int]:
-    """The live sockets of this user and of this device of hers (their rows), in one query."""
-    counts = (
-        _fresh()
-        .filter(user_id=user_id)
-        .aggregate(user=Count("pk"), device=Count("pk", filter=Q(device_id=device_id)))
+announce_sync = async_to_sync(announce)
+
+
+class Peer(NamedTuple):
+    """An online user to name in a `presence` frame."""
+
+    pk: int
+    username: str
+
+
+class Opened(NamedTuple):
+    """A socket recorded: whether its user came online with it, and the online users in
+    touch with her (§6), to name in her snapshot and, when she came online, to tell."""
+
+    came_online: bool
+    online: list[Peer]
+
+
+_CONNECTION = connection.ops.quote_name(Connection._meta.db_table)
+_USER = connection.ops.quote_name(get_user_model()._meta.db_table)
+
+
+def _marks(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _rows(sql: str, params) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return cursor.fetchall()
+
+
+def _fresh_since():
+    since = timezone.now() - timedelta(seconds=STALE_SECONDS)
+    return connection.ops.adapt_datetimefield_value(since)
+
+
+def register_many(sockets, max_per_user: int, max_per_device: int) -> list[Opened | None]:
+    """Record open sockets, given as (channel_name, user_id, device_id) in the order they
+    came, as if one after the other: one transaction for all, then one query for the
+    counts and one for who is online.
+
+    Each gets None (and no row) when it makes more than `max_per_user` live sockets of
+    its user or `max_per_device` of its device, counted with every live socket, those of
+    other processes included, and with those before it here; else `Opened`. A socket's
+    user came online when no live socket of hers was there before it; it is told of the
+    peers online before it (other processes' sockets, and those before it here), and the
+    peers after it here are told of her, so each pair meets once. Rows are written before
+    anything is counted: sockets opening at once in two processes count each other.
+    """
+    if not sockets:
+        return []
+    now = timezone.now()
+    rows = [
+        Connection(
+            channel_name=channel,
+            user_id=user_id,
+            device_id=device_id,
+            worker=WORKER_ID,
+            host=HOST,
+            port=PORT,
+            pid=os.getpid(),
+            opened=now,
+            seen=now,
+        )
+        for channel, user_id, device_id in sockets
+    ]
+    with transaction.atomic():
+        Connection.objects.bulk_create(rows)
+        mark_devices_seen({device_id for _, _, device_id in sockets}, now)
+    names = [channel for channel, _, _ in sockets]
+    users = sorted({user_id for _, user_id, _ in sockets})
+    since = _fresh_since()
+    per_user: dict[int, int] = {}
+    per_device: dict[tuple[int, int], int] = {}
+    counted = _rows(
+        f"SELECT user_id, device_id, COUNT(*) FROM {_CONNECTION} WHERE user_id IN"
+        f" ({_marks(users)}) AND seen >= %s AND channel_name NOT IN ({_marks(names)})"
+        " GROUP BY user_id, device_id",
+        [*users, since, *names],
     )
-    return counts["user"], counts["device"]
+    for user_id, device_id, n in counted:
+        per_user[user_id] = per_user.get(user_id, 0) + n
+        per_device[user_id, device_id] = n
+    came = set(per_user)  # users with live sockets elsewhere: not coming online here
+    first: dict[int, int] = {}  # user -> index of her first socket kept here
+    kept: list[bool] = []
+    refused = []
+    for i, (channel, user_id, device_id) in enumerate(sockets):
+        u, d = per_user.get(user_id, 0) + 1, per_device.get((user_id, device_id), 0) + 1
+        if u > max_per_user or d > max_per_device:
+            kept.append(False)
+            refused.append(channel)
+            continue
+        per_user[user_id], per_device[user_id, device_id] = u, d
+        first.setdefault(user_id, i)
+        kept.append(True)
+    if refused:
+        Connection.objects.filter(channel_name__in=refused).delete()
+    # Online peers of these users: live elsewhere (`outside`), or here before a socket.
+    peers: dict[int, list[tuple[int, str, bool]]] = {}
+    for mine, theirs, username, outside in _rows(
+        f"SELECT DISTINCT mine.user_id, theirs.user_id, (SELECT u.username FROM {_USER} u"
+        " WHERE u.id = theirs.user_id), EXISTS (SELECT 1 FROM"
+        f" {_CONNECTION} c WHERE c.user_id = theirs.user_id AND c.seen >= %s AND"
+        f" c.channel_name NOT IN ({_marks(names)})) {visibility.IN_TOUCH_FROM}"
+        f" AND mine.user_id IN ({_marks(users)}) AND EXISTS (SELECT 1 FROM {_CONNECTION} c"
+        " WHERE c.user_id = theirs.user_id AND c.seen >= %s)",
+        [since, *names, *visibility.IN_TOUCH_PARAMS, *users, since],
+    ):
+        peers.setdefault(mine, []).append((theirs, username, bool(outside)))
+    opened: list[Opened | None] = []
+    for i, (_, user_id, _) in enumerate(sockets):
+        if not kept[i]:
+            opened.append(None)
+            continue
+        online = [
+            Peer(theirs, username)
+            for theirs, username, outside in peers.get(user_id, ())
+            if outside or first.get(theirs, i) < i
+        ]
+        opened.append(Opened(user_id not in came and first[user_id] == i, online))
+    return opened
 
 
-def unregister(channel_name: str, user_id: int) -> bool:
-    """Forget a closed socket; True when the user has no live socket left (she went offline)."""
-    gone = Connection.objects.filter(channel_name=channel_name)
-    mark_devices_seen(gone.values_list("device_id", flat=True))
-    gone.delete()
-    return not _fresh().filter(user_id=user_id).exists()
+def unregister_many(sockets) -> list[list[int] | None]:
+    """Forget closed sockets, given as (channel_name, user_id): one transaction, then one
+    query for who is still online and one for whom to tell. For each socket, None when
+    its user still has a live socket (or another socket here stands for her), else the
+    online users in touch with her, to tell that she went offline."""
+    if not sockets:
+        return []
+    names = [channel for channel, _ in sockets]
+    with transaction.atomic():
+        gone = Connection.objects.filter(channel_name__in=names)
+        mark_devices_seen(list(gone.values_list("device_id", flat=True)))
+        gone.delete()
+    users = sorted({user_id for _, user_id in sockets})
+    since = _fresh_since()
+    still = {
+        uid
+        for (uid,) in _rows(
+            f"SELECT DISTINCT user_id FROM {_CONNECTION} WHERE user_id IN ({_marks(users)})"
+            " AND seen >= %s",
+            [*users, since],
+        )
+    }
+    offline = [uid for uid in users if uid not in still]
+    tell: dict[int, list[int]] = {uid: [] for uid in offline}
+    if offline:
+        for mine, theirs in _rows(
+            f"SELECT DISTINCT mine.user_id, theirs.user_id {visibility.IN_TOUCH_FROM}"
+            f" AND mine.user_id IN ({_marks(offline)}) AND EXISTS (SELECT 1 FROM"
+            f" {_CONNECTION} c WHERE c.user_id = theirs.user_id AND c.seen >= %s)",
+            [*visibility.IN_TOUCH_PARAMS, *offline, since],
+        ):
+            tell[mine].append(theirs)
+    last = {user_id: i for i, (_, user_id) in enumerate(sockets)}
+    return [
+        tell[user_id] if user_id in tell and last[user_id] == i else None
+        for i, (_, user_id) in enumerate(sockets)
+    ]
 
 
 def forget_worker(worker_id: str = WORKER_ID) -> int:

@@ -43,9 +43,7 @@ def publish_conversation(conversation_id: int, *, extra_user_ids=(), new_member_
                     and other.user_id in online
                     and peer in touch[newcomer]
                 ):
-                    realtime.send_to_users_sync(
-                        [member.user_id], presence.presence_frame(other.user, True)
-                    )
+                    presence.announce_sync([member.user_id], other.user, True)
 
     transaction.on_commit(publish)
 

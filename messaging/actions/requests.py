@@ -62,8 +62,7 @@ def _announce_touch(a: int, b: int, *, was_in_touch: bool) -> None:
         users = {u.pk: u for u in User.objects.filter(pk__in=[a, b]).only("pk", "username")}
         for subject, told in ((a, b), (b, a)):
             if subject in online and told in online:
-                frame = presence.presence_frame(users[subject], now_in_touch)
-                realtime.send_to_users_sync([told], frame)
+                presence.announce_sync([told], users[subject], now_in_touch)
 
     transaction.on_commit(announce)
 
