@@ -78,6 +78,23 @@ class Conn:
         self.connect_ns = None
 
 
+def presence_wrong_sockets(plan: dict, live: list, n_dev: int) -> int:
+    """How many sockets were not told exactly what PROTOCOL §6 says: each online peer
+    (here every other member of its conversations, all connected) online once, by its
+    snapshot or an announcement, and nothing else."""
+    user_of = [d["user_id"] for d in plan["devices"]]
+    peers = [set() for _ in user_of]
+    for conv in plan["conversations"]:
+        for m in conv["members"]:
+            peers[m] |= {user_of[o] for o in conv["members"] if user_of[o] != user_of[m]}
+    wrong = 0
+    for c in live:
+        told = [(f.get("online"), f.get("user_id")) for f in c.frames]
+        if sorted(told) != sorted((True, uid) for uid in peers[c.idx % n_dev]):
+            wrong += 1
+    return wrong
+
+
 def latency_by_second(lat_at: list[tuple[int, int]]) -> list[list]:
     """[second from the first measured send, copies, p50 ms, max ms] per second of sending:
     a stall shows as one second whose max stands out."""
@@ -359,21 +376,6 @@ async def run_load(args, plan):
         await asyncio.sleep(0.05)
     drain_s = (now_ns() - snaps["m1"]["t_ns"]) / 1e9
     open_at_end = sum(1 for c in live if c.ws.state is State.OPEN)
-    presence_wrong = None
-    if args.target == "chat" and len(live) == args.idle:
-        # PROTOCOL §6: each socket is told each online peer (here: every other member of
-        # its conversations, all connected) online exactly once, by its snapshot or an
-        # announcement, and nothing else.
-        user_of = [d["user_id"] for d in plan["devices"]]
-        peers = [set() for _ in user_of]
-        for conv in plan["conversations"]:
-            for m in conv["members"]:
-                peers[m] |= {user_of[o] for o in conv["members"] if user_of[o] != user_of[m]}
-        presence_wrong = 0
-        for c in live:
-            told = [(f.get("online"), f.get("user_id")) for f in c.frames]
-            if sorted(told) != sorted((True, uid) for uid in peers[c.idx % n_dev]):
-                presence_wrong += 1
 
     lost_all = expected_all - run.n["copies"]
     sync_info = None
@@ -550,19 +552,7 @@ async def run_idle(args, plan):
     open_at_end = sum(1 for c in live if c.ws.state is State.OPEN)
     presence_wrong = None
     if args.target == "chat" and len(live) == args.idle:
-        # PROTOCOL §6: each socket is told each online peer (here: every other member of
-        # its conversations, all connected) online exactly once, by its snapshot or an
-        # announcement, and nothing else.
-        user_of = [d["user_id"] for d in plan["devices"]]
-        peers = [set() for _ in user_of]
-        for conv in plan["conversations"]:
-            for m in conv["members"]:
-                peers[m] |= {user_of[o] for o in conv["members"] if user_of[o] != user_of[m]}
-        presence_wrong = 0
-        for c in live:
-            told = [(f.get("online"), f.get("user_id")) for f in c.frames]
-            if sorted(told) != sorted((True, uid) for uid in peers[c.idx % n_dev]):
-                presence_wrong += 1
+        presence_wrong = presence_wrong_sockets(plan, live, n_dev)
     for c in live:
         if c.pinger:
             c.pinger.cancel()
