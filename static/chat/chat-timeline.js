@@ -53,7 +53,8 @@ export class ChatTimeline {
     if (this.openId === conv.id && this.visible) {
       queueMicrotask(() => this.readIfSeen(conv));
     } else {
-      conv.unread += 1;
+      if (item.seq > conv.unreadThrough) conv.unread += 1; // else the list's count has it
+      conv.countedLive = Math.max(conv.countedLive, item.seq);
       this.notifier?.message(item.sender, () => this.emit('navigate', conv.id));
     }
   }

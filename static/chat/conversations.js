@@ -45,13 +45,22 @@ export class Conversations {
         readBy: new Map(),
         typing: new Map(),
         unread: data.unread ?? 0,
+        // the seq up to which the server's `unread` counted (a list's last_seq), and the
+        // highest seq counted here since (chat-timeline.js onIncoming): a message the
+        // server already counted is not counted again when its frame is filed
+        unreadThrough: 'unread' in data ? data.last_seq ?? 0 : 0,
+        countedLive: 0,
         read_up_to: data.read_up_to ?? 0,
         last_seq: data.last_seq ?? 0,
         last_activity: data.last_activity ?? data.created,
       };
       this.map.set(data.id, conv);
     } else if (fromList) {
-      conv.unread = data.unread ?? conv.unread;
+      // a list fetched before a message counted here was stored would drop that count
+      if ((data.last_seq ?? 0) >= Math.max(conv.unreadThrough, conv.countedLive)) {
+        conv.unread = data.unread ?? conv.unread;
+        conv.unreadThrough = data.last_seq ?? 0;
+      }
       conv.read_up_to = Math.max(conv.read_up_to, data.read_up_to ?? 0);
     }
     const older = conv.roster_head && data.roster_head && data.roster_head.n < conv.roster_head.n;
