@@ -4,20 +4,12 @@
 // `sync` is asked for over own messages being filed, and all arrive once, in order.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeServer, memoryKv } from '../adversarial/js/fake_chat_server.mjs';
+import { FakeServer, memoryKv, until } from '../adversarial/js/fake_chat_server.mjs';
 
 const apps = [];
 afterEach(() => {
   while (apps.length) apps.pop().stop();
 });
-
-async function until(check, what) {
-  for (let i = 0; i < 1000; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${what}`);
-}
 
 /** memoryKv whose writes take a few milliseconds, as IndexedDB's do under load. */
 function slowKv() {

@@ -5,20 +5,12 @@
 // is marked refused (never shown as a file).
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeServer, memoryKv } from '../adversarial/js/fake_chat_server.mjs';
+import { FakeServer, memoryKv, until } from '../adversarial/js/fake_chat_server.mjs';
 
 const apps = [];
 afterEach(() => {
   while (apps.length) apps.pop().stop();
 });
-
-async function until(check, what) {
-  for (let i = 0; i < 400; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${what}`);
-}
 
 const BLOB = 'AbCdEfGhIjKlMnOpQrStUv';
 const FILE = {

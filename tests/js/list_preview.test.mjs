@@ -7,20 +7,12 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { previewOf } from '../../static/chat/file-kinds.js';
 import { LIST_CHANGES } from '../../static/chat/ui/chat-view.js';
-import { FakeServer, memoryKv } from '../adversarial/js/fake_chat_server.mjs';
+import { FakeServer, memoryKv, until } from '../adversarial/js/fake_chat_server.mjs';
 
 const apps = [];
 afterEach(() => {
   while (apps.length) apps.pop().stop();
 });
-
-async function until(check, what) {
-  for (let i = 0; i < 400; i += 1) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${what}`);
-}
 
 test('the list is drawn again with one’s own message once it is filed from its ack', async () => {
   const server = new FakeServer();

@@ -4,20 +4,12 @@
 // an own message below it was still being filed when it arrived.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeServer, memoryKv } from '../adversarial/js/fake_chat_server.mjs';
+import { FakeServer, memoryKv, until } from '../adversarial/js/fake_chat_server.mjs';
 
 const apps = [];
 afterEach(() => {
   while (apps.length) apps.pop().stop();
 });
-
-async function until(check, what) {
-  for (let i = 0; i < 400; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${what}`);
-}
 
 const marks = (server) => server.frames.filter((f) => f.type === 'read').map((f) => f.up_to);
 

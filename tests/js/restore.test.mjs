@@ -6,20 +6,12 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { api } from '../../static/chat/api.js';
-import { FakeServer, memoryKv } from '../adversarial/js/fake_chat_server.mjs';
+import { FakeServer, memoryKv, until } from '../adversarial/js/fake_chat_server.mjs';
 
 const apps = [];
 afterEach(() => {
   while (apps.length) apps.pop().stop();
 });
-
-async function until(check, what) {
-  for (let i = 0; i < 400; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${typeof what === "function" ? what() : what}`);
-}
 
 const shown = (app, id) => app.timeline.shown(app.get(id)).map(({ item }) => [item.seq, item.status, item.text ?? null]);
 const texts = (app, id) => shown(app, id).map(([, , text]) => text);

@@ -6,7 +6,7 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { normalize, parseQuery, snippet, tokenize } from '../../static/chat/search-text.js';
 import { SearchIndex } from '../../static/chat/search-index.js';
-import { FakeServer, memoryKv } from '../adversarial/js/fake_chat_server.mjs';
+import { FakeServer, memoryKv, until } from '../adversarial/js/fake_chat_server.mjs';
 import * as Pl from '../../static/chat/payloads.js';
 
 test('normalize: NFKC, case-folded, diacritics stripped', () => {
@@ -98,14 +98,6 @@ const apps = [];
 afterEach(() => {
   while (apps.length) apps.pop().stop();
 });
-
-async function until(check, what) {
-  for (let i = 0; i < 400; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${what}`);
-}
 
 function plaintextIn(kv, words) {
   const raw = JSON.stringify([...kv.map.entries()]);

@@ -10,6 +10,18 @@ import { api, ApiError } from '../../../static/chat/api.js';
 import { ChatApp } from '../../../static/chat/chat.js';
 
 /** An in-memory `kv` of the shape store.js gives (values cloned as IndexedDB does). */
+/**
+ * Wait until `check()` (sync or async) is true, looking every 5 ms for up to 5 s; fails
+ * with "never happened: <what>" (`what` may be a function giving the text then).
+ */
+export async function until(check, what) {
+  for (let i = 0; i < 1000; i += 1) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`never happened: ${typeof what === 'function' ? what() : what}`);
+}
+
 export function memoryKv(map = new Map()) {
   const clone = (v) => (v === undefined ? undefined : structuredClone(v));
   return {

@@ -8,21 +8,13 @@
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as Pl from '../../../static/chat/payloads.js';
-import { FakeServer } from './fake_chat_server.mjs';
+import { FakeServer, until } from './fake_chat_server.mjs';
 
 let server;
 let alice;
 let bob;
 let mallory;
 const apps = [];
-
-async function until(check, what) {
-  for (let i = 0; i < 400; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${what}`);
-}
 
 /** What alice's screen shows: one line per shown message. */
 function screen(app, conv) {

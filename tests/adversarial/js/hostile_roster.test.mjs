@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as P from '../../../static/chat/protocol.js';
 import * as R from '../../../static/chat/roster.js';
 import { IdentityPendingError } from '../../../static/chat/directory.js';
-import { FakeServer, memoryKv, memoryLocks, readableBy } from './fake_chat_server.mjs';
+import { FakeServer, memoryKv, memoryLocks, readableBy, until } from './fake_chat_server.mjs';
 
 let server;
 let alice;
@@ -25,13 +25,6 @@ async function start(user, kv, locks = null) {
 }
 
 /** Wait until `check()` is true, letting frames and promises run (no timers to guess). */
-async function until(check, what) {
-  for (let i = 0; i < 400; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${what}`);
-}
 
 const shown = (app, conv) => app.items(conv).entries.filter((e) => e.kind === 'message').map((e) => e.item);
 const texts = (app, conv) => shown(app, conv).filter((i) => i.status === 'ok').map((i) => i.text);
