@@ -302,7 +302,7 @@ def status_line(event: Status) -> str:
 
 async def cmd_listen(ctx: Context) -> None:
     client = await ctx.client()
-    stop_on_sigterm()
+    stop_on_signals()
     since = "start" if ctx.args.from_start else "cursor"
     requests = contacts.RequestTracker(await client.session.conversations())
     async for event in client.events(since=since):
@@ -324,11 +324,29 @@ async def cmd_listen(ctx: Context) -> None:
             client.advance(event.conversation, event.seq)
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM cancels the command at its next await, so no line is half handled."""
+#: The signals that stopped `listen` (`main` answers 130 after a SIGINT, else 0).
+STOPPED_BY: list[int] = []
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM cancel the command at its next await, so no line is
+    half handled; a cancellation something swallowed (a library's wait racing it) is
+    repeated every second until the command has ended."""
     task = asyncio.current_task()
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    loop = asyncio.get_running_loop()
+
+    def cancel() -> None:
+        if not task.done():
+            task.cancel()
+            loop.call_later(1.0, cancel)
+
+    def stop(sig: int) -> None:
+        STOPPED_BY.append(sig)
+        cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+            loop.add_signal_handler(sig, stop, sig)
 
 
 # --- parser and main -------------------------------------------------------------------
@@ -503,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly
         _silence_stdout()
         return 1
-    except asyncio.CancelledError:  # SIGTERM during listen
-        return 0
+    except asyncio.CancelledError:  # Ctrl-C or SIGTERM during listen
+        return 130 if signal.SIGINT in STOPPED_BY else 0
     except (
         CliError,
         ChatError,
