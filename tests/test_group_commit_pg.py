@@ -14,9 +14,6 @@ skips.
 """
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -25,27 +22,14 @@ from accounts.models import User
 from messaging.actions.sending import SendOutcome, store_messages
 from messaging.models import Message
 from tests.inprocess import seal
+from tests.support.postgres_rerun import rerun_on_postgresql
 
-ROOT = Path(__file__).resolve().parent.parent
 INNER = "test_batch_item_failing_at_the_database"
 
 
 @pytest.mark.processes
 def test_group_commit_on_postgresql(postgres_server):
-    env = {**os.environ, "DATABASE_URL": postgres_server.new_database("commit"), "REDIS_URL": ""}
-    # Only the plugins it needs (autoloading all of them costs seconds), tables made
-    # from the models (no migrations).
-    env.update(PYTHONPATH=str(ROOT), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
-    plugins = ["-p", "pytest_django.plugin", "-p", "pytest_asyncio.plugin", "-p", "pytest_timeout"]
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", *plugins, f"{__file__}::{INNER}", "-q", "--nomigrations"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+    rerun_on_postgresql(f"{__file__}::{INNER}", postgres_server.new_database("commit"))
 
 
 def fail_at_the_server_on(client_msg_id: str):

@@ -12,8 +12,6 @@ SQLite's; in the main run that test runs on SQLite.
 
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,9 +24,9 @@ from chatclient.protocol_errors import loads_strict
 from messaging.models import Message
 from messaging.wire import message_dict
 from tests.inprocess import register
+from tests.support.postgres_rerun import rerun_on_postgresql
 from tests.test_history_keys import opened, post_wraps, store, wraps_for
 
-ROOT = Path(__file__).resolve().parent.parent
 INNER = "test_served_pages_are_the_stored_messages"
 
 
@@ -55,18 +53,9 @@ def _two_device_keys(device_keys) -> list[protocol.DeviceKeys]:
 def test_served_pages_on_postgresql(postgres_server, device_keys, tmp_path):
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps([_export(device_keys()), _export(device_keys())]))
-    env = {**os.environ, "DATABASE_URL": postgres_server.new_database("growth"), "REDIS_URL": ""}
-    env.update(PYTHONPATH=str(ROOT), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", **{KEYS_ENV: str(keys)})
-    plugins = ["-p", "pytest_django.plugin", "-p", "pytest_asyncio.plugin", "-p", "pytest_timeout"]
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", *plugins, f"{__file__}::{INNER}", "-q", "--nomigrations"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    rerun_on_postgresql(
+        f"{__file__}::{INNER}", postgres_server.new_database("growth"), **{KEYS_ENV: str(keys)}
     )
-    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
 
 
 def _stored(messages, username: str) -> list[dict]:
