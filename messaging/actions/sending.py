@@ -20,6 +20,7 @@ from .. import dbthread, queries, realtime, signatures
 from ..models import Block, Conversation, Membership, Message
 from ..wire import message_dict
 from .blobs import name_blobs
+from .message_rows import insert_messages
 from .requests import accepted_by_sending, check_direct_allowed, other_in_direct
 
 logger = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def _store_new(
                 batch.highest_n[(conversation_id, signer.pk)] = envelope["n"]
                 batch.rows.append(message)
                 return _Deferred(message, sender.username, recipients, accepted)
-            message.save(force_insert=True)
+            insert_messages([message])
             name_blobs(sender.pk, message.pk, blob_ids)
     except IntegrityError:
         stored = _stored(sender, client_msg_id)  # the same message, sent twice at once
@@ -325,7 +326,12 @@ def store_messages(items: list[tuple]) -> list:
     replay that raced its original from another worker), is rolled back whole and stored
     again one row at a time, each insert in its item's savepoint, as before: every send
     is then answered by its stored message, and nothing is stored twice.
+
+    A batch of one (the usual case below a few hundred sends a second) is `store_message`
+    in a transaction of its own: no savepoint, so two statements fewer.
     """
+    if len(items) == 1:
+        return [_store_alone(*items[0])]
     ids = [(item[0].pk, item[2]) for item in items]
     if len(set(ids)) == len(ids) and connection.features.can_return_rows_from_bulk_insert:
         try:
@@ -335,6 +341,16 @@ def store_messages(items: list[tuple]) -> list:
     return _store_each(items, None)
 
 
+def _store_alone(sender, conversation_id, client_msg_id, envelope, device, blobs=()):
+    """`store_message` for one item of `store_messages`: its outcome, or what it raised."""
+    try:
+        return store_message(
+            sender, conversation_id, client_msg_id, envelope, device=device, blobs=blobs
+        )
+    except Exception as exc:  # its transaction was rolled back: nothing of it is stored
+        return exc
+
+
 def _store_together(items: list[tuple]) -> list:
     batch = _Batch()
     try:
@@ -342,7 +358,7 @@ def _store_together(items: list[tuple]) -> list:
             results = _store_each_checked(items, batch)
             if batch.rows:
                 try:
-                    Message.objects.bulk_create(batch.rows)
+                    insert_messages(batch.rows)
                 except IntegrityError as exc:  # rolls the whole transaction back
                     raise _Conflict from exc
     except _Conflict:
