@@ -102,30 +102,6 @@ def current_members(conversation_id: int) -> list[Membership]:
     )
 
 
-def active_device_kids(conversation_id: int) -> dict[str, int]:
-    """enc kid -> user id, for every active device of every current member.
-
-    On every send, so one plain SQL statement (the ORM version joined the user table too,
-    sorted, and cost ~1.5 ms of query building per call); same rows as
-    `Device.objects.active().filter(user__memberships__conversation_id=...,
-    user__memberships__left_seq__isnull=True)`.
-    """
-    sql = _ACTIVE_DEVICE_KIDS_SQL.format(
-        device=connection.ops.quote_name(Device._meta.db_table),
-        membership=connection.ops.quote_name(Membership._meta.db_table),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [conversation_id])
-        return dict(cursor.fetchall())
-
-
-_ACTIVE_DEVICE_KIDS_SQL = (
-    "SELECT d.enc_kid, d.user_id FROM {device} d"
-    " JOIN {membership} m ON m.user_id = d.user_id"
-    " WHERE m.conversation_id = %s AND m.left_seq IS NULL AND d.revoked IS NULL"
-)
-
-
 def co_member_ids(user_id: int) -> set[int]:
     """Users who share a current conversation with this one (herself excluded)."""
     conversation_ids = (
@@ -255,7 +231,7 @@ def conversations_for(user) -> list[dict]:
 _SEQ_MAX = 2**63 - 1
 _SEQ, _CREATED = MESSAGE_COLUMNS.index("seq"), MESSAGE_COLUMNS.index("created")
 
-# History and sync pages are one plain SQL statement each (like `active_device_kids`):
+# History and sync pages are one plain SQL statement each (like the send's reads, `actions.send_reads`):
 # building and compiling the ORM's query cost more CPU than reading 100 rows. Columns in
 # `wire.MESSAGE_COLUMNS`' order; the envelope and the blob ids come as the database's
 # JSON text (psycopg reads jsonb as text under Django; SQLite stores text), never

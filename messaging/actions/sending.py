@@ -17,11 +17,12 @@ from chatclient import protocol
 from keys.models import Device
 
 from .. import dbthread, queries, realtime, signatures
-from ..models import Block, Conversation, Membership, Message
+from ..models import Conversation, Message
 from ..wire import message_dict
 from .blobs import name_blobs
 from .message_rows import insert_messages
 from .requests import accepted_by_sending, check_direct_allowed, other_in_direct
+from .send_reads import read_for_send
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +96,12 @@ def store_message(
     taken under a row lock on the conversation, so it is gapless, and the head and counter
     are read under that lock.
 
-    A new message costs four statements (the seq UPDATE, which also takes the row lock and
-    returns the roster head; the members' device kids; the device's highest `n`, one
-    index lookup; the insert): whether it was stored before is asked only when a check
-    fails or the insert hits the (sender, client_msg_id) constraint, and the membership
-    query only when the sender has no active device among the members'.
+    A new message costs three statements (the seq UPDATE, which also takes the row lock
+    and returns the roster head; `send_reads.read_for_send`: the members' device kids,
+    the device's highest `n` and, in a direct conversation, request and block; the
+    insert): whether it was stored before is asked only when a check fails or the insert
+    hits the (sender, client_msg_id) constraint, and the membership query only when the
+    sender has no active device among the members'.
     """
     try:
         return _store_new(sender, conversation_id, client_msg_id, envelope, device, list(blobs))
@@ -146,17 +148,19 @@ def _store_new(
             # any check that fails below rolls it back with the rest.
             now = timezone.now()
             taken = _take_seq(conversation_id, now)
-            kids = queries.active_device_kids(conversation_id) if taken is not None else {}
-            if sender.pk not in kids.values():  # not_found / not_member (else: no device)
-                queries.require_membership(sender, conversation_id, current=True)
+            if taken is None:
+                queries.require_membership(sender, conversation_id, current=True)  # not_found
             seq, roster_n, roster_hash, direct_key = taken
+            other = other_in_direct(direct_key, sender.pk) if direct_key else None
+            reads = read_for_send(conversation_id, signer.pk, sender.pk, other)
+            kids = reads.kids
+            if sender.pk not in kids.values():  # not_member (else: she has no device here)
+                queries.require_membership(sender, conversation_id, current=True)
             accepted = False
-            if direct_key:  # a block refuses it; her send accepts a request (§6)
-                other = other_in_direct(direct_key, sender.pk)
-                request, blocked = _direct_gate(conversation_id, sender.pk, other)
-                if blocked:
+            if other is not None:  # a block refuses it; her send accepts a request (§6)
+                if reads.blocked:
                     check_direct_allowed(sender.pk, other)  # raises `forbidden`
-                if request:
+                if reads.request:
                     accepted = accepted_by_sending(sender.pk, conversation_id)
             if envelope["head"] != roster_hash:
                 raise ActionError(
@@ -164,7 +168,7 @@ def _store_new(
                     "The group's roster changed: fetch it and seal again.",
                     head={"n": roster_n, "hash": roster_hash} if roster_n is not None else None,
                 )
-            highest = _highest_n(conversation_id, signer.pk)
+            highest = reads.highest_n
             if batch is not None:  # this device's rows not inserted yet in this batch
                 highest = max(highest or 0, batch.highest_n.get((conversation_id, signer.pk), 0))
                 highest = highest or None
@@ -257,41 +261,9 @@ def _activity(now):
     return Conversation._meta.get_field("last_activity").get_db_prep_save(now, connection)
 
 
-def _highest_n(conversation_id: int, device_id: int) -> int | None:
-    """The highest `n` this device stored in this conversation (v1 rows have none): one
-    lookup at the end of the `counter_by_device` index. A statement of its own, after the
-    row lock is held, so it sees every send committed before (on PostgreSQL a subquery
-    in the UPDATE's RETURNING would still read the snapshot from before the lock wait)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_HIGHEST_N_SQL, [conversation_id, device_id])
-        return cursor.fetchone()[0]
-
-
-def _direct_gate(conversation_id: int, sender_id: int, other_id: int) -> tuple[bool, bool]:
-    """(the sender's membership here is a pending request, a block stands between the two
-    either way), in one read: the rows `accepted_by_sending` would update and
-    `visibility.blocked_between` would find, which then run only when these say so."""
-    sql = _DIRECT_GATE_SQL.format(
-        membership=connection.ops.quote_name(Membership._meta.db_table),
-        block=connection.ops.quote_name(Block._meta.db_table),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [conversation_id, sender_id, sender_id, other_id, other_id, sender_id])
-        request, blocked = cursor.fetchone()
-        return bool(request), bool(blocked)
-
-
-_DIRECT_GATE_SQL = (
-    "SELECT EXISTS (SELECT 1 FROM {membership} WHERE conversation_id = %s AND user_id = %s"
-    " AND request), EXISTS (SELECT 1 FROM {block} WHERE (blocker_id = %s AND blocked_id = %s)"
-    " OR (blocker_id = %s AND blocked_id = %s))"
-)
 _TAKE_SEQ_SQL = (
     "UPDATE messaging_conversation SET last_seq = last_seq + 1, last_activity = %s"
     " WHERE id = %s RETURNING last_seq, roster_n, roster_hash, direct_key"
-)
-_HIGHEST_N_SQL = (
-    "SELECT MAX(n) FROM messaging_message WHERE conversation_id = %s AND sender_device_id = %s"
 )
 
 
