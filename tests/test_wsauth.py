@@ -30,3 +30,29 @@ def test_a_batch_resolves_each_session_as_get_user_does(make_user):
     assert expected == [alice.user_id, None, None, None, alice.user_id]
     assert [user.pk for user in got] == expected
     assert got[0] is not got[4]  # each socket its own User
+
+
+def test_the_stack_gives_the_cookies_session_and_user_and_leaves_send_alone(make_user):
+    """The socket sees the session the cookie names and its user; the `send` it gets is
+    the server's own (channels' SessionMiddleware wrapped it, asking the session about
+    itself on every frame)."""
+    from asgiref.sync import async_to_sync
+
+    from chatsite.wsauth import SessionAuthMiddlewareStack
+
+    alice = make_user("ann", with_device=False)
+    key = alice.api.http.cookies["sessionid"].value
+    seen = {}
+
+    async def app(scope, receive, send):
+        seen.update(scope=scope, send=send)
+
+    async def server_send(message):
+        pass
+
+    scope = {"type": "websocket", "headers": [(b"cookie", f"sessionid={key}".encode())]}
+    async_to_sync(SessionAuthMiddlewareStack(app))(scope, None, server_send)
+    assert seen["send"] is server_send
+    assert isinstance(seen["scope"]["session"], SessionStore)
+    assert seen["scope"]["session"].session_key == key
+    assert seen["scope"]["user"].pk == alice.user_id
