@@ -34,12 +34,23 @@ def _label(r: dict) -> str:
     return r.get("sweep") or r.get("label") or ""
 
 
+def _variant(r: dict) -> str:
+    """ "before" or "after" for a run tagged so (`--tag=-before`: A/B of two trees), else ""."""
+    tag = r.get("tag") or ""
+    return next((v for v in ("before", "after") if tag.endswith(f"-{v}")), "")
+
+
 def rate_plot(rows: list[dict], k: int, labels: list[str], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (ax_t, ax_p) = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = {"chat": ("tab:blue", "o"), "room": ("tab:orange", "s")}
-    for target in ("chat", "room"):
+    styles = {
+        ("chat", ""): ("tab:blue", "o"),
+        ("chat", "before"): ("tab:gray", "^"),
+        ("chat", "after"): ("tab:blue", "o"),
+        ("room", ""): ("tab:orange", "s"),
+    }
+    for target, variant in styles:
         runs = [
             r
             for r in rows
@@ -47,6 +58,7 @@ def rate_plot(rows: list[dict], k: int, labels: list[str], out: Path) -> Path:
             and r.get("scenario") == 2
             and r.get("room_size") == k
             and r.get("target") == target
+            and _variant(r) == variant
             and _label(r) in labels
             and not r.get("contaminated")
         ]
@@ -56,8 +68,9 @@ def rate_plot(rows: list[dict], k: int, labels: list[str], out: Path) -> Path:
         rates = sorted(by_rate)
         if not rates:
             continue
-        color, marker = styles[target]
+        color, marker = styles[target, variant]
         name = "chat (encrypted path)" if target == "chat" else "minimal Channels room"
+        name += f", {variant}" if variant else ""
         best = [max(by_rate[x], key=lambda r: r["delivered_per_s"]) for x in rates]
         ax_t.plot(
             rates, [r["delivered_per_s"] for r in best], color=color, marker=marker, label=name
