@@ -7,6 +7,7 @@ the database thread, two fewer waits to take the GIL back.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.db import connection
 
@@ -52,30 +53,26 @@ def read_for_send(
     return reads
 
 
-_SQL: dict[tuple[str, bool], str] = {}
-
-
+@lru_cache(maxsize=4)
 def _sql(vendor: str, direct: bool) -> str:
     """The statement: rows (kind, kid, value), kind "k" per device, "n" once, and in a
     direct conversation "r" and "b" once each (counts: 0 is no)."""
-    if (vendor, direct) not in _SQL:
-        quote = connection.ops.quote_name
-        device, membership = quote(Device._meta.db_table), quote(Membership._meta.db_table)
-        message, block = quote(Message._meta.db_table), quote(Block._meta.db_table)
-        sql = (
-            f"SELECT 'k', d.enc_kid, d.user_id FROM {device} d"
-            f" JOIN {membership} m ON m.user_id = d.user_id"
-            " WHERE m.conversation_id = %s AND m.left_seq IS NULL AND d.revoked IS NULL"
-            f" UNION ALL SELECT 'n', NULL, MAX(n) FROM {message}"
-            " WHERE conversation_id = %s AND sender_device_id = %s"
+    quote = connection.ops.quote_name
+    device, membership = quote(Device._meta.db_table), quote(Membership._meta.db_table)
+    message, block = quote(Message._meta.db_table), quote(Block._meta.db_table)
+    sql = (
+        f"SELECT 'k', d.enc_kid, d.user_id FROM {device} d"
+        f" JOIN {membership} m ON m.user_id = d.user_id"
+        " WHERE m.conversation_id = %s AND m.left_seq IS NULL AND d.revoked IS NULL"
+        f" UNION ALL SELECT 'n', NULL, MAX(n) FROM {message}"
+        " WHERE conversation_id = %s AND sender_device_id = %s"
+    )
+    if direct:
+        sql += (
+            f" UNION ALL SELECT 'r', NULL, COUNT(*) FROM {membership}"
+            " WHERE conversation_id = %s AND user_id = %s AND request"
+            f" UNION ALL SELECT 'b', NULL, COUNT(*) FROM {block}"
+            " WHERE (blocker_id = %s AND blocked_id = %s)"
+            " OR (blocker_id = %s AND blocked_id = %s)"
         )
-        if direct:
-            sql += (
-                f" UNION ALL SELECT 'r', NULL, COUNT(*) FROM {membership}"
-                " WHERE conversation_id = %s AND user_id = %s AND request"
-                f" UNION ALL SELECT 'b', NULL, COUNT(*) FROM {block}"
-                " WHERE (blocker_id = %s AND blocked_id = %s)"
-                " OR (blocker_id = %s AND blocked_id = %s)"
-            )
-        _SQL[vendor, direct] = sql
-    return _SQL[vendor, direct]
+    return sql
