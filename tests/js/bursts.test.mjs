@@ -23,8 +23,7 @@ function slowKv() {
 
 test('a burst of 30: own messages are not opened again and no sync is asked for over them', async () => {
   const server = new FakeServer();
-  const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => server.user(n)));
-  const conv = server.direct(alice, bob);
+  const { alice, bob, conv } = await server.aliceAndBob();
   const app = await server.app(alice, slowKv());
   apps.push(app);
   const c = app.get(conv.id);

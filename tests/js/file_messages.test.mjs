@@ -26,8 +26,7 @@ const shown = (app, conv) => app.items(conv).entries.filter((e) => e.kind === 'm
 
 test('a file message names its blob, survives a reload in the outbox, and opens as a file', async () => {
   const server = new FakeServer();
-  const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => server.user(n)));
-  const conv = server.direct(alice, bob);
+  const { alice, bob, conv } = await server.aliceAndBob();
   const kv = memoryKv();
   const app = await server.app(alice, kv);
   apps.push(app);
@@ -60,8 +59,7 @@ test('a file message names its blob, survives a reload in the outbox, and opens 
 
 test('a malformed file payload is refused (bad_meta), without its caption or fields', async () => {
   const server = new FakeServer();
-  const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => server.user(n)));
-  const conv = server.direct(alice, bob);
+  const { alice, bob, conv } = await server.aliceAndBob();
   const app = await server.app(alice, memoryKv());
   apps.push(app);
   for (const file of [{ ...FILE, blob: '../../api/session/xxxx' }, { ...FILE, thumb: 'not base64!' }, { ...FILE, size: -1 }]) {

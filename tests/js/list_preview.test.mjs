@@ -16,8 +16,7 @@ afterEach(() => {
 
 test('the list is drawn again with one’s own message once it is filed from its ack', async () => {
   const server = new FakeServer();
-  const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => server.user(n)));
-  const conv = server.direct(alice, bob);
+  const { alice, bob, conv } = await server.aliceAndBob();
   const a = await server.app(alice, memoryKv());
   const b = await server.app(bob, memoryKv());
   apps.push(a, b);

@@ -15,8 +15,7 @@ const marks = (server) => server.frames.filter((f) => f.type === 'read').map((f)
 
 test('the newest incoming message is marked read once the cursor reaches it', async () => {
   const server = new FakeServer();
-  const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => server.user(n)));
-  const conv = server.direct(alice, bob);
+  const { alice, bob, conv } = await server.aliceAndBob();
   await server.post(conv, alice, 'hello');
   const app = await server.app(bob, memoryKv());
   apps.push(app);

@@ -29,8 +29,7 @@ function restore(server, dump) {
 async function restoredUnderOpenApps({ listAfterAck, bobOpens = true }) {
   const server = new FakeServer();
   const listed = api.conversations; // the fake server's
-  const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => server.user(n)));
-  const conv = server.direct(alice, bob);
+  const { alice, bob, conv } = await server.aliceAndBob();
   const a = await server.app(alice, memoryKv());
   const b = await server.app(bob, memoryKv());
   apps.push(a, b);

@@ -159,8 +159,7 @@ test('ChatApp indexes shown messages, stores them encrypted, loads them after a 
 
 test('an edit is indexed as shown, a delete or a server-deleted message leaves the index', async () => {
   const server = new FakeServer();
-  const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => server.user(n)));
-  const conv = server.direct(alice, bob);
+  const { alice, bob, conv } = await server.aliceAndBob();
   const app = await server.app(alice, memoryKv());
   apps.push(app);
   await app.searchReady;

@@ -12,8 +12,7 @@ afterEach(() => {
 
 async function twoPeople() {
   const server = new FakeServer();
-  const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => server.user(n)));
-  const conv = server.direct(alice, bob);
+  const { alice, bob, conv } = await server.aliceAndBob();
   // only bob writes: the server counts every message unread for alice
   server.hooks.conversationView = (_, view) => ({ ...view, unread: view.last_seq });
   const a = await server.app(alice, memoryKv());

@@ -166,6 +166,12 @@ export class FakeServer {
     return conv;
   }
 
+  /** Two people, alice and bob, and their direct conversation: { alice, bob, conv }. */
+  async aliceAndBob() {
+    const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => this.user(n)));
+    return { alice, bob, conv: this.direct(alice, bob) };
+  }
+
   /** A group from before signed rosters (v1): no gid, no records. */
   v1group(owner, others, title = 'Old club') {
     const conv = { id: this.nextId.conversation++, kind: 'group', gid: null, roster: [], state: null, v1: { owner, members: [owner, ...others], title }, created: EARLIER };
