@@ -78,15 +78,30 @@ class Conn:
         self.connect_ns = None
 
 
-def presence_wrong_sockets(plan: dict, live: list, n_dev: int) -> int:
-    """How many sockets were not told exactly what PROTOCOL §6 says: each online peer
-    (here every other member of its conversations, all connected) online once, by its
-    snapshot or an announcement, and nothing else."""
+def peer_users(plan: dict) -> list[set[int]]:
+    """Per device, the other users of its conversations (each accepted: in touch, §6)."""
     user_of = [d["user_id"] for d in plan["devices"]]
     peers = [set() for _ in user_of]
     for conv in plan["conversations"]:
         for m in conv["members"]:
             peers[m] |= {user_of[o] for o in conv["members"] if user_of[o] != user_of[m]}
+    return peers
+
+
+def presence_due(plan: dict, live: list, n_dev: int) -> int:
+    """How many `presence` frames saying "online" the live sockets are due (§6): each
+    socket, one for every peer user with a live socket."""
+    user_of = [d["user_id"] for d in plan["devices"]]
+    online = {user_of[c.idx % n_dev] for c in live}
+    peers = peer_users(plan)
+    return sum(len(peers[c.idx % n_dev] & online) for c in live)
+
+
+def presence_wrong_sockets(plan: dict, live: list, n_dev: int) -> int:
+    """How many sockets were not told exactly what PROTOCOL §6 says: each online peer
+    (here every other member of its conversations, all connected) online once, by its
+    snapshot or an announcement, and nothing else."""
+    peers = peer_users(plan)
     wrong = 0
     for c in live:
         told = [(f.get("online"), f.get("user_id")) for f in c.frames]
@@ -124,6 +139,8 @@ class Run:
         self.errors = Counter()
         self.closing = False
         self.syncing = False
+        self.presence_due = 0  # "online" presence frames still to come (chat)
+        self.presence_done = asyncio.Event()
         self.tls = None
         if args.cafile:
             self.tls = ssl.create_default_context(cafile=args.cafile)
@@ -239,8 +256,13 @@ class Run:
                     self.errors[f"error:{frame.get('code')}"] += 1
                 elif kind == "synced":
                     c.synced.append(frame)
+                elif kind == "presence":
+                    self.n["frame:presence"] += 1
+                    if frame.get("online"):
+                        self.presence_due -= 1
+                        if self.presence_due <= 0:
+                            self.presence_done.set()
                 elif kind in (
-                    "presence",
                     "typing",
                     "read",
                     "conversation",
@@ -314,8 +336,20 @@ async def run_load(args, plan):
 
     live, connect_info = await run.open_conns(conns)
     reader = run.chat_reader if args.target == "chat" else run.room_reader
+    presence = None
+    if args.target == "chat":  # sends start once every socket heard its online peers
+        run.presence_due = presence_due(plan, live, n_dev)
+        if run.presence_due <= 0:
+            run.presence_done.set()
+        presence = {"due": run.presence_due}
     for c in live:
         c.reader = asyncio.create_task(reader(c))
+    if presence is not None:
+        t_presence = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.presence_done.wait(), args.presence_timeout)
+        presence["complete"] = run.presence_done.is_set()
+        presence["wait_s"] = round(time.monotonic() - t_presence, 2)
     await asyncio.sleep(args.settle)
     gc.collect()
     gc.freeze()
@@ -418,6 +452,7 @@ async def run_load(args, plan):
         "send_lag_ms": ms_stats(run.lag),
         "drain_s": round(drain_s, 2),
         "connect": connect_info,
+        "presence": presence,
         "errors": dict(run.errors),
         "sync_check": sync_info,
         "other_frames": {k2: v for k2, v in run.n.items() if k2.startswith("frame:")},
@@ -441,6 +476,7 @@ async def run_load(args, plan):
         and p99 <= args.p99_limit_ms
         and res["send_lag_ms"]["p99"] <= args.p99_limit_ms
         and (args.target != "chat" or run.n["acked"] == run.n["sent_all"])
+        and (presence is None or presence["complete"])
     )
     return res
 
@@ -610,6 +646,10 @@ def summary(r):
         f"{r['connect']['wall_s']} s; connect p50/p99 {r['connect']['p50_ms']}/"
         f"{r['connect']['p99_ms']} ms",
     ]
+    if r.get("presence"):
+        P = r["presence"]
+        state = "complete" if P["complete"] else "INCOMPLETE"
+        lines.append(f"  presence: {P['due']} online frames due, {state} {P['wait_s']} s after")
     if r["mode"] == "load":
         L = r["latency_ms"]
         lines += [
@@ -657,7 +697,15 @@ def parse_args(argv=None):
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--warmup", type=float, default=3)
     p.add_argument("--drain", type=float, default=5)
-    p.add_argument("--settle", type=float, default=1.0)
+    p.add_argument(
+        "--settle", type=float, default=1.0, help="s of quiet after connecting (and presence)"
+    )
+    p.add_argument(
+        "--presence-timeout",
+        type=float,
+        default=120,
+        help="chat: at most this many s for every socket to hear its online peers",
+    )
     p.add_argument("--pad", type=int, default=100, help="room: pad characters")
     p.add_argument("--text-chars", type=int, default=100, help="chat: plaintext text length")
     p.add_argument("--idle", type=int, default=0, help="idle mode: number of sockets")

@@ -110,8 +110,8 @@ def main():
     s.add_argument(
         "--settle",
         type=float,
-        default=20,
-        help="s after connecting before sending (presence frames of 500 connects)",
+        default=2,
+        help="s of quiet before sending, after the chat's sockets heard every peer online",
     )
     s.set_defaults(func=big_group)
 

@@ -409,7 +409,7 @@ def big_group(args):
     n = args.members
     chat = room = None
     try:
-        chat = ChatStack(args.scenario, seed=(n, n)).start()
+        chat = ChatStack(args.scenario, seed=(n, n), tree=args.server_tree).start()
         plan = chat.plan
         path = chat.tmp / "plan.json"
         path.write_text(json.dumps(plan))
@@ -437,11 +437,15 @@ def big_group(args):
             str(args.senders),
             "--connect-concurrency",
             "50",
+            "--settle",
+            str(args.settle),
         ]
         for target, stack, p, extra in (
             ("room", room, room_path, ["--pad", str(max(0, frame - 60))]),
             ("chat", chat, path, ["--text-chars", str(args.text_chars), "--sync-check"]),
         ):
+            if target not in args.targets:
+                continue
             stack.restart_workers()
             time.sleep(1)
             r = loadgen(

@@ -24,7 +24,13 @@ What it adds, for speed:
   and is dropped unread (Redis cannot leave the publisher out);
 * publishes made while the previous batch is on the wire go out together, in one
   pipeline per Redis host: a message to 20 users' groups is one round trip;
-* a message that reaches several channels here is decoded once.
+* a message that reaches several channels here is decoded once;
+* ``group_send_many`` (an extension: one message to many groups) publishes it once per
+  Redis host when it names at least ``broadcast_from`` groups there: to that host's
+  broadcast topic, with the group names, which every process with a member in a group
+  of that host reads. Fewer groups go one publish per group, as ``group_send``. Either
+  way a channel gets what one ``group_send`` per group would have given it, in the same
+  order with the rest (one connection per host).
 
 Order: every message for a channel goes through its one queue, so messages from one
 process to one channel arrive in the order they were sent (this process: call order;
@@ -76,10 +82,21 @@ def redis_client(host: dict) -> aioredis.Redis:
 class ChatChannelLayer(BaseChannelLayer):
     """A Channels layer on Redis pub/sub (see the module's docstring)."""
 
-    extensions = ["groups", "flush"]
+    extensions = ["groups", "flush", "group_send_many"]
 
-    def __init__(self, hosts=None, prefix="chat", capacity=10000, expiry=60, channel_capacity=None):
+    def __init__(
+        self,
+        hosts=None,
+        prefix="chat",
+        capacity=10000,
+        expiry=60,
+        channel_capacity=None,
+        broadcast_from=8,
+    ):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        if broadcast_from < 1:
+            raise ValueError("broadcast_from is at least 1")
+        self.broadcast_from = broadcast_from
         if isinstance(hosts, (str, bytes)):
             raise ValueError("hosts is a list of hosts, even for one")
         self.hosts = [h if isinstance(h, dict) else {"address": h} for h in hosts or []]
@@ -123,6 +140,15 @@ class ChatChannelLayer(BaseChannelLayer):
         assert self.require_valid_group_name(group)
         await self._here().group_send(group, message)
 
+    async def group_send_many(self, groups, message):
+        """`group_send` of one message to each of these groups, in their order, published
+        in one message per Redis host where they are many (see the module's docstring);
+        raises what publishing raised, after every host was tried."""
+        groups = list(groups)
+        for group in groups:
+            assert self.require_valid_group_name(group)
+        await self._here().group_send_many(groups, message)
+
     async def flush(self):
         loop = asyncio.get_running_loop()
         here = self._loops.pop(loop, None)
@@ -153,6 +179,7 @@ class _LoopLayer:
         self.queues: dict[str, asyncio.Queue] = {}
         self.groups: dict[str, set[str]] = {}  # group -> channels here
         self.member_of: dict[str, set[str]] = {}  # channel here -> its groups
+        self._broadcast = f"{layer.prefix}.groups"  # group_send_many's topic on each host
         self.hosts = [_Host(self, host) for host in layer.hosts]
 
     def _host(self, topic: str) -> "_Host":
@@ -174,9 +201,30 @@ class _LoopLayer:
         queue.put_nowait(message)
         return True
 
+    def _encode_many(self, groups: list[str], message: dict) -> bytes:
+        """The token, then the group names and the message as two msgpack objects (a
+        process reads the names, and the message only if it has one of them)."""
+        pack = msgpack.packb
+        return self.token + pack(groups, use_bin_type=True) + pack(message, use_bin_type=True)
+
+    def _deliver_many(self, data: bytes) -> None:
+        """Another process's `group_send_many`: the event to the members here of its
+        groups, one copy per group (decoded only when there is a member here)."""
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=len(data))
+        unpacker.feed(data[8:])
+        members = [self.groups.get(group, ()) for group in unpacker.unpack()]
+        if any(members):
+            message = unpacker.unpack()
+            for channels in members:
+                for channel in channels:
+                    self._put(channel, message)
+
     def deliver(self, topic: str, data: bytes) -> None:
-        """A message from Redis to the channel, or the group's members, here."""
+        """A message from Redis to the channel, or the groups' members, here."""
         if data[:8] == self.token:  # published here, delivered here already
+            return
+        if topic == self._broadcast:
+            self._deliver_many(data)
             return
         message = msgpack.unpackb(data[8:], raw=False)
         if topic in self.queues:
@@ -229,7 +277,10 @@ class _LoopLayer:
         members.add(channel)
         self.member_of.setdefault(channel, set()).add(group)
         if len(members) == 1:
-            await self._host(self._topic(group)).subscribe(self._topic(group))
+            host = self._host(self._topic(group))
+            host.groups += 1
+            await host.subscribe(self._broadcast)  # the group's host carries its broadcasts
+            await host.subscribe(self._topic(group))
 
     async def group_discard(self, group: str, channel: str) -> None:
         members = self.groups.get(group)
@@ -241,7 +292,11 @@ class _LoopLayer:
             del self.member_of[channel]
         if not members:
             del self.groups[group]
-            await self._host(self._topic(group)).unsubscribe(self._topic(group))
+            host = self._host(self._topic(group))
+            host.groups -= 1
+            await host.unsubscribe(self._topic(group))
+            if not host.groups:
+                await host.unsubscribe(self._broadcast)
 
     async def group_send(self, group: str, message: dict) -> None:
         members = self.groups.get(group, ())
@@ -250,6 +305,27 @@ class _LoopLayer:
                 self._put(channel, message)
         topic = self._topic(group)
         await self._host(topic).publish(topic, self._encode(message))
+
+    async def group_send_many(self, groups: list[str], message: dict) -> None:
+        for group in groups:  # before publishing, as group_send
+            for channel in list(self.groups.get(group, ())):
+                self._put(channel, message)
+        by_host: dict[int, list[str]] = {}
+        for group in groups:
+            by_host.setdefault(shard_of(self._topic(group), len(self.hosts)), []).append(group)
+        encoded = None
+        publishing = []
+        for index, names in by_host.items():
+            host = self.hosts[index]
+            if len(names) >= self.layer.broadcast_from:
+                publishing.append(host.publish(self._broadcast, self._encode_many(names, message)))
+                continue
+            encoded = encoded or self._encode(message)
+            publishing += [host.publish(self._topic(name), encoded) for name in names]
+        results = await asyncio.gather(*publishing, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
 
     async def close(self) -> None:
         for host in self.hosts:
@@ -270,6 +346,7 @@ class _Host:
         self.pubsub = None
         self.listener: asyncio.Task | None = None
         self.topics: set[str] = set()
+        self.groups = 0  # groups with members here whose topic is on this host
         self.pending: list[tuple[str, bytes, asyncio.Future]] = []
         self.flusher: asyncio.Task | None = None
         # (Un)subscribes one at a time: redis-py's PubSub connects on first use, and two
@@ -356,3 +433,4 @@ class _Host:
             await self.client.aclose()
         self.client = self.pubsub = self.listener = None
         self.topics.clear()
+        self.groups = 0

@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
@@ -49,25 +48,17 @@ def presence_frame(user, online: bool) -> dict:
 async def announce(user_ids, user, online: bool) -> None:
     """Tell these users' sockets that `user` is online or offline for them: a
     `chat.presence` event (the frame's text, and who and what it says) to each user
-    group. Every `presence` frame but a connect's snapshot goes this way, so a socket
-    can leave out one that repeats what it was last told of that user (see
-    `ChatConsumer.chat_presence`)."""
+    group (`realtime.send_to_groups`). Every `presence` frame but a connect's snapshot
+    goes this way, so a socket can leave out one that repeats what it was last told of
+    that user (see `ChatConsumer.chat_presence`)."""
     groups = sorted({realtime.user_group(uid) for uid in user_ids})
-    if not groups:
-        return
     event = {
         "type": "chat.presence",
         "user_id": user.pk,
         "online": online,
         "text": realtime.encode(presence_frame(user, online)),
     }
-    layer = get_channel_layer()
-    results = await asyncio.gather(
-        *(layer.group_send(group, event) for group in groups), return_exceptions=True
-    )
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:
-        raise failed[0]
+    await realtime.send_to_groups(groups, event)
 
 
 announce_sync = async_to_sync(announce)

@@ -1,8 +1,9 @@
 """Fan-out: per-user, per-device and per-session groups on the channel layer.
 
 Every WebSocket joins `user.<id>`, `device.<id>` and `session.<digest>` of its login
-session. `send_to_users` serializes a frame once and `group_send`s it as a `chat.frame`
-event to each recipient's user group; `close_*` send a `chat.close` event (a close code)
+session. `send_to_users` serializes a frame once and sends it as a `chat.frame` event
+to each recipient's user group (`send_to_groups`: one `group_send_many` where the layer
+has it); `close_*` send a `chat.close` event (a close code)
 to a group. Nothing here knows how the layer moves events: that is the layer's job
 (`messaging.layer.ChatChannelLayer` on Redis, Channels' in-memory layer in one process),
 so a socket gets every event one way, through its channel, in order.
@@ -43,22 +44,32 @@ def encode(frame: dict) -> str:
     return dumps_frame(frame)
 
 
-async def send_to_users(user_ids: Iterable[int], frame: dict | str) -> None:
-    """Deliver one frame (dict, or text already encoded) to every connection of these
-    users: one `group_send` per user group, all started at once (the layer may batch
-    them); raises what the layer raised, after every group was tried."""
-    text = frame if isinstance(frame, str) else encode(frame)
-    event = {"type": "chat.frame", "text": text}
-    groups = sorted({user_group(uid) for uid in user_ids})
+async def send_to_groups(groups: list[str], event: dict) -> None:
+    """`group_send` one event to each of these groups: through the layer's
+    `group_send_many` when it has one (`messaging.layer`: one publish for many groups),
+    else one `group_send` per group, all started at once. Raises what the layer raised,
+    after every group was tried."""
     if not groups:
         return
     layer = get_channel_layer()
+    many = getattr(layer, "group_send_many", None)
+    if many is not None:
+        await many(groups, event)
+        return
     results = await asyncio.gather(
         *(layer.group_send(group, event) for group in groups), return_exceptions=True
     )
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
         raise failed[0]
+
+
+async def send_to_users(user_ids: Iterable[int], frame: dict | str) -> None:
+    """Deliver one frame (dict, or text already encoded) to every connection of these
+    users: a `chat.frame` event to each user group (`send_to_groups`)."""
+    text = frame if isinstance(frame, str) else encode(frame)
+    groups = sorted({user_group(uid) for uid in user_ids})
+    await send_to_groups(groups, {"type": "chat.frame", "text": text})
 
 
 async def close_user_sockets(user_id: int, code: int = CLOSE_FORBIDDEN) -> None:

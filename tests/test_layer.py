@@ -277,3 +277,72 @@ async def test_channels_made_at_once_are_all_reachable(redis_server):
     finally:
         await here.flush()
         await there.flush()
+
+
+async def test_group_send_many_is_one_group_send_per_group_in_one_publish(redis_server):
+    """`group_send_many` to 20 groups: each member channel, here and in another process,
+    gets what one `group_send` per group gives (twice when in two of the groups), in
+    order with single sends; Redis carries it as one publish to the broadcast topic, and
+    below `broadcast_from` as one publish per group."""
+    here, there = layers(redis_server.url, prefix="t8", broadcast_from=4)
+    watcher = aioredis.Redis.from_url(redis_server.url)
+    watch = watcher.pubsub()
+    await watch.psubscribe("t8.group*")
+    assert (await watch.get_message(timeout=5))["type"] == "psubscribe"
+    groups = [f"user.{i}" for i in range(20)]
+    try:
+        mine, b1, b2, idle = (
+            await here.new_channel(),
+            await there.new_channel(),
+            await there.new_channel(),
+            await there.new_channel(),
+        )
+        await here.group_add("user.0", mine)
+        await there.group_add("user.3", b1)
+        await there.group_add("user.19", b1)  # in two of the groups
+        await there.group_add("user.7", b2)
+        await there.group_add("user.99", idle)  # in none of them
+        for i in range(30):
+            if i % 2:
+                await here.group_send_many(groups, {"type": "t", "i": i})
+            else:
+                await here.group_send("user.7", {"type": "t", "i": i})
+        odd = list(range(1, 30, 2))
+        assert [m["i"] for m in await receive_all(here, mine, 15)] == odd
+        assert [m["i"] for m in await receive_all(there, b1, 30)] == sorted(odd + odd)
+        assert [m["i"] for m in await receive_all(there, b2, 30)] == list(range(30))
+        for layer, channel in ((here, mine), (there, b1), (there, b2), (there, idle)):
+            assert await nothing_more(layer, channel)
+        topics = []
+        while (item := await watch.get_message(timeout=0.5)) is not None:
+            topics.append(item["channel"].decode())
+        assert topics.count("t8.groups") == 15 and len(topics) == 30  # 15 + 15 to user.7
+        await here.group_send_many(groups[3:6], {"type": "t", "i": 30})  # below broadcast_from
+        assert (await receive_all(there, b1, 1))[0]["i"] == 30
+        topics = []
+        while (item := await watch.get_message(timeout=0.5)) is not None:
+            topics.append(item["channel"].decode())
+        assert topics == ["t8.group.user.3", "t8.group.user.4", "t8.group.user.5"]
+    finally:
+        await watch.aclose()
+        await watcher.aclose()
+        await here.flush()
+        await there.flush()
+
+
+async def test_group_send_many_over_two_hosts(redis_server, second_redis):
+    """Sharded: one broadcast per host, each carrying that host's groups."""
+    here, there = layers(redis_server.url, second_redis.url, prefix="t9", broadcast_from=2)
+    groups = [f"user.{i}" for i in range(12)]
+    shards = [shard_of(f"t9.group.{g}", 2) for g in groups]
+    assert shards.count(0) >= 2 and shards.count(1) >= 2
+    try:
+        channel = await there.new_channel()
+        for group in groups:
+            await there.group_add(group, channel)
+        await here.group_send_many(groups, {"type": "t"})
+        assert len(await receive_all(there, channel, len(groups))) == len(groups)
+        assert await nothing_more(there, channel)
+    finally:
+        await here.flush()
+        await there.flush()

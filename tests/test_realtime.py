@@ -106,3 +106,46 @@ async def test_frames_to_one_socket_keep_their_order(trio, redis_layer):
     got = [(await b_ws.receive_json_from(timeout=5))["i"] for _ in range(30)]
     assert got == list(range(30))
     assert (await b_ws.receive_output(timeout=5))["type"] == "websocket.close"
+
+
+async def test_a_frame_to_many_users_reaches_each_once(layer_kind, request):
+    """`send_to_users` to 12 users: each user's socket gets the frame once; on the chat's
+    layer it is one publish to the broadcast topic (`group_send_many`), on the in-memory
+    layer one `group_send` per user."""
+    import redis.asyncio as aioredis
+
+    users = list(range(9001, 9013))
+    watcher = watch = None
+    if layer_kind == "redis":
+        server = request.getfixturevalue("redis_server")
+        other = ChatChannelLayer(hosts=[{"address": server.url}], prefix="rt")
+        watcher = aioredis.Redis.from_url(server.url)
+        watch = watcher.pubsub()
+        await watch.psubscribe("rt.group*")
+        assert (await watch.get_message(timeout=5))["type"] == "psubscribe"
+    else:
+        other = get_channel_layer()
+    channels = {}
+    try:
+        for uid in users:
+            channels[uid] = await other.new_channel()
+            await other.group_add(realtime.user_group(uid), channels[uid])
+        await realtime.send_to_users(users, {"type": "marker", "n": 1})
+        await realtime.send_to_users(users[:1], {"type": "marker", "n": 2})
+        for uid in users:
+            event = await asyncio.wait_for(other.receive(channels[uid]), 5)
+            assert json.loads(event["text"]) == {"type": "marker", "n": 1}
+        event = await asyncio.wait_for(other.receive(channels[users[0]]), 5)
+        assert json.loads(event["text"])["n"] == 2  # next: the first came once
+        if watch is not None:
+            topics = []
+            while (item := await watch.get_message(timeout=0.5)) is not None:
+                topics.append(item["channel"].decode())
+            assert topics == ["rt.groups", f"rt.group.user.{users[0]}"]
+    finally:
+        for uid, channel in channels.items():
+            await other.group_discard(realtime.user_group(uid), channel)
+        if watch is not None:
+            await watch.aclose()
+            await watcher.aclose()
+            await other.flush()
