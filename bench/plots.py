@@ -58,7 +58,7 @@ def rate_plot(rows: list[dict], k: int, labels: list[str], out: Path) -> Path:
             and r.get("scenario") == 2
             and r.get("room_size") == k
             and r.get("target") == target
-            and _variant(r) == variant
+            and (_variant(r) if target == "chat" else "") == variant  # one room, any tag
             and _label(r) in labels
             and not r.get("contaminated")
         ]

@@ -49,6 +49,12 @@ def wait_quiet(limit, max_wait):
         time.sleep(2)
 
 
+def settle_after_restart(args):
+    """After fresh workers: wait (at most 10 s) until their start-up work is over and the
+    machine is below `--quiet-limit` % busy, measured, not a fixed pause."""
+    return wait_quiet(args.quiet_limit, 10)
+
+
 def chat_frame_bytes(plan, text_chars):
     """Length of one chat send frame for this plan (one envelope, one sender)."""
     from . import envelopes
@@ -197,7 +203,7 @@ def sweep(args):
         def at(target, stack, rate, note=""):
             if args.restart:
                 stack.restart_workers()
-                time.sleep(1.0)
+                settle_after_restart(args)
             extra = [
                 "--rate",
                 str(rate),
@@ -229,7 +235,7 @@ def sweep(args):
                     break
                 if args.restart:
                     stack.restart_workers()
-                    time.sleep(1.0)
+                    settle_after_restart(args)
             return r
 
         for rate in args.rates:
@@ -353,7 +359,7 @@ def idle(args):
                 path = Path(stack.dir) / "plan.json"
             path.write_text(json.dumps(plan))
             stack.restart_workers()
-            time.sleep(2)
+            settle_after_restart(args)
             extra = [
                 "--idle",
                 str(args.sockets),
@@ -447,7 +453,7 @@ def big_group(args):
             if target not in args.targets:
                 continue
             stack.restart_workers()
-            time.sleep(1)
+            settle_after_restart(args)
             r = loadgen(
                 args,
                 target,
