@@ -20,13 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.devstack import DjangoStack  # noqa: E402
-from scripts.people.browser import ChatUser  # noqa: E402
-from scripts.people.photos import make_photo  # noqa: E402
-from tests.browser.test_attachments import (  # noqa: E402
+from scripts.people.attachments import (  # noqa: E402
     attach,
     swap_first_chunks,
     uploaded_blob_id,
 )
+from scripts.people.browser import ChatUser  # noqa: E402
+from scripts.people.photos import make_photo  # noqa: E402
 
 OUT = REPO / "var" / "screenshots"
 WIDTHS = {1280: {"width": 1280, "height": 800}, 390: {"width": 390, "height": 844}}

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.devstack import DjangoStack  # noqa: E402
+from scripts.people.axe import axe_problems  # noqa: E402
 from scripts.people.browser import ChatUser  # noqa: E402
-from tests.browser.test_accessibility import axe_problems  # noqa: E402
 
 OUT = REPO / "var" / "screenshots" / "requests"
 WIDTHS = {1280: {"width": 1280, "height": 800}, 390: {"width": 390, "height": 844}}

@@ -5,8 +5,12 @@
   devices, sealed messages, groups);
 * ``browser``: ``ChatUser``, one person in one browser context of the app (Playwright);
 * ``seeding``: history written from Python for a browser user to find;
-* ``photos``: a JPEG that looks like a photo, to attach.
+* ``photos``: a JPEG that looks like a photo, to attach;
+* ``attachments``: attach files in the browser app, the id of an upload, a stored blob
+  changed on disk;
+* ``axe``: axe-core's serious and critical violations on a screen, light and dark.
 
 Import the module you need (``from scripts.people.browser import ChatUser``): only
-``browser`` needs Playwright and only ``photos`` needs Pillow.
+``browser``, ``attachments`` and ``axe`` need Playwright and only ``photos`` needs
+Pillow.
 """

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from scripts.people.attachments import attach, swap_first_chunks, uploaded_blob_id
 from scripts.people.browser import PASSWORD, ChatUser
 from scripts.people.photos import make_photo
 from tests.test_client_cli import Cli
@@ -39,14 +40,6 @@ def cli_user(stack, tmp_path):
         return cli
 
     return make
-
-
-def attach(user: ChatUser, *paths: Path, caption: str = "") -> None:
-    """Choose files with the attach button's input, type a caption, press Enter."""
-    user.page.set_input_files("#attach-input", [str(p) for p in paths])
-    for p in paths:
-        expect(user.page.locator(".attach-chip", has_text=p.name)).to_be_visible()
-    user.send(caption)
 
 
 def file_message(user: ChatUser, name: str):
@@ -120,25 +113,6 @@ def stage_by_drop_and_paste(user: ChatUser) -> None:
     for name in ("dropped.csv", "Pasted image.png"):
         page.get_by_role("button", name=f"Remove {name}").click()
     expect(page.locator(".attach-tray")).to_be_hidden()
-
-
-def uploaded_blob_id(user: ChatUser, send) -> str:
-    """Run `send` (which uploads one file); the id the server gave its blob."""
-    with user.page.expect_response(
-        lambda r: r.url.endswith("/api/blobs/") and r.request.method == "POST"
-    ) as info:
-        send()
-    assert info.value.status == 201, info.value.text()
-    return info.value.json()["blob"]["id"]
-
-
-def swap_first_chunks(stack, blob_id: str) -> None:
-    """In the server's blob storage: swap the first two chunks (each with its tag)."""
-    path = Path(stack.env["CHAT_VAR_DIR"]) / "blobs" / blob_id[:2] / blob_id
-    data = path.read_bytes()
-    step = 65536 + 16
-    assert len(data) >= 2 * step
-    path.write_bytes(data[step : 2 * step] + data[:step] + data[2 * step :])
 
 
 def test_browser_to_browser_file_and_photo_and_tampered_blobs(people, stack, tmp_path):

@@ -19,8 +19,8 @@ from chatclient import payloads, protocol
 from chatclient.client import ChatClient
 from chatclient.devices import setup_first_device
 from chatclient.session import ChatSession
+from scripts.people.axe import assert_clean
 from scripts.people.browser import PASSWORD, ChatUser
-from tests.browser.test_accessibility import assert_clean
 
 pytestmark = pytest.mark.browser
 
