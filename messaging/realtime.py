@@ -3,8 +3,8 @@
 Every WebSocket joins `user.<id>`, `device.<id>` and `session.<digest>` of its login
 session. `send_to_users` serializes a frame once and sends it as a `chat.frame` event
 to each recipient's user group (`send_to_groups`: one `group_send_many` where the layer
-has it); `close_*` send a `chat.close` event (a close code)
-to a group. Nothing here knows how the layer moves events: that is the layer's job
+declares that extension); `close_*` send a `chat.close` event (a close code) to a
+group. Nothing here knows how the layer moves events: that is the layer's job
 (`messaging.layer.ChatChannelLayer` on Redis, Channels' in-memory layer in one process),
 so a socket gets every event one way, through its channel, in order.
 """
@@ -46,15 +46,14 @@ def encode(frame: dict) -> str:
 
 async def send_to_groups(groups: list[str], event: dict) -> None:
     """`group_send` one event to each of these groups: through the layer's
-    `group_send_many` when it has one (`messaging.layer`: one publish for many groups),
-    else one `group_send` per group, all started at once. Raises what the layer raised,
-    after every group was tried."""
+    `group_send_many` when it lists that extension (`messaging.layer`: one publish for
+    many groups), else one `group_send` per group, all started at once. Raises what the
+    layer raised, after every group was tried."""
     if not groups:
         return
     layer = get_channel_layer()
-    many = getattr(layer, "group_send_many", None)
-    if many is not None:
-        await many(groups, event)
+    if "group_send_many" in layer.extensions:
+        await layer.group_send_many(groups, event)
         return
     results = await asyncio.gather(
         *(layer.group_send(group, event) for group in groups), return_exceptions=True
