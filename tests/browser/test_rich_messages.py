@@ -162,7 +162,13 @@ def test_a_delete_is_gone_from_both_screens_and_from_the_server(pair):
     bob.expect_message("A secret I regret")
     seq = message(bob, "A secret I regret").get_attribute("data-seq")
     act(alice, "A secret I regret", "Delete for everyone")
-    alice.page.get_by_role("dialog").get_by_role("button", name="Delete for everyone").click()
+    # screens hide it by the end-to-end `delete` payload; the server forgets the ciphertext
+    # only at the take-back that follows it (rich.js deleteForEveryone): wait for that answer
+    with alice.page.expect_response(
+        lambda r: r.request.method == "DELETE" and "/messages/" in r.url
+    ) as taken_back:
+        alice.page.get_by_role("dialog").get_by_role("button", name="Delete for everyone").click()
+    assert taken_back.value.ok, taken_back.value.status
     for user in pair:
         gone = user.page.locator(f".messages .msg[data-seq='{seq}']")
         expect(gone).to_have_attribute("data-state", "deleted")
